@@ -1,0 +1,108 @@
+/**
+ * Task state: one swarm_traces row per trace_id, recomputed set-based from the trace's distinct
+ * events, so arrival order, duplicates and redeliveries cannot change it. The rules (issue #3):
+ *
+ * - Lifecycle events and their rank: task.created 0, task.assigned 1, task.started 2,
+ *   task.completed / task.failed / task.timeout 3. They are ordered by (timestamp, rank, event_id);
+ *   `last` is the greatest. A trace with no lifecycle event is not a task (is_task = false).
+ * - status from last: created pending, assigned assigned, started in_progress, completed completed,
+ *   failed failed, timeout timed_out.
+ * - created_at: earliest task.created timestamp, else the earliest event of the trace.
+ * - task_title, owner, scoring_breakdown: from the earliest task.created carrying each (non-null).
+ * - assigned_agent: metadata agent (or agent_id) of the latest task.assigned carrying one; if none
+ *   does, of the latest lifecycle event carrying one.
+ * - assigned_at: latest task.assigned; attempts: number of task.assigned; started_at: latest task.started.
+ * - completed_at: last.timestamp when the status is terminal.
+ * - duration_ms: completed_at − started_at when both are set and started_at ≤ completed_at.
+ * - time_to_pickup_ms: started_at − the latest task.assigned at or before started_at.
+ * - span_count: distinct events of any type.
+ * - error (failed or timed_out): last's metadata error, else its reason, else 'timeout' for timed_out.
+ *
+ * $1 is the sorted, already-locked list of trace ids. The statement returns the (agent, day) keys of
+ * agent_metrics that the change touches: those of each trace before and after the recompute.
+ */
+export const RECOMPUTE_TRACES_SQL = `
+WITH ev AS (
+  SELECT e.trace_id, e.event_id, e.event_type, e."timestamp" AS ts, e.metadata,
+         chronicle_lifecycle_rank(e.event_type) AS rank,
+         chronicle_agent(e.metadata) AS agent,
+         max(e."timestamp") FILTER (WHERE e.event_type = 'task.started') OVER (PARTITION BY e.trace_id) AS started_at
+  FROM swarm_events e
+  WHERE e.trace_id = ANY($1::text[])
+),
+agg AS (
+  SELECT trace_id,
+    count(*)::int AS span_count,
+    bool_or(rank IS NOT NULL) AS is_task,
+    min(ts) AS first_at,
+    max(ts) AS last_event_at,
+    min(ts) FILTER (WHERE event_type = 'task.created') AS created_min,
+    max(ts) FILTER (WHERE event_type = 'task.assigned') AS assigned_at,
+    count(*) FILTER (WHERE event_type = 'task.assigned')::int AS attempts,
+    max(started_at) AS started_at,
+    max(ts) FILTER (WHERE event_type = 'task.assigned' AND ts <= started_at) AS picked_from,
+    (array_agg(event_type ORDER BY ts DESC, rank DESC, event_id DESC) FILTER (WHERE rank IS NOT NULL))[1] AS last_type,
+    (array_agg(ts ORDER BY ts DESC, rank DESC, event_id DESC) FILTER (WHERE rank IS NOT NULL))[1] AS last_ts,
+    (array_agg(coalesce(metadata ->> 'error', metadata ->> 'reason') ORDER BY ts DESC, rank DESC, event_id DESC)
+      FILTER (WHERE rank IS NOT NULL))[1] AS last_error,
+    (array_agg(metadata ->> 'title' ORDER BY ts, event_id)
+      FILTER (WHERE event_type = 'task.created' AND metadata ->> 'title' IS NOT NULL))[1] AS task_title,
+    (array_agg(metadata ->> 'owner' ORDER BY ts, event_id)
+      FILTER (WHERE event_type = 'task.created' AND metadata ->> 'owner' IS NOT NULL))[1] AS owner,
+    (array_agg(metadata -> 'scoring_breakdown' ORDER BY ts, event_id)
+      FILTER (WHERE event_type = 'task.created' AND metadata ->> 'scoring_breakdown' IS NOT NULL))[1] AS scoring_breakdown,
+    coalesce(
+      (array_agg(agent ORDER BY ts DESC, event_id DESC) FILTER (WHERE event_type = 'task.assigned' AND agent IS NOT NULL))[1],
+      (array_agg(agent ORDER BY ts DESC, rank DESC, event_id DESC) FILTER (WHERE rank IS NOT NULL AND agent IS NOT NULL))[1]
+    ) AS assigned_agent
+  FROM ev
+  GROUP BY trace_id
+),
+computed AS (
+  SELECT a.*,
+    CASE a.last_type
+      WHEN 'task.created' THEN 'pending' WHEN 'task.assigned' THEN 'assigned' WHEN 'task.started' THEN 'in_progress'
+      WHEN 'task.completed' THEN 'completed' WHEN 'task.failed' THEN 'failed' WHEN 'task.timeout' THEN 'timed_out'
+    END AS status,
+    CASE WHEN a.last_type IN ('task.completed', 'task.failed', 'task.timeout') THEN a.last_ts END AS completed_at
+  FROM agg a
+),
+old AS (
+  SELECT t.trace_id, t.assigned_agent, t.completed_at FROM swarm_traces t WHERE t.trace_id = ANY($1::text[])
+),
+upserted AS (
+  INSERT INTO swarm_traces AS t (trace_id, is_task, task_title, owner, status, assigned_agent, created_at,
+    assigned_at, started_at, completed_at, duration_ms, time_to_pickup_ms, attempts, span_count, error,
+    scoring_breakdown, last_event_at, updated_at)
+  SELECT c.trace_id, c.is_task,
+    CASE WHEN c.is_task THEN c.task_title END,
+    CASE WHEN c.is_task THEN c.owner END,
+    c.status,
+    CASE WHEN c.is_task THEN c.assigned_agent END,
+    coalesce(c.created_min, c.first_at),
+    c.assigned_at, c.started_at, c.completed_at,
+    CASE WHEN c.completed_at >= c.started_at
+      THEN round(extract(epoch FROM c.completed_at - c.started_at) * 1000)::bigint END,
+    CASE WHEN c.picked_from IS NOT NULL
+      THEN round(extract(epoch FROM c.started_at - c.picked_from) * 1000)::bigint END,
+    c.attempts, c.span_count,
+    CASE WHEN c.status IN ('failed', 'timed_out')
+      THEN coalesce(c.last_error, CASE WHEN c.status = 'timed_out' THEN 'timeout' END) END,
+    CASE WHEN c.is_task THEN c.scoring_breakdown END,
+    c.last_event_at, now()
+  FROM computed c
+  ON CONFLICT (trace_id) DO UPDATE SET
+    is_task = excluded.is_task, task_title = excluded.task_title, owner = excluded.owner, status = excluded.status,
+    assigned_agent = excluded.assigned_agent, created_at = excluded.created_at, assigned_at = excluded.assigned_at,
+    started_at = excluded.started_at, completed_at = excluded.completed_at, duration_ms = excluded.duration_ms,
+    time_to_pickup_ms = excluded.time_to_pickup_ms, attempts = excluded.attempts, span_count = excluded.span_count,
+    error = excluded.error, scoring_breakdown = excluded.scoring_breakdown, last_event_at = excluded.last_event_at,
+    updated_at = excluded.updated_at
+  RETURNING t.trace_id, t.is_task, t.assigned_agent, t.completed_at
+)
+SELECT DISTINCT agent_id, metric_date::text AS metric_date FROM (
+  SELECT o.assigned_agent AS agent_id, (o.completed_at AT TIME ZONE 'UTC')::date AS metric_date FROM old o
+  UNION ALL
+  SELECT u.assigned_agent, (u.completed_at AT TIME ZONE 'UTC')::date FROM upserted u WHERE u.is_task
+) k
+WHERE agent_id IS NOT NULL AND metric_date IS NOT NULL`;

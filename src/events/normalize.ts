@@ -1,0 +1,218 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { LIMITS, type CanonicalEvent, type Reject } from './schema.js';
+import { parseTimestamp } from './timestamp.js';
+import { isUuid, uuidV5 } from './uuid.js';
+
+/** Where an input came from; supplies the defaults the issue assigns to each source. */
+export interface InputContext {
+  origin: 'nats' | 'http' | 'otlp';
+  /** NATS subject, without any test prefix. */
+  subject?: string;
+  /** JetStream stream name and sequence: the deterministic event_id when the payload has none. */
+  stream?: string;
+  seq?: number;
+  /** The JetStream message's own time (stable across redeliveries), or the receive time for HTTP. */
+  defaultTimeMillis: number;
+}
+
+export type Normalized<T> = { ok: true; value: T } | { ok: false; reason: string; detail: string };
+
+const KNOWN_FIELDS = new Set(['event_id', 'trace_id', 'source', 'event_type', 'timestamp', 'metadata']);
+
+// Field shapes of an incoming event. Absent, null and '' mean "use the default" for the optional ones.
+const optionalText = (field: string, max: number) =>
+  z
+    .union([z.string(), z.null(), z.undefined()], { error: `${field} must be a string` })
+    .transform((v) => (v === null || v === undefined || v === '' ? undefined : v))
+    .refine((v) => v === undefined || v.length <= max, `${field} is longer than ${max} characters`);
+
+const inputEventSchema = z.object({
+  event_id: optionalText('event_id', 1024),
+  trace_id: z
+    .string({ error: (i) => (i.input === undefined ? 'trace_id is required' : 'trace_id must be a string') })
+    .min(1, 'trace_id must not be empty')
+    .max(LIMITS.traceIdChars, `trace_id is longer than ${LIMITS.traceIdChars} characters`),
+  source: optionalText('source', LIMITS.sourceChars),
+  event_type: optionalText('event_type', LIMITS.eventTypeChars),
+  timestamp: z.unknown(),
+  metadata: z.unknown(),
+});
+
+const REASON_BY_FIELD: Record<string, string> = {
+  event_id: 'invalid_event_id',
+  trace_id: 'invalid_trace_id',
+  source: 'invalid_source',
+  event_type: 'invalid_event_type',
+};
+
+/** Parses raw bytes as JSON; the first step for every NATS message and NDJSON line. */
+export function parseJson(raw: string): Normalized<unknown> {
+  try {
+    return { ok: true, value: JSON.parse(raw) as unknown };
+  } catch (err) {
+    return { ok: false, reason: 'invalid_json', detail: `payload is not JSON: ${(err as Error).message}` };
+  }
+}
+
+/** `swarm.task.completed` → `task.completed`; undefined when the subject does not name a type. */
+export function eventTypeFromSubject(subject: string | undefined): string | undefined {
+  if (!subject) return undefined;
+  const tokens = subject.split('.');
+  const rest = tokens[0] === 'swarm' ? tokens.slice(1) : tokens;
+  if (rest.length < 2 || rest.some((t) => t === '' || t === '*' || t === '>')) return undefined;
+  return rest.join('.');
+}
+
+/** Removes NUL characters (which Postgres text and jsonb reject) from every string and key. */
+export function stripNul(value: unknown): unknown {
+  if (typeof value === 'string') return value.includes('\u0000') ? value.replaceAll('\u0000', '') : value;
+  if (Array.isArray(value)) return value.map(stripNul);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[stripNul(k) as string] = stripNul(v);
+    return out;
+  }
+  return value;
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/**
+ * Turns one parsed payload into a canonical event, or says why it cannot be one.
+ * Deterministic for NATS input: the same message always gives the same event.
+ */
+export function normalizeEvent(payload: unknown, ctx: InputContext): Normalized<CanonicalEvent> {
+  if (!isPlainObject(payload)) {
+    return { ok: false, reason: 'not_object', detail: `payload must be a JSON object, got ${describe(payload)}` };
+  }
+  const parsed = inputEventSchema.safeParse(payload);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = String(issue.path[0] ?? '');
+    const reason =
+      field === 'trace_id' && payload.trace_id === undefined
+        ? 'missing_trace_id'
+        : (REASON_BY_FIELD[field] ?? 'invalid_event');
+    return { ok: false, reason, detail: issue.message };
+  }
+  const input = parsed.data;
+
+  let eventId: string;
+  let sourceEventId: string | undefined;
+  if (input.event_id !== undefined) {
+    if (isUuid(input.event_id)) {
+      eventId = input.event_id.toLowerCase();
+    } else {
+      eventId = uuidV5(input.event_id);
+      sourceEventId = input.event_id;
+    }
+  } else if (ctx.stream !== undefined && ctx.seq !== undefined) {
+    eventId = uuidV5(`jetstream:${ctx.stream}:${ctx.seq}`);
+  } else {
+    eventId = randomUUID();
+  }
+
+  const eventType = input.event_type ?? eventTypeFromSubject(ctx.subject);
+  if (eventType === undefined) {
+    return {
+      ok: false,
+      reason: 'missing_event_type',
+      detail: ctx.subject
+        ? `event_type is missing and cannot be derived from subject ${ctx.subject}`
+        : 'event_type is required',
+    };
+  }
+
+  let timeMillis = ctx.defaultTimeMillis;
+  if (payload.timestamp !== undefined && payload.timestamp !== null) {
+    const parsedTime = parseTimestamp(payload.timestamp);
+    if (parsedTime === undefined) {
+      return {
+        ok: false,
+        reason: 'invalid_timestamp',
+        detail: `timestamp must be RFC 3339 or epoch milliseconds, got ${describe(payload.timestamp)}`,
+      };
+    }
+    timeMillis = parsedTime;
+  }
+
+  let metadata: Record<string, unknown>;
+  if (payload.metadata === undefined || payload.metadata === null) {
+    metadata = {};
+  } else if (isPlainObject(payload.metadata)) {
+    metadata = stripNul(payload.metadata) as Record<string, unknown>;
+  } else {
+    return {
+      ok: false,
+      reason: 'invalid_metadata',
+      detail: `metadata must be a JSON object, got ${describe(payload.metadata)}`,
+    };
+  }
+  if (sourceEventId !== undefined) metadata = { ...metadata, _source_event_id: stripNul(sourceEventId) };
+  const extra = Object.entries(payload).filter(([k]) => !KNOWN_FIELDS.has(k));
+  if (extra.length > 0 && !('_extra' in metadata)) {
+    // Unknown top-level fields are kept, not silently dropped.
+    metadata = { ...metadata, _extra: stripNul(Object.fromEntries(extra)) };
+  }
+  const metadataBytes = Buffer.byteLength(JSON.stringify(metadata));
+  if (metadataBytes > LIMITS.metadataBytes) {
+    return {
+      ok: false,
+      reason: 'metadata_too_large',
+      detail: `metadata is ${metadataBytes} bytes serialized, over the ${LIMITS.metadataBytes}-byte limit`,
+    };
+  }
+
+  return {
+    ok: true,
+    value: {
+      event_id: eventId,
+      trace_id: stripNul(input.trace_id) as string,
+      source: stripNul(input.source ?? defaultSource(ctx)) as string,
+      event_type: stripNul(eventType) as string,
+      timestamp: new Date(timeMillis).toISOString(),
+      metadata,
+    },
+  };
+}
+
+function defaultSource(ctx: InputContext): string {
+  if (ctx.origin === 'nats' && ctx.subject) return ctx.subject;
+  return ctx.origin;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${String(value)}`;
+}
+
+/** Builds the chronicle_rejects record for an input, truncating the payload to 64 KiB. */
+export function makeReject(
+  raw: string,
+  ctx: { origin: InputContext['origin']; subject?: string | null },
+  reason: string,
+  detail: string,
+  rejectKey: string | null,
+): Reject {
+  const bytes = Buffer.byteLength(raw);
+  let payload = raw;
+  if (bytes > LIMITS.rejectPayloadBytes) {
+    // Cut at a byte boundary, then drop a trailing partial character.
+    payload = Buffer.from(raw).subarray(0, LIMITS.rejectPayloadBytes).toString('utf8').replace(/\uFFFD$/, '');
+  }
+  return {
+    origin: ctx.origin,
+    subject: ctx.subject ?? null,
+    reason,
+    detail,
+    payload: payload.replaceAll('\u0000', ''),
+    payloadBytes: bytes,
+    rejectKey,
+  };
+}

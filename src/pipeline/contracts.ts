@@ -1,0 +1,30 @@
+/** A running part of the pipeline. */
+export interface Component {
+  readonly name: string;
+  /** Ready for data; long work continues in the background. */
+  start(): Promise<void>;
+  /** Stop intake, flush, release. Idempotent and safe before start(); respects the deadline. */
+  shutdown(deadline: AbortSignal): Promise<void>;
+}
+
+/** How a write ended for one accepted input. */
+export type WriteOutcome = 'stored' | 'duplicate';
+
+/**
+ * An accepted input plus the way to settle it with where it came from
+ * (a JetStream message, one item of an HTTP request).
+ */
+export interface Delivery<T> {
+  readonly value: T;
+  /** Approximate size in memory, for the byte bound of the buffer. */
+  readonly sizeBytes: number;
+  /** Only after the write that holds the value is committed. */
+  ack(outcome: WriteOutcome): void;
+  /** Give the input back unwritten (for example at a shutdown deadline); the source may redeliver it. */
+  retry(afterMillis?: number): void;
+  /** Permanent: called after the reason is recorded in chronicle_rejects. */
+  reject(reason: string): void;
+}
+
+/** Where an input entered Chronicle. */
+export type Origin = 'nats' | 'http' | 'otlp';

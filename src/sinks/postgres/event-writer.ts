@@ -1,0 +1,206 @@
+import type pg from 'pg';
+import { RECOMPUTE_AGENT_METRICS_SQL } from '../../derive/agent-metrics.js';
+import { LOCK_CLASS, LOCK_KEYS_SQL } from '../../derive/key-locks.js';
+import { RECOMPUTE_TRACES_SQL } from '../../derive/task-state.js';
+import { makeReject } from '../../events/normalize.js';
+import type { CanonicalEvent, Reject } from '../../events/schema.js';
+import { RetryableError } from '../../pipeline/errors.js';
+import type { Logger } from '../../telemetry/logger.js';
+import type { RecordResult, WriteRecord } from './records.js';
+
+/** Writes batches of records; each call is one or more committed transactions. */
+export interface EventWriter {
+  /**
+   * Commits the batch and says how each record was settled. Throws RetryableError when the database
+   * is unavailable (nothing of the batch is committed then); a row the database refuses is isolated
+   * by splitting the batch and written to chronicle_rejects instead, so the rest still commits.
+   */
+  write(records: readonly WriteRecord[]): Promise<RecordResult[]>;
+}
+
+export interface EventWriterDeps {
+  pool: pg.Pool;
+  logger: Logger;
+}
+
+const INSERT_EVENTS_SQL = `
+WITH batch AS (
+  SELECT * FROM json_to_recordset($1::json)
+    AS b(event_id uuid, trace_id text, source text, event_type text, "timestamp" timestamptz, metadata jsonb)
+),
+fresh AS (
+  -- Sorted so concurrent writers that share event_ids wait on each other in one order (no deadlock).
+  INSERT INTO swarm_event_ids (event_id, "timestamp")
+  SELECT event_id, "timestamp" FROM batch ORDER BY event_id
+  ON CONFLICT (event_id) DO NOTHING
+  RETURNING event_id
+)
+INSERT INTO swarm_events (event_id, trace_id, source, event_type, "timestamp", metadata)
+SELECT b.event_id, b.trace_id, b.source, b.event_type, b."timestamp", b.metadata
+FROM batch b JOIN fresh USING (event_id)
+RETURNING event_id::text, trace_id,
+  CASE WHEN event_type = 'agent.heartbeat' THEN chronicle_heartbeat_agent(metadata, source) END AS heartbeat_agent,
+  CASE WHEN event_type = 'agent.heartbeat' THEN ("timestamp" AT TIME ZONE 'UTC')::date::text END AS heartbeat_day`;
+
+const INSERT_REJECTS_SQL = `
+INSERT INTO chronicle_rejects (origin, subject, reason, detail, payload, payload_bytes, reject_key)
+SELECT origin, subject, reason, detail, payload, "payloadBytes", "rejectKey"
+FROM json_to_recordset($1::json)
+  AS r(origin text, subject text, reason text, detail text, payload text, "payloadBytes" int, "rejectKey" text)
+ON CONFLICT (reject_key) DO NOTHING`;
+
+const INSERT_DLQ_SQL = `
+INSERT INTO swarm_dlq AS d (dlq_id, trace_id, subject, original_subject, original_payload, reason, reason_detail,
+  failed_at, retry_count, max_retries, retry_history, source, recoverable, recovered, recovered_at)
+SELECT dlq_id, trace_id, subject, original_subject, original_payload, reason, reason_detail, failed_at,
+  retry_count, max_retries, retry_history, source, recoverable, recovered, CASE WHEN recovered THEN now() END
+FROM json_to_recordset($1::json) AS r(dlq_id text, trace_id text, subject text, original_subject text,
+  original_payload jsonb, reason text, reason_detail text, failed_at timestamptz, retry_count int, max_retries int,
+  retry_history jsonb, source text, recoverable boolean, recovered boolean)
+ON CONFLICT (dlq_id) DO UPDATE SET recovered = true, recovered_at = now()
+  WHERE excluded.recovered AND NOT d.recovered
+RETURNING dlq_id`;
+
+// SQLSTATE classes that mean "this data", not "this moment": data exception, integrity violation,
+// program limit exceeded (e.g. an index row too large). Splitting the batch isolates such a row.
+const DATA_ERROR_CLASSES = new Set(['22', '23', '54']);
+
+function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && DATA_ERROR_CLASSES.has(code.slice(0, 2));
+}
+
+export function createEventWriter(deps: EventWriterDeps): EventWriter {
+  const { pool, logger } = deps;
+
+  async function inTransaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      throw new RetryableError(`cannot connect to Postgres: ${(err as Error).message}`, { cause: err });
+    }
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async function apply(client: pg.PoolClient, records: readonly WriteRecord[]): Promise<RecordResult[]> {
+    const results: RecordResult[] = new Array<RecordResult>(records.length);
+    const rejects: Reject[] = [];
+    const dlqEntries: unknown[] = [];
+    const events: CanonicalEvent[] = [];
+    // The first record with an event_id owns it; later ones in the batch are duplicates.
+    const owner = new Map<string, number>();
+
+    records.forEach((record, i) => {
+      if (record.kind === 'reject') {
+        rejects.push(record.reject);
+        results[i] = { status: 'rejected', reason: record.reject.reason, detail: record.reject.detail };
+        return;
+      }
+      if (record.kind === 'dlq') dlqEntries.push(record.entry);
+      const event = record.event;
+      if (event === null) return;
+      if (owner.has(event.event_id)) {
+        results[i] = { status: 'duplicate' };
+      } else {
+        owner.set(event.event_id, i);
+        events.push(event);
+      }
+    });
+
+    if (rejects.length > 0) await client.query(INSERT_REJECTS_SQL, [JSON.stringify(rejects)]);
+
+    let freshDlq = new Set<string>();
+    if (dlqEntries.length > 0) {
+      const { rows } = await client.query<{ dlq_id: string }>(INSERT_DLQ_SQL, [JSON.stringify(dlqEntries)]);
+      freshDlq = new Set(rows.map((r) => r.dlq_id));
+    }
+
+    const traceIds = new Set<string>();
+    const metricKeys = new Set<string>();
+    const fresh = new Set<string>();
+    if (events.length > 0) {
+      const { rows } = await client.query<{
+        event_id: string;
+        trace_id: string;
+        heartbeat_agent: string | null;
+        heartbeat_day: string | null;
+      }>(INSERT_EVENTS_SQL, [JSON.stringify(events)]);
+      for (const row of rows) {
+        fresh.add(row.event_id);
+        traceIds.add(row.trace_id);
+        if (row.heartbeat_agent !== null && row.heartbeat_day !== null) {
+          metricKeys.add(JSON.stringify([row.heartbeat_agent, row.heartbeat_day]));
+        }
+      }
+    }
+
+    if (traceIds.size > 0) {
+      const ids = [...traceIds].sort();
+      await client.query(LOCK_KEYS_SQL, [LOCK_CLASS.trace, ids]);
+      const { rows } = await client.query<{ agent_id: string; metric_date: string }>(RECOMPUTE_TRACES_SQL, [ids]);
+      for (const row of rows) metricKeys.add(JSON.stringify([row.agent_id, row.metric_date]));
+    }
+    if (metricKeys.size > 0) {
+      const keys = [...metricKeys].sort().map((k) => JSON.parse(k) as [string, string]);
+      await client.query(LOCK_KEYS_SQL, [LOCK_CLASS.agentDay, keys.map(([a, d]) => `${d}/${a}`)]);
+      await client.query(RECOMPUTE_AGENT_METRICS_SQL, [keys.map(([a]) => a), keys.map(([, d]) => d)]);
+    }
+
+    records.forEach((record, i) => {
+      if (results[i] !== undefined) return;
+      if (record.kind === 'dlq') {
+        results[i] = { status: freshDlq.has(record.entry.dlq_id) ? 'stored' : 'duplicate' };
+      } else if (record.kind === 'event') {
+        results[i] = { status: fresh.has(record.event.event_id) ? 'stored' : 'duplicate' };
+      }
+    });
+    return results;
+  }
+
+  async function writeSplitting(records: readonly WriteRecord[]): Promise<RecordResult[]> {
+    try {
+      return await inTransaction((client) => apply(client, records));
+    } catch (err) {
+      if (err instanceof RetryableError || !isDataError(err)) {
+        if (err instanceof RetryableError) throw err;
+        throw new RetryableError(`write failed: ${(err as Error).message}`, { cause: err });
+      }
+      if (records.length > 1) {
+        const mid = Math.ceil(records.length / 2);
+        const left = await writeSplitting(records.slice(0, mid));
+        const right = await writeSplitting(records.slice(mid));
+        return [...left, ...right];
+      }
+      const record = records[0]!;
+      if (record.kind === 'reject') {
+        throw new RetryableError(`cannot record reject: ${(err as Error).message}`, { cause: err });
+      }
+      const detail = `Postgres refused the row: ${(err as Error).message}`;
+      logger.warn({ err, key: record.input.key }, 'row refused by Postgres; recorded as reject');
+      const value = record.kind === 'event' ? record.event : record.entry;
+      const reject = makeReject(JSON.stringify(value), record.input, 'write_failed', detail, record.input.key);
+      return writeSplitting([{ kind: 'reject', input: record.input, reject }]);
+    }
+  }
+
+  return {
+    async write(records) {
+      if (records.length === 0) return [];
+      return writeSplitting(records);
+    },
+  };
+}

@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type pg from 'pg';
+import type { Logger } from '../../telemetry/logger.js';
+
+/** The repository's migrations/ folder, found from both src/ (tsx, vitest) and dist/. */
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations/', import.meta.url));
+
+// Any constant works; it only has to be the same for every Chronicle process.
+const MIGRATION_LOCK_KEY = 0x6368726f; // "chro"
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+  checksum: string;
+}
+
+export async function loadMigrations(dir: string = MIGRATIONS_DIR): Promise<Migration[]> {
+  const files = (await readdir(dir)).filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f)).sort();
+  return Promise.all(
+    files.map(async (file) => {
+      const sql = await readFile(new URL(file, `file://${dir}`), 'utf8');
+      return {
+        version: Number(file.slice(0, 4)),
+        name: file.replace(/\.sql$/, ''),
+        sql,
+        checksum: createHash('sha256').update(sql).digest('hex'),
+      };
+    }),
+  );
+}
+
+/**
+ * Applies pending migrations in one transaction under an advisory lock, so concurrent
+ * Chronicle replicas starting together apply each migration exactly once.
+ * Fails when an applied migration's file has changed since.
+ */
+export async function migrate(pool: pg.Pool, logger: Logger, dir?: string): Promise<number[]> {
+  const migrations = await loadMigrations(dir);
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+    await client.query(`CREATE TABLE IF NOT EXISTS chronicle_migrations (
+      version int PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now())`);
+    const { rows } = await client.query<{ version: number; checksum: string }>(
+      'SELECT version, checksum FROM chronicle_migrations',
+    );
+    const applied = new Map(rows.map((r) => [r.version, r.checksum]));
+    const done: number[] = [];
+    for (const m of migrations) {
+      const checksum = applied.get(m.version);
+      if (checksum !== undefined) {
+        if (checksum !== m.checksum) throw new Error(`migration ${m.name} changed after it was applied`);
+        continue;
+      }
+      await client.query(m.sql);
+      await client.query('INSERT INTO chronicle_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+        m.version,
+        m.name,
+        m.checksum,
+      ]);
+      done.push(m.version);
+      logger.info({ migration: m.name }, 'migration applied');
+    }
+    await client.query('COMMIT');
+    return done;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** True when every migration in the folder is recorded as applied. */
+export async function migrationsApplied(pool: pg.Pool, dir?: string): Promise<boolean> {
+  const migrations = await loadMigrations(dir);
+  const { rows } = await pool.query<{ version: number }>(
+    `SELECT version FROM chronicle_migrations`,
+  );
+  const applied = new Set(rows.map((r) => r.version));
+  return migrations.every((m) => applied.has(m.version));
+}

@@ -1,0 +1,38 @@
+import pg from 'pg';
+
+export interface PoolOptions {
+  connectionString: string;
+  maxConnections: number;
+  /** Fail a connection attempt after this long instead of waiting on a dead server. */
+  connectTimeoutMillis?: number;
+  applicationName?: string;
+}
+
+// Values as the API serves them: bigint and numeric as JS numbers (every count and duration fits
+// in 2^53), dates as YYYY-MM-DD (no local-midnight Date objects).
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    switch (oid) {
+      case pg.types.builtins.INT8:
+      case pg.types.builtins.NUMERIC:
+        return (value: string) => Number(value);
+      case pg.types.builtins.DATE:
+        return (value: string) => value;
+      default:
+        return pg.types.getTypeParser(oid, format);
+    }
+  },
+} as pg.CustomTypesConfig;
+
+export function createPool(options: PoolOptions): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.maxConnections,
+    connectionTimeoutMillis: options.connectTimeoutMillis ?? 5_000,
+    application_name: options.applicationName ?? 'chronicle',
+    types,
+  });
+  // An idle client losing its connection must not crash the process; the next query reconnects.
+  pool.on('error', () => undefined);
+  return pool;
+}
