@@ -1,0 +1,20 @@
+/** State of one dependency as the health endpoints report it. */
+export interface DependencyState {
+  /** `up`, `down`, or `disabled` (not configured). */
+  state: 'up' | 'down' | 'disabled';
+  detail?: string;
+}
+
+export interface HealthReport {
+  /** `ok` when ready, else `degraded`. */
+  status: 'ok' | 'degraded';
+  ready: boolean;
+  /** Why the service is not ready; empty when ready. */
+  reasons: string[];
+  dependencies: Record<string, DependencyState>;
+  buffer: { events: number; bytes: number; max_events: number; max_bytes: number };
+  writer: { failing: boolean; consecutive_failures: number };
+}
+
+/** Computes the current health; the API calls it for /ready and /api/v1/health. */
+export type HealthCheck = () => Promise<HealthReport>;

@@ -1,0 +1,46 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { migrate } from '../../src/sinks/postgres/migrate.js';
+import { createPool } from '../../src/sinks/postgres/pool.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+import { DATABASE_URL } from './services.js';
+
+export interface TestDatabase {
+  /** Connection string of the fresh database. */
+  url: string;
+  name: string;
+  /** A pool on it, with Chronicle's type parsers; closed by drop(). */
+  pool: pg.Pool;
+  drop(): Promise<void>;
+}
+
+/** Creates a fresh database (migrated unless told otherwise) for one test file. */
+export async function createTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
+  const name = `chronicle_t_${randomBytes(5).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: DATABASE_URL });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(DATABASE_URL);
+  url.pathname = `/${name}`;
+  const pool = createPool({ connectionString: url.toString(), maxConnections: 6 });
+  if (options.migrate ?? true) await migrate(pool, silentLogger());
+  return {
+    url: url.toString(),
+    name,
+    pool,
+    async drop() {
+      await pool.end();
+      const c = new pg.Client({ connectionString: DATABASE_URL });
+      await c.connect();
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
