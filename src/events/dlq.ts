@@ -11,10 +11,10 @@ const count = z.number().int().nonnegative().nullish();
 const dlqSchema = z.object({
   dlq_id: text,
   original_subject: text,
-  original_payload: z.unknown(),
+  original_payload: z.unknown().optional(),
   reason: text,
   reason_detail: text,
-  failed_at: z.unknown(),
+  failed_at: z.unknown().optional(),
   retry_count: count,
   max_retries: count,
   retry_history: z.array(z.unknown()).nullish(),

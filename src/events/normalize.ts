@@ -23,7 +23,8 @@ const KNOWN_FIELDS = new Set(['event_id', 'trace_id', 'source', 'event_type', 't
 // Field shapes of an incoming event. Absent, null and '' mean "use the default" for the optional ones.
 const optionalText = (field: string, max: number) =>
   z
-    .union([z.string(), z.null(), z.undefined()], { error: `${field} must be a string` })
+    .union([z.string(), z.null()], { error: `${field} must be a string` })
+    .optional()
     .transform((v) => (v === null || v === undefined || v === '' ? undefined : v))
     .refine((v) => v === undefined || v.length <= max, `${field} is longer than ${max} characters`);
 
@@ -35,8 +36,6 @@ const inputEventSchema = z.object({
     .max(LIMITS.traceIdChars, `trace_id is longer than ${LIMITS.traceIdChars} characters`),
   source: optionalText('source', LIMITS.sourceChars),
   event_type: optionalText('event_type', LIMITS.eventTypeChars),
-  timestamp: z.unknown(),
-  metadata: z.unknown(),
 });
 
 const REASON_BY_FIELD: Record<string, string> = {

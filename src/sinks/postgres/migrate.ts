@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import type pg from 'pg';
+import pg from 'pg';
 import type { Logger } from '../../telemetry/logger.js';
 
 /** The repository's migrations/ folder, found from both src/ (tsx, vitest) and dist/. */
@@ -84,4 +84,27 @@ export async function migrationsApplied(pool: pg.Pool, dir?: string): Promise<bo
   );
   const applied = new Set(rows.map((r) => r.version));
   return migrations.every((m) => applied.has(m.version));
+}
+
+/** Creates the configured database when the server says it does not exist, so a first run just works. */
+export async function ensureDatabase(pool: pg.Pool, databaseUrl: string, logger: Logger): Promise<void> {
+  try {
+    await pool.query('SELECT 1');
+  } catch (err) {
+    if ((err as { code?: string }).code !== '3D000') throw err;
+    const target = new URL(databaseUrl);
+    const name = decodeURIComponent(target.pathname.slice(1));
+    target.pathname = '/postgres';
+    const admin = new pg.Client({ connectionString: target.toString() });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+      logger.info({ database: name }, 'database created');
+    } catch (createErr) {
+      // 42P04: another replica created it first.
+      if ((createErr as { code?: string }).code !== '42P04') throw createErr;
+    } finally {
+      await admin.end();
+    }
+  }
 }

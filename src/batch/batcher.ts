@@ -1,0 +1,311 @@
+import type { Delivery } from '../pipeline/contracts.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { EventWriter } from '../sinks/postgres/event-writer.js';
+import type { WriteRecord } from '../sinks/postgres/records.js';
+
+export interface BatcherOptions {
+  /** Flush as soon as this many inputs wait (BATCH_FLUSH_THRESHOLD). */
+  flushThresholdEvents: number;
+  /** Flush inputs that have waited this long, whatever their number (BATCH_FLUSH_INTERVAL_MS). */
+  flushIntervalMillis: number;
+  /** Inputs someone is waiting on (HTTP requests) are flushed after at most this long. */
+  lingerMillis: number;
+  /** Bound on inputs held in memory, waiting or being written (BUFFER_MAX_SIZE). */
+  maxBufferEvents: number;
+  /** Bound on bytes held in memory (BUFFER_MAX_BYTES). */
+  maxBufferBytes: number;
+  /** Flush transactions in flight at once; the next batch is built while the last one commits. */
+  maxConcurrentFlushes: number;
+  /** First retry delay after a failed write; doubles up to retryMaxMillis, with full jitter. */
+  retryInitialMillis: number;
+  retryMaxMillis: number;
+  /** Consecutive failed writes before a write_failure alert is raised. */
+  alertAfterFailures: number;
+}
+
+export const DEFAULT_BATCHER_OPTIONS: BatcherOptions = {
+  flushThresholdEvents: 1000,
+  flushIntervalMillis: 200,
+  lingerMillis: 20,
+  maxBufferEvents: 20_000,
+  maxBufferBytes: 64 * 1024 * 1024,
+  maxConcurrentFlushes: 2,
+  retryInitialMillis: 100,
+  retryMaxMillis: 10_000,
+  alertAfterFailures: 3,
+};
+
+export interface WriteFailure {
+  consecutiveFailures: number;
+  batchSize: number;
+  error: string;
+}
+
+export interface BatcherDeps {
+  writer: EventWriter;
+  logger: Logger;
+  metrics: Metrics;
+  /** Raised after alertAfterFailures consecutive failures, then at most once a minute while failing. */
+  onWriteFailure?: (failure: WriteFailure) => void;
+}
+
+export interface BatcherState {
+  heldEvents: number;
+  heldBytes: number;
+  pendingEvents: number;
+  inFlightFlushes: number;
+  failing: boolean;
+  consecutiveFailures: number;
+}
+
+/** Collects deliveries and writes them in batches; settles each delivery after its commit. */
+export interface Batcher {
+  /**
+   * Takes all of the deliveries or none of them: false when they would exceed the buffer bounds
+   * (a request alone larger than the bounds is taken when nothing else is held). `urgent` deliveries
+   * have a caller waiting and are flushed after lingerMillis.
+   */
+  offer(deliveries: readonly Delivery<WriteRecord>[], options?: { urgent?: boolean }): boolean;
+  /** True when `events` more inputs would fit now. */
+  hasRoom(events: number): boolean;
+  /** Resolves when `events` more inputs would fit, or when the signal aborts. */
+  waitForRoom(events: number, signal?: AbortSignal): Promise<void>;
+  state(): BatcherState;
+  readonly maxBufferEvents: number;
+  readonly maxBufferBytes: number;
+  /**
+   * Writes everything held, then resolves. At the deadline, deliveries not yet being written are
+   * handed back (retry) and in-flight writes are abandoned unsettled (their sources redeliver).
+   */
+  drain(deadline: AbortSignal): Promise<void>;
+}
+
+/*
+ * States: idle (nothing pending) → collecting (a flush timer is armed) → flushing (up to
+ * maxConcurrentFlushes writes in flight; each write retries until it commits) → idle.
+ * draining: set once by drain(); every pending delivery is flushed without waiting for the timer.
+ */
+export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batcher {
+  const { writer, logger, metrics } = deps;
+  let pending: { delivery: Delivery<WriteRecord>; at: number; urgent: boolean }[] = [];
+  // Arrival times of the urgent entries in `pending`, oldest first.
+  let urgentArrivals: number[] = [];
+  let heldEvents = 0;
+  let heldBytes = 0;
+  let inFlight = 0;
+  let consecutiveFailures = 0;
+  let lastAlertAt = 0;
+  let draining = false;
+  let abandoned = false;
+  let timer: NodeJS.Timeout | undefined;
+  let timerDueAt = Infinity;
+  const roomWaiters = new Set<() => void>();
+  const idleWaiters = new Set<() => void>();
+  let wakeRetry: (() => void) | undefined;
+
+  function updateGauges(): void {
+    metrics.bufferEvents.set(heldEvents);
+    metrics.bufferBytes.set(heldBytes);
+  }
+
+  function fits(events: number, bytes: number): boolean {
+    if (heldEvents === 0) return true;
+    return heldEvents + events <= options.maxBufferEvents && heldBytes + bytes <= options.maxBufferBytes;
+  }
+
+  /** When the oldest pending input must be flushed: its interval, or the linger of a waiting caller. */
+  function dueAt(): number {
+    if (pending.length === 0) return Infinity;
+    const byInterval = pending[0]!.at + options.flushIntervalMillis;
+    const urgent = urgentArrivals[0];
+    return urgent === undefined ? byInterval : Math.min(byInterval, urgent + options.lingerMillis);
+  }
+
+  function isDue(): boolean {
+    return draining || pending.length >= options.flushThresholdEvents || Date.now() >= dueAt();
+  }
+
+  /** Starts flushes while there is work that is due and a free slot; otherwise arms the timer. */
+  function pump(): void {
+    while (inFlight < options.maxConcurrentFlushes && pending.length > 0 && isDue()) {
+      const taken = pending.slice(0, options.flushThresholdEvents);
+      pending = pending.slice(taken.length);
+      const urgentTaken = taken.filter((e) => e.urgent).length;
+      if (urgentTaken > 0) urgentArrivals = urgentArrivals.slice(urgentTaken);
+      inFlight++;
+      void flush(taken.map((e) => e.delivery));
+    }
+    // With every slot busy, the end of a flush pumps again; a timer would only spin.
+    const next = pending.length > 0 && inFlight < options.maxConcurrentFlushes ? dueAt() : Infinity;
+    if (next === timerDueAt) return;
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    timerDueAt = next;
+    if (next !== Infinity) {
+      timer = setTimeout(() => {
+        timer = undefined;
+        timerDueAt = Infinity;
+        pump();
+      }, Math.max(0, next - Date.now()));
+    }
+  }
+
+  function sleep(millis: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, millis);
+      function done(): void {
+        clearTimeout(t);
+        wakeRetry = undefined;
+        resolve();
+      }
+      wakeRetry = done;
+    });
+  }
+
+  async function flush(batch: Delivery<WriteRecord>[]): Promise<void> {
+    const records = batch.map((d) => d.value);
+    let attempt = 0;
+    for (;;) {
+      if (abandoned) break;
+      const started = process.hrtime.bigint();
+      try {
+        const results = await writer.write(records);
+        metrics.flushSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+        metrics.flushEvents.observe(batch.length);
+        metrics.flushes.inc({ result: 'ok' });
+        if (consecutiveFailures > 0) logger.info({ after: consecutiveFailures }, 'writes to Postgres recovered');
+        consecutiveFailures = 0;
+        metrics.writerFailing.set(0);
+        results.forEach((result, i) => {
+          const delivery = batch[i]!;
+          const origin = delivery.value.input.origin;
+          if (result.status === 'rejected') {
+            metrics.rejected.inc({ origin, reason: result.reason });
+            delivery.reject(`${result.reason}: ${result.detail}`);
+          } else {
+            if (result.status === 'stored') {
+              if (delivery.value.kind === 'dlq') metrics.dlqEntries.inc();
+              else metrics.stored.inc({ origin });
+            } else {
+              metrics.duplicates.inc({ origin });
+            }
+            delivery.ack(result.status);
+          }
+        });
+        break;
+      } catch (err) {
+        consecutiveFailures++;
+        metrics.flushes.inc({ result: 'retry' });
+        metrics.writerFailing.set(1);
+        const delay = Math.random() * Math.min(options.retryMaxMillis, options.retryInitialMillis * 2 ** attempt);
+        attempt++;
+        logger.warn(
+          { err, consecutiveFailures, batchSize: batch.length, retryInMillis: Math.round(delay) },
+          'write to Postgres failed; batch kept for retry',
+        );
+        const now = Date.now();
+        if (
+          consecutiveFailures >= options.alertAfterFailures &&
+          (lastAlertAt === 0 || now - lastAlertAt >= 60_000)
+        ) {
+          lastAlertAt = now;
+          metrics.writeFailureAlerts.inc();
+          deps.onWriteFailure?.({ consecutiveFailures, batchSize: batch.length, error: (err as Error).message });
+        }
+        await sleep(draining ? Math.min(delay, 1_000) : delay);
+      }
+    }
+    if (consecutiveFailures === 0) lastAlertAt = 0;
+    inFlight--;
+    for (const d of batch) {
+      heldEvents--;
+      heldBytes -= d.sizeBytes;
+    }
+    updateGauges();
+    for (const wake of [...roomWaiters]) wake();
+    if (pending.length === 0 && inFlight === 0) for (const wake of [...idleWaiters]) wake();
+    pump();
+  }
+
+  return {
+    maxBufferEvents: options.maxBufferEvents,
+    maxBufferBytes: options.maxBufferBytes,
+
+    offer(deliveries, offerOptions = {}) {
+      if (deliveries.length === 0) return true;
+      const bytes = deliveries.reduce((sum, d) => sum + d.sizeBytes, 0);
+      if (draining || !fits(deliveries.length, bytes)) return false;
+      const at = Date.now();
+      const urgent = offerOptions.urgent ?? false;
+      for (const delivery of deliveries) pending.push({ delivery, at, urgent });
+      if (urgent) urgentArrivals.push(...deliveries.map(() => at));
+      heldEvents += deliveries.length;
+      heldBytes += bytes;
+      updateGauges();
+      pump();
+      return true;
+    },
+
+    hasRoom(events) {
+      return !draining && heldEvents + events <= options.maxBufferEvents && heldBytes < options.maxBufferBytes;
+    },
+
+    waitForRoom(events, signal) {
+      return new Promise((resolve) => {
+        const check = (): void => {
+          if (signal?.aborted || this.hasRoom(events) || heldEvents === 0) {
+            roomWaiters.delete(check);
+            signal?.removeEventListener('abort', check);
+            resolve();
+          }
+        };
+        roomWaiters.add(check);
+        signal?.addEventListener('abort', check, { once: true });
+        check();
+      });
+    },
+
+    state() {
+      return {
+        heldEvents,
+        heldBytes,
+        pendingEvents: pending.length,
+        inFlightFlushes: inFlight,
+        failing: consecutiveFailures > 0,
+        consecutiveFailures,
+      };
+    },
+
+    async drain(deadline) {
+      draining = true;
+      for (const wake of [...roomWaiters]) wake();
+      pump();
+      wakeRetry?.();
+      if (pending.length > 0 || inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            idleWaiters.delete(done);
+            deadline.removeEventListener('abort', done);
+            resolve();
+          };
+          idleWaiters.add(done);
+          deadline.addEventListener('abort', done, { once: true });
+          if (deadline.aborted) done();
+        });
+      }
+      if (pending.length > 0 || inFlight > 0) {
+        abandoned = true;
+        wakeRetry?.();
+        if (timer) clearTimeout(timer);
+        logger.warn(
+          { pending: pending.length, inFlightFlushes: inFlight },
+          'shutdown deadline reached; unwritten input handed back to its sources',
+        );
+        for (const e of pending) e.delivery.retry();
+        pending = [];
+        urgentArrivals = [];
+      }
+    },
+  };
+}

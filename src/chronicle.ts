@@ -1,0 +1,202 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApiApp } from './api/app.js';
+import type { DependencyState, HealthReport } from './api/health.js';
+import { type Batcher, createBatcher } from './batch/batcher.js';
+import type { Config } from './config.js';
+import { createEventWriter } from './sinks/postgres/event-writer.js';
+import { ensureDatabase, migrate } from './sinks/postgres/migrate.js';
+import { createPool } from './sinks/postgres/pool.js';
+import { createQueryStore } from './sinks/postgres/queries.js';
+import { createHttpIngest } from './sources/http-ingest.js';
+import { type JetStreamSource, DEFAULT_STREAMS, createJetStreamSource } from './sources/jetstream.js';
+import { type NatsLink, createNatsLink } from './sources/nats-connection.js';
+import type { Logger } from './telemetry/logger.js';
+import { type Metrics, createMetrics } from './telemetry/metrics.js';
+
+export const WRITE_FAILURE_SUBJECT = 'swarm.system.chronicle.write_failure';
+
+/** A running Chronicle: sources → normalize → batch → Postgres, with the API beside it. */
+export interface Chronicle {
+  /** Listens, then migrates and starts consuming in the background (retrying until Postgres is up). */
+  start(): Promise<void>;
+  /** Stops intake, flushes and settles what was accepted, closes connections. Idempotent. */
+  shutdown(deadline: AbortSignal): Promise<void>;
+  /** Base URL of the HTTP API once started. */
+  url(): string;
+  health(): Promise<HealthReport>;
+  readonly batcher: Batcher;
+  readonly metrics: Metrics;
+}
+
+/*
+ * States: created → starting (HTTP up; migrations retried until they succeed) → running (JetStream
+ * consuming where configured) → stopping (HTTP and JetStream intake stopped, batcher draining) → stopped.
+ */
+export function createChronicle(config: Config, deps: { logger: Logger; metrics?: Metrics }): Chronicle {
+  const { logger } = deps;
+  const metrics = deps.metrics ?? createMetrics();
+  const pool = createPool({ connectionString: config.databaseUrl, maxConnections: config.pgPoolMax });
+  const writer = createEventWriter({ pool, logger });
+  const ns = config.natsNamespace;
+  let link: NatsLink | undefined;
+  const batcher = createBatcher(
+    {
+      ...config.batch,
+      retryInitialMillis: 100,
+      retryMaxMillis: 10_000,
+      alertAfterFailures: 3,
+    },
+    {
+      writer,
+      logger,
+      metrics,
+      onWriteFailure: (failure) => {
+        logger.error(failure, 'writes to Postgres keep failing; publishing write_failure alert');
+        const published = link?.publish(`${ns.toLowerCase()}${WRITE_FAILURE_SUBJECT}`, {
+          event_id: randomUUID(),
+          trace_id: 'chronicle',
+          source: 'chronicle',
+          event_type: 'system.chronicle.write_failure',
+          timestamp: new Date().toISOString(),
+          metadata: { ...failure, buffer_events: batcher.state().heldEvents },
+        });
+        if (!published) logger.warn('write_failure alert not published: NATS is not connected');
+      },
+    },
+  );
+  const ingest = createHttpIngest(
+    { maxBodyBytes: config.ingestMaxBodyBytes, retryAfterSeconds: 1 },
+    { batcher, logger, metrics },
+  );
+  let jetstream: JetStreamSource | undefined;
+  if (config.natsUrl) {
+    link = createNatsLink({ url: config.natsUrl, name: 'chronicle', reconnectWaitMillis: 1_000 }, { logger });
+    jetstream = createJetStreamSource(
+      {
+        streams: DEFAULT_STREAMS,
+        namespace: ns,
+        maxDeliver: config.jetstream.maxDeliver,
+        ackWaitMillis: config.jetstream.ackWaitMillis,
+        fetchBatch: Math.min(config.jetstream.fetchBatch, config.batch.maxBufferEvents),
+        maxAckPending: config.batch.maxBufferEvents,
+      },
+      { link, batcher, logger, metrics },
+    );
+  }
+
+  let migrated = false;
+  let migrationError: string | undefined;
+  let server: http.Server | undefined;
+  let stopping: Promise<void> | undefined;
+  const stopMigrating = new AbortController();
+
+  async function health(): Promise<HealthReport> {
+    const dependencies: Record<string, DependencyState> = {};
+    const reasons: string[] = [];
+    try {
+      await pool.query('SELECT 1');
+      dependencies.postgres = { state: 'up' };
+    } catch (err) {
+      dependencies.postgres = { state: 'down', detail: (err as Error).message };
+      reasons.push(`postgres unreachable: ${(err as Error).message}`);
+    }
+    dependencies.migrations = migrated
+      ? { state: 'up' }
+      : { state: 'down', detail: migrationError ?? 'not applied yet' };
+    if (!migrated) reasons.push(`migrations not applied${migrationError ? `: ${migrationError}` : ''}`);
+    if (link && jetstream) {
+      const state = link.state();
+      const up = state === 'connected' && jetstream.consuming();
+      dependencies.nats = up ? { state: 'up' } : { state: 'down', detail: state === 'connected' ? 'setting up consumers' : state };
+      if (!up) reasons.push(`nats ${dependencies.nats.detail}`);
+    } else {
+      dependencies.nats = { state: 'disabled', detail: 'NATS_URL not set: HTTP ingest only' };
+    }
+    const b = batcher.state();
+    if (b.failing) reasons.push(`writes to Postgres failing (${b.consecutiveFailures} in a row)`);
+    const ready = reasons.length === 0;
+    return {
+      status: ready ? 'ok' : 'degraded',
+      ready,
+      reasons,
+      dependencies,
+      buffer: {
+        events: b.heldEvents,
+        bytes: b.heldBytes,
+        max_events: batcher.maxBufferEvents,
+        max_bytes: batcher.maxBufferBytes,
+      },
+      writer: { failing: b.failing, consecutive_failures: b.consecutiveFailures },
+    };
+  }
+
+  async function migrateUntilDone(): Promise<void> {
+    let delay = 500;
+    while (!stopMigrating.signal.aborted) {
+      try {
+        await ensureDatabase(pool, config.databaseUrl, logger);
+        await migrate(pool, logger);
+        migrated = true;
+        migrationError = undefined;
+        return;
+      } catch (err) {
+        migrationError = (err as Error).message;
+        logger.warn({ err, retryInMillis: delay }, 'cannot migrate the database yet; retrying');
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 10_000);
+      }
+    }
+  }
+
+  return {
+    batcher,
+    metrics,
+    health,
+    url() {
+      const address = server?.address() as AddressInfo | null | undefined;
+      if (!address) throw new Error('Chronicle is not listening');
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+    },
+
+    async start() {
+      const app = createApiApp({
+        store: createQueryStore(pool),
+        health,
+        metrics,
+        logger,
+        ingest: ingest.router,
+      });
+      server = http.createServer(app);
+      await new Promise<void>((resolve, reject) => {
+        server!.once('error', reject);
+        server!.listen(config.port, config.host, () => resolve());
+      });
+      logger.info({ url: this.url(), nats: config.natsUrl ?? 'disabled' }, 'Chronicle listening');
+      void migrateUntilDone().then(() => {
+        if (migrated) void jetstream?.start();
+      });
+    },
+
+    shutdown(deadline) {
+      stopping ??= (async () => {
+        stopMigrating.abort();
+        ingest.stopIntake();
+        // Upstream first: stop pulling, then drain what was accepted, then settle and close.
+        const jetstreamStopped = jetstream?.shutdown(deadline);
+        await batcher.drain(deadline);
+        await jetstreamStopped;
+        await link?.drain();
+        if (server) {
+          server.closeIdleConnections();
+          await new Promise<void>((resolve) => server!.close(() => resolve()));
+        }
+        await pool.end().catch(() => undefined);
+        logger.info('Chronicle stopped');
+      })();
+      return stopping;
+    },
+  };
+}

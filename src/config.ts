@@ -1,0 +1,109 @@
+import { z } from 'zod';
+import { ConfigError } from './pipeline/errors.js';
+
+/**
+ * The only reader of process.env. Every variable is validated; an invalid configuration is reported
+ * with every problem at once. Names follow the Go service Chronicle replaces where it had them.
+ */
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
+
+const url = (protocols: string[]) =>
+  z.string().refine((v) => {
+    try {
+      return protocols.includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+
+const envSchema = z.object({
+  CHRONICLE_PORT: int(0, 65535).default(8700),
+  CHRONICLE_HOST: z.string().min(1).default('0.0.0.0'),
+  DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/chronicle'),
+  NATS_URL: z
+    .union([z.literal(''), z.literal('none'), url(['nats:', 'tls:', 'ws:', 'wss:'])])
+    .default('nats://127.0.0.1:4222'),
+  CHRONICLE_NATS_NAMESPACE: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]*$/, 'may only contain letters, digits, _ and -')
+    .default(''),
+  BATCH_FLUSH_INTERVAL_MS: int(1, 60_000).default(200),
+  BATCH_FLUSH_THRESHOLD: int(1, 10_000).default(1000),
+  BUFFER_MAX_SIZE: int(1, 1_000_000).default(20_000),
+  BUFFER_MAX_BYTES: int(1024).default(64 * 1024 * 1024),
+  HTTP_LINGER_MS: int(0, 10_000).default(20),
+  FLUSH_CONCURRENCY: int(1, 16).default(2),
+  INGEST_MAX_BODY_BYTES: int(1024).default(5 * 1024 * 1024),
+  JETSTREAM_MAX_DELIVER: int(1, 1000).default(3),
+  JETSTREAM_ACK_WAIT_MS: int(1000, 3_600_000).default(30_000),
+  JETSTREAM_FETCH_BATCH: int(1, 10_000).default(1000),
+  PG_POOL_MAX: int(2, 100).default(8),
+  SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string;
+  /** undefined: NATS disabled (HTTP ingest only). */
+  natsUrl: string | undefined;
+  natsNamespace: string;
+  batch: {
+    flushIntervalMillis: number;
+    flushThresholdEvents: number;
+    maxBufferEvents: number;
+    maxBufferBytes: number;
+    lingerMillis: number;
+    maxConcurrentFlushes: number;
+  };
+  ingestMaxBodyBytes: number;
+  jetstream: { maxDeliver: number; ackWaitMillis: number; fetchBatch: number };
+  pgPoolMax: number;
+  shutdownTimeoutMillis: number;
+  logLevel: string;
+}
+
+/** Reads and validates the environment; throws ConfigError listing every problem. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // An empty variable means "unset", as in most shells and compose files.
+  const present = Object.fromEntries(
+    Object.keys(envSchema.shape).flatMap((k) => (env[k] === undefined || (env[k] === '' && k !== 'NATS_URL') ? [] : [[k, env[k]]])),
+  );
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  return {
+    port: e.CHRONICLE_PORT,
+    host: e.CHRONICLE_HOST,
+    databaseUrl: e.DATABASE_URL,
+    natsUrl: e.NATS_URL === '' || e.NATS_URL === 'none' ? undefined : e.NATS_URL,
+    natsNamespace: e.CHRONICLE_NATS_NAMESPACE,
+    batch: {
+      flushIntervalMillis: e.BATCH_FLUSH_INTERVAL_MS,
+      flushThresholdEvents: e.BATCH_FLUSH_THRESHOLD,
+      maxBufferEvents: e.BUFFER_MAX_SIZE,
+      maxBufferBytes: e.BUFFER_MAX_BYTES,
+      lingerMillis: e.HTTP_LINGER_MS,
+      maxConcurrentFlushes: e.FLUSH_CONCURRENCY,
+    },
+    ingestMaxBodyBytes: e.INGEST_MAX_BODY_BYTES,
+    jetstream: {
+      maxDeliver: e.JETSTREAM_MAX_DELIVER,
+      ackWaitMillis: e.JETSTREAM_ACK_WAIT_MS,
+      fetchBatch: e.JETSTREAM_FETCH_BATCH,
+    },
+    pgPoolMax: e.PG_POOL_MAX,
+    shutdownTimeoutMillis: e.SHUTDOWN_TIMEOUT_MS,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,374 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  type JetStreamManager,
+  type JsMsg,
+  type NatsConnection,
+  StorageType,
+  nanos,
+} from 'nats';
+import type { Batcher } from '../batch/batcher.js';
+import { normalizeDlq } from '../events/dlq.js';
+import { type InputContext, makeReject, normalizeEvent, parseJson } from '../events/normalize.js';
+import type { Component, Delivery } from '../pipeline/contracts.js';
+import type { RecordInput, WriteRecord } from '../sinks/postgres/records.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { NatsLink } from './nats-connection.js';
+
+/** A stream Chronicle consumes, and how its messages are read. */
+export interface StreamSpec {
+  name: string;
+  subjects: string[];
+  /** `events` carry canonical events; `dlq` carries the swarm's dead-letter entries. */
+  kind: 'events' | 'dlq';
+}
+
+export const DEFAULT_STREAMS: readonly StreamSpec[] = [
+  { name: 'TASK_EVENTS', subjects: ['swarm.task.>'], kind: 'events' },
+  { name: 'SYSTEM_EVENTS', subjects: ['swarm.agent.>', 'swarm.system.>', 'swarm.lifecycle.>'], kind: 'events' },
+  { name: 'DLQ', subjects: ['dlq.>'], kind: 'dlq' },
+];
+
+export interface JetStreamSourceOptions {
+  streams: readonly StreamSpec[];
+  /** Prepended to stream names and subjects, so tests can run side by side on one server; '' in production. */
+  namespace: string;
+  /** Consumer max_deliver: deliveries before the server gives up on a message. */
+  maxDeliver: number;
+  ackWaitMillis: number;
+  /** Consumer max_ack_pending (bounded by the buffer). */
+  maxAckPending: number;
+  /** Messages asked for per pull request. */
+  fetchBatch: number;
+}
+
+export const DEFAULT_JETSTREAM_OPTIONS: Omit<JetStreamSourceOptions, 'maxAckPending'> = {
+  streams: DEFAULT_STREAMS,
+  namespace: '',
+  maxDeliver: 3,
+  ackWaitMillis: 30_000,
+  fetchBatch: 1000,
+};
+
+export interface JetStreamSourceDeps {
+  link: NatsLink;
+  batcher: Batcher;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export interface JetStreamSource extends Component {
+  /** True once streams and consumers are in place and pulling has started. */
+  consuming(): boolean;
+}
+
+export const ADVISORY_STREAM = 'CHRONICLE_ADVISORIES';
+
+export function durableName(stream: string): string {
+  return `chronicle-${stream}`;
+}
+
+const decoder = new TextDecoder();
+
+interface MaxDeliveriesAdvisory {
+  stream: string;
+  consumer: string;
+  stream_seq: number;
+  deliveries: number;
+}
+
+/*
+ * States: idle → starting (waits for NATS, ensures streams and consumers; retried until it succeeds)
+ * → consuming (one pull loop per stream; each pauses while the buffer is full) → stopping (no new
+ * pulls; messages already handed to the batcher settle when their batch commits) → stopped.
+ */
+export function createJetStreamSource(options: JetStreamSourceOptions, deps: JetStreamSourceDeps): JetStreamSource {
+  const { link, batcher, logger, metrics } = deps;
+  const ns = options.namespace;
+  const stop = new AbortController();
+  const loops: Promise<void>[] = [];
+  // Messages handed to the batcher and not yet settled, with the time of their last ack-deadline reset.
+  const inFlight = new Map<JsMsg, number>();
+  let started = false;
+  let consuming = false;
+  let workingTimer: NodeJS.Timeout | undefined;
+
+  const streamName = (s: StreamSpec | string): string => `${ns}${typeof s === 'string' ? s : s.name}`;
+  const localSubject = (subject: string): string =>
+    ns !== '' && subject.startsWith(ns.toLowerCase()) ? subject.slice(ns.length) : subject;
+
+  function settleOnce(msg: JsMsg, settle: () => void): void {
+    if (!inFlight.delete(msg)) return;
+    try {
+      settle();
+    } catch (err) {
+      // A lost settle is redelivered later and then deduplicated.
+      logger.debug({ err }, 'could not settle JetStream message');
+    }
+  }
+
+  function delivery(msg: JsMsg, value: WriteRecord): Delivery<WriteRecord> {
+    inFlight.set(msg, Date.now());
+    return {
+      value,
+      sizeBytes: msg.data.length * 2 + 512,
+      ack: () => settleOnce(msg, () => msg.ack()),
+      retry: (afterMillis) => settleOnce(msg, () => msg.nak(afterMillis)),
+      reject: (reason) => settleOnce(msg, () => msg.term(reason.slice(0, 200))),
+    };
+  }
+
+  /** Turns one message into the record the store writes; never throws. */
+  function toRecord(spec: StreamSpec, msg: JsMsg): WriteRecord {
+    const subject = localSubject(msg.subject);
+    const seq = msg.info.streamSequence;
+    const input: RecordInput = { origin: 'nats', subject, key: `nats:${streamName(spec)}:${seq}` };
+    const raw = decoder.decode(msg.data);
+    const reject = (reason: string, detail: string): WriteRecord => ({
+      kind: 'reject',
+      input,
+      reject: makeReject(raw, { origin: 'nats', subject }, reason, detail, input.key),
+    });
+    const ctx: InputContext = {
+      origin: 'nats',
+      subject,
+      stream: streamName(spec),
+      seq,
+      defaultTimeMillis: Math.floor(msg.info.timestampNanos / 1e6),
+    };
+    const parsed = parseJson(raw);
+    if (!parsed.ok) return reject(parsed.reason, parsed.detail);
+    if (spec.kind === 'dlq') {
+      const dlq = normalizeDlq(parsed.value, ctx);
+      if (!dlq.ok) return reject(dlq.reason, dlq.detail);
+      return { kind: 'dlq', input, entry: dlq.value.entry, event: dlq.value.event };
+    }
+    const event = normalizeEvent(parsed.value, ctx);
+    if (!event.ok) return reject(event.reason, event.detail);
+    return { kind: 'event', input, event: event.value };
+  }
+
+  /** A max_deliver advisory becomes a reject carrying the message the server gave up on. */
+  async function advisoryRecord(jsm: JetStreamManager, msg: JsMsg): Promise<WriteRecord> {
+    const raw = decoder.decode(msg.data);
+    const input: RecordInput = {
+      origin: 'nats',
+      subject: msg.subject,
+      key: `nats:${streamName(ADVISORY_STREAM)}:${msg.info.streamSequence}`,
+    };
+    const parsed = parseJson(raw);
+    const advisory = (parsed.ok ? parsed.value : {}) as Partial<MaxDeliveriesAdvisory>;
+    if (typeof advisory.stream !== 'string' || typeof advisory.stream_seq !== 'number') {
+      return {
+        kind: 'reject',
+        input,
+        reject: makeReject(raw, input, 'invalid_advisory', 'advisory without stream and stream_seq', input.key),
+      };
+    }
+    const key = `max_deliver:${advisory.stream}:${advisory.stream_seq}`;
+    const detail = `delivered ${advisory.deliveries ?? '?'} times by ${advisory.consumer ?? '?'} without an ack; the server will not deliver it again (it may still have been stored if only its acks were lost)`;
+    try {
+      const stored = await jsm.streams.getMessage(advisory.stream, { seq: advisory.stream_seq });
+      const subject = localSubject(stored.subject);
+      return {
+        kind: 'reject',
+        input: { ...input, subject },
+        reject: makeReject(decoder.decode(stored.data), { origin: 'nats', subject }, 'max_deliver', detail, key),
+      };
+    } catch (err) {
+      return {
+        kind: 'reject',
+        input,
+        reject: makeReject(
+          raw,
+          input,
+          'max_deliver',
+          `${detail}; the message is no longer in stream ${advisory.stream} (${(err as Error).message})`,
+          key,
+        ),
+      };
+    }
+  }
+
+  async function ensureTopology(nc: NatsConnection): Promise<JetStreamManager> {
+    const jsm = await nc.jetstreamManager();
+    const advisorySubjects = options.streams.map(
+      (s) => `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${streamName(s)}.${durableName(streamName(s))}`,
+    );
+    const all = [
+      ...options.streams.map((s) => ({ name: streamName(s), subjects: s.subjects.map((x) => `${ns.toLowerCase()}${x}`) })),
+      { name: streamName(ADVISORY_STREAM), subjects: advisorySubjects },
+    ];
+    for (const s of all) {
+      try {
+        await jsm.streams.info(s.name);
+      } catch (err) {
+        if (!/stream not found/i.test((err as Error).message)) throw err;
+        // Created when missing, never altered when it exists: the swarm may own and tune it.
+        await jsm.streams.add({
+          name: s.name,
+          subjects: s.subjects,
+          storage: StorageType.File,
+          ...(s.name === streamName(ADVISORY_STREAM) ? { max_age: nanos(7 * 24 * 3600 * 1000) } : {}),
+        });
+        logger.info({ stream: s.name, subjects: s.subjects }, 'JetStream stream created');
+      }
+      const durable = durableName(s.name);
+      const config = {
+        durable_name: durable,
+        // Explicit, never `all`: replicas share this durable, and `all` would ack what another has not written.
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        max_deliver: options.maxDeliver,
+        ack_wait: nanos(options.ackWaitMillis),
+        max_ack_pending: options.maxAckPending,
+      };
+      try {
+        const info = await jsm.consumers.info(s.name, durable);
+        const c = info.config;
+        if (
+          c.max_deliver !== config.max_deliver ||
+          c.ack_wait !== config.ack_wait ||
+          c.max_ack_pending !== config.max_ack_pending
+        ) {
+          await jsm.consumers.update(s.name, durable, {
+            max_deliver: config.max_deliver,
+            ack_wait: config.ack_wait,
+            max_ack_pending: config.max_ack_pending,
+          });
+          logger.info({ stream: s.name, durable }, 'JetStream consumer updated to the configured limits');
+        }
+      } catch (err) {
+        if (!/consumer not found/i.test((err as Error).message)) throw err;
+        await jsm.consumers.add(s.name, config);
+        logger.info({ stream: s.name, durable }, 'JetStream consumer created');
+      }
+    }
+    return jsm;
+  }
+
+  async function sleep(millis: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, millis);
+      stop.signal.addEventListener('abort', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  async function offer(d: Delivery<WriteRecord>): Promise<void> {
+    while (!batcher.offer([d])) {
+      if (stop.signal.aborted) {
+        // Shutting down: hand it back now rather than wait for ack_wait.
+        d.retry();
+        return;
+      }
+      metrics.backpressure.inc({ source: 'jetstream' });
+      await batcher.waitForRoom(1, stop.signal);
+    }
+  }
+
+  async function pullLoop(nc: NatsConnection, jsm: JetStreamManager, name: string, spec: StreamSpec | null): Promise<void> {
+    const js = nc.jetstream();
+    let consumer: Awaited<ReturnType<typeof js.consumers.get>> | undefined;
+    while (!stop.signal.aborted) {
+      try {
+        if (!batcher.hasRoom(options.fetchBatch)) {
+          metrics.backpressure.inc({ source: 'jetstream' });
+          await batcher.waitForRoom(options.fetchBatch, stop.signal);
+          if (stop.signal.aborted) break;
+        }
+        consumer ??= await js.consumers.get(name, durableName(name));
+        const messages = await consumer.fetch({ max_messages: options.fetchBatch, expires: 1_000 });
+        const onAbort = (): void => messages.stop();
+        stop.signal.addEventListener('abort', onAbort, { once: true });
+        try {
+          for await (const msg of messages) {
+            metrics.received.inc({ origin: 'nats' });
+            const record = spec ? toRecord(spec, msg) : await advisoryRecord(jsm, msg);
+            await offer(delivery(msg, record));
+          }
+        } finally {
+          stop.signal.removeEventListener('abort', onAbort);
+        }
+      } catch (err) {
+        if (stop.signal.aborted) break;
+        consumer = undefined;
+        logger.warn({ err, stream: name }, 'JetStream pull failed; retrying');
+        await sleep(1_000);
+      }
+    }
+  }
+
+  /** Extends the ack deadline of messages held longer than a third of ack_wait (e.g. while Postgres is down). */
+  function keepAlive(): void {
+    const now = Date.now();
+    const every = options.ackWaitMillis / 3;
+    for (const [msg, since] of inFlight) {
+      if (now - since >= every) {
+        try {
+          msg.working();
+          inFlight.set(msg, now);
+        } catch {
+          // Disconnected: the message will be redelivered and deduplicated.
+        }
+      }
+    }
+  }
+
+  async function run(): Promise<void> {
+    const nc = await link.ready();
+    if (!nc) return;
+    let jsm: JetStreamManager | undefined;
+    while (!stop.signal.aborted && !jsm) {
+      try {
+        jsm = await ensureTopology(nc);
+      } catch (err) {
+        logger.warn({ err }, 'cannot set up JetStream streams and consumers; retrying');
+        await sleep(2_000);
+      }
+    }
+    if (!jsm || stop.signal.aborted) return;
+    consuming = true;
+    workingTimer = setInterval(keepAlive, Math.max(100, options.ackWaitMillis / 6));
+    const streams = options.streams.map((s) => pullLoop(nc, jsm, streamName(s), s));
+    await Promise.all([...streams, pullLoop(nc, jsm, streamName(ADVISORY_STREAM), null)]);
+  }
+
+  return {
+    name: 'jetstream',
+    consuming: () => consuming,
+    start() {
+      if (started) return Promise.resolve();
+      started = true;
+      loops.push(
+        run().catch((err: unknown) => {
+          logger.error({ err }, 'JetStream source stopped unexpectedly');
+        }),
+      );
+      return Promise.resolve();
+    },
+    async shutdown(deadline) {
+      if (stop.signal.aborted) return;
+      stop.abort();
+      consuming = false;
+      const done = Promise.all(loops);
+      await Promise.race([done, new Promise((r) => deadline.addEventListener('abort', r, { once: true }))]);
+      // Held messages keep their ack deadline alive until the batcher has settled them.
+      const settled = new Promise<void>((resolve) => {
+        const check = (): void => {
+          if (inFlight.size === 0 || deadline.aborted) {
+            clearInterval(poll);
+            resolve();
+          }
+        };
+        const poll = setInterval(check, 20);
+        check();
+      });
+      await settled;
+      if (workingTimer) clearInterval(workingTimer);
+    },
+  };
+}
