@@ -52,7 +52,8 @@ CREATE INDEX swarm_events_trace_idx ON swarm_events (trace_id, "timestamp", even
 CREATE INDEX swarm_events_time_idx ON swarm_events ("timestamp", event_id);
 CREATE INDEX swarm_events_type_idx ON swarm_events (event_type, "timestamp", event_id);
 CREATE INDEX swarm_events_source_idx ON swarm_events (source, "timestamp", event_id);
-CREATE INDEX swarm_events_heartbeat_idx ON swarm_events (chronicle_heartbeat_agent(metadata, source), "timestamp")
+-- The latest heartbeat of an agent on a day, found by one backward index probe.
+CREATE INDEX swarm_events_heartbeat_idx ON swarm_events (chronicle_heartbeat_agent(metadata, source), "timestamp", event_id)
   WHERE event_type = 'agent.heartbeat';
 
 -- One row per trace_id, recomputed from the trace's distinct events on every flush that touches it.

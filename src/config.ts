@@ -33,7 +33,7 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9_-]*$/, 'may only contain letters, digits, _ and -')
     .default(''),
   BATCH_FLUSH_INTERVAL_MS: int(1, 60_000).default(200),
-  BATCH_FLUSH_THRESHOLD: int(1, 10_000).default(1000),
+  BATCH_FLUSH_THRESHOLD: int(1, 50_000).default(5000),
   BUFFER_MAX_SIZE: int(1, 1_000_000).default(20_000),
   BUFFER_MAX_BYTES: int(1024).default(64 * 1024 * 1024),
   HTTP_LINGER_MS: int(0, 10_000).default(20),

@@ -25,7 +25,7 @@ export interface BatcherOptions {
 }
 
 export const DEFAULT_BATCHER_OPTIONS: BatcherOptions = {
-  flushThresholdEvents: 1000,
+  flushThresholdEvents: 5000,
   flushIntervalMillis: 200,
   lingerMillis: 20,
   maxBufferEvents: 20_000,

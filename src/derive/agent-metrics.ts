@@ -39,14 +39,17 @@ tasks AS (
   GROUP BY k.agent_id, k.metric_date
 ),
 beats AS (
-  SELECT DISTINCT ON (k.agent_id, k.metric_date) k.agent_id, k.metric_date,
+  SELECT k.agent_id, k.metric_date,
     chronicle_json_ms(e.metadata -> 'uptime_ms') AS uptime_ms,
     chronicle_json_ms(e.metadata -> 'busy_ms') AS busy_ms
   FROM keys k
-  JOIN swarm_events e
-    ON e.event_type = 'agent.heartbeat' AND chronicle_heartbeat_agent(e.metadata, e.source) = k.agent_id
-   AND e."timestamp" >= k.day_start AND e."timestamp" < k.day_end
-  ORDER BY k.agent_id, k.metric_date, e."timestamp" DESC, e.event_id DESC
+  CROSS JOIN LATERAL (
+    SELECT h.metadata FROM swarm_events h
+    WHERE h.event_type = 'agent.heartbeat' AND chronicle_heartbeat_agent(h.metadata, h.source) = k.agent_id
+      AND h."timestamp" >= k.day_start AND h."timestamp" < k.day_end
+    ORDER BY h."timestamp" DESC, h.event_id DESC
+    LIMIT 1
+  ) e
 ),
 rows AS (
   SELECT k.agent_id, k.metric_date, t.tasks_completed, t.tasks_failed, t.tasks_timed_out, t.avg_duration_ms,

@@ -1,0 +1,317 @@
+/**
+ * `npm run bench`: Chronicle's throughput and latency on this machine (a benchmark, not a test).
+ *
+ * 1. Drain: preload N events (default 500,000) into the streams, start Chronicle (a child process,
+ *    `node dist/main.js`) on a fresh database, and time until every event is in swarm_events and every
+ *    trace row is current.
+ * 2. Raw ceiling: the same rows written straight into an empty copy of swarm_events (with a unique
+ *    event_id for dedup) by multi-row inserts on 2 connections: no NATS, no processing.
+ * 3. HTTP ingest events/s with requests of 1,000 events.
+ * 4. Ingest-to-queryable latency at a steady 5,000 events/s (publish → visible through the API).
+ * 5. Peak RSS of the Chronicle process.
+ *
+ * Needs Postgres and NATS (DATABASE_URL, NATS_URL as in the tests). BENCH_EVENTS sets N.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { connect, type NatsConnection } from 'nats';
+import pg from 'pg';
+import { generateTraffic } from './traffic.js';
+
+const N = Number(process.env.BENCH_EVENTS ?? 500_000);
+const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const PORT = 18700 + Math.floor(Math.random() * 1000);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function createDatabase(): Promise<string> {
+  const name = `chronicle_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function dropDatabase(url: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${new URL(url).pathname.slice(1)} WITH (FORCE)`);
+  await admin.end();
+}
+
+function startChronicle(databaseUrl: string, namespace: string): ChildProcess {
+  const child = spawn(process.execPath, ['dist/main.js'], {
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      NATS_URL,
+      CHRONICLE_NATS_NAMESPACE: namespace,
+      CHRONICLE_PORT: String(PORT),
+      CHRONICLE_HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  return child;
+}
+
+function peakRssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return kb / 1024;
+}
+
+async function waitReady(): Promise<void> {
+  for (;;) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${PORT}/ready`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(50);
+  }
+}
+
+async function preload(nc: NatsConnection, namespace: string, messages: { subject: string; payload: string }[]) {
+  const jsm = await nc.jetstreamManager();
+  const prefix = namespace.toLowerCase();
+  const streams = [
+    { name: `${namespace}TASK_EVENTS`, subjects: [`${prefix}swarm.task.>`] },
+    { name: `${namespace}SYSTEM_EVENTS`, subjects: [`${prefix}swarm.agent.>`, `${prefix}swarm.system.>`, `${prefix}swarm.lifecycle.>`] },
+    { name: `${namespace}DLQ`, subjects: [`${prefix}dlq.>`] },
+  ];
+  for (const s of streams) await jsm.streams.add({ name: s.name, subjects: s.subjects });
+  const started = Date.now();
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i]!;
+    nc.publish(`${prefix}${m.subject}`, m.payload);
+    if (i % 5000 === 4999) await nc.flush();
+  }
+  await nc.flush();
+  for (;;) {
+    let total = 0;
+    for (const s of streams) total += (await jsm.streams.info(s.name)).state.messages;
+    if (total >= messages.length) break;
+    if (Date.now() - started > 300_000) throw new Error(`preload stalled at ${total}/${messages.length}`);
+    await sleep(200);
+  }
+  return { streams: streams.map((s) => s.name), seconds: (Date.now() - started) / 1000 };
+}
+
+async function deleteStreams(nc: NatsConnection, namespace: string): Promise<void> {
+  const jsm = await nc.jetstreamManager();
+  for (const s of ['TASK_EVENTS', 'SYSTEM_EVENTS', 'DLQ', 'CHRONICLE_ADVISORIES']) {
+    await jsm.streams.delete(`${namespace}${s}`).catch(() => undefined);
+  }
+}
+
+async function drainBenchmark(nc: NatsConnection) {
+  const { messages, distinct, traces } = generateTraffic(N, 42);
+  const namespace = `BENCH${randomBytes(3).toString('hex').toUpperCase()}_`;
+  const databaseUrl = await createDatabase();
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  try {
+    const pre = await preload(nc, namespace, messages);
+    console.log(`preloaded ${messages.length} messages (${distinct} distinct events, ${traces} traces) in ${pre.seconds.toFixed(1)} s`);
+    const started = Date.now();
+    const child = startChronicle(databaseUrl, namespace);
+    let rss = 0;
+    try {
+      await waitReady();
+      const readyAt = Date.now();
+      for (;;) {
+        await sleep(250);
+        rss = Math.max(rss, peakRssMiB(child.pid!));
+        const { rows } = await pool.query<{ events: string; traces: string }>(
+          `SELECT (SELECT count(*) FROM swarm_events) AS events, (SELECT count(*) FROM swarm_traces) AS traces`,
+        );
+        if (Number(rows[0]!.events) >= distinct && Number(rows[0]!.traces) >= traces) break;
+        if (Date.now() - started > 900_000) throw new Error(`drain stalled: ${JSON.stringify(rows[0])}`);
+      }
+      const seconds = (Date.now() - started) / 1000;
+      // Every trace row must be computed from all of its events: compare span_count with the log.
+      const { rows: check } = await pool.query<{ stale: string; metrics: string }>(`
+        SELECT (SELECT count(*) FROM swarm_traces t WHERE t.span_count <>
+                 (SELECT count(*) FROM swarm_events e WHERE e.trace_id = t.trace_id)) AS stale,
+               (SELECT count(*) FROM agent_metrics) AS metrics`);
+      rss = Math.max(rss, peakRssMiB(child.pid!));
+      return {
+        messages: messages.length,
+        distinct,
+        traces,
+        seconds,
+        startupSeconds: (readyAt - started) / 1000,
+        eventsPerSecond: distinct / seconds,
+        messagesPerSecond: messages.length / seconds,
+        staleTraces: Number(check[0]!.stale),
+        metricRows: Number(check[0]!.metrics),
+        rssMiB: rss,
+        rows: messages,
+      };
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      await deleteStreams(nc, namespace);
+    }
+  } finally {
+    await pool.end();
+    await dropDatabase(databaseUrl);
+  }
+}
+
+/** The same rows, straight into an empty copy of swarm_events: the ceiling Chronicle is measured against. */
+async function rawCeiling(messages: { payload: string }[]) {
+  const databaseUrl = await createDatabase();
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  try {
+    const migrate = await import('../src/sinks/postgres/migrate.js');
+    const { silentLogger } = await import('../src/telemetry/logger.js');
+    await migrate.migrate(pool, silentLogger());
+    await pool.query(`CREATE TABLE raw_events (LIKE swarm_events INCLUDING ALL)`);
+    await pool.query(`ALTER TABLE raw_events ADD PRIMARY KEY (event_id)`);
+    const batches: string[] = [];
+    for (let i = 0; i < messages.length; i += 1000) {
+      batches.push(`[${messages.slice(i, i + 1000).map((m) => m.payload).join(',')}]`);
+    }
+    const started = Date.now();
+    let next = 0;
+    const worker = async () => {
+      while (next < batches.length) {
+        const batch = batches[next++]!;
+        await pool.query(
+          `INSERT INTO raw_events (event_id, trace_id, source, event_type, "timestamp", metadata)
+           SELECT event_id, trace_id, source, event_type, "timestamp", metadata
+           FROM json_to_recordset($1::json) AS b(event_id uuid, trace_id text, source text, event_type text,
+             "timestamp" timestamptz, metadata jsonb)
+           ON CONFLICT (event_id) DO NOTHING`,
+          [batch],
+        );
+      }
+    };
+    await Promise.all([worker(), worker()]);
+    const seconds = (Date.now() - started) / 1000;
+    const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM raw_events');
+    return { seconds, rows: Number(rows[0]!.n), eventsPerSecond: Number(rows[0]!.n) / seconds };
+  } finally {
+    await pool.end();
+    await dropDatabase(databaseUrl);
+  }
+}
+
+/** HTTP ingest with requests of 1,000 events, 4 requests in flight; then latency at a steady 5,000 events/s. */
+async function httpAndLatency(nc: NatsConnection) {
+  const namespace = `BENCH${randomBytes(3).toString('hex').toUpperCase()}_`;
+  const databaseUrl = await createDatabase();
+  const child = startChronicle(databaseUrl, namespace);
+  try {
+    await waitReady();
+    const { messages, distinct } = generateTraffic(Math.min(N, 200_000), 7);
+    const bodies: string[] = [];
+    for (let i = 0; i < messages.length; i += 1000) {
+      bodies.push(`[${messages.slice(i, i + 1000).map((m) => m.payload).join(',')}]`);
+    }
+    let next = 0;
+    let retries = 0;
+    const started = Date.now();
+    const worker = async () => {
+      while (next < bodies.length) {
+        const body = bodies[next++]!;
+        for (;;) {
+          const res = await fetch(`http://127.0.0.1:${PORT}/api/v1/events`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body,
+          });
+          await res.arrayBuffer();
+          if (res.status === 200) break;
+          retries++;
+          await sleep(50);
+        }
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+    const httpSeconds = (Date.now() - started) / 1000;
+    const http = { events: distinct, seconds: httpSeconds, eventsPerSecond: messages.length / httpSeconds, retries };
+
+    // Steady 5,000 events/s through NATS for 20 s; every 100 ms a probe event whose visibility we time.
+    const prefix = namespace.toLowerCase();
+    const rate = 5000;
+    const durationMs = 20_000;
+    const latencies: number[] = [];
+    const load = generateTraffic(rate * (durationMs / 1000), 99).messages;
+    const t0 = Date.now();
+    let sent = 0;
+    const probes: Promise<void>[] = [];
+    let probeNo = 0;
+    while (Date.now() - t0 < durationMs) {
+      const due = Math.floor(((Date.now() - t0) / 1000) * rate);
+      while (sent < due && sent < load.length) {
+        const m = load[sent++]!;
+        nc.publish(`${prefix}${m.subject}`, m.payload);
+      }
+      if (Date.now() - t0 >= probeNo * 100) {
+        const traceId = `probe-${probeNo++}-${randomBytes(4).toString('hex')}`;
+        const publishedAt = performance.now();
+        nc.publish(`${prefix}swarm.task.created`, JSON.stringify({ trace_id: traceId, metadata: { title: 'probe' } }));
+        probes.push(
+          (async () => {
+            for (;;) {
+              const res = await fetch(`http://127.0.0.1:${PORT}/api/v1/traces/${traceId}`);
+              await res.arrayBuffer();
+              if (res.status === 200) {
+                latencies.push(performance.now() - publishedAt);
+                return;
+              }
+              await sleep(5);
+            }
+          })(),
+        );
+      }
+      await sleep(2);
+    }
+    await Promise.all(probes);
+    latencies.sort((a, b) => a - b);
+    const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
+    const latency = { probes: latencies.length, p50: pct(0.5), p99: pct(0.99), max: latencies.at(-1)!, sentPerSecond: sent / (durationMs / 1000) };
+    return { http, latency, rssMiB: peakRssMiB(child.pid!) };
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    await deleteStreams(nc, namespace);
+    await dropDatabase(databaseUrl);
+  }
+}
+
+async function main(): Promise<void> {
+  console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
+  const nc = await connect({ servers: NATS_URL });
+  try {
+    const drain = await drainBenchmark(nc);
+    const raw = await rawCeiling(drain.rows);
+    const other = await httpAndLatency(nc);
+    const ratio = drain.eventsPerSecond / raw.eventsPerSecond;
+    const f = (n: number) => Math.round(n).toLocaleString('en-US');
+    console.log('');
+    console.log(`| measure | result |`);
+    console.log(`|---|---|`);
+    console.log(`| drain: ${f(drain.messages)} messages (${f(drain.distinct)} distinct, ${f(drain.traces)} traces) | ${drain.seconds.toFixed(1)} s (ready after ${drain.startupSeconds.toFixed(2)} s) |`);
+    console.log(`| end-to-end events/s (distinct events, traces and metrics maintained) | ${f(drain.eventsPerSecond)} |`);
+    console.log(`| raw write ceiling events/s (2 connections, same rows) | ${f(raw.eventsPerSecond)} |`);
+    console.log(`| ratio end-to-end / raw | ${ratio.toFixed(2)} |`);
+    console.log(`| stale trace rows after drain (must be 0) | ${drain.staleTraces} |`);
+    console.log(`| HTTP ingest events/s (1,000 per request, 4 in flight) | ${f(other.http.eventsPerSecond)} (${other.http.retries} retries) |`);
+    console.log(`| ingest-to-queryable at ${f(other.latency.sentPerSecond)} events/s: p50 / p99 / max | ${other.latency.p50.toFixed(0)} / ${other.latency.p99.toFixed(0)} / ${other.latency.max.toFixed(0)} ms (${other.latency.probes} probes) |`);
+    console.log(`| peak RSS (drain / HTTP+latency run) | ${drain.rssMiB.toFixed(0)} / ${other.rssMiB.toFixed(0)} MiB |`);
+  } finally {
+    await nc.close();
+  }
+}
+
+await main();

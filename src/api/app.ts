@@ -1,0 +1,140 @@
+import express from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import { InvalidCursorError, type QueryStore } from '../sinks/postgres/queries.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { HealthCheck } from './health.js';
+import { BadParameterError, parseParams, querySchemas } from './params.js';
+import { createQueryRoutes, notFound } from './routes.js';
+
+export interface ApiDeps {
+  /** The reads behind /api/v1. */
+  store: QueryStore;
+  /** Computes /ready and /api/v1/health. */
+  health: HealthCheck;
+  /** Served as Prometheus text on /metrics. */
+  metrics: Metrics;
+  logger: Logger;
+  /** Routes that take data in (POST /api/v1/events); mounted before every other route. */
+  ingest?: express.Router;
+}
+
+/** Error body of every non-2xx answer. */
+interface ErrorBody {
+  error: string;
+  message: string;
+  parameter?: string;
+}
+
+// Codes that mean "the database cannot be reached right now", not "this request is wrong":
+// socket errors, and SQLSTATE classes 08 (connection), 53 (insufficient resources), 57 (operator intervention).
+const UNAVAILABLE_ERRNO = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
+const UNAVAILABLE_MESSAGES = [
+  'timeout exceeded when trying to connect',
+  'Connection terminated',
+  'connection timeout',
+];
+
+function isUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (UNAVAILABLE_ERRNO.has(code) || /^(08|53|57)/.test(code))) return true;
+  if (err instanceof AggregateError) return err.errors.some(isUnavailable);
+  return UNAVAILABLE_MESSAGES.some((m) => err.message.includes(m));
+}
+
+/** Status and body for an error; client mistakes are 4xx, and a 500 never says why. */
+function describeError(err: unknown): { status: number; body: ErrorBody } {
+  if (err instanceof BadParameterError) {
+    return { status: 400, body: { error: 'bad_request', message: err.message, parameter: err.parameter } };
+  }
+  if (err instanceof InvalidCursorError) {
+    const message = `invalid parameter cursor: ${err.message}`;
+    return { status: 400, body: { error: 'bad_request', message, parameter: 'cursor' } };
+  }
+  // body-parser and router errors (http-errors): a status, a `type`, and `expose` for client errors.
+  const e = err as { type?: unknown; status?: unknown; expose?: unknown; message?: unknown; limit?: unknown };
+  if (e.type === 'entity.too.large') {
+    const limit = typeof e.limit === 'number' ? ` of ${e.limit} bytes` : '';
+    return {
+      status: 413,
+      body: { error: 'payload_too_large', message: `request body is over the limit${limit}` },
+    };
+  }
+  if (e.type === 'entity.parse.failed') {
+    return { status: 400, body: { error: 'bad_request', message: 'request body is not valid JSON' } };
+  }
+  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+    const message = e.expose === true && typeof e.message === 'string' ? e.message : 'bad request';
+    return { status: e.status, body: { error: e.status === 400 ? 'bad_request' : 'client_error', message } };
+  }
+  if (isUnavailable(err)) {
+    return {
+      status: 503,
+      body: { error: 'unavailable', message: 'the database is unavailable; retry later' },
+    };
+  }
+  return { status: 500, body: { error: 'internal_error', message: 'internal server error' } };
+}
+
+/** The HTTP API: health, Prometheus metrics, the /api/v1 reads, and (when given) ingest. */
+export function createApiApp(deps: ApiDeps): express.Express {
+  const { store, health, metrics, logger } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  // Flat string values only (no nested objects from `a[b]=c`); repeated names arrive as arrays and are refused.
+  app.set('query parser', 'simple');
+
+  if (deps.ingest) app.use(deps.ingest);
+
+  // Probes take no parameters and ignore any they are given.
+  app.get('/live', (_req, res) => {
+    res.json({ status: 'live' });
+  });
+
+  app.get('/ready', async (_req, res) => {
+    const report = await health().catch((err: unknown) => {
+      logger.error({ err }, 'health check failed');
+      return null;
+    });
+    if (report?.ready) res.json(report);
+    else res.status(503).json({ status: 'not_ready', reasons: report?.reasons ?? ['health check failed'] });
+  });
+
+  app.get('/api/v1/health', async (req, res) => {
+    parseParams(querySchemas.none, req.query);
+    res.json(await health());
+  });
+
+  app.get('/metrics', async (_req, res) => {
+    const text = await metrics.registry.metrics();
+    res.type(metrics.registry.contentType).send(text);
+  });
+
+  app.use(createQueryRoutes(store));
+
+  app.use((req, res) => notFound(res, `no route for ${req.method} ${req.path}`));
+
+  app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
+    // Headers already sent: only Express's own handler can end the response (it closes the socket).
+    if (res.headersSent) return next(err);
+    const { status, body } = describeError(err);
+    if (status >= 500) {
+      logger[status === 503 ? 'warn' : 'error'](
+        { err, method: req.method, path: req.path },
+        'request failed',
+      );
+    }
+    if (status === 503) res.set('Retry-After', '1');
+    res.status(status).json(body);
+  });
+
+  return app;
+}
