@@ -109,7 +109,9 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
     if (link && jetstream) {
       const state = link.state();
       const up = state === 'connected' && jetstream.consuming();
-      dependencies.nats = up ? { state: 'up' } : { state: 'down', detail: state === 'connected' ? 'setting up consumers' : state };
+      dependencies.nats = up
+        ? { state: 'up' }
+        : { state: 'down', detail: state === 'connected' ? 'setting up consumers' : state };
       if (!up) reasons.push(`nats ${dependencies.nats.detail}`);
     } else {
       dependencies.nats = { state: 'disabled', detail: 'NATS_URL not set: HTTP ingest only' };

@@ -13,13 +13,16 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
     .max(max, `must be at most ${max}`);
 
 const url = (protocols: string[]) =>
-  z.string().refine((v) => {
-    try {
-      return protocols.includes(new URL(v).protocol);
-    } catch {
-      return false;
-    }
-  }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+  z.string().refine(
+    (v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
+  );
 
 const envSchema = z.object({
   CHRONICLE_PORT: int(0, 65535).default(8700),
@@ -75,7 +78,9 @@ export interface Config {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty variable means "unset", as in most shells and compose files.
   const present = Object.fromEntries(
-    Object.keys(envSchema.shape).flatMap((k) => (env[k] === undefined || (env[k] === '' && k !== 'NATS_URL') ? [] : [[k, env[k]]])),
+    Object.keys(envSchema.shape).flatMap((k) =>
+      env[k] === undefined || (env[k] === '' && k !== 'NATS_URL') ? [] : [[k, env[k]]],
+    ),
   );
   const parsed = envSchema.safeParse(present);
   if (!parsed.success) {

@@ -25,7 +25,10 @@ async function main(): Promise<void> {
       logger.warn({ signal }, 'second signal: exiting now without finishing the flush');
       process.exit(130);
     }
-    logger.info({ signal, timeoutMillis: config.shutdownTimeoutMillis }, 'shutting down: stopping intake and flushing');
+    logger.info(
+      { signal, timeoutMillis: config.shutdownTimeoutMillis },
+      'shutting down: stopping intake and flushing',
+    );
     const deadline = AbortSignal.timeout(config.shutdownTimeoutMillis);
     chronicle.shutdown(deadline).then(
       () => process.exit(0),

@@ -143,11 +143,14 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
     timer = undefined;
     timerDueAt = next;
     if (next !== Infinity) {
-      timer = setTimeout(() => {
-        timer = undefined;
-        timerDueAt = Infinity;
-        pump();
-      }, Math.max(0, next - Date.now()));
+      timer = setTimeout(
+        () => {
+          timer = undefined;
+          timerDueAt = Infinity;
+          pump();
+        },
+        Math.max(0, next - Date.now()),
+      );
     }
   }
 
@@ -174,7 +177,8 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
         metrics.flushSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
         metrics.flushEvents.observe(batch.length);
         metrics.flushes.inc({ result: 'ok' });
-        if (consecutiveFailures > 0) logger.info({ after: consecutiveFailures }, 'writes to Postgres recovered');
+        if (consecutiveFailures > 0)
+          logger.info({ after: consecutiveFailures }, 'writes to Postgres recovered');
         consecutiveFailures = 0;
         metrics.writerFailing.set(0);
         results.forEach((result, i) => {
@@ -198,7 +202,8 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
         consecutiveFailures++;
         metrics.flushes.inc({ result: 'retry' });
         metrics.writerFailing.set(1);
-        const delay = Math.random() * Math.min(options.retryMaxMillis, options.retryInitialMillis * 2 ** attempt);
+        const delay =
+          Math.random() * Math.min(options.retryMaxMillis, options.retryInitialMillis * 2 ** attempt);
         attempt++;
         logger.warn(
           { err, consecutiveFailures, batchSize: batch.length, retryInMillis: Math.round(delay) },
@@ -211,7 +216,11 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
         ) {
           lastAlertAt = now;
           metrics.writeFailureAlerts.inc();
-          deps.onWriteFailure?.({ consecutiveFailures, batchSize: batch.length, error: (err as Error).message });
+          deps.onWriteFailure?.({
+            consecutiveFailures,
+            batchSize: batch.length,
+            error: (err as Error).message,
+          });
         }
         await sleep(draining ? Math.min(delay, 1_000) : delay);
       }
@@ -248,7 +257,9 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
     },
 
     hasRoom(events) {
-      return !draining && heldEvents + events <= options.maxBufferEvents && heldBytes < options.maxBufferBytes;
+      return (
+        !draining && heldEvents + events <= options.maxBufferEvents && heldBytes < options.maxBufferBytes
+      );
     },
 
     waitForRoom(events, signal) {

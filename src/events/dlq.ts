@@ -37,7 +37,7 @@ function traceIdOf(original: unknown): string | null {
     value = parsed.ok ? parsed.value : undefined;
   }
   if (!isPlainObject(value)) return null;
-  const id = value.trace_id;
+  const id = stripNul(value.trace_id);
   return typeof id === 'string' && id !== '' && id.length <= LIMITS.traceIdChars ? id : null;
 }
 
@@ -60,12 +60,17 @@ export function normalizeDlq(payload: unknown, ctx: InputContext): Normalized<No
   if (d.failed_at !== undefined && d.failed_at !== null) {
     const millis = parseTimestamp(d.failed_at);
     if (millis === undefined) {
-      return { ok: false, reason: 'invalid_timestamp', detail: 'failed_at must be RFC 3339 or epoch milliseconds' };
+      return {
+        ok: false,
+        reason: 'invalid_timestamp',
+        detail: 'failed_at must be RFC 3339 or epoch milliseconds',
+      };
     }
     failedAt = new Date(millis).toISOString();
   }
   const dlqId =
-    d.dlq_id ?? uuidV5(ctx.stream !== undefined ? `jetstream:${ctx.stream}:${ctx.seq}` : JSON.stringify(payload));
+    d.dlq_id ??
+    uuidV5(ctx.stream !== undefined ? `jetstream:${ctx.stream}:${ctx.seq}` : JSON.stringify(payload));
   const traceId = traceIdOf(d.original_payload);
   const entry: DlqEntry = {
     dlq_id: dlqId,

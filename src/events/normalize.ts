@@ -26,14 +26,23 @@ const optionalText = (field: string, max: number) =>
     .union([z.string(), z.null()], { error: `${field} must be a string` })
     .optional()
     .transform((v) => (v === null || v === undefined || v === '' ? undefined : v))
-    .refine((v) => v === undefined || v.length <= max, `${field} is longer than ${max} characters`);
+    .refine((v) => v === undefined || charCount(v) <= max, `${field} is longer than ${max} characters`);
+
+/** Length in characters (code points), not UTF-16 units. */
+function charCount(value: string): number {
+  // Fast path: a string of at most `max` UTF-16 units has at most that many characters.
+  return value.length <= LIMITS.traceIdChars ? value.length : Array.from(value).length;
+}
 
 const inputEventSchema = z.object({
-  event_id: optionalText('event_id', 1024),
+  event_id: optionalText('event_id', Number.MAX_SAFE_INTEGER),
   trace_id: z
     .string({ error: (i) => (i.input === undefined ? 'trace_id is required' : 'trace_id must be a string') })
     .min(1, 'trace_id must not be empty')
-    .max(LIMITS.traceIdChars, `trace_id is longer than ${LIMITS.traceIdChars} characters`),
+    .refine(
+      (v) => charCount(v) <= LIMITS.traceIdChars,
+      `trace_id is longer than ${LIMITS.traceIdChars} characters`,
+    ),
   source: optionalText('source', LIMITS.sourceChars),
   event_type: optionalText('event_type', LIMITS.eventTypeChars),
 });
@@ -63,14 +72,30 @@ export function eventTypeFromSubject(subject: string | undefined): string | unde
   return rest.join('.');
 }
 
-/** Removes NUL characters (which Postgres text and jsonb reject) from every string and key. */
+/**
+ * Removes NUL characters (which Postgres text and jsonb reject) from every string and key.
+ * Copy-on-write: returns the same value when there is nothing to strip, which is almost always.
+ */
 export function stripNul(value: unknown): unknown {
   if (typeof value === 'string') return value.includes('\u0000') ? value.replaceAll('\u0000', '') : value;
-  if (Array.isArray(value)) return value.map(stripNul);
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    value.forEach((v, i) => {
+      const c = stripNul(v);
+      if (c !== v) (out ??= value.slice())[i] = c;
+    });
+    return out ?? value;
+  }
   if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[stripNul(k) as string] = stripNul(v);
-    return out;
+    const entries = Object.entries(value);
+    let changed = false;
+    const cleaned = entries.map(([k, v]) => {
+      const ck = stripNul(k) as string;
+      const cv = stripNul(v);
+      if (ck !== k || cv !== v) changed = true;
+      return [ck, cv] as const;
+    });
+    return changed ? Object.fromEntries(cleaned) : value;
   }
   return value;
 }
@@ -83,9 +108,15 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
  * Turns one parsed payload into a canonical event, or says why it cannot be one.
  * Deterministic for NATS input: the same message always gives the same event.
  */
-export function normalizeEvent(payload: unknown, ctx: InputContext): Normalized<CanonicalEvent> {
+export function normalizeEvent(original: unknown, ctx: InputContext): Normalized<CanonicalEvent> {
+  // NUL is stripped first, so the rules below (non-empty, lengths) judge what will be stored.
+  const payload = stripNul(original);
   if (!isPlainObject(payload)) {
-    return { ok: false, reason: 'not_object', detail: `payload must be a JSON object, got ${describe(payload)}` };
+    return {
+      ok: false,
+      reason: 'not_object',
+      detail: `payload must be a JSON object, got ${describe(payload)}`,
+    };
   }
   const parsed = inputEventSchema.safeParse(payload);
   if (!parsed.success) {
@@ -142,7 +173,7 @@ export function normalizeEvent(payload: unknown, ctx: InputContext): Normalized<
   if (payload.metadata === undefined || payload.metadata === null) {
     metadata = {};
   } else if (isPlainObject(payload.metadata)) {
-    metadata = stripNul(payload.metadata) as Record<string, unknown>;
+    metadata = payload.metadata;
   } else {
     return {
       ok: false,
@@ -150,11 +181,11 @@ export function normalizeEvent(payload: unknown, ctx: InputContext): Normalized<
       detail: `metadata must be a JSON object, got ${describe(payload.metadata)}`,
     };
   }
-  if (sourceEventId !== undefined) metadata = { ...metadata, _source_event_id: stripNul(sourceEventId) };
+  if (sourceEventId !== undefined) metadata = { ...metadata, _source_event_id: sourceEventId };
   const extra = Object.entries(payload).filter(([k]) => !KNOWN_FIELDS.has(k));
   if (extra.length > 0 && !('_extra' in metadata)) {
     // Unknown top-level fields are kept, not silently dropped.
-    metadata = { ...metadata, _extra: stripNul(Object.fromEntries(extra)) };
+    metadata = { ...metadata, _extra: Object.fromEntries(extra) };
   }
   const metadataBytes = Buffer.byteLength(JSON.stringify(metadata));
   if (metadataBytes > LIMITS.metadataBytes) {
@@ -169,9 +200,9 @@ export function normalizeEvent(payload: unknown, ctx: InputContext): Normalized<
     ok: true,
     value: {
       event_id: eventId,
-      trace_id: stripNul(input.trace_id) as string,
-      source: stripNul(input.source ?? defaultSource(ctx)) as string,
-      event_type: stripNul(eventType) as string,
+      trace_id: input.trace_id,
+      source: input.source ?? defaultSource(ctx),
+      event_type: eventType,
       timestamp: new Date(timeMillis).toISOString(),
       metadata,
     },
@@ -188,7 +219,7 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
   if (typeof value === 'object') return 'an object';
-  return `${typeof value} ${String(value)}`;
+  return `${typeof value} ${JSON.stringify(value) ?? String(typeof value)}`;
 }
 
 /** Builds the chronicle_rejects record for an input, truncating the payload to 64 KiB. */
@@ -202,8 +233,11 @@ export function makeReject(
   const bytes = Buffer.byteLength(raw);
   let payload = raw;
   if (bytes > LIMITS.rejectPayloadBytes) {
-    // Cut at a byte boundary, then drop a trailing partial character.
-    payload = Buffer.from(raw).subarray(0, LIMITS.rejectPayloadBytes).toString('utf8').replace(/\uFFFD$/, '');
+    // Cut at the last character boundary at or before the limit (never inside a UTF-8 sequence).
+    const buf = Buffer.from(raw);
+    let end = LIMITS.rejectPayloadBytes;
+    while (end > 0 && (buf[end]! & 0xc0) === 0x80) end--;
+    payload = buf.subarray(0, end).toString('utf8');
   }
   return {
     origin: ctx.origin,

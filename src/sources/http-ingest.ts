@@ -27,16 +27,19 @@ export interface HttpIngest {
 
 /** One settled item of a request. */
 type ItemOutcome =
-  | { status: 'stored' | 'duplicate' }
-  | { status: 'rejected'; reason: string }
-  | { status: 'returned' };
+  { status: 'stored' | 'duplicate' } | { status: 'rejected'; reason: string } | { status: 'returned' };
 
 interface Item {
   raw: string;
   parsed: { ok: true; value: unknown } | { ok: false; reason: string; detail: string };
 }
 
-const NDJSON_TYPES = ['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines'];
+const NDJSON_TYPES = [
+  'application/x-ndjson',
+  'application/ndjson',
+  'application/jsonl',
+  'application/x-jsonlines',
+];
 
 /** Splits a body into items: one JSON object, a JSON array, or NDJSON (one JSON value per line). */
 function splitBody(body: string, contentType: string): Item[] | { error: string } {
@@ -44,7 +47,7 @@ function splitBody(body: string, contentType: string): Item[] | { error: string 
   if (!ndjson) {
     const whole = parseJson(body);
     if (whole.ok) {
-      const values = Array.isArray(whole.value) ? whole.value : [whole.value];
+      const values: unknown[] = Array.isArray(whole.value) ? whole.value : [whole.value];
       return values.map((value) => ({ raw: JSON.stringify(value) ?? 'null', parsed: { ok: true, value } }));
     }
     if (!body.includes('\n')) return { error: whole.detail };
@@ -85,7 +88,10 @@ export function createHttpIngest(options: HttpIngestOptions, deps: HttpIngestDep
     const receivedAt = Date.now();
     const split = splitBody(body, req.headers['content-type'] ?? '');
     const input: RecordInput = { origin: 'http', subject: null, key: null };
-    const items: Item[] = 'error' in split ? [{ raw: body, parsed: { ok: false, reason: 'invalid_json', detail: split.error } }] : split;
+    const items: Item[] =
+      'error' in split
+        ? [{ raw: body, parsed: { ok: false, reason: 'invalid_json', detail: split.error } }]
+        : split;
     if (items.length > batcher.maxBufferEvents) {
       res.status(413).json({
         error: 'too_many_events',

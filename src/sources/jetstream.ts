@@ -26,7 +26,11 @@ export interface StreamSpec {
 
 export const DEFAULT_STREAMS: readonly StreamSpec[] = [
   { name: 'TASK_EVENTS', subjects: ['swarm.task.>'], kind: 'events' },
-  { name: 'SYSTEM_EVENTS', subjects: ['swarm.agent.>', 'swarm.system.>', 'swarm.lifecycle.>'], kind: 'events' },
+  {
+    name: 'SYSTEM_EVENTS',
+    subjects: ['swarm.agent.>', 'swarm.system.>', 'swarm.lifecycle.>'],
+    kind: 'events',
+  },
   { name: 'DLQ', subjects: ['dlq.>'], kind: 'dlq' },
 ];
 
@@ -83,7 +87,10 @@ interface MaxDeliveriesAdvisory {
  * → consuming (one pull loop per stream; each pauses while the buffer is full) → stopping (no new
  * pulls; messages already handed to the batcher settle when their batch commits) → stopped.
  */
-export function createJetStreamSource(options: JetStreamSourceOptions, deps: JetStreamSourceDeps): JetStreamSource {
+export function createJetStreamSource(
+  options: JetStreamSourceOptions,
+  deps: JetStreamSourceDeps,
+): JetStreamSource {
   const { link, batcher, logger, metrics } = deps;
   const ns = options.namespace;
   const stop = new AbortController();
@@ -163,7 +170,13 @@ export function createJetStreamSource(options: JetStreamSourceOptions, deps: Jet
       return {
         kind: 'reject',
         input,
-        reject: makeReject(raw, input, 'invalid_advisory', 'advisory without stream and stream_seq', input.key),
+        reject: makeReject(
+          raw,
+          input,
+          'invalid_advisory',
+          'advisory without stream and stream_seq',
+          input.key,
+        ),
       };
     }
     const key = `max_deliver:${advisory.stream}:${advisory.stream_seq}`;
@@ -174,7 +187,13 @@ export function createJetStreamSource(options: JetStreamSourceOptions, deps: Jet
       return {
         kind: 'reject',
         input: { ...input, subject },
-        reject: makeReject(decoder.decode(stored.data), { origin: 'nats', subject }, 'max_deliver', detail, key),
+        reject: makeReject(
+          decoder.decode(stored.data),
+          { origin: 'nats', subject },
+          'max_deliver',
+          detail,
+          key,
+        ),
       };
     } catch (err) {
       return {
@@ -197,7 +216,10 @@ export function createJetStreamSource(options: JetStreamSourceOptions, deps: Jet
       (s) => `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${streamName(s)}.${durableName(streamName(s))}`,
     );
     const all = [
-      ...options.streams.map((s) => ({ name: streamName(s), subjects: s.subjects.map((x) => `${ns.toLowerCase()}${x}`) })),
+      ...options.streams.map((s) => ({
+        name: streamName(s),
+        subjects: s.subjects.map((x) => `${ns.toLowerCase()}${x}`),
+      })),
       { name: streamName(ADVISORY_STREAM), subjects: advisorySubjects },
     ];
     for (const s of all) {
@@ -270,7 +292,12 @@ export function createJetStreamSource(options: JetStreamSourceOptions, deps: Jet
     }
   }
 
-  async function pullLoop(nc: NatsConnection, jsm: JetStreamManager, name: string, spec: StreamSpec | null): Promise<void> {
+  async function pullLoop(
+    nc: NatsConnection,
+    jsm: JetStreamManager,
+    name: string,
+    spec: StreamSpec | null,
+  ): Promise<void> {
     const js = nc.jetstream();
     let consumer: Awaited<ReturnType<typeof js.consumers.get>> | undefined;
     while (!stop.signal.aborted) {

@@ -37,10 +37,11 @@ export function createNatsLink(options: NatsLinkOptions, deps: { logger: Logger 
 
   async function watch(conn: NatsConnection): Promise<void> {
     for await (const s of conn.status()) {
-      if (s.type === 'disconnect' || s.type === 'reconnecting') {
+      const type = String(s.type);
+      if (type === 'disconnect' || type === 'reconnecting') {
         if (state === 'connected') logger.warn({ server: s.data }, 'NATS disconnected; reconnecting');
         state = 'reconnecting';
-      } else if (s.type === 'reconnect') {
+      } else if (type === 'reconnect') {
         state = 'connected';
         logger.info({ server: s.data }, 'NATS reconnected');
       }

@@ -9,7 +9,10 @@ export interface LoggerOptions {
 
 /** Structured JSON logs on stdout (or the given stream, which tests use to read what was written). */
 export function createLogger(options: LoggerOptions, destination?: DestinationStream): Logger {
-  return pino({ level: options.level, name: options.name ?? 'chronicle', base: { service: 'chronicle' } }, destination);
+  return pino(
+    { level: options.level, name: options.name ?? 'chronicle', base: { service: 'chronicle' } },
+    destination,
+  );
 }
 
 /** A logger that writes nothing, for tests and tools. */

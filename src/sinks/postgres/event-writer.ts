@@ -151,7 +151,9 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
     if (traceIds.size > 0) {
       const ids = [...traceIds].sort();
       await client.query(LOCK_KEYS_SQL, [LOCK_CLASS.trace, ids]);
-      const { rows } = await client.query<{ agent_id: string; metric_date: string }>(RECOMPUTE_TRACES_SQL, [ids]);
+      const { rows } = await client.query<{ agent_id: string; metric_date: string }>(RECOMPUTE_TRACES_SQL, [
+        ids,
+      ]);
       for (const row of rows) metricKeys.add(JSON.stringify([row.agent_id, row.metric_date]));
     }
     if (metricKeys.size > 0) {
@@ -192,7 +194,13 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
       const detail = `Postgres refused the row: ${(err as Error).message}`;
       logger.warn({ err, key: record.input.key }, 'row refused by Postgres; recorded as reject');
       const value = record.kind === 'event' ? record.event : record.entry;
-      const reject = makeReject(JSON.stringify(value), record.input, 'write_failed', detail, record.input.key);
+      const reject = makeReject(
+        JSON.stringify(value),
+        record.input,
+        'write_failed',
+        detail,
+        record.input.key,
+      );
       return writeSplitting([{ kind: 'reject', input: record.input, reject }]);
     }
   }

@@ -79,9 +79,7 @@ export async function migrate(pool: pg.Pool, logger: Logger, dir?: string): Prom
 /** True when every migration in the folder is recorded as applied. */
 export async function migrationsApplied(pool: pg.Pool, dir?: string): Promise<boolean> {
   const migrations = await loadMigrations(dir);
-  const { rows } = await pool.query<{ version: number }>(
-    `SELECT version FROM chronicle_migrations`,
-  );
+  const { rows } = await pool.query<{ version: number }>(`SELECT version FROM chronicle_migrations`);
   const applied = new Set(rows.map((r) => r.version));
   return migrations.every((m) => applied.has(m.version));
 }

@@ -10,19 +10,14 @@ export interface PoolOptions {
 
 // Values as the API serves them: bigint and numeric as JS numbers (every count and duration fits
 // in 2^53), dates as YYYY-MM-DD (no local-midnight Date objects).
-const types = {
-  getTypeParser(oid: number, format?: 'text' | 'binary') {
-    switch (oid) {
-      case pg.types.builtins.INT8:
-      case pg.types.builtins.NUMERIC:
-        return (value: string) => Number(value);
-      case pg.types.builtins.DATE:
-        return (value: string) => value;
-      default:
-        return pg.types.getTypeParser(oid, format);
-    }
-  },
-} as pg.CustomTypesConfig;
+const NUMBER_OIDS = new Set<number>([pg.types.builtins.INT8, pg.types.builtins.NUMERIC]);
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    if (NUMBER_OIDS.has(oid)) return (value: string) => Number(value);
+    if (oid === Number(pg.types.builtins.DATE)) return (value: string) => value;
+    return pg.types.getTypeParser(oid, format) as (value: string) => unknown;
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
 
 export function createPool(options: PoolOptions): pg.Pool {
   const pool = new pg.Pool({

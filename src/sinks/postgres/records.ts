@@ -17,6 +17,4 @@ export type WriteRecord =
 
 /** How one record was settled by a committed write. */
 export type RecordResult =
-  | { status: 'stored' }
-  | { status: 'duplicate' }
-  | { status: 'rejected'; reason: string; detail: string };
+  { status: 'stored' } | { status: 'duplicate' } | { status: 'rejected'; reason: string; detail: string };
