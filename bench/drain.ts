@@ -46,7 +46,8 @@ async function dropDatabase(url: string): Promise<void> {
 }
 
 function startChronicle(databaseUrl: string, namespace: string): ChildProcess {
-  const child = spawn(process.execPath, ['dist/main.js'], {
+  const profile = process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROFILE] : [];
+  const child = spawn(process.execPath, [...profile, 'dist/main.js'], {
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,
@@ -79,12 +80,19 @@ async function waitReady(): Promise<void> {
   }
 }
 
-async function preload(nc: NatsConnection, namespace: string, messages: { subject: string; payload: string }[]) {
+async function preload(
+  nc: NatsConnection,
+  namespace: string,
+  messages: { subject: string; payload: string }[],
+) {
   const jsm = await nc.jetstreamManager();
   const prefix = namespace.toLowerCase();
   const streams = [
     { name: `${namespace}TASK_EVENTS`, subjects: [`${prefix}swarm.task.>`] },
-    { name: `${namespace}SYSTEM_EVENTS`, subjects: [`${prefix}swarm.agent.>`, `${prefix}swarm.system.>`, `${prefix}swarm.lifecycle.>`] },
+    {
+      name: `${namespace}SYSTEM_EVENTS`,
+      subjects: [`${prefix}swarm.agent.>`, `${prefix}swarm.system.>`, `${prefix}swarm.lifecycle.>`],
+    },
     { name: `${namespace}DLQ`, subjects: [`${prefix}dlq.>`] },
   ];
   for (const s of streams) await jsm.streams.add({ name: s.name, subjects: s.subjects });
@@ -119,7 +127,9 @@ async function drainBenchmark(nc: NatsConnection) {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   try {
     const pre = await preload(nc, namespace, messages);
-    console.log(`preloaded ${messages.length} messages (${distinct} distinct events, ${traces} traces) in ${pre.seconds.toFixed(1)} s`);
+    console.log(
+      `preloaded ${messages.length} messages (${distinct} distinct events, ${traces} traces) in ${pre.seconds.toFixed(1)} s`,
+    );
     const started = Date.now();
     const child = startChronicle(databaseUrl, namespace);
     let rss = 0;
@@ -178,7 +188,12 @@ async function rawCeiling(messages: { payload: string }[]) {
     await pool.query(`ALTER TABLE raw_events ADD PRIMARY KEY (event_id)`);
     const batches: string[] = [];
     for (let i = 0; i < messages.length; i += 1000) {
-      batches.push(`[${messages.slice(i, i + 1000).map((m) => m.payload).join(',')}]`);
+      batches.push(
+        `[${messages
+          .slice(i, i + 1000)
+          .map((m) => m.payload)
+          .join(',')}]`,
+      );
     }
     const started = Date.now();
     let next = 0;
@@ -215,7 +230,12 @@ async function httpAndLatency(nc: NatsConnection) {
     const { messages, distinct } = generateTraffic(Math.min(N, 200_000), 7);
     const bodies: string[] = [];
     for (let i = 0; i < messages.length; i += 1000) {
-      bodies.push(`[${messages.slice(i, i + 1000).map((m) => m.payload).join(',')}]`);
+      bodies.push(
+        `[${messages
+          .slice(i, i + 1000)
+          .map((m) => m.payload)
+          .join(',')}]`,
+      );
     }
     let next = 0;
     let retries = 0;
@@ -238,7 +258,12 @@ async function httpAndLatency(nc: NatsConnection) {
     };
     await Promise.all([worker(), worker(), worker(), worker()]);
     const httpSeconds = (Date.now() - started) / 1000;
-    const http = { events: distinct, seconds: httpSeconds, eventsPerSecond: messages.length / httpSeconds, retries };
+    const http = {
+      events: distinct,
+      seconds: httpSeconds,
+      eventsPerSecond: messages.length / httpSeconds,
+      retries,
+    };
 
     // Steady 5,000 events/s through NATS for 20 s; every 100 ms a probe event whose visibility we time.
     const prefix = namespace.toLowerCase();
@@ -259,7 +284,10 @@ async function httpAndLatency(nc: NatsConnection) {
       if (Date.now() - t0 >= probeNo * 100) {
         const traceId = `probe-${probeNo++}-${randomBytes(4).toString('hex')}`;
         const publishedAt = performance.now();
-        nc.publish(`${prefix}swarm.task.created`, JSON.stringify({ trace_id: traceId, metadata: { title: 'probe' } }));
+        nc.publish(
+          `${prefix}swarm.task.created`,
+          JSON.stringify({ trace_id: traceId, metadata: { title: 'probe' } }),
+        );
         probes.push(
           (async () => {
             for (;;) {
@@ -279,7 +307,13 @@ async function httpAndLatency(nc: NatsConnection) {
     await Promise.all(probes);
     latencies.sort((a, b) => a - b);
     const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
-    const latency = { probes: latencies.length, p50: pct(0.5), p99: pct(0.99), max: latencies.at(-1)!, sentPerSecond: sent / (durationMs / 1000) };
+    const latency = {
+      probes: latencies.length,
+      p50: pct(0.5),
+      p99: pct(0.99),
+      max: latencies.at(-1)!,
+      sentPerSecond: sent / (durationMs / 1000),
+    };
     return { http, latency, rssMiB: peakRssMiB(child.pid!) };
   } finally {
     child.kill('SIGTERM');
@@ -290,10 +324,16 @@ async function httpAndLatency(nc: NatsConnection) {
 }
 
 async function main(): Promise<void> {
-  console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
+  console.log(
+    `machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
+  );
   const nc = await connect({ servers: NATS_URL });
   try {
     const drain = await drainBenchmark(nc);
+    if (process.env.BENCH_DRAIN_ONLY) {
+      console.log(`drain: ${drain.seconds.toFixed(1)} s, ${Math.round(drain.eventsPerSecond)} events/s, RSS ${drain.rssMiB.toFixed(0)} MiB`);
+      return;
+    }
     const raw = await rawCeiling(drain.rows);
     const other = await httpAndLatency(nc);
     const ratio = drain.eventsPerSecond / raw.eventsPerSecond;
@@ -301,14 +341,24 @@ async function main(): Promise<void> {
     console.log('');
     console.log(`| measure | result |`);
     console.log(`|---|---|`);
-    console.log(`| drain: ${f(drain.messages)} messages (${f(drain.distinct)} distinct, ${f(drain.traces)} traces) | ${drain.seconds.toFixed(1)} s (ready after ${drain.startupSeconds.toFixed(2)} s) |`);
-    console.log(`| end-to-end events/s (distinct events, traces and metrics maintained) | ${f(drain.eventsPerSecond)} |`);
+    console.log(
+      `| drain: ${f(drain.messages)} messages (${f(drain.distinct)} distinct, ${f(drain.traces)} traces) | ${drain.seconds.toFixed(1)} s (ready after ${drain.startupSeconds.toFixed(2)} s) |`,
+    );
+    console.log(
+      `| end-to-end events/s (distinct events, traces and metrics maintained) | ${f(drain.eventsPerSecond)} |`,
+    );
     console.log(`| raw write ceiling events/s (2 connections, same rows) | ${f(raw.eventsPerSecond)} |`);
     console.log(`| ratio end-to-end / raw | ${ratio.toFixed(2)} |`);
     console.log(`| stale trace rows after drain (must be 0) | ${drain.staleTraces} |`);
-    console.log(`| HTTP ingest events/s (1,000 per request, 4 in flight) | ${f(other.http.eventsPerSecond)} (${other.http.retries} retries) |`);
-    console.log(`| ingest-to-queryable at ${f(other.latency.sentPerSecond)} events/s: p50 / p99 / max | ${other.latency.p50.toFixed(0)} / ${other.latency.p99.toFixed(0)} / ${other.latency.max.toFixed(0)} ms (${other.latency.probes} probes) |`);
-    console.log(`| peak RSS (drain / HTTP+latency run) | ${drain.rssMiB.toFixed(0)} / ${other.rssMiB.toFixed(0)} MiB |`);
+    console.log(
+      `| HTTP ingest events/s (1,000 per request, 4 in flight) | ${f(other.http.eventsPerSecond)} (${other.http.retries} retries) |`,
+    );
+    console.log(
+      `| ingest-to-queryable at ${f(other.latency.sentPerSecond)} events/s: p50 / p99 / max | ${other.latency.p50.toFixed(0)} / ${other.latency.p99.toFixed(0)} / ${other.latency.max.toFixed(0)} ms (${other.latency.probes} probes) |`,
+    );
+    console.log(
+      `| peak RSS (drain / HTTP+latency run) | ${drain.rssMiB.toFixed(0)} / ${other.rssMiB.toFixed(0)} MiB |`,
+    );
   } finally {
     await nc.close();
   }

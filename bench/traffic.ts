@@ -29,7 +29,10 @@ export interface BenchEvent {
  * some failing or timing out), agent heartbeats, and ~5% duplicates (the same event published twice).
  * Returns at least `count` messages and the number of distinct events among them.
  */
-export function generateTraffic(count: number, seed = 1): { messages: BenchEvent[]; distinct: number; traces: number } {
+export function generateTraffic(
+  count: number,
+  seed = 1,
+): { messages: BenchEvent[]; distinct: number; traces: number } {
   const random = rng(seed);
   const agents = Array.from({ length: 40 }, (_, i) => `agent-${i}`);
   const messages: BenchEvent[] = [];
@@ -94,7 +97,11 @@ export function generateTraffic(count: number, seed = 1): { messages: BenchEvent
         source: agent,
         event_type: 'agent.heartbeat',
         timestamp: new Date(clock).toISOString(),
-        metadata: { agent, busy_ms: busy.get(agent) ?? 0, uptime_ms: clock - Date.parse('2026-10-31T00:00:00Z') },
+        metadata: {
+          agent,
+          busy_ms: busy.get(agent) ?? 0,
+          uptime_ms: clock - Date.parse('2026-10-31T00:00:00Z'),
+        },
       });
     }
     clock += 20;
