@@ -46,7 +46,9 @@ async function dropDatabase(url: string): Promise<void> {
 }
 
 function startChronicle(databaseUrl: string, namespace: string): ChildProcess {
-  const profile = process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROFILE] : [];
+  const profile = process.env.BENCH_CPU_PROFILE
+    ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROFILE]
+    : [];
   const child = spawn(process.execPath, [...profile, 'dist/main.js'], {
     env: {
       ...process.env,
@@ -331,7 +333,9 @@ async function main(): Promise<void> {
   try {
     const drain = await drainBenchmark(nc);
     if (process.env.BENCH_DRAIN_ONLY) {
-      console.log(`drain: ${drain.seconds.toFixed(1)} s, ${Math.round(drain.eventsPerSecond)} events/s, RSS ${drain.rssMiB.toFixed(0)} MiB`);
+      console.log(
+        `drain: ${drain.seconds.toFixed(1)} s, ${Math.round(drain.eventsPerSecond)} events/s, RSS ${drain.rssMiB.toFixed(0)} MiB`,
+      );
       return;
     }
     const raw = await rawCeiling(drain.rows);

@@ -37,7 +37,7 @@ const envSchema = z.object({
     .default(''),
   BATCH_FLUSH_INTERVAL_MS: int(1, 60_000).default(200),
   BATCH_FLUSH_THRESHOLD: int(1, 50_000).default(5000),
-  BUFFER_MAX_SIZE: int(1, 1_000_000).default(20_000),
+  BUFFER_MAX_SIZE: int(1, 1_000_000).default(10_000),
   BUFFER_MAX_BYTES: int(1024).default(64 * 1024 * 1024),
   HTTP_LINGER_MS: int(0, 10_000).default(20),
   FLUSH_CONCURRENCY: int(1, 16).default(2),

@@ -23,12 +23,16 @@
  */
 export const RECOMPUTE_TRACES_SQL = `
 WITH ev AS (
-  SELECT e.trace_id, e.event_id, e.event_type, e."timestamp" AS ts, e.metadata,
+  -- LATERAL: one index probe per trace, whatever the planner guesses about the array.
+  SELECT k.trace_id, e.event_id, e.event_type, e."timestamp" AS ts, e.metadata,
          chronicle_lifecycle_rank(e.event_type) AS rank,
          chronicle_agent(e.metadata) AS agent,
-         max(e."timestamp") FILTER (WHERE e.event_type = 'task.started') OVER (PARTITION BY e.trace_id) AS started_at
-  FROM swarm_events e
-  WHERE e.trace_id = ANY($1::text[])
+         max(e."timestamp") FILTER (WHERE e.event_type = 'task.started') OVER (PARTITION BY k.trace_id) AS started_at
+  FROM unnest($1::text[]) AS k(trace_id)
+  CROSS JOIN LATERAL (
+    SELECT x.event_id, x.event_type, x."timestamp", x.metadata FROM swarm_events x WHERE x.trace_id = k.trace_id
+    OFFSET 0 -- keeps it a per-trace probe: stale statistics on a fast-growing table must not turn it into a scan
+  ) e
 ),
 agg AS (
   SELECT trace_id,
@@ -68,7 +72,11 @@ computed AS (
   FROM agg a
 ),
 old AS (
-  SELECT t.trace_id, t.assigned_agent, t.completed_at FROM swarm_traces t WHERE t.trace_id = ANY($1::text[])
+  SELECT k.trace_id, t.assigned_agent, t.completed_at
+  FROM unnest($1::text[]) AS k(trace_id)
+  CROSS JOIN LATERAL (
+    SELECT x.assigned_agent, x.completed_at FROM swarm_traces x WHERE x.trace_id = k.trace_id OFFSET 0
+  ) t
 ),
 upserted AS (
   INSERT INTO swarm_traces AS t (trace_id, is_task, task_title, owner, status, assigned_agent, created_at,

@@ -105,25 +105,34 @@ export function createJetStreamSource(
   const localSubject = (subject: string): string =>
     ns !== '' && subject.startsWith(ns.toLowerCase()) ? subject.slice(ns.length) : subject;
 
-  function settleOnce(msg: JsMsg, settle: () => void): void {
-    if (!inFlight.delete(msg)) return;
+  function settle(send: () => void): void {
     try {
-      settle();
+      send();
     } catch (err) {
       // A lost settle is redelivered later and then deduplicated.
       logger.debug({ err }, 'could not settle JetStream message');
     }
   }
 
-  function delivery(msg: JsMsg, value: WriteRecord): Delivery<WriteRecord> {
-    inFlight.set(msg, Date.now());
-    return {
-      value,
-      sizeBytes: msg.data.length * 2 + 512,
-      ack: () => settleOnce(msg, () => msg.ack()),
-      retry: (afterMillis) => settleOnce(msg, () => msg.nak(afterMillis)),
-      reject: (reason) => settleOnce(msg, () => msg.term(reason.slice(0, 200))),
-    };
+  /** One message as a delivery; a class, not closures, because there is one per message. */
+  class MessageDelivery implements Delivery<WriteRecord> {
+    readonly sizeBytes: number;
+    constructor(
+      private readonly msg: JsMsg,
+      readonly value: WriteRecord,
+    ) {
+      this.sizeBytes = msg.data.length * 2 + 512;
+      inFlight.set(msg, Date.now());
+    }
+    ack(): void {
+      if (inFlight.delete(this.msg)) settle(() => this.msg.ack());
+    }
+    retry(afterMillis?: number): void {
+      if (inFlight.delete(this.msg)) settle(() => this.msg.nak(afterMillis));
+    }
+    reject(reason: string): void {
+      if (inFlight.delete(this.msg)) settle(() => this.msg.term(reason.slice(0, 200)));
+    }
   }
 
   /** Turns one message into the record the store writes; never throws. */
@@ -312,11 +321,13 @@ export function createJetStreamSource(
         const onAbort = (): void => messages.stop();
         stop.signal.addEventListener('abort', onAbort, { once: true });
         try {
+          let received = 0;
           for await (const msg of messages) {
-            metrics.received.inc({ origin: 'nats' });
+            received++;
             const record = spec ? toRecord(spec, msg) : await advisoryRecord(jsm, msg);
-            await offer(delivery(msg, record));
+            await offer(new MessageDelivery(msg, record));
           }
+          metrics.received.inc({ origin: 'nats' }, received);
         } finally {
           stop.signal.removeEventListener('abort', onAbort);
         }

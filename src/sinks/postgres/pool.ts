@@ -25,6 +25,9 @@ export function createPool(options: PoolOptions): pg.Pool {
     max: options.maxConnections,
     connectionTimeoutMillis: options.connectTimeoutMillis ?? 5_000,
     application_name: options.applicationName ?? 'chronicle',
+    // Short statements on small key sets: JIT compilation (hundreds of ms, triggered by the estimates
+    // of a fast-growing table with stale statistics) costs far more than it could save.
+    options: '-c jit=off',
     types,
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
