@@ -189,7 +189,7 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
           const origin = delivery.value.input.origin;
           if (result.status === 'rejected') {
             count(`rejected\t${origin}\t${result.reason}`);
-            delivery.reject(`${result.reason}: ${result.detail}`);
+            delivery.reject(result.reason, result.detail);
           } else {
             count(
               `${delivery.value.kind === 'dlq' && result.status === 'stored' ? 'dlq' : result.status}\t${origin}`,

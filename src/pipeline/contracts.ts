@@ -22,8 +22,8 @@ export interface Delivery<T> {
   ack(outcome: WriteOutcome): void;
   /** Give the input back unwritten (for example at a shutdown deadline); the source may redeliver it. */
   retry(afterMillis?: number): void;
-  /** Permanent: called after the reason is recorded in chronicle_rejects. */
-  reject(reason: string): void;
+  /** Permanent: called after the reason (a short code) and its detail are recorded in chronicle_rejects. */
+  reject(reason: string, detail: string): void;
 }
 
 /** Where an input entered Chronicle. */

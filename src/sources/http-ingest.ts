@@ -27,7 +27,9 @@ export interface HttpIngest {
 
 /** One settled item of a request. */
 type ItemOutcome =
-  { status: 'stored' | 'duplicate' } | { status: 'rejected'; reason: string } | { status: 'returned' };
+  | { status: 'stored' | 'duplicate' }
+  | { status: 'rejected'; reason: string; detail: string }
+  | { status: 'returned' };
 
 interface Item {
   raw: string;
@@ -122,7 +124,7 @@ export function createHttpIngest(options: HttpIngestOptions, deps: HttpIngestDep
         sizeBytes: item.raw.length * 2 + 512,
         ack: (status) => settle({ status }),
         retry: () => settle({ status: 'returned' }),
-        reject: (reason) => settle({ status: 'rejected', reason }),
+        reject: (reason, detail) => settle({ status: 'rejected', reason, detail }),
       };
     });
 
@@ -142,11 +144,11 @@ export function createHttpIngest(options: HttpIngestOptions, deps: HttpIngestDep
     }
     let accepted = 0;
     let duplicates = 0;
-    const rejected: { index: number; reason: string }[] = [];
+    const rejected: { index: number; reason: string; detail: string }[] = [];
     settled.forEach((o, index) => {
       if (o.status === 'stored') accepted++;
       else if (o.status === 'duplicate') duplicates++;
-      else if (o.status === 'rejected') rejected.push({ index, reason: o.reason });
+      else if (o.status === 'rejected') rejected.push({ index, reason: o.reason, detail: o.detail });
     });
     if (rejected.length > 0) logger.debug({ rejected: rejected.length }, 'HTTP ingest rejected items');
     res.status(200).json({ accepted, duplicates, rejected });

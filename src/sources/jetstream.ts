@@ -130,8 +130,10 @@ export function createJetStreamSource(
     retry(afterMillis?: number): void {
       if (inFlight.delete(this.msg)) settle(() => this.msg.nak(afterMillis));
     }
-    reject(reason: string): void {
-      if (inFlight.delete(this.msg)) settle(() => this.msg.term(reason.slice(0, 200)));
+    reject(): void {
+      // A bare +TERM: nats-server before 2.10 ignores a term that carries a reason, and would
+      // redeliver the message. The reason is recorded in chronicle_rejects instead.
+      if (inFlight.delete(this.msg)) settle(() => this.msg.term());
     }
   }
 
