@@ -74,6 +74,7 @@ CREATE TABLE swarm_traces (
   span_count        int         NOT NULL,
   error             text,
   scoring_breakdown jsonb,
+  first_event_at    timestamptz NOT NULL,
   last_event_at     timestamptz NOT NULL,
   updated_at        timestamptz NOT NULL DEFAULT now()
 );

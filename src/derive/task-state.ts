@@ -16,39 +16,64 @@
  * - duration_ms: completed_at − started_at when both are set and started_at ≤ completed_at.
  * - time_to_pickup_ms: started_at − the latest task.assigned at or before started_at.
  * - span_count: distinct events of any type.
+ *
+ * One statement per flush, under the trace locks. span_count, first_event_at and last_event_at add the
+ * batch's new events to the stored row (exact: the ledger admits each event_id once, and the change
+ * commits or rolls back with the events). The lifecycle columns are recomputed from the trace's stored
+ * lifecycle events, for traces that are tasks or just received a lifecycle event; a long non-task trace
+ * (an agent's heartbeats under one trace_id) is never re-read.
  * - error (failed or timed_out): last's metadata error, else its reason, else 'timeout' for timed_out.
  *
  * $1 is the sorted, already-locked list of trace ids. The statement returns the (agent, day) keys of
  * agent_metrics that the change touches: those of each trace before and after the recompute.
  */
+/**
+ * Parameters, one entry per touched trace, sorted by trace id and already locked: $1 trace ids, $2 new
+ * events, $3 earliest and $4 latest new timestamp, $5 whether a new event is a lifecycle event.
+ * Returns the (agent, day) keys of agent_metrics the change touches: each trace's before and after.
+ */
 export const RECOMPUTE_TRACES_SQL = `
-WITH ev AS (
-  -- LATERAL: one index probe per trace, whatever the planner guesses about the array.
-  SELECT k.trace_id, e.event_id, e.event_type, e."timestamp" AS ts, e.metadata,
+WITH batch AS (
+  SELECT * FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::timestamptz[], $5::bool[])
+    AS b(trace_id, n, first_at, last_at, lifecycle)
+),
+old AS (
+  -- LATERAL with OFFSET 0: one index probe per trace, whatever stale statistics suggest.
+  SELECT b.*, t.is_task AS was_task, t.assigned_agent, t.completed_at,
+    least(t.first_event_at, b.first_at) AS first_event_at,
+    greatest(t.last_event_at, b.last_at) AS last_event_at,
+    coalesce(t.span_count, 0) + b.n AS span_count
+  FROM batch b
+  LEFT JOIN LATERAL (
+    SELECT x.is_task, x.assigned_agent, x.completed_at, x.first_event_at, x.last_event_at, x.span_count
+    FROM swarm_traces x WHERE x.trace_id = b.trace_id OFFSET 0
+  ) t ON true
+),
+ev AS (
+  SELECT o.trace_id, e.event_id, e.event_type, e."timestamp" AS ts, e.metadata,
          chronicle_lifecycle_rank(e.event_type) AS rank,
          chronicle_agent(e.metadata) AS agent,
-         max(e."timestamp") FILTER (WHERE e.event_type = 'task.started') OVER (PARTITION BY k.trace_id) AS started_at
-  FROM unnest($1::text[]) AS k(trace_id)
+         max(e."timestamp") FILTER (WHERE e.event_type = 'task.started') OVER (PARTITION BY o.trace_id) AS started_at
+  FROM old o
   CROSS JOIN LATERAL (
-    SELECT x.event_id, x.event_type, x."timestamp", x.metadata FROM swarm_events x WHERE x.trace_id = k.trace_id
-    OFFSET 0 -- keeps it a per-trace probe: stale statistics on a fast-growing table must not turn it into a scan
+    SELECT x.event_id, x.event_type, x."timestamp", x.metadata FROM swarm_events x
+    WHERE (o.lifecycle OR o.was_task) AND x.trace_id = o.trace_id
+      -- An expression the (event_type, …) index cannot serve, so the plan stays a trace-index probe.
+      AND chronicle_lifecycle_rank(x.event_type) IS NOT NULL
+    OFFSET 0
   ) e
 ),
 agg AS (
   SELECT trace_id,
-    count(*)::int AS span_count,
-    bool_or(rank IS NOT NULL) AS is_task,
-    min(ts) AS first_at,
-    max(ts) AS last_event_at,
     min(ts) FILTER (WHERE event_type = 'task.created') AS created_min,
     max(ts) FILTER (WHERE event_type = 'task.assigned') AS assigned_at,
     count(*) FILTER (WHERE event_type = 'task.assigned')::int AS attempts,
     max(started_at) AS started_at,
     max(ts) FILTER (WHERE event_type = 'task.assigned' AND ts <= started_at) AS picked_from,
-    (array_agg(event_type ORDER BY ts DESC, rank DESC, event_id DESC) FILTER (WHERE rank IS NOT NULL))[1] AS last_type,
-    (array_agg(ts ORDER BY ts DESC, rank DESC, event_id DESC) FILTER (WHERE rank IS NOT NULL))[1] AS last_ts,
-    (array_agg(coalesce(metadata ->> 'error', metadata ->> 'reason') ORDER BY ts DESC, rank DESC, event_id DESC)
-      FILTER (WHERE rank IS NOT NULL))[1] AS last_error,
+    (array_agg(event_type ORDER BY ts DESC, rank DESC, event_id DESC))[1] AS last_type,
+    (array_agg(ts ORDER BY ts DESC, rank DESC, event_id DESC))[1] AS last_ts,
+    (array_agg(coalesce(metadata ->> 'error', metadata ->> 'reason') ORDER BY ts DESC, rank DESC, event_id DESC))[1]
+      AS last_error,
     (array_agg(metadata ->> 'title' ORDER BY ts, event_id)
       FILTER (WHERE event_type = 'task.created' AND metadata ->> 'title' IS NOT NULL))[1] AS task_title,
     (array_agg(metadata ->> 'owner' ORDER BY ts, event_id)
@@ -57,55 +82,45 @@ agg AS (
       FILTER (WHERE event_type = 'task.created' AND metadata ->> 'scoring_breakdown' IS NOT NULL))[1] AS scoring_breakdown,
     coalesce(
       (array_agg(agent ORDER BY ts DESC, event_id DESC) FILTER (WHERE event_type = 'task.assigned' AND agent IS NOT NULL))[1],
-      (array_agg(agent ORDER BY ts DESC, rank DESC, event_id DESC) FILTER (WHERE rank IS NOT NULL AND agent IS NOT NULL))[1]
+      (array_agg(agent ORDER BY ts DESC, rank DESC, event_id DESC) FILTER (WHERE agent IS NOT NULL))[1]
     ) AS assigned_agent
   FROM ev
   GROUP BY trace_id
 ),
 computed AS (
-  SELECT a.*,
+  SELECT o.trace_id, o.first_event_at, o.last_event_at, o.span_count, a.created_min, a.assigned_at, a.attempts,
+    a.started_at, a.picked_from, a.last_error, a.task_title, a.owner, a.scoring_breakdown, a.assigned_agent,
+    a.trace_id IS NOT NULL AS is_task,
     CASE a.last_type
       WHEN 'task.created' THEN 'pending' WHEN 'task.assigned' THEN 'assigned' WHEN 'task.started' THEN 'in_progress'
       WHEN 'task.completed' THEN 'completed' WHEN 'task.failed' THEN 'failed' WHEN 'task.timeout' THEN 'timed_out'
     END AS status,
     CASE WHEN a.last_type IN ('task.completed', 'task.failed', 'task.timeout') THEN a.last_ts END AS completed_at
-  FROM agg a
-),
-old AS (
-  SELECT k.trace_id, t.assigned_agent, t.completed_at
-  FROM unnest($1::text[]) AS k(trace_id)
-  CROSS JOIN LATERAL (
-    SELECT x.assigned_agent, x.completed_at FROM swarm_traces x WHERE x.trace_id = k.trace_id OFFSET 0
-  ) t
+  FROM old o LEFT JOIN agg a USING (trace_id)
 ),
 upserted AS (
   INSERT INTO swarm_traces AS t (trace_id, is_task, task_title, owner, status, assigned_agent, created_at,
     assigned_at, started_at, completed_at, duration_ms, time_to_pickup_ms, attempts, span_count, error,
-    scoring_breakdown, last_event_at, updated_at)
-  SELECT c.trace_id, c.is_task,
-    CASE WHEN c.is_task THEN c.task_title END,
-    CASE WHEN c.is_task THEN c.owner END,
-    c.status,
-    CASE WHEN c.is_task THEN c.assigned_agent END,
-    coalesce(c.created_min, c.first_at),
+    scoring_breakdown, first_event_at, last_event_at, updated_at)
+  SELECT c.trace_id, c.is_task, c.task_title, c.owner, c.status, c.assigned_agent,
+    coalesce(c.created_min, c.first_event_at),
     c.assigned_at, c.started_at, c.completed_at,
     CASE WHEN c.completed_at >= c.started_at
       THEN round(extract(epoch FROM c.completed_at - c.started_at) * 1000)::bigint END,
     CASE WHEN c.picked_from IS NOT NULL
       THEN round(extract(epoch FROM c.started_at - c.picked_from) * 1000)::bigint END,
-    c.attempts, c.span_count,
+    coalesce(c.attempts, 0), c.span_count,
     CASE WHEN c.status IN ('failed', 'timed_out')
       THEN coalesce(c.last_error, CASE WHEN c.status = 'timed_out' THEN 'timeout' END) END,
-    CASE WHEN c.is_task THEN c.scoring_breakdown END,
-    c.last_event_at, now()
+    c.scoring_breakdown, c.first_event_at, c.last_event_at, now()
   FROM computed c
   ON CONFLICT (trace_id) DO UPDATE SET
     is_task = excluded.is_task, task_title = excluded.task_title, owner = excluded.owner, status = excluded.status,
     assigned_agent = excluded.assigned_agent, created_at = excluded.created_at, assigned_at = excluded.assigned_at,
     started_at = excluded.started_at, completed_at = excluded.completed_at, duration_ms = excluded.duration_ms,
     time_to_pickup_ms = excluded.time_to_pickup_ms, attempts = excluded.attempts, span_count = excluded.span_count,
-    error = excluded.error, scoring_breakdown = excluded.scoring_breakdown, last_event_at = excluded.last_event_at,
-    updated_at = excluded.updated_at
+    error = excluded.error, scoring_breakdown = excluded.scoring_breakdown, first_event_at = excluded.first_event_at,
+    last_event_at = excluded.last_event_at, updated_at = excluded.updated_at
   RETURNING t.trace_id, t.is_task, t.assigned_agent, t.completed_at
 )
 SELECT DISTINCT agent_id, metric_date::text AS metric_date FROM (

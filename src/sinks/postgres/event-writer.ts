@@ -38,7 +38,7 @@ fresh AS (
 INSERT INTO swarm_events (event_id, trace_id, source, event_type, "timestamp", metadata)
 SELECT b.event_id, b.trace_id, b.source, b.event_type, b."timestamp", b.metadata
 FROM batch b JOIN fresh USING (event_id)
-RETURNING event_id::text, trace_id,
+RETURNING event_id::text, trace_id, "timestamp" AS ts, chronicle_lifecycle_rank(event_type) IS NOT NULL AS lifecycle,
   CASE WHEN event_type = 'agent.heartbeat' THEN chronicle_heartbeat_agent(metadata, source) END AS heartbeat_agent,
   CASE WHEN event_type = 'agent.heartbeat' THEN ("timestamp" AT TIME ZONE 'UTC')::date::text END AS heartbeat_day`;
 
@@ -129,33 +129,50 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
       freshDlq = new Set(rows.map((r) => r.dlq_id));
     }
 
-    const traceIds = new Set<string>();
+    // Per touched trace: new events, earliest and latest new timestamp, whether one is a lifecycle event.
+    const touched = new Map<string, { n: number; first: Date; last: Date; lifecycle: boolean }>();
     const metricKeys = new Set<string>();
     const fresh = new Set<string>();
     if (events.length > 0) {
       const { rows } = await client.query<{
         event_id: string;
         trace_id: string;
+        ts: Date;
+        lifecycle: boolean;
         heartbeat_agent: string | null;
         heartbeat_day: string | null;
       }>(INSERT_EVENTS_SQL, [JSON.stringify(events)]);
       for (const row of rows) {
         fresh.add(row.event_id);
-        traceIds.add(row.trace_id);
+        const t = touched.get(row.trace_id);
+        if (t === undefined) {
+          touched.set(row.trace_id, { n: 1, first: row.ts, last: row.ts, lifecycle: row.lifecycle });
+        } else {
+          t.n++;
+          if (row.ts < t.first) t.first = row.ts;
+          if (row.ts > t.last) t.last = row.ts;
+          t.lifecycle ||= row.lifecycle;
+        }
         if (row.heartbeat_agent !== null && row.heartbeat_day !== null) {
           metricKeys.add(JSON.stringify([row.heartbeat_agent, row.heartbeat_day]));
         }
       }
     }
 
-    if (traceIds.size > 0) {
-      const ids = [...traceIds].sort();
+    if (touched.size > 0) {
+      const ids = [...touched.keys()].sort();
+      const stats = ids.map((id) => touched.get(id)!);
       await client.query(LOCK_KEYS_SQL, [LOCK_CLASS.trace, ids]);
       const { rows } = await client.query<{ agent_id: string; metric_date: string }>(RECOMPUTE_TRACES_SQL, [
         ids,
+        stats.map((t) => t.n),
+        stats.map((t) => t.first),
+        stats.map((t) => t.last),
+        stats.map((t) => t.lifecycle),
       ]);
       for (const row of rows) metricKeys.add(JSON.stringify([row.agent_id, row.metric_date]));
     }
+
     if (metricKeys.size > 0) {
       const keys = [...metricKeys].sort().map((k) => JSON.parse(k) as [string, string]);
       await client.query(LOCK_KEYS_SQL, [LOCK_CLASS.agentDay, keys.map(([a, d]) => `${d}/${a}`)]);

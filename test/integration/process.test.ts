@@ -1,0 +1,336 @@
+/**
+ * Chronicle as operators run it: the built dist/ started as a real process, configured through the
+ * environment, stopped with signals.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterEach, beforeAll, expect, it } from 'vitest';
+import { sleep, waitFor } from '../support/chronicle.js';
+import { type TestDatabase, createTestDatabase } from '../support/db.js';
+import { DATABASE_URL, describeWithPostgres } from '../support/services.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const MAIN = 'dist/main.js';
+const MIGRATE_CLI = 'dist/cli/migrate.js';
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+interface ChronicleProcess {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Settles when the process has exited and its output streams are closed. */
+  readonly exited: Promise<Exit>;
+  /** The JSON log lines written to stdout so far (every line must parse). */
+  logs(): Record<string, unknown>[];
+}
+
+const running = new Set<ChronicleProcess>();
+const cleanups: (() => Promise<void>)[] = [];
+
+/** Starts `node <script>` from the repository root with only PATH and `env` in its environment. */
+function startNode(script: string, env: Record<string, string>): ChronicleProcess {
+  const child = spawn(process.execPath, [script], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const proc: ChronicleProcess = {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    exited: new Promise<Exit>((resolve) => child.once('close', (code, signal) => resolve({ code, signal }))),
+    logs: () =>
+      out
+        .split('\n')
+        .filter((line) => line.trim() !== '')
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
+  running.add(proc);
+  void proc.exited.then(() => running.delete(proc));
+  return proc;
+}
+
+/** The process's exit, or an error saying what it printed when it takes longer than `millis`. */
+async function exitWithin(proc: ChronicleProcess, millis: number): Promise<Exit> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `process still running after ${millis} ms\nstdout:\n${proc.stdout()}\nstderr:\n${proc.stderr()}`,
+          ),
+        ),
+      millis,
+    );
+  });
+  try {
+    return await Promise.race([proc.exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A port nothing listens on right now (the kernel picks it; we release it for Chronicle). */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Starts dist/main.js on a free local port, HTTP ingest only, and waits until GET /ready answers 200. */
+async function startChronicle(
+  databaseUrl: string,
+  env: Record<string, string> = {},
+): Promise<{ proc: ChronicleProcess; url: string }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const proc = startNode(MAIN, {
+    DATABASE_URL: databaseUrl,
+    NATS_URL: 'none',
+    CHRONICLE_HOST: '127.0.0.1',
+    CHRONICLE_PORT: String(port),
+    LOG_LEVEL: 'info',
+    ...env,
+  });
+  let exit: Exit | undefined;
+  void proc.exited.then((e) => (exit = e));
+  await waitFor(
+    async () => {
+      if (exit)
+        throw new Error(`Chronicle exited (${JSON.stringify(exit)}): ${proc.stderr()}${proc.stdout()}`);
+      return (await fetch(`${url}/ready`)).status === 200;
+    },
+    15_000,
+    `${url}/ready to answer 200`,
+  );
+  return { proc, url };
+}
+
+async function adminQuery<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  try {
+    return (await client.query<R>(sql, params)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+async function freshDatabase(): Promise<TestDatabase> {
+  const db = await createTestDatabase({ migrate: false });
+  cleanups.push(() => db.drop());
+  return db;
+}
+
+async function tablesOf(db: TestDatabase): Promise<string[]> {
+  const { rows } = await db.pool.query<{ table_name: string }>(
+    `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`,
+  );
+  return rows.map((r) => r.table_name);
+}
+
+const event = (traceId: string) => ({
+  event_id: randomUUID(),
+  trace_id: traceId,
+  source: 'dispatch',
+  event_type: 'task.created',
+  timestamp: '2026-03-01T12:00:00.000Z',
+  metadata: { title: 'Summarise' },
+});
+
+describeWithPostgres('chronicle process - dist/main.js and dist/cli/migrate.js', () => {
+  beforeAll(() => {
+    try {
+      execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], {
+        cwd: ROOT,
+        timeout: 60_000,
+        stdio: 'pipe',
+      });
+    } catch (err) {
+      const { stdout, stderr } = err as { stdout?: Buffer; stderr?: Buffer };
+      throw new Error(`build failed:\n${stdout?.toString() ?? ''}${stderr?.toString() ?? ''}`, {
+        cause: err,
+      });
+    }
+  }, 60_000);
+
+  afterEach(async () => {
+    for (const proc of running) {
+      proc.child.kill('SIGKILL');
+      await proc.exited;
+    }
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  it('an invalid configuration exits 2 and lists every problem on stderr', async () => {
+    const proc = startNode(MAIN, { CHRONICLE_PORT: 'eighty', LOG_LEVEL: 'loud', NATS_URL: 'none' });
+    const exit = await exitWithin(proc, 10_000);
+    expect(exit.code).toBe(2);
+    expect(proc.stderr()).toContain('invalid configuration');
+    expect(proc.stderr()).toMatch(/CHRONICLE_PORT: must be a number/);
+    expect(proc.stderr()).toMatch(/LOG_LEVEL: /);
+    expect(proc.stdout()).toBe('');
+  });
+
+  it('migrates a fresh database, ingests and serves an event, and stops with exit 0 on SIGTERM', async () => {
+    const db = await freshDatabase();
+    const { proc, url } = await startChronicle(db.url);
+    expect(await tablesOf(db)).toEqual(
+      expect.arrayContaining(['swarm_events', 'swarm_traces', 'agent_metrics', 'chronicle_migrations']),
+    );
+
+    const sent = event('process-trace-1');
+    const posted = await fetch(`${url}/api/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(sent),
+    });
+    expect(posted.status).toBe(200);
+    expect(await posted.json()).toMatchObject({ accepted: 1, duplicates: 0, rejected: [] });
+
+    const got = await fetch(`${url}/api/v1/traces/process-trace-1`);
+    expect(got.status).toBe(200);
+    const body = (await got.json()) as { trace: Record<string, unknown>; events: Record<string, unknown>[] };
+    expect(body.trace).toMatchObject({
+      trace_id: 'process-trace-1',
+      status: 'pending',
+      task_title: 'Summarise',
+    });
+    expect(body.events.map((e) => e.event_id)).toEqual([sent.event_id]);
+
+    proc.child.kill('SIGTERM');
+    const exit = await exitWithin(proc, 5_000);
+    expect(exit).toEqual({ code: 0, signal: null });
+    const logs = proc.logs();
+    expect(logs.length).toBeGreaterThan(0);
+    for (const line of logs) {
+      expect(typeof line.level).toBe('number');
+      expect(typeof line.msg).toBe('string');
+    }
+    const messages = logs.map((l) => l.msg);
+    expect(messages).toContain('Chronicle listening');
+    expect(messages).toContain('shutting down: stopping intake and flushing');
+    expect(messages).toContain('Chronicle stopped');
+  });
+
+  it('creates the database named in DATABASE_URL when the server does not have it', async () => {
+    const name = `chronicle_t_new_${randomBytes(5).toString('hex')}`;
+    cleanups.push(async () => {
+      await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    });
+    const target = new URL(DATABASE_URL);
+    target.pathname = `/${name}`;
+    const exists = async () =>
+      (await adminQuery('SELECT 1 FROM pg_database WHERE datname = $1', [name])).length;
+    expect(await exists()).toBe(0);
+
+    const { proc } = await startChronicle(target.toString());
+    expect(await exists()).toBe(1);
+    expect(proc.logs().map((l) => l.msg)).toContain('database created');
+
+    proc.child.kill('SIGTERM');
+    expect((await exitWithin(proc, 5_000)).code).toBe(0);
+  });
+
+  it('a second signal while a flush is blocked exits at once with 130', async () => {
+    const db = await createTestDatabase();
+    cleanups.push(() => db.drop());
+    const { proc, url } = await startChronicle(db.url, { SHUTDOWN_TIMEOUT_MS: '60000' });
+
+    // Hold swarm_events so that the flush of the next event waits on the lock.
+    const locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+    cleanups.push(async () => {
+      await locker.query('ROLLBACK').catch(() => undefined);
+      await locker.end();
+    });
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE swarm_events IN ACCESS EXCLUSIVE MODE');
+
+    const answer = fetch(`${url}/api/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(event('process-blocked')),
+    }).then(
+      (res) => res.status,
+      () => 'no answer',
+    );
+    await waitFor(
+      async () =>
+        (
+          await locker.query(
+            `SELECT 1 FROM pg_stat_activity
+             WHERE datname = $1 AND application_name = 'chronicle' AND wait_event_type = 'Lock'`,
+            [db.name],
+          )
+        ).rowCount,
+      10_000,
+      'the flush to wait on the swarm_events lock',
+    );
+
+    proc.child.kill('SIGTERM');
+    await waitFor(
+      () => proc.logs().some((l) => String(l.msg).startsWith('shutting down')),
+      5_000,
+      'the first signal to be handled',
+    );
+    // The graceful shutdown cannot finish: its flush is blocked.
+    await sleep(300);
+    expect(proc.child.exitCode).toBeNull();
+
+    proc.child.kill('SIGTERM');
+    const exit = await exitWithin(proc, 3_000);
+    expect(exit).toEqual({ code: 130, signal: null });
+    expect(proc.logs().map((l) => l.msg)).not.toContain('Chronicle stopped');
+    expect(await answer).toBe('no answer');
+  });
+
+  it('migrate CLI applies the migrations to a fresh database, and a second run has nothing to do', async () => {
+    const db = await freshDatabase();
+    const env = { DATABASE_URL: db.url, LOG_LEVEL: 'info' };
+
+    const first = startNode(MIGRATE_CLI, env);
+    expect(await exitWithin(first, 15_000)).toEqual({ code: 0, signal: null });
+    expect(first.logs().map((l) => l.msg)).toContain('migrations applied');
+    expect(await tablesOf(db)).toEqual(
+      expect.arrayContaining([
+        'agent_metrics',
+        'chronicle_migrations',
+        'chronicle_rejects',
+        'swarm_dlq',
+        'swarm_events',
+        'swarm_traces',
+      ]),
+    );
+    const { rows } = await db.pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM chronicle_migrations',
+    );
+    const applied = rows[0]!.n;
+    expect(applied).toBeGreaterThan(0);
+
+    const second = startNode(MIGRATE_CLI, env);
+    expect(await exitWithin(second, 15_000)).toEqual({ code: 0, signal: null });
+    const messages = second.logs().map((l) => l.msg);
+    expect(messages).toContain('database already up to date');
+    expect(messages).not.toContain('migration applied');
+    const again = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM chronicle_migrations');
+    expect(again.rows[0]!.n).toBe(applied);
+  });
+});

@@ -1,0 +1,205 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { ConfigError } from '../../src/pipeline/errors.js';
+
+/** Calls loadConfig and returns the ConfigError it throws; fails the test when it does not throw one. */
+function configError(env: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+const DEFAULTS = {
+  port: 8700,
+  host: '0.0.0.0',
+  databaseUrl: 'postgres://postgres@127.0.0.1:5432/chronicle',
+  natsUrl: 'nats://127.0.0.1:4222',
+  natsNamespace: '',
+  batch: {
+    flushIntervalMillis: 200,
+    flushThresholdEvents: 5000,
+    maxBufferEvents: 10_000,
+    maxBufferBytes: 64 * 1024 * 1024,
+    lingerMillis: 20,
+    maxConcurrentFlushes: 2,
+  },
+  ingestMaxBodyBytes: 5 * 1024 * 1024,
+  jetstream: { maxDeliver: 3, ackWaitMillis: 30_000, fetchBatch: 1000 },
+  pgPoolMax: 8,
+  shutdownTimeoutMillis: 30_000,
+  logLevel: 'info',
+};
+
+/** Every variable set to a valid value that differs from its default. */
+const EVERY_VARIABLE = {
+  CHRONICLE_PORT: '9100',
+  CHRONICLE_HOST: '127.0.0.1',
+  DATABASE_URL: 'postgresql://user:pw@db.internal:6543/swarm',
+  NATS_URL: 'tls://nats.internal:4443',
+  CHRONICLE_NATS_NAMESPACE: 'T_side-1',
+  BATCH_FLUSH_INTERVAL_MS: '750',
+  BATCH_FLUSH_THRESHOLD: '250',
+  BUFFER_MAX_SIZE: '2000',
+  BUFFER_MAX_BYTES: '1048576',
+  HTTP_LINGER_MS: '5',
+  FLUSH_CONCURRENCY: '4',
+  INGEST_MAX_BODY_BYTES: '65536',
+  JETSTREAM_MAX_DELIVER: '7',
+  JETSTREAM_ACK_WAIT_MS: '45000',
+  JETSTREAM_FETCH_BATCH: '300',
+  PG_POOL_MAX: '12',
+  SHUTDOWN_TIMEOUT_MS: '5000',
+  LOG_LEVEL: 'debug',
+};
+
+describe('loadConfig - defaults', () => {
+  it('an empty environment gives the documented defaults', () => {
+    expect(loadConfig({})).toEqual(DEFAULTS);
+  });
+
+  it('an empty string counts as unset and gives the default', () => {
+    const empty = Object.fromEntries(Object.keys(EVERY_VARIABLE).map((k) => [k, '']));
+    expect(loadConfig({ ...empty, NATS_URL: undefined })).toEqual(DEFAULTS);
+  });
+
+  it('ignores variables it does not know', () => {
+    expect(loadConfig({ PATH: '/usr/bin', CHRONICLE_UNKNOWN: 'x', PORT: 'not a number' })).toEqual(DEFAULTS);
+  });
+});
+
+describe('loadConfig - every variable is read', () => {
+  it('maps each variable to its option', () => {
+    expect(loadConfig(EVERY_VARIABLE)).toEqual({
+      port: 9100,
+      host: '127.0.0.1',
+      databaseUrl: 'postgresql://user:pw@db.internal:6543/swarm',
+      natsUrl: 'tls://nats.internal:4443',
+      natsNamespace: 'T_side-1',
+      batch: {
+        flushIntervalMillis: 750,
+        flushThresholdEvents: 250,
+        maxBufferEvents: 2000,
+        maxBufferBytes: 1_048_576,
+        lingerMillis: 5,
+        maxConcurrentFlushes: 4,
+      },
+      ingestMaxBodyBytes: 65_536,
+      jetstream: { maxDeliver: 7, ackWaitMillis: 45_000, fetchBatch: 300 },
+      pgPoolMax: 12,
+      shutdownTimeoutMillis: 5000,
+      logLevel: 'debug',
+    });
+  });
+
+  it('accepts every documented log level', () => {
+    for (const level of ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) {
+      expect(loadConfig({ LOG_LEVEL: level }).logLevel).toBe(level);
+    }
+  });
+
+  it('accepts the bounds of a range', () => {
+    expect(loadConfig({ CHRONICLE_PORT: '0' }).port).toBe(0);
+    expect(loadConfig({ CHRONICLE_PORT: '65535' }).port).toBe(65535);
+    expect(loadConfig({ HTTP_LINGER_MS: '0' }).batch.lingerMillis).toBe(0);
+    expect(loadConfig({ PG_POOL_MAX: '2' }).pgPoolMax).toBe(2);
+  });
+
+  it('accepts postgres:// and postgresql:// database URLs', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://a@h/db' }).databaseUrl).toBe('postgres://a@h/db');
+    expect(loadConfig({ DATABASE_URL: 'postgresql://a@h/db' }).databaseUrl).toBe('postgresql://a@h/db');
+  });
+
+  it('accepts nats, tls, ws and wss NATS URLs', () => {
+    for (const url of ['nats://n:4222', 'tls://n:4443', 'ws://n:8080', 'wss://n:443']) {
+      expect(loadConfig({ NATS_URL: url }).natsUrl).toBe(url);
+    }
+  });
+});
+
+describe('loadConfig - NATS can be disabled', () => {
+  it("NATS_URL 'none' disables NATS", () => {
+    expect(loadConfig({ NATS_URL: 'none' }).natsUrl).toBeUndefined();
+  });
+
+  it('an empty NATS_URL disables NATS instead of meaning the default', () => {
+    expect(loadConfig({ NATS_URL: '' }).natsUrl).toBeUndefined();
+  });
+
+  it('an unset NATS_URL means the local server', () => {
+    expect(loadConfig({}).natsUrl).toBe('nats://127.0.0.1:4222');
+  });
+});
+
+describe('loadConfig - an invalid environment', () => {
+  it('throws ConfigError naming every bad variable at once', () => {
+    const err = configError({
+      CHRONICLE_PORT: 'eighty',
+      DATABASE_URL: 'mysql://root@127.0.0.1/chronicle',
+      NATS_URL: 'http://127.0.0.1:4222',
+      CHRONICLE_NATS_NAMESPACE: 'has.dots',
+      BATCH_FLUSH_THRESHOLD: '0',
+      PG_POOL_MAX: '1.5',
+      LOG_LEVEL: 'loud',
+      SHUTDOWN_TIMEOUT_MS: '-1',
+      // Valid ones are not reported.
+      BUFFER_MAX_SIZE: '500',
+    });
+    expect(err.name).toBe('ConfigError');
+    const named = err.problems.map((p) => p.split(':')[0]);
+    expect(named.sort()).toEqual(
+      [
+        'BATCH_FLUSH_THRESHOLD',
+        'CHRONICLE_NATS_NAMESPACE',
+        'CHRONICLE_PORT',
+        'DATABASE_URL',
+        'LOG_LEVEL',
+        'NATS_URL',
+        'PG_POOL_MAX',
+        'SHUTDOWN_TIMEOUT_MS',
+      ].sort(),
+    );
+    for (const problem of err.problems) expect(err.message).toContain(problem);
+  });
+
+  it('says what is wrong with each variable', () => {
+    const { problems } = configError({
+      CHRONICLE_PORT: 'eighty',
+      BATCH_FLUSH_THRESHOLD: '0',
+      PG_POOL_MAX: '1.5',
+      FLUSH_CONCURRENCY: '17',
+      DATABASE_URL: 'not a url',
+    });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'CHRONICLE_PORT: must be a number',
+        'BATCH_FLUSH_THRESHOLD: must be at least 1',
+        'PG_POOL_MAX: must be a whole number',
+        'FLUSH_CONCURRENCY: must be at most 16',
+        'DATABASE_URL: must be a URL starting with postgres:// or postgresql://',
+      ]),
+    );
+    expect(problems).toHaveLength(5);
+  });
+
+  it('rejects a port outside 0..65535', () => {
+    expect(configError({ CHRONICLE_PORT: '-1' }).problems).toEqual(['CHRONICLE_PORT: must be at least 0']);
+    expect(configError({ CHRONICLE_PORT: '65536' }).problems).toEqual([
+      'CHRONICLE_PORT: must be at most 65535',
+    ]);
+  });
+
+  it('rejects an unknown log level', () => {
+    expect(configError({ LOG_LEVEL: 'verbose' }).problems).toEqual([expect.stringMatching(/^LOG_LEVEL: /)]);
+  });
+
+  it('rejects a NATS_URL that is neither a NATS URL nor none', () => {
+    expect(configError({ NATS_URL: 'None' }).problems).toEqual([expect.stringMatching(/^NATS_URL: /)]);
+    expect(configError({ NATS_URL: '127.0.0.1:4222' }).problems).toEqual([
+      expect.stringMatching(/^NATS_URL: /),
+    ]);
+  });
+});
