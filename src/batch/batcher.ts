@@ -67,10 +67,15 @@ export interface Batcher {
    * have a caller waiting and are flushed after lingerMillis.
    */
   offer(deliveries: readonly Delivery<WriteRecord>[], options?: { urgent?: boolean }): boolean;
-  /** True when `events` more inputs would fit now. */
-  hasRoom(events: number): boolean;
-  /** Resolves when `events` more inputs would fit, or when the signal aborts. */
-  waitForRoom(events: number, signal?: AbortSignal): Promise<void>;
+  /** True when `events` more inputs of `bytes` in all would be taken now (the test offer() applies). */
+  hasRoom(events: number, bytes?: number): boolean;
+  /**
+   * Resolves when `events` more inputs of `bytes` would be taken, when the batcher stops taking input
+   * (drain), or when the signal aborts. Waiters are woken only when a flush frees room.
+   */
+  waitForRoom(events: number, bytes?: number, signal?: AbortSignal): Promise<void>;
+  /** False once drain() has begun: offer() then always refuses. */
+  accepting(): boolean;
   state(): BatcherState;
   readonly maxBufferEvents: number;
   readonly maxBufferBytes: number;
@@ -123,7 +128,7 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
   }
 
   function isDue(): boolean {
-    return draining || pending.length >= options.flushThresholdEvents || Date.now() >= dueAt();
+    return draining || pending.length >= options.flushThresholdEvents || performance.now() >= dueAt();
   }
 
   /** Starts flushes while there is work that is due and a free slot; otherwise arms the timer. */
@@ -149,7 +154,7 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
           timerDueAt = Infinity;
           pump();
         },
-        Math.max(0, next - Date.now()),
+        Math.max(0, next - performance.now()),
       );
     }
   }
@@ -216,7 +221,7 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
           { err, consecutiveFailures, batchSize: batch.length, retryInMillis: Math.round(delay) },
           'write to Postgres failed; batch kept for retry',
         );
-        const now = Date.now();
+        const now = performance.now();
         if (
           consecutiveFailures >= options.alertAfterFailures &&
           (lastAlertAt === 0 || now - lastAlertAt >= 60_000)
@@ -252,7 +257,7 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
       if (deliveries.length === 0) return true;
       const bytes = deliveries.reduce((sum, d) => sum + d.sizeBytes, 0);
       if (draining || !fits(deliveries.length, bytes)) return false;
-      const at = Date.now();
+      const at = performance.now();
       const urgent = offerOptions.urgent ?? false;
       for (const delivery of deliveries) pending.push({ delivery, at, urgent });
       if (urgent) urgentArrivals.push(...deliveries.map(() => at));
@@ -263,16 +268,18 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
       return true;
     },
 
-    hasRoom(events) {
-      return (
-        !draining && heldEvents + events <= options.maxBufferEvents && heldBytes < options.maxBufferBytes
-      );
+    hasRoom(events, bytes = 0) {
+      return !draining && fits(events, bytes);
     },
 
-    waitForRoom(events, signal) {
+    accepting() {
+      return !draining;
+    },
+
+    waitForRoom(events, bytes = 0, signal) {
       return new Promise((resolve) => {
         const check = (): void => {
-          if (signal?.aborted || this.hasRoom(events) || heldEvents === 0) {
+          if (signal?.aborted || draining || fits(events, bytes)) {
             roomWaiters.delete(check);
             signal?.removeEventListener('abort', check);
             resolve();

@@ -72,12 +72,18 @@ export function eventTypeFromSubject(subject: string | undefined): string | unde
   return rest.join('.');
 }
 
+/** A string Postgres accepts: NUL removed, lone UTF-16 surrogates replaced by U+FFFD. */
+export function cleanText(value: string): string {
+  const noNul = value.includes('\u0000') ? value.replaceAll('\u0000', '') : value;
+  return noNul.isWellFormed() ? noNul : noNul.toWellFormed();
+}
+
 /**
- * Removes NUL characters (which Postgres text and jsonb reject) from every string and key.
- * Copy-on-write: returns the same value when there is nothing to strip, which is almost always.
+ * Makes every string and key storable (see cleanText) throughout a JSON value. Copy-on-write: returns
+ * the same value when there is nothing to change, which is almost always.
  */
 export function stripNul(value: unknown): unknown {
-  if (typeof value === 'string') return value.includes('\u0000') ? value.replaceAll('\u0000', '') : value;
+  if (typeof value === 'string') return cleanText(value);
   if (Array.isArray(value)) {
     let out: unknown[] | undefined;
     value.forEach((v, i) => {
@@ -241,10 +247,11 @@ export function makeReject(
   }
   return {
     origin: ctx.origin,
-    subject: ctx.subject ?? null,
+    subject: ctx.subject == null ? null : cleanText(ctx.subject),
     reason,
-    detail,
-    payload: payload.replaceAll('\u0000', ''),
+    // A parser's message quotes the input, so it may carry what Postgres refuses too.
+    detail: cleanText(detail),
+    payload: cleanText(payload),
     payloadBytes: bytes,
     rejectKey,
   };

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response, type Router } from 'express';
 import type { Batcher } from '../batch/batcher.js';
 import { type InputContext, makeReject, normalizeEvent, parseJson } from '../events/normalize.js';
@@ -36,12 +37,33 @@ interface Item {
   parsed: { ok: true; value: unknown } | { ok: false; reason: string; detail: string };
 }
 
+function rawOf(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? 'null';
+  } catch {
+    return '(not serializable: nested too deeply)';
+  }
+}
+
 const NDJSON_TYPES = [
   'application/x-ndjson',
   'application/ndjson',
   'application/jsonl',
   'application/x-jsonlines',
 ];
+
+/** normalizeEvent, with a payload that breaks normalization itself (e.g. nested too deeply) as a reject. */
+function normalizeSafely(value: unknown, ctx: InputContext): ReturnType<typeof normalizeEvent> {
+  try {
+    return normalizeEvent(value, ctx);
+  } catch (err) {
+    return {
+      ok: false,
+      reason: 'invalid_event',
+      detail: `payload cannot be normalized: ${(err as Error).message}`,
+    };
+  }
+}
 
 /** Splits a body into items: one JSON object, a JSON array, or NDJSON (one JSON value per line). */
 function splitBody(body: string, contentType: string): Item[] | { error: string } {
@@ -50,7 +72,7 @@ function splitBody(body: string, contentType: string): Item[] | { error: string 
     const whole = parseJson(body);
     if (whole.ok) {
       const values: unknown[] = Array.isArray(whole.value) ? whole.value : [whole.value];
-      return values.map((value) => ({ raw: JSON.stringify(value) ?? 'null', parsed: { ok: true, value } }));
+      return values.map((value) => ({ raw: rawOf(value), parsed: { ok: true, value } }));
     }
     if (!body.includes('\n')) return { error: whole.detail };
   }
@@ -107,14 +129,21 @@ export function createHttpIngest(options: HttpIngestOptions, deps: HttpIngestDep
     const outcomes: Promise<ItemOutcome>[] = [];
     const deliveries: Delivery<WriteRecord>[] = items.map((item) => {
       let record: WriteRecord;
-      const normalized = item.parsed.ok ? normalizeEvent(item.parsed.value, ctx) : item.parsed;
+      const normalized = item.parsed.ok ? normalizeSafely(item.parsed.value, ctx) : item.parsed;
       if (normalized.ok) {
         record = { kind: 'event', input, event: normalized.value };
       } else {
         record = {
           kind: 'reject',
           input,
-          reject: makeReject(item.raw, { origin: 'http' }, normalized.reason, normalized.detail, null),
+          // A unique key per record, so a retried write after a partial commit records it once.
+          reject: makeReject(
+            item.raw,
+            { origin: 'http' },
+            normalized.reason,
+            normalized.detail,
+            `http:${randomUUID()}`,
+          ),
         };
       }
       let settle!: (o: ItemOutcome) => void;

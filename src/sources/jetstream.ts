@@ -283,23 +283,47 @@ export function createJetStreamSource(
 
   async function sleep(millis: number): Promise<void> {
     await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, millis);
-      stop.signal.addEventListener('abort', () => {
+      const done = (): void => {
         clearTimeout(t);
+        stop.signal.removeEventListener('abort', done);
         resolve();
-      });
+      };
+      const t = setTimeout(done, millis);
+      stop.signal.addEventListener('abort', done, { once: true });
     });
   }
 
   async function offer(d: Delivery<WriteRecord>): Promise<void> {
     while (!batcher.offer([d])) {
-      if (stop.signal.aborted) {
+      if (stop.signal.aborted || !batcher.accepting()) {
         // Shutting down: hand it back now rather than wait for ack_wait.
         d.retry();
         return;
       }
       metrics.backpressure.inc({ source: 'jetstream' });
-      await batcher.waitForRoom(1, stop.signal);
+      await batcher.waitForRoom(1, d.sizeBytes, stop.signal);
+    }
+  }
+
+  /** Turns a message into a record; a payload that breaks normalization itself becomes a reject. */
+  async function recordOf(spec: StreamSpec | null, jsm: JetStreamManager, msg: JsMsg): Promise<WriteRecord> {
+    try {
+      return spec ? toRecord(spec, msg) : await advisoryRecord(jsm, msg);
+    } catch (err) {
+      const subject = localSubject(msg.subject);
+      const key = `nats:${msg.info.stream}:${msg.info.streamSequence}`;
+      const detail = `payload cannot be normalized: ${(err as Error).message}`;
+      return {
+        kind: 'reject',
+        input: { origin: 'nats', subject, key },
+        reject: makeReject(
+          decoder.decode(msg.data),
+          { origin: 'nats', subject },
+          'invalid_event',
+          detail,
+          key,
+        ),
+      };
     }
   }
 
@@ -315,21 +339,43 @@ export function createJetStreamSource(
       try {
         if (!batcher.hasRoom(options.fetchBatch)) {
           metrics.backpressure.inc({ source: 'jetstream' });
-          await batcher.waitForRoom(options.fetchBatch, stop.signal);
+          await batcher.waitForRoom(options.fetchBatch, 0, stop.signal);
           if (stop.signal.aborted) break;
         }
         consumer ??= await js.consumers.get(name, durableName(name));
         const messages = await consumer.fetch({ max_messages: options.fetchBatch, expires: 1_000 });
         const onAbort = (): void => messages.stop();
         stop.signal.addEventListener('abort', onAbort, { once: true });
+        // Every message is registered (its ack deadline kept alive) the moment it arrives, even while
+        // an earlier one waits for buffer room: no message may sit unregistered past ack_wait.
+        const arrived: MessageDelivery[] = [];
+        let fetched = false;
+        let wake: (() => void) | undefined;
+        const reader = (async () => {
+          try {
+            for await (const msg of messages) {
+              arrived.push(new MessageDelivery(msg, await recordOf(spec, jsm, msg)));
+              wake?.();
+            }
+          } finally {
+            fetched = true;
+            wake?.();
+          }
+        })();
         try {
           let received = 0;
-          for await (const msg of messages) {
-            received++;
-            const record = spec ? toRecord(spec, msg) : await advisoryRecord(jsm, msg);
-            await offer(new MessageDelivery(msg, record));
+          while (!fetched || arrived.length > 0) {
+            const next = arrived.shift();
+            if (next) {
+              received++;
+              await offer(next);
+            } else {
+              await new Promise<void>((resolve) => (wake = resolve));
+              wake = undefined;
+            }
           }
           metrics.received.inc({ origin: 'nats' }, received);
+          await reader;
         } finally {
           stop.signal.removeEventListener('abort', onAbort);
         }
@@ -337,6 +383,12 @@ export function createJetStreamSource(
         if (stop.signal.aborted) break;
         consumer = undefined;
         logger.warn({ err, stream: name }, 'JetStream pull failed; retrying');
+        if (/not found/i.test((err as Error).message)) {
+          // The stream or consumer was deleted under us: put it back.
+          await ensureTopology(nc).catch((e: unknown) =>
+            logger.warn({ err: e }, 'cannot restore JetStream topology'),
+          );
+        }
         await sleep(1_000);
       }
     }

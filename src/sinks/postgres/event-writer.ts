@@ -3,7 +3,7 @@ import { RECOMPUTE_AGENT_METRICS_SQL } from '../../derive/agent-metrics.js';
 import { LOCK_CLASS, LOCK_KEYS_SQL } from '../../derive/key-locks.js';
 import { RECOMPUTE_TRACES_SQL } from '../../derive/task-state.js';
 import { makeReject } from '../../events/normalize.js';
-import type { CanonicalEvent, Reject } from '../../events/schema.js';
+import type { CanonicalEvent, DlqEntry, Reject } from '../../events/schema.js';
 import { RetryableError } from '../../pipeline/errors.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { RecordResult, WriteRecord } from './records.js';
@@ -61,13 +61,14 @@ ON CONFLICT (dlq_id) DO UPDATE SET recovered = true, recovered_at = now()
   WHERE excluded.recovered AND NOT d.recovered
 RETURNING dlq_id`;
 
-// SQLSTATE classes that mean "this data", not "this moment": data exception, integrity violation,
-// program limit exceeded (e.g. an index row too large). Splitting the batch isolates such a row.
-const DATA_ERROR_CLASSES = new Set(['22', '23', '54']);
+// SQLSTATE classes that mean "this moment", not "this data": connection exception, transaction
+// rollback (serialization, deadlock), insufficient resources, operator intervention (shutdown).
+// Any other error the server returns is tied to the batch, and splitting it isolates the row.
+const TRANSIENT_CLASSES = new Set(['08', '40', '53', '57', '58']);
 
 function isDataError(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && DATA_ERROR_CLASSES.has(code.slice(0, 2));
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !TRANSIENT_CLASSES.has(code.slice(0, 2));
 }
 
 export function createEventWriter(deps: EventWriterDeps): EventWriter {
@@ -99,7 +100,7 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
   async function apply(client: pg.PoolClient, records: readonly WriteRecord[]): Promise<RecordResult[]> {
     const results: RecordResult[] = new Array<RecordResult>(records.length);
     const rejects: Reject[] = [];
-    const dlqEntries: unknown[] = [];
+    const dlqEntries = new Map<string, DlqEntry>();
     const events: CanonicalEvent[] = [];
     // The first record with an event_id owns it; later ones in the batch are duplicates.
     const owner = new Map<string, number>();
@@ -110,7 +111,12 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
         results[i] = { status: 'rejected', reason: record.reject.reason, detail: record.reject.detail };
         return;
       }
-      if (record.kind === 'dlq') dlqEntries.push(record.entry);
+      if (record.kind === 'dlq') {
+        // One row per dlq_id per statement (ON CONFLICT DO UPDATE cannot touch a row twice).
+        const seen = dlqEntries.get(record.entry.dlq_id);
+        if (seen) seen.recovered ||= record.entry.recovered;
+        else dlqEntries.set(record.entry.dlq_id, { ...record.entry });
+      }
       const event = record.event;
       if (event === null) return;
       if (owner.has(event.event_id)) {
@@ -121,11 +127,19 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
       }
     });
 
-    if (rejects.length > 0) await client.query(INSERT_REJECTS_SQL, [JSON.stringify(rejects)]);
+    // Sorted by key, like events, so concurrent writers sharing keys wait on each other in one order.
+    const byKey = (a: string | null, b: string | null): number =>
+      (a ?? '') < (b ?? '') ? -1 : a === b ? 0 : 1;
+    if (rejects.length > 0) {
+      await client.query(INSERT_REJECTS_SQL, [
+        JSON.stringify(rejects.sort((a, b) => byKey(a.rejectKey, b.rejectKey))),
+      ]);
+    }
 
     let freshDlq = new Set<string>();
-    if (dlqEntries.length > 0) {
-      const { rows } = await client.query<{ dlq_id: string }>(INSERT_DLQ_SQL, [JSON.stringify(dlqEntries)]);
+    if (dlqEntries.size > 0) {
+      const entries = [...dlqEntries.values()].sort((a, b) => byKey(a.dlq_id, b.dlq_id));
+      const { rows } = await client.query<{ dlq_id: string }>(INSERT_DLQ_SQL, [JSON.stringify(entries)]);
       freshDlq = new Set(rows.map((r) => r.dlq_id));
     }
 
@@ -206,7 +220,22 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
       }
       const record = records[0]!;
       if (record.kind === 'reject') {
-        throw new RetryableError(`cannot record reject: ${(err as Error).message}`, { cause: err });
+        if (record.reject.reason === 'unstorable') {
+          throw new RetryableError(`cannot record reject: ${(err as Error).message}`, { cause: err });
+        }
+        // Even the reject is refused: keep what certainly stores (ASCII), so the batch can move on.
+        logger.error(
+          { err, key: record.input.key },
+          'reject refused by Postgres; recording it in a safe form',
+        );
+        const safe: Reject = {
+          ...record.reject,
+          subject: null,
+          reason: 'unstorable',
+          detail: `${record.reject.reason}; the reject itself was refused: ${(err as Error).message.replace(/[^\x20-\x7e]/g, '?')}`,
+          payload: Buffer.from(record.reject.payload).toString('base64').slice(0, 65536),
+        };
+        return writeSplitting([{ kind: 'reject', input: record.input, reject: safe }]);
       }
       const detail = `Postgres refused the row: ${(err as Error).message}`;
       logger.warn({ err, key: record.input.key }, 'row refused by Postgres; recorded as reject');
@@ -216,7 +245,11 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
         record.input,
         'write_failed',
         detail,
-        record.input.key,
+        // Keyed by what was refused, so a retried or redelivered write records it once.
+        record.input.key ??
+          (record.kind === 'event'
+            ? `write_failed:${record.event.event_id}`
+            : `write_failed:dlq:${record.entry.dlq_id}`),
       );
       return writeSplitting([{ kind: 'reject', input: record.input, reject }]);
     }

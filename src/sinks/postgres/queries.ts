@@ -46,6 +46,7 @@ export interface TraceRow {
   span_count: number;
   error: string | null;
   scoring_breakdown: unknown;
+  first_event_at: Date;
   last_event_at: Date;
   updated_at: Date;
 }
@@ -207,7 +208,7 @@ LIMIT $8`;
 
 const TRACE_COLUMNS = `trace_id, is_task, task_title, owner, status, assigned_agent, created_at, assigned_at,
   started_at, completed_at, duration_ms, time_to_pickup_ms, attempts, span_count, error, scoring_breakdown,
-  last_event_at, updated_at`;
+  first_event_at, last_event_at, updated_at`;
 
 const LIST_TRACES_SQL = `
 SELECT ${TRACE_COLUMNS}, ${cursorTime('created_at')}
