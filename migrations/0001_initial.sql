@@ -25,10 +25,12 @@ CREATE FUNCTION chronicle_lifecycle_rank(event_type text) RETURNS int
     WHEN 'task.timeout' THEN 3
   END;
 
--- A JSON number as bigint (rounded); NULL for anything else.
+-- A JSON number as bigint milliseconds (rounded); NULL for anything else, negative, or beyond 2^53.
 CREATE FUNCTION chronicle_json_ms(value jsonb) RETURNS bigint
   LANGUAGE sql IMMUTABLE PARALLEL SAFE
-  RETURN CASE WHEN jsonb_typeof(value) = 'number' THEN round((value #>> '{}')::numeric)::bigint END;
+  RETURN CASE WHEN jsonb_typeof(value) = 'number'
+    AND (value #>> '{}')::numeric BETWEEN 0 AND 9007199254740991
+    THEN round((value #>> '{}')::numeric)::bigint END;
 
 -- The dedup ledger: one row per event_id ever stored. It is the dedup key, kept apart from
 -- swarm_events so that swarm_events can later be partitioned by day (its partition key then
@@ -100,7 +102,7 @@ CREATE TABLE agent_metrics (
   time_to_pickup_avg_ms bigint,
   uptime_ms             bigint,
   busy_ms               bigint,
-  utilization_pct       numeric(7, 2),
+  utilization_pct       numeric,
   updated_at            timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (agent_id, metric_date)
 );

@@ -190,12 +190,18 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
         const jetstreamStopped = jetstream?.shutdown(deadline);
         await batcher.drain(deadline);
         await jetstreamStopped;
-        await link?.drain();
+        const untilDeadline = (work: Promise<unknown>): Promise<unknown> =>
+          Promise.race([work, new Promise((r) => deadline.addEventListener('abort', r, { once: true }))]);
+        // Draining NATS sends the acks still queued; while NATS is down it would wait for a reconnect.
+        await untilDeadline(link?.drain() ?? Promise.resolve());
+        await link?.close();
         if (server) {
           server.closeIdleConnections();
-          await new Promise<void>((resolve) => server!.close(() => resolve()));
+          const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
+          await untilDeadline(closed);
+          server.closeAllConnections();
         }
-        await pool.end().catch(() => undefined);
+        await untilDeadline(pool.end().catch(() => undefined));
         logger.info('Chronicle stopped');
       })();
       return stopping;

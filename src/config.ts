@@ -5,12 +5,14 @@ import { ConfigError } from './pipeline/errors.js';
  * The only reader of process.env. Every variable is validated; an invalid configuration is reported
  * with every problem at once. Names follow the Go service Chronicle replaces where it had them.
  */
+// Decimal digits only: no '0x10', '1e3' or ' ' sneaking through Number().
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce
-    .number({ error: 'must be a number' })
-    .int('must be a whole number')
-    .min(min, `must be at least ${min}`)
-    .max(max, `must be at most ${max}`);
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
 
 const url = (protocols: string[]) =>
   z.string().refine(
@@ -77,9 +79,10 @@ export interface Config {
 /** Reads and validates the environment; throws ConfigError listing every problem. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty variable means "unset", as in most shells and compose files.
+  // Whitespace-only counts as empty too.
   const present = Object.fromEntries(
     Object.keys(envSchema.shape).flatMap((k) =>
-      env[k] === undefined || (env[k] === '' && k !== 'NATS_URL') ? [] : [[k, env[k]]],
+      env[k] === undefined || (env[k].trim() === '' && k !== 'NATS_URL') ? [] : [[k, env[k]]],
     ),
   );
   const parsed = envSchema.safeParse(present);

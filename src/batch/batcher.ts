@@ -105,6 +105,7 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
   let abandoned = false;
   let timer: NodeJS.Timeout | undefined;
   let timerDueAt = Infinity;
+  const inFlightBatches = new Set<Delivery<WriteRecord>[]>();
   const roomWaiters = new Set<() => void>();
   const idleWaiters = new Set<() => void>();
   let wakeRetry: (() => void) | undefined;
@@ -139,7 +140,9 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
       const urgentTaken = taken.filter((e) => e.urgent).length;
       if (urgentTaken > 0) urgentArrivals = urgentArrivals.slice(urgentTaken);
       inFlight++;
-      void flush(taken.map((e) => e.delivery));
+      const batch = taken.map((e) => e.delivery);
+      inFlightBatches.add(batch);
+      void flush(batch);
     }
     // With every slot busy, the end of a flush pumps again; a timer would only spin.
     const next = pending.length > 0 && inFlight < options.maxConcurrentFlushes ? dueAt() : Infinity;
@@ -238,6 +241,7 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
       }
     }
     if (consecutiveFailures === 0) lastAlertAt = 0;
+    inFlightBatches.delete(batch);
     inFlight--;
     for (const d of batch) {
       heldEvents--;
@@ -328,6 +332,9 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
           'shutdown deadline reached; unwritten input handed back to its sources',
         );
         for (const e of pending) e.delivery.retry();
+        // In-flight writes may still commit; their inputs are handed back anyway (a redelivery then
+        // deduplicates) so that no source waits on a write that outlives the process.
+        for (const batch of inFlightBatches) for (const d of batch) d.retry();
         pending = [];
         urgentArrivals = [];
       }

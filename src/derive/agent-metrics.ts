@@ -8,7 +8,7 @@
  *   min_duration_ms, max_duration_ms. time_to_pickup_avg_ms: rounded mean over S where set.
  * - Heartbeat side: agent.heartbeat events; agent = metadata agent or agent_id, else source; day from the
  *   event timestamp. From the latest heartbeat of the day (by timestamp, then event_id): uptime_ms,
- *   busy_ms (JSON numbers, rounded to whole ms) and utilization_pct = 100 × busy_ms / uptime_ms rounded
+ *   busy_ms (JSON numbers from 0 to 2^53 − 1, rounded to whole ms; anything else counts as missing) and utilization_pct = 100 × busy_ms / uptime_ms rounded
  *   to 2 decimals (NULL when uptime is 0 or missing).
  * - A key with neither side has no row (it is deleted if it had one).
  *

@@ -14,6 +14,8 @@ export interface NatsLink {
   publish(subject: string, payload: unknown): boolean;
   /** Drains subscriptions and pending publishes (acks), then closes. Idempotent. */
   drain(): Promise<void>;
+  /** Closes at once, dropping whatever is still queued. Idempotent. */
+  close(): Promise<void>;
 }
 
 export interface NatsLinkOptions {
@@ -97,6 +99,12 @@ export function createNatsLink(options: NatsLinkOptions, deps: { logger: Logger 
       } catch {
         return false;
       }
+    },
+    async close() {
+      closing = true;
+      resolveReady(undefined);
+      if (nc && !nc.isClosed()) await nc.close().catch(() => undefined);
+      state = 'closed';
     },
     async drain() {
       if (closing) return;

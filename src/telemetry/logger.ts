@@ -9,9 +9,10 @@ export interface LoggerOptions {
 
 /** Structured JSON logs on stdout (or the given stream, which tests use to read what was written). */
 export function createLogger(options: LoggerOptions, destination?: DestinationStream): Logger {
+  // Synchronous stdout: Chronicle logs little, and every line must be out before process.exit().
   return pino(
     { level: options.level, name: options.name ?? 'chronicle', base: { service: 'chronicle' } },
-    destination,
+    destination ?? pino.destination({ dest: 1, sync: true }),
   );
 }
 

@@ -184,7 +184,7 @@ describeWithPostgres('chronicle process - dist/main.js and dist/cli/migrate.js',
     const exit = await exitWithin(proc, 10_000);
     expect(exit.code).toBe(2);
     expect(proc.stderr()).toContain('invalid configuration');
-    expect(proc.stderr()).toMatch(/CHRONICLE_PORT: must be a number/);
+    expect(proc.stderr()).toMatch(/CHRONICLE_PORT: must be a whole number/);
     expect(proc.stderr()).toMatch(/LOG_LEVEL: /);
     expect(proc.stdout()).toBe('');
   });

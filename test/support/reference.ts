@@ -8,7 +8,7 @@
  *   string; `agent` / `agent_id` must also be non-empty. Other JSON types are outside this reference
  *   (it throws) because their text form is Postgres's, not the issue's.
  * - scoring_breakdown is carried when present and not JSON null.
- * - busy_ms / uptime_ms count when they are JSON numbers, rounded to whole ms (half away from zero).
+ * - busy_ms / uptime_ms count when they are JSON numbers from 0 to 2^53 − 1, rounded to whole ms (half away from zero).
  * - A heartbeat with busy_ms missing has a null utilization, like one with uptime 0 or missing.
  */
 import type { CanonicalEvent } from '../../src/events/schema.js';
@@ -300,8 +300,9 @@ function nonEmpty(value: string | null): string | null {
 }
 
 function wholeMillis(value: unknown): number | null {
-  if (typeof value !== 'number') return null;
-  return Math.sign(value) * Math.round(Math.abs(value));
+  // Running totals in ms: a negative value or one beyond 2^53 is not one (null).
+  if (typeof value !== 'number' || value < 0 || value > Number.MAX_SAFE_INTEGER) return null;
+  return Math.round(value);
 }
 
 /** Mean of integers, rounded half away from zero, computed exactly. */

@@ -175,7 +175,7 @@ describe('loadConfig - an invalid environment', () => {
     });
     expect(problems).toEqual(
       expect.arrayContaining([
-        'CHRONICLE_PORT: must be a number',
+        'CHRONICLE_PORT: must be a whole number',
         'BATCH_FLUSH_THRESHOLD: must be at least 1',
         'PG_POOL_MAX: must be a whole number',
         'FLUSH_CONCURRENCY: must be at most 16',
@@ -186,10 +186,24 @@ describe('loadConfig - an invalid environment', () => {
   });
 
   it('rejects a port outside 0..65535', () => {
-    expect(configError({ CHRONICLE_PORT: '-1' }).problems).toEqual(['CHRONICLE_PORT: must be at least 0']);
+    expect(configError({ CHRONICLE_PORT: '-1' }).problems).toEqual([
+      'CHRONICLE_PORT: must be a whole number',
+    ]);
     expect(configError({ CHRONICLE_PORT: '65536' }).problems).toEqual([
       'CHRONICLE_PORT: must be at most 65535',
     ]);
+  });
+
+  it('accepts only decimal digits for numbers: hex, exponents and fractions are errors', () => {
+    for (const value of ['0x10', '1e3', '1.5', '12abc']) {
+      expect(configError({ BATCH_FLUSH_THRESHOLD: value }).problems).toEqual([
+        'BATCH_FLUSH_THRESHOLD: must be a whole number',
+      ]);
+    }
+  });
+
+  it('treats a whitespace-only value as unset', () => {
+    expect(loadConfig({ CHRONICLE_PORT: '  ', BATCH_FLUSH_INTERVAL_MS: ' ' }).port).toBe(8700);
   });
 
   it('rejects an unknown log level', () => {
