@@ -14,6 +14,20 @@ export interface InputContext {
   seq?: number;
   /** The JetStream message's own time (stable across redeliveries), or the receive time for HTTP. */
   defaultTimeMillis: number;
+  /**
+   * True when the JSON text the payload was parsed from cannot hold a NUL or a lone surrogate
+   * (see mayNeedCleaning), so the per-string cleaning pass can be skipped.
+   */
+  cleanText?: boolean;
+}
+
+/**
+ * False when JSON text certainly parses to strings Postgres accepts: no NUL (raw or escaped) and no
+ * escaped surrogate (decoded UTF-8 text is always well formed). A cheap scan that spares almost every
+ * payload a walk over all of its strings.
+ */
+export function mayNeedCleaning(jsonText: string): boolean {
+  return jsonText.includes('\u0000') || /\\u(?:0000|[dD][89a-fA-F])/.test(jsonText);
 }
 
 export type Normalized<T> = { ok: true; value: T } | { ok: false; reason: string; detail: string };
@@ -116,7 +130,7 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
  */
 export function normalizeEvent(original: unknown, ctx: InputContext): Normalized<CanonicalEvent> {
   // NUL is stripped first, so the rules below (non-empty, lengths) judge what will be stored.
-  const payload = stripNul(original);
+  const payload = ctx.cleanText ? original : stripNul(original);
   if (!isPlainObject(payload)) {
     return {
       ok: false,

@@ -1,3 +1,5 @@
+const CANONICAL = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$/;
 
 // Postgres timestamptz and ISO output both handle this range; outside it we reject rather than mangle.
@@ -22,6 +24,13 @@ function daysInMonth(year: number, month: number): number {
  * Digits beyond milliseconds are truncated. Returns undefined when the value is not one of these.
  */
 export function parseTimestamp(value: unknown): number | undefined {
+  // Fast path: the exact form Date#toISOString produces, which is what most producers send.
+  if (typeof value === 'string' && value.length === 24 && CANONICAL.test(value)) {
+    const millis = Date.parse(value);
+    // Date.parse rolls Feb 30 over to March; the round trip catches that.
+    if (!Number.isNaN(millis) && new Date(millis).toISOString() === value) return millis;
+    return undefined;
+  }
   let millis: number | undefined;
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) return undefined;

@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response, type Router } from 'express';
 import type { Batcher } from '../batch/batcher.js';
-import { type InputContext, makeReject, normalizeEvent, parseJson } from '../events/normalize.js';
+import {
+  type InputContext,
+  makeReject,
+  mayNeedCleaning,
+  normalizeEvent,
+  parseJson,
+} from '../events/normalize.js';
 import type { Delivery } from '../pipeline/contracts.js';
 import type { RecordInput, WriteRecord } from '../sinks/postgres/records.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -125,7 +131,11 @@ export function createHttpIngest(options: HttpIngestOptions, deps: HttpIngestDep
     }
     metrics.received.inc({ origin: 'http' }, items.length);
 
-    const ctx: InputContext = { origin: 'http', defaultTimeMillis: receivedAt };
+    const ctx: InputContext = {
+      origin: 'http',
+      defaultTimeMillis: receivedAt,
+      cleanText: !mayNeedCleaning(body),
+    };
     const outcomes: Promise<ItemOutcome>[] = [];
     const deliveries: Delivery<WriteRecord>[] = items.map((item) => {
       let record: WriteRecord;

@@ -9,7 +9,13 @@ import {
 } from 'nats';
 import type { Batcher } from '../batch/batcher.js';
 import { normalizeDlq } from '../events/dlq.js';
-import { type InputContext, makeReject, normalizeEvent, parseJson } from '../events/normalize.js';
+import {
+  type InputContext,
+  makeReject,
+  mayNeedCleaning,
+  normalizeEvent,
+  parseJson,
+} from '../events/normalize.js';
 import type { Component, Delivery } from '../pipeline/contracts.js';
 import type { RecordInput, WriteRecord } from '../sinks/postgres/records.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -154,6 +160,7 @@ export function createJetStreamSource(
       stream: streamName(spec),
       seq,
       defaultTimeMillis: Math.floor(msg.info.timestampNanos / 1e6),
+      cleanText: !mayNeedCleaning(raw),
     };
     const parsed = parseJson(raw);
     if (!parsed.ok) return reject(parsed.reason, parsed.detail);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  mayNeedCleaning,
   type InputContext,
   eventTypeFromSubject,
   makeReject,
@@ -414,5 +415,21 @@ describe('uuidV5', () => {
     expect(isUuid(`${UUID}0`)).toBe(false);
     expect(isUuid(`{${UUID}}`)).toBe(false);
     expect(isUuid('')).toBe(false);
+  });
+});
+
+describe('mayNeedCleaning - the scan that lets clean payloads skip the cleaning pass', () => {
+  it('flags a raw NUL, an escaped NUL and an escaped surrogate, and passes ordinary text', () => {
+    expect(mayNeedCleaning('{"a":"x\u0000"}')).toBe(true);
+    expect(mayNeedCleaning(JSON.stringify({ a: 'x\u0000' }))).toBe(true);
+    expect(mayNeedCleaning('{"a":"\\ud83d"}')).toBe(true);
+    expect(mayNeedCleaning('{"a":"\\uD83D\\uDE00"}')).toBe(true);
+    expect(mayNeedCleaning(JSON.stringify({ a: 'plain', b: 'é 😀' }))).toBe(false);
+  });
+
+  it('a payload marked clean normalizes exactly like the cleaning pass would', () => {
+    const payload = { event_id: 'e-1', trace_id: 't', event_type: 'task.created', metadata: { title: 'é 😀' } };
+    const ctx = { origin: 'http' as const, defaultTimeMillis: 0 };
+    expect(normalizeEvent(payload, { ...ctx, cleanText: true })).toEqual(normalizeEvent(payload, ctx));
   });
 });

@@ -116,3 +116,11 @@ describe('parseTimestamp - other types', () => {
     }
   });
 });
+
+describe('parseTimestamp - the canonical toISOString form', () => {
+  it('takes the fast path for the exact form and still refuses impossible dates', () => {
+    expect(parseTimestamp('2026-02-12T14:30:00.123Z')).toBe(Date.UTC(2026, 1, 12, 14, 30, 0, 123));
+    expect(parseTimestamp('2026-02-30T00:00:00.000Z')).toBeUndefined();
+    expect(parseTimestamp('2026-01-01T24:00:00.000Z')).toBeUndefined();
+  });
+});
