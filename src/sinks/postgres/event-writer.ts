@@ -34,13 +34,26 @@ fresh AS (
   SELECT event_id, "timestamp" FROM batch ORDER BY event_id
   ON CONFLICT (event_id) DO NOTHING
   RETURNING event_id
+),
+stored AS (
+  INSERT INTO swarm_events (event_id, trace_id, source, event_type, "timestamp", metadata)
+  SELECT b.event_id, b.trace_id, b.source, b.event_type, b."timestamp", b.metadata
+  FROM batch b JOIN fresh USING (event_id)
+  RETURNING trace_id, "timestamp", chronicle_lifecycle_rank(event_type) IS NOT NULL AS lifecycle,
+    CASE WHEN event_type = 'agent.heartbeat' THEN chronicle_heartbeat_agent(metadata, source) END AS heartbeat_agent
 )
-INSERT INTO swarm_events (event_id, trace_id, source, event_type, "timestamp", metadata)
-SELECT b.event_id, b.trace_id, b.source, b.event_type, b."timestamp", b.metadata
-FROM batch b JOIN fresh USING (event_id)
-RETURNING event_id::text, trace_id, "timestamp" AS ts, chronicle_lifecycle_rank(event_type) IS NOT NULL AS lifecycle,
-  CASE WHEN event_type = 'agent.heartbeat' THEN chronicle_heartbeat_agent(metadata, source) END AS heartbeat_agent,
-  CASE WHEN event_type = 'agent.heartbeat' THEN ("timestamp" AT TIME ZONE 'UTC')::date::text END AS heartbeat_day`;
+-- Summaries, not one row per event: per touched trace, the (agent, day) of each heartbeat, and the
+-- event_ids that were already stored (the batch itself is deduplicated before it is sent).
+SELECT 'trace' AS kind, trace_id AS key, NULL AS day, count(*)::int AS n, min("timestamp") AS first_at,
+  max("timestamp") AS last_at, bool_or(lifecycle) AS lifecycle
+FROM stored GROUP BY trace_id
+UNION ALL
+SELECT DISTINCT 'heartbeat', heartbeat_agent, ("timestamp" AT TIME ZONE 'UTC')::date::text, NULL::int, NULL::timestamptz,
+  NULL::timestamptz, NULL::boolean
+FROM stored WHERE heartbeat_agent IS NOT NULL
+UNION ALL
+SELECT 'duplicate', b.event_id::text, NULL, NULL, NULL, NULL, NULL
+FROM batch b WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.event_id = b.event_id)`;
 
 const INSERT_REJECTS_SQL = `
 INSERT INTO chronicle_rejects (origin, subject, reason, detail, payload, payload_bytes, reject_key)
@@ -61,14 +74,16 @@ ON CONFLICT (dlq_id) DO UPDATE SET recovered = true, recovered_at = now()
   WHERE excluded.recovered AND NOT d.recovered
 RETURNING dlq_id`;
 
-// SQLSTATE classes that mean "this moment", not "this data": connection exception, transaction
-// rollback (serialization, deadlock), insufficient resources, operator intervention (shutdown).
-// Any other error the server returns is tied to the batch, and splitting it isolates the row.
-const TRANSIENT_CLASSES = new Set(['08', '40', '53', '57', '58']);
+// SQLSTATE classes that mean "this data", not "this moment": cardinality violation, data exception,
+// integrity violation, program limit exceeded (e.g. an index row too large). Splitting the batch
+// isolates such a row. Everything else (connection, resources, shutdown, and a bug in our own SQL such
+// as a syntax error) is retried with the batch kept whole and alerted on: turning every input into a
+// reject because of a bug would lose nothing but bury everything.
+const DATA_ERROR_CLASSES = new Set(['21', '22', '23', '54']);
 
 function isDataError(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !TRANSIENT_CLASSES.has(code.slice(0, 2));
+  return typeof code === 'string' && DATA_ERROR_CLASSES.has(code.slice(0, 2));
 }
 
 export function createEventWriter(deps: EventWriterDeps): EventWriter {
@@ -146,29 +161,24 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
     // Per touched trace: new events, earliest and latest new timestamp, whether one is a lifecycle event.
     const touched = new Map<string, { n: number; first: Date; last: Date; lifecycle: boolean }>();
     const metricKeys = new Set<string>();
-    const fresh = new Set<string>();
+    const alreadyStored = new Set<string>();
     if (events.length > 0) {
       const { rows } = await client.query<{
-        event_id: string;
-        trace_id: string;
-        ts: Date;
+        kind: 'trace' | 'heartbeat' | 'duplicate';
+        key: string;
+        day: string | null;
+        n: number;
+        first_at: Date;
+        last_at: Date;
         lifecycle: boolean;
-        heartbeat_agent: string | null;
-        heartbeat_day: string | null;
       }>(INSERT_EVENTS_SQL, [JSON.stringify(events)]);
       for (const row of rows) {
-        fresh.add(row.event_id);
-        const t = touched.get(row.trace_id);
-        if (t === undefined) {
-          touched.set(row.trace_id, { n: 1, first: row.ts, last: row.ts, lifecycle: row.lifecycle });
+        if (row.kind === 'trace') {
+          touched.set(row.key, { n: row.n, first: row.first_at, last: row.last_at, lifecycle: row.lifecycle });
+        } else if (row.kind === 'heartbeat') {
+          metricKeys.add(JSON.stringify([row.key, row.day]));
         } else {
-          t.n++;
-          if (row.ts < t.first) t.first = row.ts;
-          if (row.ts > t.last) t.last = row.ts;
-          t.lifecycle ||= row.lifecycle;
-        }
-        if (row.heartbeat_agent !== null && row.heartbeat_day !== null) {
-          metricKeys.add(JSON.stringify([row.heartbeat_agent, row.heartbeat_day]));
+          alreadyStored.add(row.key);
         }
       }
     }
@@ -198,7 +208,7 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
       if (record.kind === 'dlq') {
         results[i] = { status: freshDlq.has(record.entry.dlq_id) ? 'stored' : 'duplicate' };
       } else if (record.kind === 'event') {
-        results[i] = { status: fresh.has(record.event.event_id) ? 'stored' : 'duplicate' };
+        results[i] = { status: alreadyStored.has(record.event.event_id) ? 'duplicate' : 'stored' };
       }
     });
     return results;
