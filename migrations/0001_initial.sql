@@ -130,6 +130,7 @@ CREATE TABLE swarm_dlq (
 CREATE INDEX swarm_dlq_received_idx ON swarm_dlq (received_at DESC, dlq_id DESC);
 CREATE INDEX swarm_dlq_reason_idx ON swarm_dlq (reason, received_at DESC, dlq_id DESC);
 CREATE INDEX swarm_dlq_source_idx ON swarm_dlq (source, received_at DESC, dlq_id DESC);
+CREATE INDEX swarm_dlq_recovered_idx ON swarm_dlq (recovered, received_at DESC, dlq_id DESC);
 CREATE INDEX swarm_dlq_trace_idx ON swarm_dlq (trace_id);
 
 -- Input Chronicle could not accept, with the reason: nothing is dropped silently.
@@ -146,4 +147,5 @@ CREATE TABLE chronicle_rejects (
   reject_key    text UNIQUE
 );
 CREATE INDEX chronicle_rejects_time_idx ON chronicle_rejects (rejected_at DESC, id DESC);
-CREATE INDEX chronicle_rejects_reason_idx ON chronicle_rejects (reason, rejected_at DESC);
+CREATE INDEX chronicle_rejects_reason_idx ON chronicle_rejects (reason, rejected_at DESC, id DESC);
+CREATE INDEX chronicle_rejects_origin_idx ON chronicle_rejects (origin, rejected_at DESC, id DESC);
