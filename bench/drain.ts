@@ -14,7 +14,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { connect, type NatsConnection } from 'nats';
 import pg from 'pg';
@@ -62,6 +62,25 @@ function startChronicle(databaseUrl: string, namespace: string): ChildProcess {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   return child;
+}
+
+/** CPU seconds (user + system) a process has used, and with waited-for children (Postgres backends). */
+function cpuSeconds(pid: number, children = false): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ').map(Number);
+  const ticks = fields[11]! + fields[12]! + (children ? fields[13]! + fields[14]! : 0);
+  return ticks / 100;
+}
+
+function pidOf(pattern: RegExp): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (pattern.test(readFileSync(`/proc/${entry}/cmdline`, 'utf8'))) return Number(entry);
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
 }
 
 function peakRssMiB(pid: number): number {
@@ -132,9 +151,14 @@ async function drainBenchmark(nc: NatsConnection) {
     console.log(
       `preloaded ${messages.length} messages (${distinct} distinct events, ${traces} traces) in ${pre.seconds.toFixed(1)} s`,
     );
+    const postmaster = pidOf(/^\/usr\/lib\/postgresql\/.*postgres\0/);
+    const natsServer = pidOf(/nats-server/);
+    const pgBefore = postmaster ? cpuSeconds(postmaster, true) : 0;
+    const natsBefore = natsServer ? cpuSeconds(natsServer) : 0;
     const started = Date.now();
     const child = startChronicle(databaseUrl, namespace);
     let rss = 0;
+    let chronicleCpu = 0;
     try {
       await waitReady();
       const readyAt = Date.now();
@@ -154,7 +178,15 @@ async function drainBenchmark(nc: NatsConnection) {
                  (SELECT count(*) FROM swarm_events e WHERE e.trace_id = t.trace_id)) AS stale,
                (SELECT count(*) FROM agent_metrics) AS metrics`);
       rss = Math.max(rss, peakRssMiB(child.pid!));
+      chronicleCpu = cpuSeconds(child.pid!);
+      const natsCpu = natsServer ? cpuSeconds(natsServer) - natsBefore : 0;
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      // Backends are counted when they exit: Chronicle closed its pool above.
+      await sleep(200);
+      const pgCpu = postmaster ? cpuSeconds(postmaster, true) - pgBefore : 0;
       return {
+        cpu: { chronicle: chronicleCpu, postgres: pgCpu, nats: natsCpu },
         messages: messages.length,
         distinct,
         traces,
@@ -168,8 +200,10 @@ async function drainBenchmark(nc: NatsConnection) {
         rows: messages,
       };
     } finally {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
       await deleteStreams(nc, namespace);
     }
   } finally {
@@ -325,6 +359,12 @@ async function httpAndLatency(nc: NatsConnection) {
   }
 }
 
+function cpuLine(drain: { distinct: number; cpu: { chronicle: number; postgres: number; nats: number } }): string {
+  const us = (s: number) => ((s / drain.distinct) * 1e6).toFixed(0);
+  const { chronicle, postgres, nats } = drain.cpu;
+  return `CPU µs/event: Chronicle ${us(chronicle)}, Postgres ${us(postgres)}, NATS ${us(nats)}, total ${us(chronicle + postgres + nats)}`;
+}
+
 async function main(): Promise<void> {
   console.log(
     `machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
@@ -334,7 +374,7 @@ async function main(): Promise<void> {
     const drain = await drainBenchmark(nc);
     if (process.env.BENCH_DRAIN_ONLY) {
       console.log(
-        `drain: ${drain.seconds.toFixed(1)} s, ${Math.round(drain.eventsPerSecond)} events/s, RSS ${drain.rssMiB.toFixed(0)} MiB`,
+        `drain: ${drain.seconds.toFixed(1)} s, ${Math.round(drain.eventsPerSecond)} events/s, RSS ${drain.rssMiB.toFixed(0)} MiB, ${cpuLine(drain)}`,
       );
       return;
     }
