@@ -25,12 +25,12 @@ export interface BatcherOptions {
 }
 
 export const DEFAULT_BATCHER_OPTIONS: BatcherOptions = {
-  flushThresholdEvents: 5000,
+  flushThresholdEvents: 4000,
   flushIntervalMillis: 200,
   lingerMillis: 20,
-  maxBufferEvents: 10_000,
+  maxBufferEvents: 12_000,
   maxBufferBytes: 64 * 1024 * 1024,
-  maxConcurrentFlushes: 2,
+  maxConcurrentFlushes: 3,
   retryInitialMillis: 100,
   retryMaxMillis: 10_000,
   alertAfterFailures: 3,
