@@ -421,6 +421,7 @@ async function main(): Promise<void> {
     console.log(
       `| ingest-to-queryable at ${f(other.latency.sentPerSecond)} events/s: p50 / p99 / max | ${other.latency.p50.toFixed(0)} / ${other.latency.p99.toFixed(0)} / ${other.latency.max.toFixed(0)} ms (${other.latency.probes} probes) |`,
     );
+    console.log(`| CPU per event during the drain | ${cpuLine(drain)} |`);
     console.log(
       `| peak RSS (drain / HTTP+latency run) | ${drain.rssMiB.toFixed(0)} / ${other.rssMiB.toFixed(0)} MiB |`,
     );
