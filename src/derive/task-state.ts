@@ -30,7 +30,8 @@
 /**
  * Parameters, one entry per touched trace, sorted by trace id and already locked: $1 trace ids, $2 new
  * events, $3 earliest and $4 latest new timestamp, $5 whether a new event is a lifecycle event.
- * Returns the (agent, day) keys of agent_metrics the change touches: each trace's before and after.
+ * Returns the (agent, day) keys of agent_metrics the change touches: before and after, for each trace
+ * whose metric inputs (agent, completed_at, status, duration, pickup) changed.
  */
 export const RECOMPUTE_TRACES_SQL = `
 WITH batch AS (
@@ -39,13 +40,14 @@ WITH batch AS (
 ),
 old AS (
   -- LATERAL with OFFSET 0: one index probe per trace, whatever stale statistics suggest.
-  SELECT b.*, t.is_task AS was_task, t.assigned_agent, t.completed_at,
+  SELECT b.*, t.is_task AS was_task, t.assigned_agent, t.completed_at, t.status, t.duration_ms, t.time_to_pickup_ms,
     least(t.first_event_at, b.first_at) AS first_event_at,
     greatest(t.last_event_at, b.last_at) AS last_event_at,
     coalesce(t.span_count, 0) + b.n AS span_count
   FROM batch b
   LEFT JOIN LATERAL (
-    SELECT x.is_task, x.assigned_agent, x.completed_at, x.first_event_at, x.last_event_at, x.span_count
+    SELECT x.is_task, x.assigned_agent, x.completed_at, x.status, x.duration_ms, x.time_to_pickup_ms,
+      x.first_event_at, x.last_event_at, x.span_count
     FROM swarm_traces x WHERE x.trace_id = b.trace_id OFFSET 0
   ) t ON true
 ),
@@ -121,11 +123,20 @@ upserted AS (
     time_to_pickup_ms = excluded.time_to_pickup_ms, attempts = excluded.attempts, span_count = excluded.span_count,
     error = excluded.error, scoring_breakdown = excluded.scoring_breakdown, first_event_at = excluded.first_event_at,
     last_event_at = excluded.last_event_at, updated_at = excluded.updated_at
-  RETURNING t.trace_id, t.is_task, t.assigned_agent, t.completed_at
+  RETURNING t.trace_id, t.is_task, t.assigned_agent, t.completed_at, t.status, t.duration_ms, t.time_to_pickup_ms
+),
+-- Only traces whose metric inputs changed touch agent_metrics: a span added to a finished task does not.
+changed AS (
+  SELECT o.assigned_agent AS old_agent, o.completed_at AS old_completed_at,
+    u.assigned_agent AS new_agent, u.completed_at AS new_completed_at
+  FROM upserted u JOIN old o USING (trace_id)
+  WHERE u.is_task
+    AND (o.assigned_agent, o.completed_at, o.status, o.duration_ms, o.time_to_pickup_ms)
+      IS DISTINCT FROM (u.assigned_agent, u.completed_at, u.status, u.duration_ms, u.time_to_pickup_ms)
 )
 SELECT DISTINCT agent_id, metric_date::text AS metric_date FROM (
-  SELECT o.assigned_agent AS agent_id, (o.completed_at AT TIME ZONE 'UTC')::date AS metric_date FROM old o
+  SELECT old_agent AS agent_id, (old_completed_at AT TIME ZONE 'UTC')::date AS metric_date FROM changed
   UNION ALL
-  SELECT u.assigned_agent, (u.completed_at AT TIME ZONE 'UTC')::date FROM upserted u WHERE u.is_task
+  SELECT new_agent, (new_completed_at AT TIME ZONE 'UTC')::date FROM changed
 ) k
 WHERE agent_id IS NOT NULL AND metric_date IS NOT NULL`;

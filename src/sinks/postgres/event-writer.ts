@@ -174,7 +174,12 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
       }>(INSERT_EVENTS_SQL, [JSON.stringify(events)]);
       for (const row of rows) {
         if (row.kind === 'trace') {
-          touched.set(row.key, { n: row.n, first: row.first_at, last: row.last_at, lifecycle: row.lifecycle });
+          touched.set(row.key, {
+            n: row.n,
+            first: row.first_at,
+            last: row.last_at,
+            lifecycle: row.lifecycle,
+          });
         } else if (row.kind === 'heartbeat') {
           metricKeys.add(JSON.stringify([row.key, row.day]));
         } else {
