@@ -66,7 +66,10 @@ function startChronicle(databaseUrl: string, namespace: string): ChildProcess {
 
 /** CPU seconds (user + system) a process has used so far. */
 function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ').map(Number);
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .replace(/^.*\) /, '')
+    .split(' ')
+    .map(Number);
   return (fields[11]! + fields[12]!) / 100;
 }
 
@@ -175,7 +178,8 @@ async function drainBenchmark(nc: NatsConnection) {
           }
         }
         if (outstanding === 0) break;
-        if (Date.now() - started > 900_000) throw new Error(`drain stalled: ${outstanding} messages outstanding`);
+        if (Date.now() - started > 900_000)
+          throw new Error(`drain stalled: ${outstanding} messages outstanding`);
       }
       const drainedAt = Date.now();
       // Postgres CPU of Chronicle's own backends, read while they are alive (before any check below).
@@ -195,7 +199,9 @@ async function drainBenchmark(nc: NatsConnection) {
         `SELECT (SELECT count(*) FROM swarm_events) AS events, (SELECT count(*) FROM swarm_traces) AS traces`,
       );
       if (Number(rows[0]!.events) !== distinct || Number(rows[0]!.traces) !== traces) {
-        throw new Error(`drained, but stored ${JSON.stringify(rows[0])}; expected ${distinct} events, ${traces} traces`);
+        throw new Error(
+          `drained, but stored ${JSON.stringify(rows[0])}; expected ${distinct} events, ${traces} traces`,
+        );
       }
       const seconds = (drainedAt - started) / 1000;
       // Every trace row must be computed from all of its events: compare span_count with the log.
@@ -380,7 +386,10 @@ async function httpAndLatency(nc: NatsConnection) {
   }
 }
 
-function cpuLine(drain: { distinct: number; cpu: { chronicle: number; postgres: number; nats: number } }): string {
+function cpuLine(drain: {
+  distinct: number;
+  cpu: { chronicle: number; postgres: number; nats: number };
+}): string {
   const us = (s: number) => ((s / drain.distinct) * 1e6).toFixed(0);
   const { chronicle, postgres, nats } = drain.cpu;
   return `CPU µs/event: Chronicle ${us(chronicle)}, Postgres ${us(postgres)}, NATS ${us(nats)}, total ${us(chronicle + postgres + nats)}`;

@@ -428,7 +428,12 @@ describe('mayNeedCleaning - the scan that lets clean payloads skip the cleaning 
   });
 
   it('a payload marked clean normalizes exactly like the cleaning pass would', () => {
-    const payload = { event_id: 'e-1', trace_id: 't', event_type: 'task.created', metadata: { title: 'é 😀' } };
+    const payload = {
+      event_id: 'e-1',
+      trace_id: 't',
+      event_type: 'task.created',
+      metadata: { title: 'é 😀' },
+    };
     const ctx = { origin: 'http' as const, defaultTimeMillis: 0 };
     expect(normalizeEvent(payload, { ...ctx, cleanText: true })).toEqual(normalizeEvent(payload, ctx));
   });
