@@ -85,7 +85,9 @@ CREATE INDEX swarm_traces_status_idx ON swarm_traces (status, created_at DESC, t
 CREATE INDEX swarm_traces_agent_idx ON swarm_traces (assigned_agent, created_at DESC, trace_id DESC);
 CREATE INDEX swarm_traces_owner_idx ON swarm_traces (owner, created_at DESC, trace_id DESC);
 -- The task side of agent_metrics: terminal tasks of one agent on one UTC day.
+-- INCLUDE: the metric recompute can read a day from the index alone once pages are all-visible.
 CREATE INDEX swarm_traces_agent_day_idx ON swarm_traces (assigned_agent, completed_at)
+  INCLUDE (status, duration_ms, time_to_pickup_ms)
   WHERE is_task AND status IN ('completed', 'failed', 'timed_out');
 
 -- One row per (agent, UTC day).

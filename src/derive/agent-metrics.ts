@@ -22,21 +22,27 @@ WITH keys AS (
   FROM unnest($1::text[], $2::date[]) AS k(agent_id, metric_date)
 ),
 tasks AS (
-  SELECT k.agent_id, k.metric_date,
-    count(*) FILTER (WHERE t.status = 'completed')::int AS tasks_completed,
-    count(*) FILTER (WHERE t.status = 'failed')::int AS tasks_failed,
-    count(*) FILTER (WHERE t.status = 'timed_out')::int AS tasks_timed_out,
-    round(avg(t.duration_ms) FILTER (WHERE t.status = 'completed'))::bigint AS avg_duration_ms,
-    round((percentile_cont(0.95) WITHIN GROUP (ORDER BY t.duration_ms) FILTER (WHERE t.status = 'completed'))::numeric)::bigint
-      AS p95_duration_ms,
-    min(t.duration_ms) FILTER (WHERE t.status = 'completed') AS min_duration_ms,
-    max(t.duration_ms) FILTER (WHERE t.status = 'completed') AS max_duration_ms,
-    round(avg(t.time_to_pickup_ms))::bigint AS time_to_pickup_avg_ms
+  -- LATERAL: one aggregate per key over that key's index range, instead of one sort of every key's
+  -- rows (which stale statistics on a growing table can send to disk).
+  SELECT k.agent_id, k.metric_date, a.*
   FROM keys k
-  JOIN swarm_traces t
-    ON t.assigned_agent = k.agent_id AND t.is_task AND t.status IN ('completed', 'failed', 'timed_out')
-   AND t.completed_at >= k.day_start AND t.completed_at < k.day_end
-  GROUP BY k.agent_id, k.metric_date
+  CROSS JOIN LATERAL (
+    SELECT
+      count(*) FILTER (WHERE t.status = 'completed')::int AS tasks_completed,
+      count(*) FILTER (WHERE t.status = 'failed')::int AS tasks_failed,
+      count(*) FILTER (WHERE t.status = 'timed_out')::int AS tasks_timed_out,
+      round(avg(t.duration_ms) FILTER (WHERE t.status = 'completed'))::bigint AS avg_duration_ms,
+      round((percentile_cont(0.95) WITHIN GROUP (ORDER BY t.duration_ms) FILTER (WHERE t.status = 'completed'))::numeric)::bigint
+        AS p95_duration_ms,
+      min(t.duration_ms) FILTER (WHERE t.status = 'completed') AS min_duration_ms,
+      max(t.duration_ms) FILTER (WHERE t.status = 'completed') AS max_duration_ms,
+      round(avg(t.time_to_pickup_ms))::bigint AS time_to_pickup_avg_ms,
+      count(*) AS terminal_tasks
+    FROM swarm_traces t
+    WHERE t.assigned_agent = k.agent_id AND t.is_task AND t.status IN ('completed', 'failed', 'timed_out')
+      AND t.completed_at >= k.day_start AND t.completed_at < k.day_end
+  ) a
+  WHERE a.terminal_tasks > 0
 ),
 beats AS (
   SELECT k.agent_id, k.metric_date,
