@@ -1,8 +1,8 @@
 import type { Delivery, Origin } from '../pipeline/contracts.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import type { EventWriter } from '../sinks/postgres/event-writer.js';
-import type { WriteRecord } from '../sinks/postgres/records.js';
+import { type EventWriter, PartialWriteError } from '../sinks/postgres/event-writer.js';
+import type { RecordResult, WriteRecord } from '../sinks/postgres/records.js';
 
 export interface BatcherOptions {
   /** Flush as soon as this many inputs wait (BATCH_FLUSH_THRESHOLD). */
@@ -108,7 +108,7 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
   const inFlightBatches = new Set<Delivery<WriteRecord>[]>();
   const roomWaiters = new Set<() => void>();
   const idleWaiters = new Set<() => void>();
-  let wakeRetry: (() => void) | undefined;
+  const retryWakers = new Set<() => void>();
 
   function updateGauges(): void {
     metrics.bufferEvents.set(heldEvents);
@@ -162,58 +162,77 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
     }
   }
 
+  /** A retry backoff that drain() can cut short; every sleeping flush has its own waker. */
   function sleep(millis: number): Promise<void> {
     return new Promise((resolve) => {
       const t = setTimeout(done, millis);
       function done(): void {
         clearTimeout(t);
-        wakeRetry = undefined;
+        retryWakers.delete(done);
         resolve();
       }
-      wakeRetry = done;
+      retryWakers.add(done);
     });
   }
 
+  function wakeRetries(): void {
+    for (const wake of [...retryWakers]) wake();
+  }
+
+  /** Settles each delivery that has a result; returns those still without one. */
+  function settle(
+    batch: readonly Delivery<WriteRecord>[],
+    results: readonly (RecordResult | undefined)[],
+  ): Delivery<WriteRecord>[] {
+    // Counted per flush rather than per input: label lookups are not free at 30k inputs/s.
+    const counts = new Map<string, number>();
+    const count = (key: string): void => void counts.set(key, (counts.get(key) ?? 0) + 1);
+    const unsettled: Delivery<WriteRecord>[] = [];
+    batch.forEach((delivery, i) => {
+      const result = results[i];
+      const origin = delivery.value.input.origin;
+      if (result === undefined) {
+        unsettled.push(delivery);
+      } else if (result.status === 'rejected') {
+        count(`rejected\t${origin}\t${result.reason}`);
+        delivery.reject(result.reason, result.detail);
+      } else {
+        count(
+          `${delivery.value.kind === 'dlq' && result.status === 'stored' ? 'dlq' : result.status}\t${origin}`,
+        );
+        delivery.ack(result.status);
+      }
+    });
+    for (const [key, n] of counts) {
+      const [what, origin, reason] = key.split('\t') as [string, Origin, string?];
+      if (what === 'rejected') metrics.rejected.inc({ origin, reason }, n);
+      else if (what === 'dlq') metrics.dlqEntries.inc(n);
+      else if (what === 'stored') metrics.stored.inc({ origin }, n);
+      else metrics.duplicates.inc({ origin }, n);
+    }
+    return unsettled;
+  }
+
   async function flush(batch: Delivery<WriteRecord>[]): Promise<void> {
-    const records = batch.map((d) => d.value);
+    let remaining = batch;
     let attempt = 0;
     for (;;) {
       if (abandoned) break;
       const started = process.hrtime.bigint();
       try {
-        const results = await writer.write(records);
+        const results = await writer.write(remaining.map((d) => d.value));
         metrics.flushSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-        metrics.flushEvents.observe(batch.length);
+        metrics.flushEvents.observe(remaining.length);
         metrics.flushes.inc({ result: 'ok' });
         if (consecutiveFailures > 0)
           logger.info({ after: consecutiveFailures }, 'writes to Postgres recovered');
         consecutiveFailures = 0;
         metrics.writerFailing.set(0);
-        // Counted per flush rather than per input: label lookups are not free at 30k inputs/s.
-        const counts = new Map<string, number>();
-        const count = (key: string): void => void counts.set(key, (counts.get(key) ?? 0) + 1);
-        results.forEach((result, i) => {
-          const delivery = batch[i]!;
-          const origin = delivery.value.input.origin;
-          if (result.status === 'rejected') {
-            count(`rejected\t${origin}\t${result.reason}`);
-            delivery.reject(result.reason, result.detail);
-          } else {
-            count(
-              `${delivery.value.kind === 'dlq' && result.status === 'stored' ? 'dlq' : result.status}\t${origin}`,
-            );
-            delivery.ack(result.status);
-          }
-        });
-        for (const [key, n] of counts) {
-          const [what, origin, reason] = key.split('\t') as [string, Origin, string?];
-          if (what === 'rejected') metrics.rejected.inc({ origin, reason }, n);
-          else if (what === 'dlq') metrics.dlqEntries.inc(n);
-          else if (what === 'stored') metrics.stored.inc({ origin }, n);
-          else metrics.duplicates.inc({ origin }, n);
-        }
+        settle(remaining, results);
         break;
       } catch (err) {
+        // Part of a split batch committed: settle that part now, retry only the rest.
+        if (err instanceof PartialWriteError) remaining = settle(remaining, err.results);
         consecutiveFailures++;
         metrics.flushes.inc({ result: 'retry' });
         metrics.writerFailing.set(1);
@@ -310,7 +329,7 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
       draining = true;
       for (const wake of [...roomWaiters]) wake();
       pump();
-      wakeRetry?.();
+      wakeRetries();
       if (pending.length > 0 || inFlight > 0) {
         await new Promise<void>((resolve) => {
           const done = (): void => {
@@ -325,7 +344,7 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
       }
       if (pending.length > 0 || inFlight > 0) {
         abandoned = true;
-        wakeRetry?.();
+        wakeRetries();
         if (timer) clearTimeout(timer);
         logger.warn(
           { pending: pending.length, inFlightFlushes: inFlight },

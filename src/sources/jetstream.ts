@@ -418,7 +418,13 @@ export function createJetStreamSource(
   }
 
   async function run(): Promise<void> {
-    const nc = await link.ready();
+    // Not forever: a shutdown while NATS has never been reachable must not wait for it.
+    const nc = await Promise.race([
+      link.ready(),
+      new Promise<undefined>((resolve) =>
+        stop.signal.addEventListener('abort', () => resolve(undefined), { once: true }),
+      ),
+    ]);
     if (!nc) return;
     let jsm: JetStreamManager | undefined;
     while (!stop.signal.aborted && !jsm) {

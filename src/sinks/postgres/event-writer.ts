@@ -18,6 +18,35 @@ export interface EventWriter {
   write(records: readonly WriteRecord[]): Promise<RecordResult[]>;
 }
 
+/**
+ * Part of a split batch committed before a later part failed transiently: `results` holds the outcome
+ * of every committed record and undefined for the rest, which the caller retries alone.
+ */
+export class PartialWriteError extends RetryableError {
+  override readonly name: string = 'PartialWriteError';
+  constructor(
+    message: string,
+    readonly results: readonly (RecordResult | undefined)[],
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** Places the outcome of a failed sub-batch (records[offset..]) into the outcome of its whole batch. */
+function widen(
+  err: RetryableError,
+  known: readonly (RecordResult | undefined)[],
+  offset: number,
+  total: number,
+): never {
+  const results = new Array<RecordResult | undefined>(total).fill(undefined);
+  known.forEach((r, i) => (results[i] = r));
+  if (err instanceof PartialWriteError) err.results.forEach((r, i) => (results[offset + i] = r));
+  if (results.every((r) => r === undefined)) throw err;
+  throw new PartialWriteError(err.message, results, { cause: err });
+}
+
 export interface EventWriterDeps {
   pool: pg.Pool;
   logger: Logger;
@@ -229,9 +258,15 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
       }
       if (records.length > 1) {
         const mid = Math.ceil(records.length / 2);
-        const left = await writeSplitting(records.slice(0, mid));
-        const right = await writeSplitting(records.slice(mid));
-        return [...left, ...right];
+        // Each half commits on its own; if a later half fails transiently, say what already committed.
+        let left: RecordResult[] = [];
+        try {
+          left = await writeSplitting(records.slice(0, mid));
+          return [...left, ...(await writeSplitting(records.slice(mid)))];
+        } catch (splitErr) {
+          if (!(splitErr instanceof RetryableError)) throw splitErr;
+          widen(splitErr, left, left.length === 0 ? 0 : mid, records.length);
+        }
       }
       const record = records[0]!;
       if (record.kind === 'reject') {
