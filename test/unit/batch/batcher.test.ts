@@ -119,10 +119,11 @@ describe('batcher', () => {
 
   it('keeps a failed batch and retries it until it commits, alerting after 3 consecutive failures', async () => {
     let alerts = 0;
-    const { writer, calls } = fakeWriter(async (records, call) => {
-      if (call <= 4) throw new RetryableError('down');
-      return records.map(() => ({ status: 'stored' as const }));
-    });
+    const { writer, calls } = fakeWriter((records, call) =>
+      call <= 4
+        ? Promise.reject(new RetryableError('down'))
+        : Promise.resolve(records.map(() => ({ status: 'stored' as const }))),
+    );
     const b = batcher(writer, { flushThresholdEvents: 2 }, () => alerts++);
     const ds = [delivery(1), delivery(2)];
     b.offer(ds);
@@ -134,16 +135,16 @@ describe('batcher', () => {
   });
 
   it('settles the committed part of a split batch at once and retries only the rest', async () => {
-    const { writer, calls } = fakeWriter(async (records, call) => {
-      if (call === 1) {
-        throw new PartialWriteError('right half failed', [
-          { status: 'stored' },
-          { status: 'duplicate' },
-          undefined,
-        ]);
-      }
-      return records.map(() => ({ status: 'stored' as const }));
-    });
+    const partial = new PartialWriteError('right half failed', [
+      { status: 'stored' },
+      { status: 'duplicate' },
+      undefined,
+    ]);
+    const { writer, calls } = fakeWriter((records, call) =>
+      call === 1
+        ? Promise.reject(partial)
+        : Promise.resolve(records.map(() => ({ status: 'stored' as const }))),
+    );
     const b = batcher(writer, { flushThresholdEvents: 3 });
     const ds = [1, 2, 3].map((i) => delivery(i));
     b.offer(ds);
