@@ -10,51 +10,13 @@ import { createRandom, generateTraffic, type Random } from '../support/generate.
 import {
   type AgentMetricsRow,
   type ReferenceRows,
-  type TraceRow,
   distinctEvents,
   referenceRows,
-  sortMetrics,
-  sortTraces,
 } from '../support/reference.js';
 import { describeWithPostgres } from '../support/services.js';
+import { storedRows } from '../support/stored-rows.js';
 
 const SEEDS = [1, 7, 42, 2026, 90210];
-
-const TRACE_COLUMNS = [
-  'trace_id',
-  'is_task',
-  'task_title',
-  'owner',
-  'status',
-  'assigned_agent',
-  'created_at',
-  'assigned_at',
-  'started_at',
-  'completed_at',
-  'duration_ms',
-  'time_to_pickup_ms',
-  'attempts',
-  'span_count',
-  'error',
-  'scoring_breakdown',
-  'last_event_at',
-] as const satisfies readonly (keyof TraceRow)[];
-
-const METRIC_COLUMNS = [
-  'agent_id',
-  'metric_date',
-  'tasks_completed',
-  'tasks_failed',
-  'tasks_timed_out',
-  'avg_duration_ms',
-  'p95_duration_ms',
-  'min_duration_ms',
-  'max_duration_ms',
-  'time_to_pickup_avg_ms',
-  'uptime_ms',
-  'busy_ms',
-  'utilization_pct',
-] as const satisfies readonly (keyof AgentMetricsRow)[];
 
 /** One record per event, keyed like a JetStream message; copies of an event keep its key (redelivery). */
 function toRecords(events: readonly CanonicalEvent[]): WriteRecord[] {
@@ -88,33 +50,6 @@ function randomBatches<T>(rnd: Random, items: readonly T[], maxSize: number): T[
 function withDuplicates(rnd: Random, events: readonly CanonicalEvent[], fraction: number): CanonicalEvent[] {
   const copies = events.filter(() => rnd.chance(fraction)).map((e) => structuredClone(e));
   return rnd.shuffle([...events, ...copies]);
-}
-
-function iso(value: unknown): string | null {
-  return value === null ? null : (value as Date).toISOString();
-}
-
-async function storedRows(pool: pg.Pool): Promise<ReferenceRows> {
-  const traces = await pool.query<Record<string, unknown>>(
-    `SELECT ${TRACE_COLUMNS.join(', ')} FROM swarm_traces`,
-  );
-  const metrics = await pool.query<AgentMetricsRow>(`SELECT ${METRIC_COLUMNS.join(', ')} FROM agent_metrics`);
-  return {
-    traces: sortTraces(
-      traces.rows.map(
-        (r) =>
-          ({
-            ...r,
-            created_at: iso(r.created_at),
-            assigned_at: iso(r.assigned_at),
-            started_at: iso(r.started_at),
-            completed_at: iso(r.completed_at),
-            last_event_at: iso(r.last_event_at),
-          }) as TraceRow,
-      ),
-    ),
-    metrics: sortMetrics(metrics.rows),
-  };
 }
 
 async function countRows(pool: pg.Pool, table: string): Promise<number> {

@@ -10,12 +10,12 @@ import {
   counterValue,
   createChronicleTestEnv,
   sleep,
-  storedRows,
   waitFor,
 } from '../support/chronicle.js';
 import { type Random, createRandom, generateTraffic } from '../support/generate.js';
 import { distinctEvents, referenceRows } from '../support/reference.js';
 import { DATABASE_URL, describeWithServices } from '../support/services.js';
+import { storedRows } from '../support/stored-rows.js';
 
 /** The subject a swarm component would publish an event on (the payload carries its event_type). */
 function subjectOf(event: CanonicalEvent): string {
