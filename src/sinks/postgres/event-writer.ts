@@ -7,6 +7,7 @@ import type { CanonicalEvent, DlqEntry, Reject } from '../../events/schema.js';
 import { RetryableError } from '../../pipeline/errors.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { RecordResult, WriteRecord } from './records.js';
+import { withTransaction } from './transaction.js';
 
 /** Writes batches of records; each call is one or more committed transactions. */
 export interface EventWriter {
@@ -118,29 +119,6 @@ function isDataError(err: unknown): boolean {
 export function createEventWriter(deps: EventWriterDeps): EventWriter {
   const { pool, logger } = deps;
 
-  async function inTransaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
-    try {
-      client = await pool.connect();
-    } catch (err) {
-      throw new RetryableError(`cannot connect to Postgres: ${(err as Error).message}`, { cause: err });
-    }
-    let broken = false;
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw err;
-    } finally {
-      client.release(broken);
-    }
-  }
-
   async function apply(client: pg.PoolClient, records: readonly WriteRecord[]): Promise<RecordResult[]> {
     const results: RecordResult[] = new Array<RecordResult>(records.length);
     const rejects: Reject[] = [];
@@ -250,7 +228,7 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
 
   async function writeSplitting(records: readonly WriteRecord[]): Promise<RecordResult[]> {
     try {
-      return await inTransaction((client) => apply(client, records));
+      return await withTransaction(pool, (client) => apply(client, records));
     } catch (err) {
       if (err instanceof RetryableError || !isDataError(err)) {
         if (err instanceof RetryableError) throw err;

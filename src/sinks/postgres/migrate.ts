@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Logger } from '../../telemetry/logger.js';
+import { withTransaction } from './transaction.js';
 
 /** The repository's migrations/ folder, found from both src/ (tsx, vitest) and dist/. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations/', import.meta.url));
@@ -39,9 +40,7 @@ export async function loadMigrations(dir: string = MIGRATIONS_DIR): Promise<Migr
  */
 export async function migrate(pool: pg.Pool, logger: Logger, dir?: string): Promise<number[]> {
   const migrations = await loadMigrations(dir);
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return withTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
     await client.query(`CREATE TABLE IF NOT EXISTS chronicle_migrations (
       version int PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
@@ -66,14 +65,8 @@ export async function migrate(pool: pg.Pool, logger: Logger, dir?: string): Prom
       done.push(m.version);
       logger.info({ migration: m.name }, 'migration applied');
     }
-    await client.query('COMMIT');
     return done;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /** True when every migration in the folder is recorded as applied. */

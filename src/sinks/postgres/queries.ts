@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { parseTimestamp } from '../../events/timestamp.js';
+import { withTransaction } from './transaction.js';
 
 /**
  * The reads the query API serves, with keyset pagination.
@@ -367,23 +368,18 @@ export function createQueryStore(pool: pg.Pool): QueryStore {
 
     async getTrace(traceId) {
       // One snapshot for both reads, so span_count and the events listed agree under concurrent writes.
-      const client = await pool.connect();
-      let broken = false;
-      try {
-        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-        const { rows } = await client.query<TraceRow>(GET_TRACE_SQL, [traceId]);
-        const trace = rows[0];
-        const events = trace === undefined ? null : await client.query<EventRow>(TRACE_EVENTS_SQL, [traceId]);
-        await client.query('COMMIT');
-        return trace === undefined || events === null ? null : { trace, events: events.rows };
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {
-          broken = true;
-        });
-        throw err;
-      } finally {
-        client.release(broken);
-      }
+      return withTransaction(
+        pool,
+        async (client) => {
+          const { rows } = await client.query<TraceRow>(GET_TRACE_SQL, [traceId]);
+          const trace = rows[0];
+          if (trace === undefined) return null;
+          const events = await client.query<EventRow>(TRACE_EVENTS_SQL, [traceId]);
+          return { trace, events: events.rows };
+        },
+        // One snapshot, so span_count matches the events returned.
+        'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+      );
     },
 
     async latestMetrics(agentId) {
