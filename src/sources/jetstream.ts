@@ -369,6 +369,9 @@ export function createJetStreamSource(
             wake?.();
           }
         })();
+        // Observed below, after the messages that did arrive are offered; marked handled now so a
+        // failing fetch is not an unhandled rejection (which would end the process) in between.
+        reader.catch(() => undefined);
         try {
           let received = 0;
           while (!fetched || arrived.length > 0) {
