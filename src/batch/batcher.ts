@@ -142,7 +142,7 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
       inFlight++;
       const batch = taken.map((e) => e.delivery);
       inFlightBatches.add(batch);
-      void flush(batch);
+      flush(batch).catch((err: unknown) => logger.error({ err }, 'flush loop failed unexpectedly'));
     }
     // With every slot busy, the end of a flush pumps again; a timer would only spin.
     const next = pending.length > 0 && inFlight < options.maxConcurrentFlushes ? dueAt() : Infinity;

@@ -85,7 +85,7 @@ export function createNatsLink(options: NatsLinkOptions, deps: { logger: Logger 
     resolveReady(undefined);
   }
 
-  void connectLoop();
+  void connectLoop().catch((err: unknown) => logger.error({ err }, 'NATS connect loop failed'));
 
   return {
     state: () => state,
