@@ -81,6 +81,17 @@ export function durableName(stream: string): string {
 
 const decoder = new TextDecoder();
 
+/** A reject record for `raw`, keyed (for dedup of redeliveries) by `key`, the input's own by default. */
+function rejectRecord(
+  input: RecordInput,
+  raw: string,
+  reason: string,
+  detail: string,
+  key = input.key,
+): WriteRecord {
+  return { kind: 'reject', input, reject: makeReject(raw, input, reason, detail, key) };
+}
+
 interface MaxDeliveriesAdvisory {
   stream: string;
   consumer: string;
@@ -149,11 +160,7 @@ export function createJetStreamSource(
     const seq = msg.info.streamSequence;
     const input: RecordInput = { origin: 'nats', subject, key: `nats:${streamName(spec)}:${seq}` };
     const raw = decoder.decode(msg.data);
-    const reject = (reason: string, detail: string): WriteRecord => ({
-      kind: 'reject',
-      input,
-      reject: makeReject(raw, { origin: 'nats', subject }, reason, detail, input.key),
-    });
+    const reject = (reason: string, detail: string): WriteRecord => rejectRecord(input, raw, reason, detail);
     const ctx: InputContext = {
       origin: 'nats',
       subject,
@@ -185,46 +192,17 @@ export function createJetStreamSource(
     const parsed = parseJson(raw);
     const advisory = (parsed.ok ? parsed.value : {}) as Partial<MaxDeliveriesAdvisory>;
     if (typeof advisory.stream !== 'string' || typeof advisory.stream_seq !== 'number') {
-      return {
-        kind: 'reject',
-        input,
-        reject: makeReject(
-          raw,
-          input,
-          'invalid_advisory',
-          'advisory without stream and stream_seq',
-          input.key,
-        ),
-      };
+      return rejectRecord(input, raw, 'invalid_advisory', 'advisory without stream and stream_seq');
     }
     const key = `max_deliver:${advisory.stream}:${advisory.stream_seq}`;
     const detail = `delivered ${advisory.deliveries ?? '?'} times by ${advisory.consumer ?? '?'} without an ack; the server will not deliver it again (it may still have been stored if only its acks were lost)`;
     try {
       const stored = await jsm.streams.getMessage(advisory.stream, { seq: advisory.stream_seq });
       const subject = localSubject(stored.subject);
-      return {
-        kind: 'reject',
-        input: { ...input, subject },
-        reject: makeReject(
-          decoder.decode(stored.data),
-          { origin: 'nats', subject },
-          'max_deliver',
-          detail,
-          key,
-        ),
-      };
+      return rejectRecord({ ...input, subject }, decoder.decode(stored.data), 'max_deliver', detail, key);
     } catch (err) {
-      return {
-        kind: 'reject',
-        input,
-        reject: makeReject(
-          raw,
-          input,
-          'max_deliver',
-          `${detail}; the message is no longer in stream ${advisory.stream} (${(err as Error).message})`,
-          key,
-        ),
-      };
+      const gone = `${detail}; the message is no longer in stream ${advisory.stream} (${(err as Error).message})`;
+      return rejectRecord(input, raw, 'max_deliver', gone, key);
     }
   }
 
@@ -317,20 +295,13 @@ export function createJetStreamSource(
     try {
       return spec ? toRecord(spec, msg) : await advisoryRecord(jsm, msg);
     } catch (err) {
-      const subject = localSubject(msg.subject);
-      const key = `nats:${msg.info.stream}:${msg.info.streamSequence}`;
-      const detail = `payload cannot be normalized: ${(err as Error).message}`;
-      return {
-        kind: 'reject',
-        input: { origin: 'nats', subject, key },
-        reject: makeReject(
-          decoder.decode(msg.data),
-          { origin: 'nats', subject },
-          'invalid_event',
-          detail,
-          key,
-        ),
+      const input: RecordInput = {
+        origin: 'nats',
+        subject: localSubject(msg.subject),
+        key: `nats:${msg.info.stream}:${msg.info.streamSequence}`,
       };
+      const detail = `payload cannot be normalized: ${(err as Error).message}`;
+      return rejectRecord(input, decoder.decode(msg.data), 'invalid_event', detail);
     }
   }
 
