@@ -205,10 +205,36 @@ async function drainBenchmark(nc: NatsConnection) {
       }
       const seconds = (drainedAt - started) / 1000;
       // Every trace row must be computed from all of its events: compare span_count with the log.
-      const { rows: check } = await pool.query<{ stale: string; metrics: string }>(`
+      // Every metric row must equal a full aggregation of the day's tasks (it is kept by deltas).
+      const { rows: check } = await pool.query<{ stale: string; metrics: string; wrong_metrics: string }>(`
+        WITH aggregated AS (
+          SELECT assigned_agent AS agent_id, (completed_at AT TIME ZONE 'UTC')::date AS metric_date,
+            count(*) FILTER (WHERE status = 'completed')::int AS tasks_completed,
+            count(*) FILTER (WHERE status = 'failed')::int AS tasks_failed,
+            count(*) FILTER (WHERE status = 'timed_out')::int AS tasks_timed_out,
+            round(avg(duration_ms) FILTER (WHERE status = 'completed'))::bigint AS avg_duration_ms,
+            round((percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
+              FILTER (WHERE status = 'completed'))::numeric)::bigint AS p95_duration_ms,
+            min(duration_ms) FILTER (WHERE status = 'completed') AS min_duration_ms,
+            max(duration_ms) FILTER (WHERE status = 'completed') AS max_duration_ms,
+            round(avg(time_to_pickup_ms))::bigint AS time_to_pickup_avg_ms
+          FROM swarm_traces
+          WHERE is_task AND status IN ('completed', 'failed', 'timed_out') AND assigned_agent IS NOT NULL
+          GROUP BY 1, 2
+        ),
+        stored AS (
+          SELECT agent_id, metric_date, tasks_completed, tasks_failed, tasks_timed_out, avg_duration_ms,
+            p95_duration_ms, min_duration_ms, max_duration_ms, time_to_pickup_avg_ms
+          FROM agent_metrics WHERE tasks_completed + tasks_failed + tasks_timed_out > 0
+        )
         SELECT (SELECT count(*) FROM swarm_traces t WHERE t.span_count <>
                  (SELECT count(*) FROM swarm_events e WHERE e.trace_id = t.trace_id)) AS stale,
-               (SELECT count(*) FROM agent_metrics) AS metrics`);
+               (SELECT count(*) FROM agent_metrics) AS metrics,
+               (SELECT count(*) FROM ((TABLE aggregated EXCEPT TABLE stored)
+                 UNION ALL (TABLE stored EXCEPT TABLE aggregated)) d) AS wrong_metrics`);
+      if (Number(check[0]!.stale) > 0 || Number(check[0]!.wrong_metrics) > 0) {
+        throw new Error(`drained, but derived rows are wrong: ${JSON.stringify(check[0])}`);
+      }
       rss = Math.max(rss, peakRssMiB(child.pid!));
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
@@ -222,6 +248,7 @@ async function drainBenchmark(nc: NatsConnection) {
         eventsPerSecond: distinct / seconds,
         messagesPerSecond: messages.length / seconds,
         staleTraces: Number(check[0]!.stale),
+        wrongMetrics: Number(check[0]!.wrong_metrics),
         metricRows: Number(check[0]!.metrics),
         rssMiB: rss,
         rows: messages,
@@ -424,6 +451,7 @@ async function main(): Promise<void> {
     console.log(`| raw write ceiling events/s (2 connections, same rows) | ${f(raw.eventsPerSecond)} |`);
     console.log(`| ratio end-to-end / raw | ${ratio.toFixed(2)} |`);
     console.log(`| stale trace rows after drain (must be 0) | ${drain.staleTraces} |`);
+    console.log(`| metric rows unlike a full aggregation (must be 0) | ${drain.wrongMetrics} |`);
     console.log(
       `| HTTP ingest events/s (1,000 per request, 4 in flight) | ${f(other.http.eventsPerSecond)} (${other.http.retries} retries) |`,
     );

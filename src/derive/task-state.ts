@@ -16,22 +16,19 @@
  * - duration_ms: completed_at − started_at when both are set and started_at ≤ completed_at.
  * - time_to_pickup_ms: started_at − the latest task.assigned at or before started_at.
  * - span_count: distinct events of any type.
+ * - error (failed or timed_out): last's metadata error, else its reason, else 'timeout' for timed_out.
  *
  * One statement per flush, under the trace locks. span_count, first_event_at and last_event_at add the
  * batch's new events to the stored row (exact: the ledger admits each event_id once, and the change
  * commits or rolls back with the events). The lifecycle columns are recomputed from the trace's stored
  * lifecycle events, for traces that are tasks or just received a lifecycle event; a long non-task trace
  * (an agent's heartbeats under one trace_id) is never re-read.
- * - error (failed or timed_out): last's metadata error, else its reason, else 'timeout' for timed_out.
  *
- * $1 is the sorted, already-locked list of trace ids. The statement returns the (agent, day) keys of
- * agent_metrics that the change touches: those of each trace before and after the recompute.
- */
-/**
  * Parameters, one entry per touched trace, sorted by trace id and already locked: $1 trace ids, $2 new
  * events, $3 earliest and $4 latest new timestamp, $5 whether a new event is a lifecycle event.
- * Returns the (agent, day) keys of agent_metrics the change touches: before and after, for each trace
- * whose metric inputs (agent, completed_at, status, duration, pickup) changed.
+ * Returns, per (agent, day) key of agent_metrics the change touches, the change of that key's totals:
+ * for each trace whose metric inputs (agent, completed_at, status, duration, pickup) changed, what it
+ * counted for before is subtracted and what it counts for now is added (ADR 0003).
  */
 export const RECOMPUTE_TRACES_SQL = `
 WITH batch AS (
@@ -127,16 +124,32 @@ upserted AS (
 ),
 -- Only traces whose metric inputs changed touch agent_metrics: a span added to a finished task does not.
 changed AS (
-  SELECT o.assigned_agent AS old_agent, o.completed_at AS old_completed_at,
-    u.assigned_agent AS new_agent, u.completed_at AS new_completed_at
+  SELECT o.trace_id, o.assigned_agent AS old_agent, o.completed_at AS old_completed_at, o.status AS old_status,
+    o.duration_ms AS old_duration_ms, o.time_to_pickup_ms AS old_pickup_ms,
+    u.assigned_agent AS new_agent, u.completed_at AS new_completed_at, u.status AS new_status,
+    u.duration_ms AS new_duration_ms, u.time_to_pickup_ms AS new_pickup_ms
   FROM upserted u JOIN old o USING (trace_id)
   WHERE u.is_task
     AND (o.assigned_agent, o.completed_at, o.status, o.duration_ms, o.time_to_pickup_ms)
       IS DISTINCT FROM (u.assigned_agent, u.completed_at, u.status, u.duration_ms, u.time_to_pickup_ms)
-)
-SELECT DISTINCT agent_id, metric_date::text AS metric_date FROM (
-  SELECT old_agent AS agent_id, (old_completed_at AT TIME ZONE 'UTC')::date AS metric_date FROM changed
+),
+-- What each changed trace counted for before (sign −1) and counts for now (+1): a terminal task with an
+-- agent counts for the (agent, UTC day) of its completed_at.
+contribution AS (
+  SELECT -1 AS sign, old_agent AS agent_id, old_completed_at AS completed_at, old_status AS status,
+    old_duration_ms AS duration_ms, old_pickup_ms AS pickup_ms
+  FROM changed
   UNION ALL
-  SELECT new_agent, (new_completed_at AT TIME ZONE 'UTC')::date FROM changed
-) k
-WHERE agent_id IS NOT NULL AND metric_date IS NOT NULL`;
+  SELECT 1, new_agent, new_completed_at, new_status, new_duration_ms, new_pickup_ms FROM changed
+)
+SELECT agent_id, (completed_at AT TIME ZONE 'UTC')::date::text AS metric_date,
+  coalesce(sum(sign) FILTER (WHERE status = 'completed'), 0)::int AS completed,
+  coalesce(sum(sign) FILTER (WHERE status = 'failed'), 0)::int AS failed,
+  coalesce(sum(sign) FILTER (WHERE status = 'timed_out'), 0)::int AS timed_out,
+  coalesce(sum(sign) FILTER (WHERE status = 'completed' AND duration_ms IS NOT NULL), 0)::int AS duration_count,
+  coalesce(sum(sign * duration_ms) FILTER (WHERE status = 'completed'), 0)::bigint AS duration_sum,
+  coalesce(sum(sign) FILTER (WHERE pickup_ms IS NOT NULL), 0)::int AS pickup_count,
+  coalesce(sum(sign * pickup_ms), 0)::bigint AS pickup_sum
+FROM contribution
+WHERE agent_id IS NOT NULL AND status IN ('completed', 'failed', 'timed_out')
+GROUP BY 1, 2`;

@@ -279,6 +279,52 @@ describeWithPostgres('task state and agent metrics', () => {
     ]);
   });
 
+  it('min, max and p95 match percentile_cont over the stored tasks for every day size, as batches change them', async () => {
+    const rnd = createRandom(2718);
+    // agent-n<k> finishes k tasks on the day (1..45: every position of rank 0.95 × (k − 1) between two
+    // values), with tied durations; every task is first seen failing, then a later batch brings a
+    // completion at another time, which changes its status, duration and the agent's statistics.
+    const base = Date.parse(at('01:00:00.000'));
+    const first: CanonicalEvent[] = [];
+    const later: CanonicalEvent[] = [];
+    for (let k = 1; k <= 45; k++) {
+      for (let i = 0; i < k; i++) {
+        const id = `n${k}-${i}`;
+        const startMs = base + rnd.int(0, 20 * 3_600_000);
+        first.push(
+          ev(id, 'task.assigned', new Date(startMs - rnd.int(1, 5_000)).toISOString(), {
+            agent: `agent-n${k}`,
+          }),
+          ev(id, 'task.started', new Date(startMs).toISOString()),
+          ev(id, 'task.failed', new Date(startMs + 1).toISOString(), { error: 'first try' }),
+        );
+        later.push(ev(id, 'task.completed', new Date(startMs + 2 + rnd.int(0, 40) * 25).toISOString()));
+      }
+    }
+    for (const batch of randomBatches(rnd, rnd.shuffle([...first]), 400))
+      await writer.write(toRecords(batch));
+    for (const batch of randomBatches(rnd, rnd.shuffle([...later]), 50)) await writer.write(toRecords(batch));
+
+    const rows = await expectReference([...first, ...later]);
+    expect(rows.metrics).toHaveLength(45);
+    // The same statistics aggregated by Postgres itself from the stored tasks.
+    const { rows: direct } = await db.pool.query<Record<string, number>>(`
+      SELECT assigned_agent AS agent_id, count(*)::int AS tasks_completed, min(duration_ms) AS min_duration_ms,
+        max(duration_ms) AS max_duration_ms, round(avg(duration_ms))::bigint AS avg_duration_ms,
+        round((percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms))::numeric)::bigint AS p95_duration_ms
+      FROM swarm_traces WHERE status = 'completed' GROUP BY 1 ORDER BY 1`);
+    const served = rows.metrics.map((m) => ({
+      agent_id: m.agent_id,
+      tasks_completed: m.tasks_completed,
+      min_duration_ms: m.min_duration_ms,
+      max_duration_ms: m.max_duration_ms,
+      avg_duration_ms: m.avg_duration_ms,
+      p95_duration_ms: m.p95_duration_ms,
+    }));
+    expect(served).toEqual(direct);
+    expect(rows.metrics.every((m) => m.tasks_failed === 0)).toBe(true);
+  });
+
   for (const seed of SEEDS.slice(0, 3)) {
     it(`two concurrent writers on the same traces and (agent, day) end with the reference rows (seed ${seed})`, async () => {
       const rnd = createRandom(seed * 31 + 3);

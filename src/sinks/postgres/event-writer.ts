@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { RECOMPUTE_AGENT_METRICS_SQL } from '../../derive/agent-metrics.js';
+import { UPDATE_AGENT_METRICS_SQL } from '../../derive/agent-metrics.js';
 import { LOCK_CLASS, LOCK_KEYS_SQL } from '../../derive/key-locks.js';
 import { RECOMPUTE_TRACES_SQL } from '../../derive/task-state.js';
 import { makeReject } from '../../events/normalize.js';
@@ -52,6 +52,28 @@ export interface EventWriterDeps {
   pool: pg.Pool;
   logger: Logger;
 }
+
+/** The change of one agent_metrics key's totals, in METRIC_DELTA_COLUMNS order. */
+interface MetricDelta {
+  agentId: string;
+  day: string;
+  counts: number[];
+}
+
+const METRIC_DELTA_COLUMNS = [
+  'completed',
+  'failed',
+  'timed_out',
+  'duration_count',
+  'duration_sum',
+  'pickup_count',
+  'pickup_sum',
+] as const;
+
+type MetricDeltaRow = { agent_id: string; metric_date: string } & Record<
+  (typeof METRIC_DELTA_COLUMNS)[number],
+  number
+>;
 
 const INSERT_EVENTS_SQL = `
 WITH batch AS (
@@ -167,7 +189,17 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
 
     // Per touched trace: new events, earliest and latest new timestamp, whether one is a lifecycle event.
     const touched = new Map<string, { n: number; first: Date; last: Date; lifecycle: boolean }>();
-    const metricKeys = new Set<string>();
+    // Per (agent, day) key of agent_metrics: the change of its totals (zero for a heartbeat's key).
+    const metricDeltas = new Map<string, MetricDelta>();
+    const deltaOf = (agentId: string, day: string): MetricDelta => {
+      const key = `${day}/${agentId}`;
+      let delta = metricDeltas.get(key);
+      if (delta === undefined) {
+        delta = { agentId, day, counts: [0, 0, 0, 0, 0, 0, 0] };
+        metricDeltas.set(key, delta);
+      }
+      return delta;
+    };
     const alreadyStored = new Set<string>();
     if (events.length > 0) {
       const { rows } = await client.query<{
@@ -188,7 +220,7 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
             lifecycle: row.lifecycle,
           });
         } else if (row.kind === 'heartbeat') {
-          metricKeys.add(JSON.stringify([row.key, row.day]));
+          deltaOf(row.key, row.day!);
         } else {
           alreadyStored.add(row.key);
         }
@@ -199,20 +231,29 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
       const ids = [...touched.keys()].sort();
       const stats = ids.map((id) => touched.get(id)!);
       await client.query(LOCK_KEYS_SQL, [LOCK_CLASS.trace, ids]);
-      const { rows } = await client.query<{ agent_id: string; metric_date: string }>(RECOMPUTE_TRACES_SQL, [
+      const { rows } = await client.query<MetricDeltaRow>(RECOMPUTE_TRACES_SQL, [
         ids,
         stats.map((t) => t.n),
         stats.map((t) => t.first),
         stats.map((t) => t.last),
         stats.map((t) => t.lifecycle),
       ]);
-      for (const row of rows) metricKeys.add(JSON.stringify([row.agent_id, row.metric_date]));
+      for (const row of rows) {
+        const counts = deltaOf(row.agent_id, row.metric_date).counts;
+        METRIC_DELTA_COLUMNS.forEach((column, i) => (counts[i]! += row[column]));
+      }
     }
 
-    if (metricKeys.size > 0) {
-      const keys = [...metricKeys].sort().map((k) => JSON.parse(k) as [string, string]);
-      await client.query(LOCK_KEYS_SQL, [LOCK_CLASS.agentDay, keys.map(([a, d]) => `${d}/${a}`)]);
-      await client.query(RECOMPUTE_AGENT_METRICS_SQL, [keys.map(([a]) => a), keys.map(([, d]) => d)]);
+    if (metricDeltas.size > 0) {
+      // Sorted by lock key, so concurrent flushes lock shared keys in one order.
+      const keys = [...metricDeltas.keys()].sort();
+      const deltas = keys.map((k) => metricDeltas.get(k)!);
+      await client.query(LOCK_KEYS_SQL, [LOCK_CLASS.agentDay, keys]);
+      await client.query(UPDATE_AGENT_METRICS_SQL, [
+        deltas.map((d) => d.agentId),
+        deltas.map((d) => d.day),
+        ...METRIC_DELTA_COLUMNS.map((_, i) => deltas.map((d) => d.counts[i]!)),
+      ]);
     }
 
     records.forEach((record, i) => {

@@ -78,6 +78,12 @@ export interface AgentMetricsRow {
   uptime_ms: number | null;
   busy_ms: number | null;
   utilization_pct: number | null;
+  /** Completed tasks with a duration, and the sum of their durations (behind avg_duration_ms). */
+  duration_count: number;
+  duration_sum: number;
+  /** Tasks with a time to pickup, and its sum (behind time_to_pickup_avg_ms). */
+  pickup_count: number;
+  pickup_sum: number;
   updated_at: Date;
 }
 
@@ -233,7 +239,7 @@ ORDER BY "timestamp", event_id`;
 
 const METRIC_COLUMNS = `agent_id, metric_date, tasks_completed, tasks_failed, tasks_timed_out, avg_duration_ms,
   p95_duration_ms, min_duration_ms, max_duration_ms, time_to_pickup_avg_ms, uptime_ms, busy_ms, utilization_pct,
-  updated_at`;
+  duration_count, duration_sum, pickup_count, pickup_sum, updated_at`;
 
 const LATEST_METRICS_SQL = `
 SELECT ${METRIC_COLUMNS}

@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { CanonicalEvent } from '../../src/events/schema.js';
+import { createEventWriter } from '../../src/sinks/postgres/event-writer.js';
+import { MIGRATIONS_DIR, migrate } from '../../src/sinks/postgres/migrate.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { describeWithPostgres } from '../support/services.js';
+
+/** The task side of agent_metrics aggregated from every stored task, as the rules define it. */
+const AGGREGATED_SQL = `
+SELECT assigned_agent AS agent_id, (completed_at AT TIME ZONE 'UTC')::date AS metric_date,
+  count(*) FILTER (WHERE status = 'completed')::int AS tasks_completed,
+  count(*) FILTER (WHERE status = 'failed')::int AS tasks_failed,
+  count(duration_ms) FILTER (WHERE status = 'completed')::int AS duration_count,
+  coalesce(sum(duration_ms) FILTER (WHERE status = 'completed'), 0) AS duration_sum,
+  count(time_to_pickup_ms)::int AS pickup_count, coalesce(sum(time_to_pickup_ms), 0) AS pickup_sum,
+  round(avg(duration_ms) FILTER (WHERE status = 'completed'))::bigint AS avg_duration_ms,
+  round((percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status = 'completed'))::numeric)::bigint
+    AS p95_duration_ms
+FROM swarm_traces WHERE is_task AND status IN ('completed', 'failed', 'timed_out') AND assigned_agent IS NOT NULL
+GROUP BY 1, 2 ORDER BY 1, 2`;
+
+const STORED_SQL = `
+SELECT agent_id, metric_date, tasks_completed, tasks_failed, duration_count, duration_sum, pickup_count, pickup_sum,
+  avg_duration_ms, p95_duration_ms
+FROM agent_metrics ORDER BY 1, 2`;
+
+interface MetricTotals {
+  agent_id: string;
+  metric_date: string;
+  tasks_completed: number;
+  duration_sum: number;
+  pickup_sum: number;
+}
+
+describeWithPostgres('migrations', () => {
+  let db: TestDatabase;
+  let firstOnly: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase({ migrate: false });
+    firstOnly = await mkdtemp(join(tmpdir(), 'chronicle-migrations-'));
+    await copyFile(join(MIGRATIONS_DIR, '0001_initial.sql'), join(firstOnly, '0001_initial.sql'));
+  });
+
+  afterAll(async () => {
+    await db?.drop();
+    if (firstOnly) await rm(firstOnly, { recursive: true, force: true });
+  });
+
+  it('0002 fills the metric totals of a database written before it, and later deltas add to them', async () => {
+    expect(await migrate(db.pool, silentLogger(), `${firstOnly}/`)).toEqual([1]);
+    // Tasks as 0001 stored them: two agents, two days, with and without durations and pickups.
+    await db.pool.query(`
+      INSERT INTO swarm_traces (trace_id, is_task, status, assigned_agent, created_at, completed_at, duration_ms,
+        time_to_pickup_ms, span_count, first_event_at, last_event_at)
+      SELECT 'old-' || i, true, CASE WHEN i % 5 = 0 THEN 'failed' ELSE 'completed' END, 'agent-' || (i % 2),
+        '2026-03-01T00:00:00Z', timestamptz '2026-03-01T08:00:00Z' + (i % 3) * interval '10 hours',
+        CASE WHEN i % 7 <> 0 THEN 100 + i * 13 END, CASE WHEN i % 4 <> 0 THEN i END, 3,
+        '2026-03-01T00:00:00Z', '2026-03-01T00:00:00Z'
+      FROM generate_series(1, 40) i`);
+    await db.pool.query(`
+      INSERT INTO agent_metrics (agent_id, metric_date, tasks_completed, tasks_failed, avg_duration_ms, p95_duration_ms)
+      SELECT agent_id, metric_date, tasks_completed, tasks_failed, avg_duration_ms, p95_duration_ms
+      FROM (${AGGREGATED_SQL}) a`);
+
+    expect(await migrate(db.pool, silentLogger())).toEqual([2]);
+    const aggregated = await db.pool.query<MetricTotals>(AGGREGATED_SQL);
+    const backfilled = await db.pool.query<MetricTotals>(STORED_SQL);
+    expect(backfilled.rows).toEqual(aggregated.rows);
+
+    // A task finished later, on one of those days, goes onto the backfilled totals.
+    const trace = 'new-task';
+    const ev = (type: string, timestamp: string): CanonicalEvent => ({
+      event_id: randomUUID(),
+      trace_id: trace,
+      source: 'test',
+      event_type: type,
+      timestamp,
+      metadata: { agent: 'agent-1' },
+    });
+    const writer = createEventWriter({ pool: db.pool, logger: silentLogger() });
+    await writer.write(
+      [
+        ev('task.assigned', '2026-03-01T09:00:00.000Z'),
+        ev('task.started', '2026-03-01T09:00:01.000Z'),
+        ev('task.completed', '2026-03-01T09:00:05.000Z'),
+      ].map((event) => ({ kind: 'event', input: { origin: 'http', subject: null, key: null }, event })),
+    );
+    const after = await db.pool.query<MetricTotals>(STORED_SQL);
+    expect(after.rows).toEqual((await db.pool.query(AGGREGATED_SQL)).rows);
+    const key = (r: MetricTotals) => r.agent_id === 'agent-1' && r.metric_date === '2026-03-01';
+    const before = backfilled.rows.find(key)!;
+    expect(after.rows.find(key)).toMatchObject({
+      tasks_completed: before.tasks_completed + 1,
+      duration_sum: before.duration_sum + 4_000,
+      pickup_sum: before.pickup_sum + 1_000,
+    });
+  });
+});
