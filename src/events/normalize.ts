@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { LIMITS, type CanonicalEvent, type Reject } from './schema.js';
-import { parseTimestamp } from './timestamp.js';
+import { isCanonicalTimestamp, parseTimestamp } from './timestamp.js';
 import { isUuid, uuidV5 } from './uuid.js';
 
 /** Where an input came from; supplies the defaults the issue assigns to each source. */
@@ -19,6 +19,8 @@ export interface InputContext {
    * (see mayNeedCleaning), so the per-string cleaning pass can be skipped.
    */
   cleanText?: boolean;
+  /** Length (UTF-16 units) of the JSON text the payload was parsed from, when it is known. */
+  payloadChars?: number;
 }
 
 /**
@@ -176,7 +178,7 @@ export function normalizeEvent(original: unknown, ctx: InputContext): Normalized
     };
   }
 
-  let timeMillis = ctx.defaultTimeMillis;
+  let timestamp: string;
   if (payload.timestamp !== undefined && payload.timestamp !== null) {
     const parsedTime = parseTimestamp(payload.timestamp);
     if (parsedTime === undefined) {
@@ -186,7 +188,10 @@ export function normalizeEvent(original: unknown, ctx: InputContext): Normalized
         detail: `timestamp must be RFC 3339 or epoch milliseconds, got ${describe(payload.timestamp)}`,
       };
     }
-    timeMillis = parsedTime;
+    // Already canonical (parseTimestamp checked the round trip): keep the string.
+    timestamp = isCanonicalTimestamp(payload.timestamp) ? payload.timestamp : new Date(parsedTime).toISOString();
+  } else {
+    timestamp = new Date(ctx.defaultTimeMillis).toISOString();
   }
 
   let metadata: Record<string, unknown>;
@@ -202,12 +207,20 @@ export function normalizeEvent(original: unknown, ctx: InputContext): Normalized
     };
   }
   if (sourceEventId !== undefined) metadata = { ...metadata, _source_event_id: sourceEventId };
-  const extra = Object.entries(payload).filter(([k]) => !KNOWN_FIELDS.has(k));
-  if (extra.length > 0 && !('_extra' in metadata)) {
-    // Unknown top-level fields are kept, not silently dropped.
-    metadata = { ...metadata, _extra: Object.fromEntries(extra) };
+  let extraKeys: string[] | undefined;
+  for (const key in payload) {
+    if (!KNOWN_FIELDS.has(key)) (extraKeys ??= []).push(key);
   }
-  const metadataBytes = Buffer.byteLength(JSON.stringify(metadata));
+  if (extraKeys !== undefined && !('_extra' in metadata)) {
+    // Unknown top-level fields are kept, not silently dropped.
+    metadata = { ...metadata, _extra: Object.fromEntries(extraKeys.map((k) => [k, payload[k]])) };
+  }
+  // Serialized, metadata is at most 5.25 times its source text (a number such as 1e20 grows from 4 to 21
+  // characters; nothing grows more), plus the keys added above: a small payload cannot exceed the limit.
+  const metadataBytes =
+    ctx.payloadChars !== undefined && ctx.payloadChars * 6 + 64 <= LIMITS.metadataBytes
+      ? 0
+      : Buffer.byteLength(JSON.stringify(metadata));
   if (metadataBytes > LIMITS.metadataBytes) {
     return {
       ok: false,
@@ -223,7 +236,7 @@ export function normalizeEvent(original: unknown, ctx: InputContext): Normalized
       trace_id: input.trace_id,
       source: input.source ?? defaultSource(ctx),
       event_type: eventType,
-      timestamp: new Date(timeMillis).toISOString(),
+      timestamp,
       metadata,
     },
   };

@@ -19,13 +19,18 @@ function daysInMonth(year: number, month: number): number {
   return month === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
 }
 
+/** True for the exact form Date#toISOString produces (not checked for a valid date: see parseTimestamp). */
+export function isCanonicalTimestamp(value: unknown): value is string {
+  return typeof value === 'string' && value.length === 24 && CANONICAL.test(value);
+}
+
 /**
  * Parses an RFC 3339 timestamp (any offset) or epoch milliseconds into epoch milliseconds (UTC).
  * Digits beyond milliseconds are truncated. Returns undefined when the value is not one of these.
  */
 export function parseTimestamp(value: unknown): number | undefined {
   // Fast path: the exact form Date#toISOString produces, which is what most producers send.
-  if (typeof value === 'string' && value.length === 24 && CANONICAL.test(value)) {
+  if (isCanonicalTimestamp(value)) {
     const millis = Date.parse(value);
     // Date.parse rolls Feb 30 over to March; the round trip catches that.
     if (!Number.isNaN(millis) && new Date(millis).toISOString() === value) return millis;

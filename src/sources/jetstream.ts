@@ -168,6 +168,7 @@ export function createJetStreamSource(
       seq,
       defaultTimeMillis: Math.floor(msg.info.timestampNanos / 1e6),
       cleanText: !mayNeedCleaning(raw),
+      payloadChars: raw.length,
     };
     const parsed = parseJson(raw);
     if (!parsed.ok) return reject(parsed.reason, parsed.detail);

@@ -299,6 +299,37 @@ describe('normalizeEvent - metadata', () => {
     expect(rejectReason(event({ metadata: { k: 'é'.repeat(chars) } }))).toBe('metadata_too_large');
   });
 
+  it('still measures metadata whose source text is short but serializes longer (numbers like 1e20)', () => {
+    // 13,000 × "1e20," is 65,000 characters of JSON; serialized, each number is 21 digits: > 256 KiB.
+    const raw = `{"trace_id":"t","event_type":"task.created","metadata":{"n":[${Array(13_000).fill('1e20').join(',')}]}}`;
+    expect(raw.length).toBeLessThan(70_000);
+    expect(rejectReason(JSON.parse(raw), nats({ payloadChars: raw.length }))).toBe('metadata_too_large');
+    // A source text small enough to skip the measurement cannot hold metadata over the limit.
+    const small = `{"trace_id":"t","event_type":"task.created","metadata":{"n":[${Array(8_000).fill('1e20').join(',')}]}}`;
+    expect(small.length * 6 + 64).toBeLessThanOrEqual(256 * 1024);
+    expect(
+      Buffer.byteLength(JSON.stringify((JSON.parse(small) as { metadata: unknown }).metadata)),
+    ).toBeLessThan(256 * 1024);
+    expect(accepted(JSON.parse(small), nats({ payloadChars: small.length })).metadata.n).toHaveLength(8_000);
+  });
+
+  it('keeps a timestamp already in canonical form as it is, and canonicalizes any other', () => {
+    expect(accepted(event({ timestamp: '2026-02-12T14:30:00.123Z' })).timestamp).toBe(
+      '2026-02-12T14:30:00.123Z',
+    );
+    expect(accepted(event({ timestamp: '2026-02-12T15:30:00.1+01:00' })).timestamp).toBe(
+      '2026-02-12T14:30:00.100Z',
+    );
+    expect(rejectReason(event({ timestamp: '2026-02-30T14:30:00.000Z' }))).toBe('invalid_timestamp');
+  });
+
+  it('keeps a top-level "__proto__" field under metadata._extra as data', () => {
+    const payload = JSON.parse('{"trace_id":"t","event_type":"task.created","__proto__":{"x":1}}') as unknown;
+    const metadata = accepted(payload).metadata;
+    expect(Object.keys(metadata._extra as object)).toEqual(['__proto__']);
+    expect(JSON.stringify(metadata)).toBe('{"_extra":{"__proto__":{"x":1}}}');
+  });
+
   it('keeps unknown top-level fields under metadata._extra', () => {
     expect(accepted(event({ priority: 3, tags: ['a'] })).metadata).toEqual({
       agent: 'agent-1',
