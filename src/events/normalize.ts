@@ -189,7 +189,9 @@ export function normalizeEvent(original: unknown, ctx: InputContext): Normalized
       };
     }
     // Already canonical (parseTimestamp checked the round trip): keep the string.
-    timestamp = isCanonicalTimestamp(payload.timestamp) ? payload.timestamp : new Date(parsedTime).toISOString();
+    timestamp = isCanonicalTimestamp(payload.timestamp)
+      ? payload.timestamp
+      : new Date(parsedTime).toISOString();
   } else {
     timestamp = new Date(ctx.defaultTimeMillis).toISOString();
   }

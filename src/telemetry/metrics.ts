@@ -25,6 +25,14 @@ export interface Metrics {
   readonly writeFailureAlerts: Counter;
   /** 1 while the writer is failing and retrying. */
   readonly writerFailing: Gauge;
+  /** Spans built from traces' events and stored for export. */
+  readonly spansBuilt: Counter;
+  /** Spans the OTLP backend accepted. */
+  readonly spansExported: Counter;
+  /** Export requests that failed (each is retried with backoff). */
+  readonly exportFailures: Counter;
+  /** Spans stored and not exported yet (sampled by the export loop). */
+  readonly exportBacklog: Gauge;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -104,6 +112,26 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     writerFailing: new Gauge({
       name: 'chronicle_writer_failing',
       help: '1 while writes to Postgres are failing and being retried.',
+      registers,
+    }),
+    spansBuilt: new Counter({
+      name: 'chronicle_spans_built_total',
+      help: 'Spans built from traces and stored for export.',
+      registers,
+    }),
+    spansExported: new Counter({
+      name: 'chronicle_spans_exported_total',
+      help: 'Spans accepted by the OTLP backend.',
+      registers,
+    }),
+    exportFailures: new Counter({
+      name: 'chronicle_span_export_failures_total',
+      help: 'Span export requests that failed (retried with backoff).',
+      registers,
+    }),
+    exportBacklog: new Gauge({
+      name: 'chronicle_span_export_backlog',
+      help: 'Spans stored and not yet exported.',
       registers,
     }),
   };

@@ -68,7 +68,7 @@ describeWithPostgres('migrations', () => {
       SELECT agent_id, metric_date, tasks_completed, tasks_failed, avg_duration_ms, p95_duration_ms
       FROM (${AGGREGATED_SQL}) a`);
 
-    expect(await migrate(db.pool, silentLogger())).toEqual([2]);
+    expect(await migrate(db.pool, silentLogger())).toContain(2);
     const aggregated = await db.pool.query<MetricTotals>(AGGREGATED_SQL);
     const backfilled = await db.pool.query<MetricTotals>(STORED_SQL);
     expect(backfilled.rows).toEqual(aggregated.rows);

@@ -107,6 +107,18 @@ UNION ALL
 SELECT 'duplicate', b.event_id::text, NULL, NULL, NULL, NULL, NULL
 FROM batch b WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.event_id = b.event_id)`;
 
+const QUEUE_SPAN_BUILD_SQL = `
+INSERT INTO otel_pending (trace_id, first_at, last_at)
+SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[])`;
+
+// A span received over OTLP is kept as it came and exported unchanged; a client's retry is a no-op.
+const INSERT_RECEIVED_SPANS_SQL = `
+INSERT INTO otel_spans (otel_trace_id, span_id, trace_id, role, span)
+SELECT r.span ->> 'traceId', r.span ->> 'spanId', r.trace_id, 'received', r.span
+FROM json_to_recordset($1::json) AS r(trace_id text, span jsonb)
+ORDER BY 1, 2
+ON CONFLICT (otel_trace_id, span_id) DO NOTHING`;
+
 const INSERT_REJECTS_SQL = `
 INSERT INTO chronicle_rejects (origin, subject, reason, detail, payload, payload_bytes, reject_key)
 SELECT origin, subject, reason, detail, payload, "payloadBytes", "rejectKey"
@@ -231,6 +243,8 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
       const ids = [...touched.keys()].sort();
       const stats = ids.map((id) => touched.get(id)!);
       await client.query(LOCK_KEYS_SQL, [LOCK_CLASS.trace, ids]);
+      // The span builder rebuilds these traces' spans after the commit (src/spans/span-builder.ts).
+      await client.query(QUEUE_SPAN_BUILD_SQL, [ids, stats.map((t) => t.first), stats.map((t) => t.last)]);
       const { rows } = await client.query<MetricDeltaRow>(RECOMPUTE_TRACES_SQL, [
         ids,
         stats.map((t) => t.n),
@@ -253,6 +267,14 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
         deltas.map((d) => d.agentId),
         deltas.map((d) => d.day),
         ...METRIC_DELTA_COLUMNS.map((_, i) => deltas.map((d) => d.counts[i]!)),
+      ]);
+    }
+
+    const forwarded =
+      events.length > 0 ? records.flatMap((r) => (r.kind === 'event' && r.forward ? [r] : [])) : [];
+    if (forwarded.length > 0) {
+      await client.query(INSERT_RECEIVED_SPANS_SQL, [
+        JSON.stringify(forwarded.map((r) => ({ trace_id: r.event.trace_id, span: r.forward }))),
       ]);
     }
 

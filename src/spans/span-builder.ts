@@ -1,0 +1,230 @@
+import type pg from 'pg';
+import type { Component } from '../pipeline/contracts.js';
+import { uuidV5 } from '../events/uuid.js';
+import { withTransaction } from '../sinks/postgres/transaction.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { SpanRecord } from './span-record.js';
+import {
+  type PlannedSpan,
+  type SpanRole,
+  type StoredSpan,
+  type TraceEvent,
+  type TraceSpansOptions,
+  type TraceState,
+  spansToEmit,
+} from './trace-spans.js';
+
+export interface SpanBuilderOptions extends TraceSpansOptions {
+  /** Pending traces claimed per round. */
+  batchTraces: number;
+  /** Pause between rounds when there is nothing to build. */
+  idleMillis: number;
+}
+
+export interface SpanBuilderDeps {
+  pool: pg.Pool;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export interface SpanBuilder extends Component {
+  /** One round: claims pending traces, stores their new spans; returns how many traces it built. */
+  buildOnce(): Promise<number>;
+  /** Wakes the loop (after a flush committed), instead of waiting for the idle pause. */
+  poke(): void;
+}
+
+// Claim pending rows; rows of the same trace claimed by another replica wait for it (SKIP LOCKED only
+// skips rows, so a trace may be claimed twice: the per-trace lock below serializes the two builds).
+const CLAIM_SQL = `
+DELETE FROM otel_pending
+WHERE ctid IN (SELECT ctid FROM otel_pending ORDER BY queued_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING trace_id, first_at, last_at`;
+
+/** Builds are serialized per trace across replicas (class 3; the flush never takes it). */
+const LOCK_TRACES_SQL = `
+SELECT count(pg_advisory_xact_lock(3, k))::int FROM (
+  SELECT DISTINCT hashtext(t) AS k FROM unnest($1::text[]) AS t ORDER BY 1
+) s`;
+
+const TRACES_SQL = `
+SELECT trace_id, is_task, task_title, owner, status, assigned_agent, created_at, completed_at, duration_ms,
+  time_to_pickup_ms, attempts, error
+FROM swarm_traces WHERE trace_id = ANY($1::text[])`;
+
+// A task's spans depend on all its events; a trace that is not a task only gets spans for its new
+// events (a heartbeat trace can hold a very long history), read in the window the flushes queued.
+const EVENTS_SQL = `
+SELECT e.trace_id, e.event_id, e.source, e.event_type, e."timestamp", e.metadata
+FROM unnest($1::text[], $2::boolean[], $3::timestamptz[], $4::timestamptz[]) AS w(trace_id, whole, first_at, last_at)
+JOIN swarm_events e ON e.trace_id = w.trace_id
+  AND (w.whole OR e."timestamp" BETWEEN w.first_at AND w.last_at)`;
+
+const STORED_SQL = `
+SELECT trace_id, role, position, span, event_ids, reported
+FROM otel_spans
+WHERE trace_id = ANY($1::text[]) AND role NOT IN ('received', 'event')`;
+
+const INSERT_SQL = `
+INSERT INTO otel_spans (otel_trace_id, span_id, trace_id, role, position, span, event_ids, reported)
+SELECT s.span ->> 'traceId', s.span ->> 'spanId', s.trace_id, s.role, s.position, s.span, s.event_ids, s.reported
+FROM json_to_recordset($1::json)
+  AS s(trace_id text, role text, position int, span jsonb, event_ids uuid[], reported jsonb)
+ORDER BY 1, 2
+ON CONFLICT (otel_trace_id, span_id) DO NOTHING
+RETURNING 1`;
+
+interface EventRow extends TraceEvent {
+  trace_id: string;
+}
+
+/** True for the event a span received over OTLP became: that span is forwarded as it is. */
+function fromOtlp(event: TraceEvent): boolean {
+  const { trace_id: traceId, span_id: spanId } = event.metadata;
+  return (
+    typeof traceId === 'string' &&
+    typeof spanId === 'string' &&
+    event.event_id === uuidV5(`otlp:${traceId}:${spanId}`)
+  );
+}
+
+/**
+ * Turns what flushes committed into spans: claims traces queued in otel_pending, reads their state and
+ * events, and stores the spans spansToEmit() says are new (docs/spans.md). Out of the ingest path: a
+ * flush only appends a row per touched trace.
+ *
+ * States: idle → running (a loop of rounds; a round that found work is followed at once by the next,
+ * otherwise the loop waits idleMillis or a poke) → stopped.
+ */
+export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilderDeps): SpanBuilder {
+  const { pool, logger, metrics } = deps;
+  const stop = new AbortController();
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+
+  async function buildOnce(): Promise<number> {
+    return withTransaction(pool, async (client) => {
+      const claimed = await client.query<{ trace_id: string; first_at: Date; last_at: Date }>(CLAIM_SQL, [
+        options.batchTraces,
+      ]);
+      if (claimed.rows.length === 0) return 0;
+      const windows = new Map<string, { first: Date; last: Date }>();
+      for (const row of claimed.rows) {
+        const w = windows.get(row.trace_id);
+        if (!w) windows.set(row.trace_id, { first: row.first_at, last: row.last_at });
+        else {
+          if (row.first_at < w.first) w.first = row.first_at;
+          if (row.last_at > w.last) w.last = row.last_at;
+        }
+      }
+      const ids = [...windows.keys()].sort();
+      await client.query(LOCK_TRACES_SQL, [ids]);
+
+      const traces = new Map(
+        (await client.query<TraceState>(TRACES_SQL, [ids])).rows.map((t) => [t.trace_id, t]),
+      );
+      const present = ids.filter((id) => traces.has(id));
+      const events = await client.query<EventRow>(EVENTS_SQL, [
+        present,
+        present.map((id) => traces.get(id)!.is_task),
+        present.map((id) => windows.get(id)!.first),
+        present.map((id) => windows.get(id)!.last),
+      ]);
+      const eventsOf = new Map<string, TraceEvent[]>();
+      for (const e of events.rows) {
+        if (!traces.get(e.trace_id)!.is_task && fromOtlp(e)) continue;
+        const list = eventsOf.get(e.trace_id);
+        if (list) list.push(e);
+        else eventsOf.set(e.trace_id, [e]);
+      }
+
+      // Event spans never change, so they are not read back: storing one again is a no-op.
+      const { rows: stored } = await client.query<{
+        trace_id: string;
+        role: SpanRole;
+        position: number;
+        span: SpanRecord;
+        event_ids: string[];
+        reported: Record<string, string> | null;
+      }>(STORED_SQL, [present]);
+      const storedOf = new Map<string, StoredSpan[]>();
+      for (const s of stored) {
+        const span: StoredSpan = {
+          role: s.role,
+          attempt: s.position,
+          span: s.span,
+          eventIds: s.event_ids,
+          ...(s.reported ? { reported: s.reported } : {}),
+        };
+        const list = storedOf.get(s.trace_id);
+        if (list) list.push(span);
+        else storedOf.set(s.trace_id, [span]);
+      }
+
+      const fresh: (PlannedSpan & { traceId: string })[] = [];
+      for (const id of present) {
+        const trace = traces.get(id)!;
+        const evs = eventsOf.get(id) ?? [];
+        if (evs.length === 0) continue;
+        for (const p of spansToEmit(trace, evs, storedOf.get(id) ?? [], options))
+          fresh.push({ ...p, traceId: id });
+      }
+      if (fresh.length > 0) {
+        const inserted = await client.query(INSERT_SQL, [
+          JSON.stringify(
+            fresh.map((p) => ({
+              trace_id: p.traceId,
+              role: p.role,
+              position: p.attempt,
+              span: p.span,
+              event_ids: p.eventIds,
+              reported: p.reported ?? null,
+            })),
+          ),
+        ]);
+        metrics.spansBuilt.inc(inserted.rowCount ?? 0);
+      }
+      return ids.length;
+    });
+  }
+
+  async function run(): Promise<void> {
+    while (!stop.signal.aborted) {
+      let built = 0;
+      try {
+        built = await buildOnce();
+      } catch (err) {
+        logger.warn({ err }, 'span build failed; retrying');
+      }
+      if (built > 0 || stop.signal.aborted) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, options.idleMillis);
+        function done(): void {
+          clearTimeout(timer);
+          stop.signal.removeEventListener('abort', done);
+          wake = undefined;
+          resolve();
+        }
+        wake = done;
+        stop.signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  return {
+    name: 'span-builder',
+    buildOnce,
+    poke() {
+      wake?.();
+    },
+    start() {
+      loop ??= run();
+      return Promise.resolve();
+    },
+    async shutdown() {
+      stop.abort();
+      await loop;
+    },
+  };
+}

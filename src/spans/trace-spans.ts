@@ -1,0 +1,479 @@
+import { createHash } from 'node:crypto';
+import { LIFECYCLE_RANK } from '../events/schema.js';
+import { otelSpanId, otelTraceId, unixNanos } from './ids.js';
+import type { AttributeValue, Attributes, SpanEventRecord, SpanRecord } from './span-record.js';
+
+/**
+ * Events → spans: the one deterministic mapping (docs/spans.md). Pure: the same trace row and events
+ * always give the same spans, ids included.
+ *
+ * A task trace becomes a root span `swarm.task` (created → terminal) and, for each attempt (each
+ * task.assigned), `swarm.task.queue_wait` (waiting to be assigned), `swarm.task.pickup` (assigned →
+ * started) and the execution `invoke_agent {agent}` (started → the attempt's end), under the agent's
+ * service.name. Every raw event is a span event of the root. A trace that is not a task becomes one
+ * zero-length span per event, named by its event_type.
+ *
+ * Only ended spans are planned: a span is exported once, when it has ended, and never re-sent with
+ * changed content. What changes after a span went out (a late or out-of-order event) goes out as a
+ * `swarm.task.update` span (see spansToEmit).
+ */
+
+/** The trace as the store computed it (the columns of swarm_traces the mapping reads). */
+export interface TraceState {
+  trace_id: string;
+  is_task: boolean;
+  task_title: string | null;
+  owner: string | null;
+  status: string | null;
+  assigned_agent: string | null;
+  created_at: Date | string;
+  completed_at: Date | string | null;
+  duration_ms: number | null;
+  time_to_pickup_ms: number | null;
+  attempts: number;
+  error: string | null;
+}
+
+/** One stored event of the trace. */
+export interface TraceEvent {
+  event_id: string;
+  source: string;
+  event_type: string;
+  timestamp: Date | string;
+  metadata: Record<string, unknown>;
+}
+
+export type SpanRole = 'root' | 'queue_wait' | 'pickup' | 'execution' | 'event' | 'update';
+
+/** A span with where it sits in the mapping. */
+export interface PlannedSpan {
+  role: SpanRole;
+  /** The attempt (1-based) for attempt spans, the sequence number of an update span; 0 otherwise. */
+  attempt: number;
+  span: SpanRecord;
+  /** The events this span shows as span events (root and update spans). */
+  eventIds: string[];
+  /** Update spans: the content (by fingerprint) they reported for each changed span id. */
+  reported?: Record<string, string>;
+}
+
+export interface TraceSpansOptions {
+  /** Resource attributes added to every built span (OTEL_RESOURCE_ATTRIBUTES); service.name is the actor's. */
+  resource: Attributes;
+  /** service.name when an actor is unknown (OTEL_SERVICE_NAME). */
+  serviceName: string;
+}
+
+/** The instrumentation scope of every span Chronicle builds. */
+export const SCOPE = { name: 'chronicle.swarm' } as const;
+
+const TERMINAL: Readonly<Record<string, string>> = {
+  'task.completed': 'completed',
+  'task.failed': 'failed',
+  'task.timeout': 'timed_out',
+};
+
+const STATUS_UNSET = 0;
+const STATUS_ERROR = 2;
+const KIND_INTERNAL = 1;
+
+interface Ev {
+  id: string;
+  type: string;
+  millis: number;
+  source: string;
+  metadata: Record<string, unknown>;
+}
+
+interface Attempt {
+  n: number;
+  agent: string | null;
+  assigned: Ev | null;
+  started: Ev | null;
+  end: { millis: number; outcome: 'completed' | 'failed' | 'timed_out' | 'reassigned'; ev: Ev | null } | null;
+  events: Ev[];
+}
+
+const millisOf = (t: Date | string): number => (t instanceof Date ? t.getTime() : Date.parse(t));
+
+function text(value: unknown): string | null {
+  return typeof value === 'string' && value !== '' ? value : null;
+}
+
+function agentOf(ev: Ev | null): string | null {
+  return ev ? (text(ev.metadata.agent) ?? text(ev.metadata.agent_id)) : null;
+}
+
+/** Top-level scalar metadata, as span attributes. */
+function scalarAttributes(metadata: Record<string, unknown>): Attributes {
+  const out: Attributes = {};
+  for (const [key, value] of Object.entries(metadata)) {
+    if (typeof value === 'string' || typeof value === 'boolean') out[key] = value;
+    else if (typeof value === 'number' && Number.isFinite(value)) out[key] = value;
+  }
+  return out;
+}
+
+function spanEvent(ev: Ev): SpanEventRecord {
+  const attributes: Attributes = {
+    ...scalarAttributes(ev.metadata),
+    'swarm.event_id': ev.id,
+    'swarm.source': ev.source,
+  };
+  if (ev.type === 'dlq.entry') {
+    // Dead-lettered: an error event, in the error.* vocabulary.
+    attributes['error.type'] = text(ev.metadata.reason) ?? 'dlq';
+    const detail = text(ev.metadata.reason_detail);
+    if (detail !== null) attributes['error.message'] = detail;
+  }
+  return { name: ev.type, timeUnixNano: unixNanos(ev.millis), attributes };
+}
+
+const byTime = (a: Ev, b: Ev): number => a.millis - b.millis || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+const byLifecycle = (a: Ev, b: Ev): number =>
+  a.millis - b.millis ||
+  LIFECYCLE_RANK[a.type]! - LIFECYCLE_RANK[b.type]! ||
+  (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+function errorText(ev: Ev | null, outcome: string): string {
+  return (
+    (ev && (text(ev.metadata.error) ?? text(ev.metadata.reason))) ??
+    (outcome === 'timed_out' ? 'timeout' : outcome)
+  );
+}
+
+/** Walks the lifecycle events in (timestamp, rank, event_id) order into attempts. */
+function attemptsOf(lifecycle: readonly Ev[]): Attempt[] {
+  const attempts: Attempt[] = [];
+  let current: Attempt | null = null;
+  const open = (assigned: Ev | null, agentFrom: Ev): Attempt => {
+    const attempt: Attempt = {
+      n: attempts.length + 1,
+      agent: agentOf(agentFrom),
+      assigned,
+      started: null,
+      end: null,
+      events: [],
+    };
+    attempts.push(attempt);
+    return attempt;
+  };
+  for (const ev of lifecycle) {
+    if (ev.type === 'task.assigned') {
+      if (current && !current.end) current.end = { millis: ev.millis, outcome: 'reassigned', ev: null };
+      current = open(ev, ev);
+    } else if (ev.type === 'task.started') {
+      if (!current || current.end) current = open(null, ev);
+      if (!current.started) current.started = ev;
+      current.agent ??= agentOf(ev);
+    } else if (TERMINAL[ev.type] && current && !current.end) {
+      current.end = {
+        millis: ev.millis,
+        outcome: TERMINAL[ev.type] as 'completed' | 'failed' | 'timed_out',
+        ev,
+      };
+      current.agent ??= agentOf(ev);
+    }
+    if (current) current.events.push(ev);
+  }
+  return attempts;
+}
+
+/** The model the attempt ran on, and its provider, when its events say so. */
+function modelAttributes(attempt: Attempt): Attributes {
+  const out: Attributes = {};
+  for (const ev of attempt.events) {
+    const provider = text(ev.metadata.provider) ?? text(ev.metadata['gen_ai.provider.name']);
+    const model = text(ev.metadata.model) ?? text(ev.metadata['gen_ai.request.model']);
+    if (provider !== null) out['gen_ai.provider.name'] = provider;
+    if (model !== null) out['gen_ai.request.model'] = model;
+  }
+  return out;
+}
+
+/** Every ended span of the trace, in a fixed order (root first). */
+export function planTraceSpans(
+  trace: TraceState,
+  events: readonly TraceEvent[],
+  options: TraceSpansOptions,
+): PlannedSpan[] {
+  const traceId = otelTraceId(trace.trace_id);
+  const evs: Ev[] = events
+    .map((e) => ({
+      id: e.event_id,
+      type: e.event_type,
+      millis: millisOf(e.timestamp),
+      source: e.source,
+      metadata: e.metadata,
+    }))
+    .sort(byTime);
+  const resourceOf = (service: string | null): Attributes => ({
+    ...options.resource,
+    'service.name': service ?? options.serviceName,
+  });
+  const make = (
+    role: SpanRole,
+    position: number | string,
+    fields: Pick<SpanRecord, 'name' | 'attributes'> &
+      Partial<Pick<SpanRecord, 'status' | 'events'>> & {
+        start: number;
+        end: number;
+        parent: string | null;
+        service: string | null;
+      },
+  ): SpanRecord => ({
+    traceId,
+    spanId: otelSpanId(trace.trace_id, role, position),
+    parentSpanId: fields.parent,
+    name: fields.name,
+    kind: KIND_INTERNAL,
+    startTimeUnixNano: unixNanos(fields.start),
+    endTimeUnixNano: unixNanos(Math.max(fields.start, fields.end)),
+    attributes: { 'swarm.trace_id': trace.trace_id, ...fields.attributes },
+    events: fields.events ?? [],
+    links: [],
+    status: fields.status ?? { code: STATUS_UNSET },
+    resource: resourceOf(fields.service),
+    scope: { ...SCOPE },
+  });
+
+  if (!trace.is_task) {
+    return evs.map((ev) => ({
+      role: 'event',
+      attempt: 0,
+      eventIds: [ev.id],
+      span: make('event', ev.id, {
+        name: ev.type,
+        start: ev.millis,
+        end: ev.millis,
+        parent: null,
+        service: ev.source,
+        attributes: {
+          ...scalarAttributes(ev.metadata),
+          'swarm.event_type': ev.type,
+          'swarm.event_id': ev.id,
+        },
+        ...(ev.type === 'dlq.entry'
+          ? { status: { code: STATUS_ERROR, message: errorText(ev, 'dead-lettered') } }
+          : {}),
+      }),
+    }));
+  }
+
+  const rootId = otelSpanId(trace.trace_id, 'root', 0);
+  const lifecycle = evs.filter((e) => LIFECYCLE_RANK[e.type] !== undefined).sort(byLifecycle);
+  const created = lifecycle.find((e) => e.type === 'task.created') ?? null;
+  const createdMillis = millisOf(trace.created_at);
+  const planned: PlannedSpan[] = [];
+
+  const terminal = trace.status === 'completed' || trace.status === 'failed' || trace.status === 'timed_out';
+  if (terminal && trace.completed_at !== null) {
+    const attributes: Attributes = {
+      'swarm.task.status': trace.status!,
+      'swarm.task.attempts': trace.attempts,
+    };
+    const optional: [string, AttributeValue | null][] = [
+      ['swarm.task.title', trace.task_title],
+      ['swarm.task.owner', trace.owner],
+      ['swarm.agent', trace.assigned_agent],
+      ['swarm.task.duration_ms', trace.duration_ms],
+      ['swarm.task.pickup_ms', trace.time_to_pickup_ms],
+    ];
+    for (const [key, value] of optional) if (value !== null) attributes[key] = value;
+    planned.push({
+      role: 'root',
+      attempt: 0,
+      eventIds: evs.map((e) => e.id),
+      span: make('root', 0, {
+        name: 'swarm.task',
+        start: createdMillis,
+        end: millisOf(trace.completed_at),
+        parent: null,
+        service: created?.source ?? evs[0]?.source ?? null,
+        attributes,
+        events: evs.map(spanEvent),
+        ...(trace.status === 'completed'
+          ? {}
+          : { status: { code: STATUS_ERROR, message: trace.error ?? trace.status! } }),
+      }),
+    });
+  }
+
+  let waitingSince = createdMillis;
+  for (const attempt of attemptsOf(lifecycle)) {
+    const agent = attempt.agent ?? trace.assigned_agent;
+    const common: Attributes = {
+      'swarm.attempt': attempt.n,
+      ...(agent !== null ? { 'swarm.agent': agent } : {}),
+    };
+    const endMillis = attempt.end?.millis;
+    if (attempt.assigned) {
+      const assignedAt = attempt.assigned.millis;
+      planned.push({
+        role: 'queue_wait',
+        attempt: attempt.n,
+        eventIds: [],
+        span: make('queue_wait', attempt.n, {
+          name: 'swarm.task.queue_wait',
+          start: Math.min(waitingSince, assignedAt),
+          end: assignedAt,
+          parent: rootId,
+          service: agent,
+          attributes: { ...common, 'swarm.queue_wait_ms': Math.max(0, assignedAt - waitingSince) },
+        }),
+      });
+      const pickupEnd = attempt.started?.millis ?? endMillis;
+      if (pickupEnd !== undefined) {
+        const neverStarted = attempt.started === null;
+        planned.push({
+          role: 'pickup',
+          attempt: attempt.n,
+          eventIds: [],
+          span: make('pickup', attempt.n, {
+            name: 'swarm.task.pickup',
+            start: assignedAt,
+            end: pickupEnd,
+            parent: rootId,
+            service: agent,
+            attributes: { ...common, 'swarm.task.pickup_ms': Math.max(0, pickupEnd - assignedAt) },
+            ...(neverStarted
+              ? {
+                  status: {
+                    code: STATUS_ERROR,
+                    message: `attempt ended (${attempt.end!.outcome}) before it started`,
+                  },
+                }
+              : {}),
+          }),
+        });
+      }
+    }
+    if (attempt.started && attempt.end) {
+      const { outcome, ev } = attempt.end;
+      const failed = outcome === 'failed' || outcome === 'timed_out';
+      const name = agent ?? 'unknown';
+      planned.push({
+        role: 'execution',
+        attempt: attempt.n,
+        eventIds: [],
+        span: make('execution', attempt.n, {
+          name: `invoke_agent ${name}`,
+          start: attempt.started.millis,
+          end: attempt.end.millis,
+          parent: rootId,
+          service: agent,
+          attributes: {
+            ...common,
+            'gen_ai.operation.name': 'invoke_agent',
+            'gen_ai.agent.name': name,
+            'gen_ai.agent.id': name,
+            ...modelAttributes(attempt),
+            'swarm.attempt.outcome': outcome,
+            'swarm.task.duration_ms': Math.max(0, attempt.end.millis - attempt.started.millis),
+          },
+          ...(failed ? { status: { code: STATUS_ERROR, message: errorText(ev, outcome) } } : {}),
+        }),
+      });
+    }
+    if (endMillis !== undefined) waitingSince = endMillis;
+  }
+  return planned;
+}
+
+/** A span already stored for the trace (and exported, or queued for export). */
+export type StoredSpan = PlannedSpan;
+
+/** JSON with object keys sorted, so a span read back from jsonb (which reorders keys) prints the same. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+/** Content that must not change once a span went out; a root's events are covered separately. */
+function fingerprint(planned: { role: SpanRole; span: SpanRecord }): string {
+  const content = canonicalJson(planned.role === 'root' ? { ...planned.span, events: [] } : planned.span);
+  return createHash('sha256').update(content).digest('base64url').slice(0, 22);
+}
+
+/**
+ * The spans to store (and export) now, given what is already stored: every planned span not stored
+ * yet, and, when something already sent has changed (a late or out-of-order event), one
+ * `swarm.task.update` span carrying the trace's current state, the names of the changed spans, and the
+ * events no sent span shows. Stored spans are never changed.
+ */
+export function spansToEmit(
+  trace: TraceState,
+  events: readonly TraceEvent[],
+  stored: readonly StoredSpan[],
+  options: TraceSpansOptions,
+): PlannedSpan[] {
+  const plan = planTraceSpans(trace, events, options);
+  const storedById = new Map(stored.map((s) => [s.span.spanId, s]));
+  const fresh = plan.filter((p) => !storedById.has(p.span.spanId));
+  if (!trace.is_task) return fresh;
+
+  // What each sent span last said: its own content, or what the latest update span reported for it.
+  const said = new Map(stored.filter((s) => s.role !== 'update').map((s) => [s.span.spanId, fingerprint(s)]));
+  const updateSpans = stored.filter((s) => s.role === 'update').sort((a, b) => a.attempt - b.attempt);
+  for (const u of updateSpans)
+    for (const [id, print] of Object.entries(u.reported ?? {})) said.set(id, print);
+  const changed = plan.filter((p) => said.has(p.span.spanId) && said.get(p.span.spanId) !== fingerprint(p));
+  const rootSent = stored.some((s) => s.role === 'root');
+  const covered = new Set(
+    stored.filter((s) => s.role === 'root' || s.role === 'update').flatMap((s) => s.eventIds),
+  );
+  const uncovered = rootSent ? events.filter((e) => !covered.has(e.event_id)) : [];
+  if (changed.length === 0 && uncovered.length === 0) return fresh;
+
+  const updates = updateSpans.length;
+  const traceId = otelTraceId(trace.trace_id);
+  const evs: Ev[] = uncovered
+    .map((e) => ({
+      id: e.event_id,
+      type: e.event_type,
+      millis: millisOf(e.timestamp),
+      source: e.source,
+      metadata: e.metadata,
+    }))
+    .sort(byTime);
+  const latest = Math.max(...events.map((e) => millisOf(e.timestamp)));
+  const start = evs[0]?.millis ?? latest;
+  const end = evs.at(-1)?.millis ?? latest;
+  const failed = trace.status === 'failed' || trace.status === 'timed_out';
+  const attributes: Attributes = {
+    'swarm.trace_id': trace.trace_id,
+    'swarm.task.attempts': trace.attempts,
+    'swarm.update.changed_spans': changed.map((p) =>
+      p.attempt > 0 ? `${p.span.name}#${p.attempt}` : p.span.name,
+    ),
+    'swarm.update.events': evs.length,
+  };
+  if (trace.status !== null) attributes['swarm.task.status'] = trace.status;
+  if (trace.assigned_agent !== null) attributes['swarm.agent'] = trace.assigned_agent;
+  const update: PlannedSpan = {
+    role: 'update',
+    attempt: updates + 1,
+    eventIds: evs.map((e) => e.id),
+    reported: Object.fromEntries(changed.map((p) => [p.span.spanId, fingerprint(p)])),
+    span: {
+      traceId,
+      spanId: otelSpanId(trace.trace_id, 'update', updates + 1),
+      parentSpanId: otelSpanId(trace.trace_id, 'root', 0),
+      name: 'swarm.task.update',
+      kind: KIND_INTERNAL,
+      startTimeUnixNano: unixNanos(start),
+      endTimeUnixNano: unixNanos(Math.max(start, end)),
+      attributes,
+      events: evs.map(spanEvent),
+      links: [],
+      status: failed ? { code: STATUS_ERROR, message: trace.error ?? trace.status! } : { code: STATUS_UNSET },
+      resource: { ...options.resource, 'service.name': evs[0]?.source ?? options.serviceName },
+      scope: { ...SCOPE },
+    },
+  };
+  return [...fresh, update];
+}

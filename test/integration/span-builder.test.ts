@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import type { CanonicalEvent } from '../../src/events/schema.js';
+import { createEventWriter, type EventWriter } from '../../src/sinks/postgres/event-writer.js';
+import type { WriteRecord } from '../../src/sinks/postgres/records.js';
+import { otelTraceId } from '../../src/spans/ids.js';
+import { createSpanBuilder, type SpanBuilder } from '../../src/spans/span-builder.js';
+import type { SpanRecord } from '../../src/spans/span-record.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+import { createMetrics } from '../../src/telemetry/metrics.js';
+import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { createRandom, generateTraffic } from '../support/generate.js';
+import { describeWithPostgres } from '../support/services.js';
+
+const records = (events: readonly CanonicalEvent[]): WriteRecord[] =>
+  events.map((event) => ({ kind: 'event', input: { origin: 'http', subject: null, key: null }, event }));
+
+interface Row {
+  trace_id: string;
+  role: string;
+  span_id: string;
+  span: SpanRecord;
+}
+
+describeWithPostgres('span builder', () => {
+  let db: TestDatabase;
+  let writer: EventWriter;
+  let builder: SpanBuilder;
+
+  async function buildAll(): Promise<void> {
+    while ((await builder.buildOnce()) > 0);
+  }
+
+  async function spans(): Promise<Row[]> {
+    const { rows } = await db.pool.query<Row>(
+      'SELECT trace_id, role, span_id, span FROM otel_spans ORDER BY otel_trace_id, span_id',
+    );
+    return rows;
+  }
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    writer = createEventWriter({ pool: db.pool, logger: silentLogger() });
+    builder = createSpanBuilder(
+      {
+        resource: { 'deployment.environment.name': 'test' },
+        serviceName: 'chronicle',
+        batchTraces: 50,
+        idleMillis: 50,
+      },
+      { pool: db.pool, logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }) },
+    );
+  });
+
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  beforeEach(async () => {
+    await db.pool.query(
+      'TRUNCATE swarm_event_ids, swarm_events, swarm_traces, agent_metrics, otel_spans, otel_pending',
+    );
+  });
+
+  it('span builder - every finished task gets one root, its attempts hang under it, and nothing is built twice', async () => {
+    const rnd = createRandom(11);
+    const events = rnd.shuffle(generateTraffic(11));
+    for (let i = 0; i < events.length;) {
+      const size = rnd.int(1, 60);
+      await writer.write(records(events.slice(i, i + size)));
+      i += size;
+      if (rnd.chance(0.3)) await buildAll();
+    }
+    await buildAll();
+    const first = await spans();
+    const { rows: traces } = await db.pool.query<{
+      trace_id: string;
+      is_task: boolean;
+      status: string | null;
+    }>('SELECT trace_id, is_task, status FROM swarm_traces');
+    const terminal = traces.filter(
+      (t) => t.is_task && ['completed', 'failed', 'timed_out'].includes(t.status!),
+    );
+    expect(terminal.length).toBeGreaterThan(5);
+    for (const t of terminal) {
+      const roots = first.filter((s) => s.trace_id === t.trace_id && s.role === 'root');
+      expect(roots, t.trace_id).toHaveLength(1);
+      expect(roots[0]!.span.traceId).toBe(otelTraceId(t.trace_id));
+    }
+    // Parents exist (children of a root whose task has not ended yet wait for it).
+    const ids = new Set(first.map((s) => `${s.span.traceId}/${s.span.spanId}`));
+    for (const s of first.filter((x) => x.span.parentSpanId !== null)) {
+      const parentKnown = ids.has(`${s.span.traceId}/${s.span.parentSpanId}`);
+      const task = traces.find((t) => t.trace_id === s.trace_id)!;
+      if (['completed', 'failed', 'timed_out'].includes(task.status!))
+        expect(parentKnown, s.span.name).toBe(true);
+    }
+    // Ended means ended: no span ends before it starts.
+    for (const s of first)
+      expect(BigInt(s.span.endTimeUnixNano) >= BigInt(s.span.startTimeUnixNano)).toBe(true);
+
+    // Building again from the same events adds nothing.
+    await db.pool.query(
+      'INSERT INTO otel_pending (trace_id, first_at, last_at) SELECT trace_id, first_event_at, last_event_at FROM swarm_traces',
+    );
+    await buildAll();
+    expect(await spans()).toEqual(first);
+  });
+
+  it('span builder - an event arriving after its task was exported goes out as one update span; sent spans never change', async () => {
+    const at = (s: number) => new Date(Date.parse('2026-03-01T10:00:00.000Z') + s * 1000).toISOString();
+    let n = 0;
+    const ev = (type: string, s: number, metadata: Record<string, unknown> = {}): CanonicalEvent => ({
+      event_id: `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`,
+      trace_id: 'task-late',
+      source: type === 'task.created' ? 'dispatcher' : 'agent-runtime',
+      event_type: type,
+      timestamp: at(s),
+      metadata,
+    });
+    await writer.write(
+      records([
+        ev('task.created', 0, { title: 'Late one' }),
+        ev('task.assigned', 2, { agent: 'agent-1' }),
+        ev('task.started', 3, { agent: 'agent-1' }),
+        ev('task.completed', 9, { agent: 'agent-1' }),
+      ]),
+    );
+    await buildAll();
+    const before = await spans();
+    expect(before.map((s) => s.span.name).sort()).toEqual([
+      'invoke_agent agent-1',
+      'swarm.task',
+      'swarm.task.pickup',
+      'swarm.task.queue_wait',
+    ]);
+
+    // A tool call logged late, and a created event with an earlier time (changes the queue wait).
+    await writer.write(records([ev('tool.called', 5, { tool: 'search' }), ev('task.created', -4)]));
+    await buildAll();
+    const after = await spans();
+    for (const s of before) expect(after.find((a) => a.span_id === s.span_id)).toEqual(s);
+    const updates = after.filter((s) => s.role === 'update');
+    expect(updates).toHaveLength(1);
+    expect(updates[0]!.span.name).toBe('swarm.task.update');
+    expect(updates[0]!.span.events.map((e) => e.name).sort()).toEqual(['task.created', 'tool.called']);
+    expect(updates[0]!.span.attributes['swarm.update.changed_spans']).toEqual(
+      expect.arrayContaining(['swarm.task', 'swarm.task.queue_wait#1']),
+    );
+
+    // Nothing new: nothing more.
+    await db.pool.query(
+      `INSERT INTO otel_pending (trace_id, first_at, last_at) VALUES ('task-late', now(), now())`,
+    );
+    await buildAll();
+    expect(await spans()).toEqual(after);
+  });
+});
