@@ -1,0 +1,245 @@
+import type { Attributes as OtelAttributes, HrTime } from '@opentelemetry/api';
+import { TraceFlags } from '@opentelemetry/api';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { OTLPTraceExporter as OtlpHttpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OtlpHttpProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type pg from 'pg';
+import type { Component } from '../pipeline/contracts.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { SpanRecord } from './span-record.js';
+
+/** Where and how spans are exported (the standard OTEL_EXPORTER_OTLP_* settings, parsed by config). */
+export interface OtlpExportOptions {
+  /** Full URL of the traces endpoint, e.g. http://tempo:4318/v1/traces. */
+  url: string;
+  protocol: 'http/json' | 'http/protobuf';
+  headers: Record<string, string>;
+  timeoutMillis: number;
+  compression: 'gzip' | 'none';
+}
+
+/** The official OTLP/HTTP exporter for the protocol: JSON by default, protobuf on request. */
+export function createOtlpExporter(options: OtlpExportOptions): SpanExporter {
+  const config = {
+    url: options.url,
+    headers: options.headers,
+    timeoutMillis: options.timeoutMillis,
+    compression: options.compression,
+  } as ConstructorParameters<typeof OtlpHttpJsonExporter>[0];
+  return options.protocol === 'http/protobuf'
+    ? new OtlpHttpProtoExporter(config)
+    : new OtlpHttpJsonExporter(config);
+}
+
+const NANOS_PER_SECOND = 1_000_000_000n;
+
+function hrTime(unixNano: string): HrTime {
+  const n = BigInt(unixNano);
+  return [Number(n / NANOS_PER_SECOND), Number(n % NANOS_PER_SECOND)];
+}
+
+/**
+ * A stored span as the SDK's ReadableSpan, with its own ids, times and resource: the exporter sends
+ * exactly what is stored. Resources are shared per distinct attribute set (the exporter groups by them).
+ */
+export function toReadableSpan(span: SpanRecord, resources: Map<string, Resource>): ReadableSpan {
+  const key = JSON.stringify(span.resource);
+  let resource = resources.get(key);
+  if (!resource) {
+    resource = resourceFromAttributes(span.resource as OtelAttributes);
+    resources.set(key, resource);
+  }
+  const start = BigInt(span.startTimeUnixNano);
+  const end = BigInt(span.endTimeUnixNano);
+  const duration = end - start;
+  return {
+    name: span.name,
+    // OTLP numbers kinds from 1 (internal); the API's enum from 0. Unspecified is sent as internal.
+    kind: Math.max(0, span.kind - 1),
+    spanContext: () => ({ traceId: span.traceId, spanId: span.spanId, traceFlags: TraceFlags.SAMPLED }),
+    ...(span.parentSpanId
+      ? {
+          parentSpanContext: {
+            traceId: span.traceId,
+            spanId: span.parentSpanId,
+            traceFlags: TraceFlags.SAMPLED,
+          },
+        }
+      : {}),
+    startTime: hrTime(span.startTimeUnixNano),
+    endTime: hrTime(span.endTimeUnixNano),
+    duration: [Number(duration / NANOS_PER_SECOND), Number(duration % NANOS_PER_SECOND)],
+    status: {
+      code: span.status.code,
+      ...(span.status.message !== undefined ? { message: span.status.message } : {}),
+    },
+    attributes: span.attributes as OtelAttributes,
+    links: span.links.map((l) => ({
+      context: { traceId: l.traceId, spanId: l.spanId, traceFlags: TraceFlags.SAMPLED },
+      attributes: l.attributes as OtelAttributes,
+    })),
+    events: span.events.map((e) => ({
+      name: e.name,
+      time: hrTime(e.timeUnixNano),
+      attributes: e.attributes as OtelAttributes,
+    })),
+    ended: true,
+    resource,
+    instrumentationScope: span.scope,
+    droppedAttributesCount: 0,
+    droppedEventsCount: 0,
+    droppedLinksCount: 0,
+  };
+}
+
+export interface ExportLoopOptions {
+  /** Spans per export request. */
+  batchSpans: number;
+  /** Pause when the queue is empty. */
+  idleMillis: number;
+  /** Backoff after a failed export: doubles from min to max, with jitter. */
+  minBackoffMillis: number;
+  maxBackoffMillis: number;
+  /** How long a claimed batch is reserved for this exporter (longer than the export timeout). */
+  leaseMillis: number;
+}
+
+export interface ExportLoopDeps {
+  pool: pg.Pool;
+  exporter: SpanExporter;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export interface ExportLoop extends Component {
+  /** One round: claims due spans, exports them; returns how many were exported (-1: the export failed). */
+  exportOnce(): Promise<number>;
+}
+
+// Lease a batch of due spans; SKIP LOCKED so replicas share the queue without waiting on each other.
+const CLAIM_SQL = `
+UPDATE otel_spans s SET lease_until = now() + $2 * interval '1 millisecond'
+FROM (
+  SELECT otel_trace_id, span_id FROM otel_spans
+  WHERE exported_at IS NULL AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
+  ORDER BY next_attempt_at
+  LIMIT $1
+  FOR UPDATE SKIP LOCKED
+) due
+WHERE s.otel_trace_id = due.otel_trace_id AND s.span_id = due.span_id
+RETURNING s.otel_trace_id, s.span_id, s.span`;
+
+const DONE_SQL = `
+UPDATE otel_spans SET exported_at = now(), lease_until = NULL, last_error = NULL
+WHERE (otel_trace_id, span_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`;
+
+const FAILED_SQL = `
+UPDATE otel_spans SET lease_until = NULL, export_attempts = export_attempts + 1, last_error = $3,
+  next_attempt_at = now() + $4 * interval '1 millisecond'
+WHERE (otel_trace_id, span_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`;
+
+const BACKLOG_SQL = `SELECT count(*)::int AS n FROM otel_spans WHERE exported_at IS NULL`;
+
+/**
+ * The outbox's export loop: leases due spans from otel_spans, hands them to the official exporter, and
+ * marks them exported only when the backend accepted them; a failure puts them back with a backoff.
+ * An outage of any length loses nothing and never touches ingest: the queue is in Postgres.
+ * At least once: a crash between the backend's answer and the mark re-sends the same spans (same ids,
+ * same content).
+ *
+ * States: idle → running (rounds; waits idleMillis when the queue is empty, the backoff after a
+ * failure) → stopped (the round in progress finishes; a lease it holds expires on its own).
+ */
+export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDeps): ExportLoop {
+  const { pool, exporter, logger, metrics } = deps;
+  const stop = new AbortController();
+  const resources = new Map<string, Resource>();
+  let loop: Promise<void> | undefined;
+  let failures = 0;
+
+  function backoffMillis(): number {
+    const base = Math.min(
+      options.maxBackoffMillis,
+      options.minBackoffMillis * 2 ** Math.min(failures - 1, 20),
+    );
+    return Math.round(base / 2 + Math.random() * (base / 2));
+  }
+
+  async function send(spans: ReadableSpan[]): Promise<ExportResult> {
+    return new Promise((resolve) => exporter.export(spans, resolve));
+  }
+
+  async function exportOnce(): Promise<number> {
+    const { rows } = await pool.query<{ otel_trace_id: string; span_id: string; span: SpanRecord }>(
+      CLAIM_SQL,
+      [options.batchSpans, options.leaseMillis],
+    );
+    if (rows.length === 0) return 0;
+    if (resources.size > 1000) resources.clear();
+    const traceIds = rows.map((r) => r.otel_trace_id);
+    const spanIds = rows.map((r) => r.span_id);
+    const result = await send(rows.map((r) => toReadableSpan(r.span, resources)));
+    if (result.code === ExportResultCode.SUCCESS) {
+      await pool.query(DONE_SQL, [traceIds, spanIds]);
+      failures = 0;
+      metrics.spansExported.inc(rows.length);
+      return rows.length;
+    }
+    failures += 1;
+    metrics.exportFailures.inc();
+    const message = result.error?.message ?? 'export failed';
+    await pool.query(FAILED_SQL, [traceIds, spanIds, message.slice(0, 1000), backoffMillis()]);
+    logger.warn({ err: result.error, spans: rows.length, failures }, 'span export failed; will retry');
+    return -1;
+  }
+
+  async function pause(millis: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, millis);
+      function done(): void {
+        clearTimeout(timer);
+        stop.signal.removeEventListener('abort', done);
+        resolve();
+      }
+      stop.signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  async function run(): Promise<void> {
+    let lastBacklog = 0;
+    while (!stop.signal.aborted) {
+      let exported: number;
+      try {
+        exported = await exportOnce();
+        if (Date.now() - lastBacklog > 5_000) {
+          lastBacklog = Date.now();
+          const { rows } = await pool.query<{ n: number }>(BACKLOG_SQL);
+          metrics.exportBacklog.set(rows[0]!.n);
+        }
+      } catch (err) {
+        logger.warn({ err }, 'span export round failed; retrying');
+        exported = -1;
+        failures += 1;
+      }
+      if (exported > 0) continue;
+      await pause(exported < 0 ? backoffMillis() : options.idleMillis);
+    }
+  }
+
+  return {
+    name: 'span-export',
+    exportOnce,
+    start() {
+      loop ??= run();
+      return Promise.resolve();
+    },
+    async shutdown() {
+      stop.abort();
+      await loop;
+      await exporter.shutdown();
+    },
+  };
+}

@@ -1,0 +1,112 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { CanonicalEvent } from '../../src/events/schema.js';
+import { createEventWriter } from '../../src/sinks/postgres/event-writer.js';
+import { createSpanBuilder } from '../../src/spans/span-builder.js';
+import { createExportLoop, createOtlpExporter, type ExportLoop } from '../../src/spans/span-export.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+import { createMetrics } from '../../src/telemetry/metrics.js';
+import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { generateTraffic } from '../support/generate.js';
+import { describeWithPostgres } from '../support/services.js';
+
+interface OtlpJsonSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
+}
+
+interface OtlpJsonRequest {
+  resourceSpans: { scopeSpans: { spans: OtlpJsonSpan[] }[] }[];
+}
+
+/** A stand-in OTLP/HTTP JSON backend: answers `status`, and keeps what it accepted. */
+function backend(): { server: Server; status: number; received: OtlpJsonSpan[]; requests: number } {
+  const state = {
+    status: 200,
+    received: [] as OtlpJsonSpan[],
+    requests: 0,
+    server: undefined as unknown as Server,
+  };
+  state.server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      state.requests += 1;
+      if (state.status === 200) {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as OtlpJsonRequest;
+        for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) state.received.push(...ss.spans);
+      }
+      res.writeHead(state.status, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  return state;
+}
+
+describeWithPostgres('span export', () => {
+  let db: TestDatabase;
+  let otlp: ReturnType<typeof backend>;
+  let loop: ExportLoop;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    otlp = backend();
+    await new Promise<void>((resolve) => otlp.server.listen(0, '127.0.0.1', resolve));
+    const { port } = otlp.server.address() as AddressInfo;
+    const exporter = createOtlpExporter({
+      url: `http://127.0.0.1:${port}/v1/traces`,
+      protocol: 'http/json',
+      headers: {},
+      timeoutMillis: 2_000,
+      compression: 'none',
+    });
+    loop = createExportLoop(
+      { batchSpans: 100, idleMillis: 20, minBackoffMillis: 0, maxBackoffMillis: 0, leaseMillis: 10_000 },
+      { pool: db.pool, exporter, logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }) },
+    );
+  });
+
+  afterAll(async () => {
+    await loop?.shutdown(AbortSignal.timeout(1_000));
+    otlp?.server.close();
+    await db?.drop();
+  });
+
+  it('span export - a backend outage loses nothing; once it is back every span arrives exactly once', async () => {
+    const writer = createEventWriter({ pool: db.pool, logger: silentLogger() });
+    const events: CanonicalEvent[] = generateTraffic(5);
+    await writer.write(
+      events.map((event) => ({ kind: 'event', input: { origin: 'http', subject: null, key: null }, event })),
+    );
+    const builder = createSpanBuilder(
+      { resource: {}, serviceName: 'chronicle', batchTraces: 100, idleMillis: 20 },
+      { pool: db.pool, logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }) },
+    );
+    while ((await builder.buildOnce()) > 0);
+    const { rows } = await db.pool.query<{ otel_trace_id: string; span_id: string }>(
+      'SELECT otel_trace_id, span_id FROM otel_spans',
+    );
+    expect(rows.length).toBeGreaterThan(50);
+
+    otlp.status = 503;
+    expect(await loop.exportOnce()).toBe(-1);
+    const pending = await db.pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM otel_spans WHERE exported_at IS NULL',
+    );
+    expect(pending.rows[0]!.n).toBe(rows.length);
+
+    otlp.status = 200;
+    while ((await loop.exportOnce()) !== 0);
+    const sent = otlp.received.map((s) => `${s.traceId}/${s.spanId}`).sort();
+    expect(sent).toEqual(rows.map((r) => `${r.otel_trace_id}/${r.span_id}`).sort());
+    expect(new Set(sent).size).toBe(sent.length);
+    const left = await db.pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM otel_spans WHERE exported_at IS NULL',
+    );
+    expect(left.rows[0]!.n).toBe(0);
+  });
+});
