@@ -76,6 +76,7 @@ const TERMINAL: Readonly<Record<string, string>> = {
 const STATUS_UNSET = 0;
 const STATUS_ERROR = 2;
 const KIND_INTERNAL = 1;
+const KIND_CLIENT = 3;
 
 interface Ev {
   id: string;
@@ -227,7 +228,8 @@ export function planTraceSpans(
     spanId: otelSpanId(trace.trace_id, role, position),
     parentSpanId: fields.parent,
     name: fields.name,
-    kind: KIND_INTERNAL,
+    // The execution calls out to a remote agent (CLIENT, as the GenAI conventions' invoke_agent span).
+    kind: role === 'execution' ? KIND_CLIENT : KIND_INTERNAL,
     startTimeUnixNano: unixNanos(fields.start),
     endTimeUnixNano: unixNanos(Math.max(fields.start, fields.end)),
     attributes: { 'swarm.trace_id': trace.trace_id, ...fields.attributes },
