@@ -10,6 +10,7 @@ import { ensureDatabase, migrate } from './sinks/postgres/migrate.js';
 import { createPool } from './sinks/postgres/pool.js';
 import { createQueryStore } from './sinks/postgres/queries.js';
 import { createHttpIngest } from './sources/http-ingest.js';
+import { createSpanBuilder } from './spans/span-builder.js';
 import { type JetStreamSource, DEFAULT_STREAMS, createJetStreamSource } from './sources/jetstream.js';
 import { type NatsLink, createNatsLink } from './sources/nats-connection.js';
 import type { Logger } from './telemetry/logger.js';
@@ -34,6 +35,11 @@ export interface Chronicle {
  * States: created → starting (HTTP up; migrations retried until they succeed) → running (JetStream
  * consuming where configured) → stopping (HTTP and JetStream intake stopped, batcher draining) → stopped.
  */
+/** Waits for the work, or until the deadline passes. */
+function untilDeadlineOf(deadline: AbortSignal, work: Promise<unknown>): Promise<unknown> {
+  return Promise.race([work, new Promise((r) => deadline.addEventListener('abort', r, { once: true }))]);
+}
+
 export function createChronicle(config: Config, deps: { logger: Logger; metrics?: Metrics }): Chronicle {
   const { logger } = deps;
   const metrics = deps.metrics ?? createMetrics();
@@ -152,6 +158,12 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
     }
   }
 
+  // Builds the spans of the traces each flush touched (docs/spans.md); export is wired separately.
+  const spanBuilder = createSpanBuilder(
+    { resource: {}, serviceName: 'chronicle', batchTraces: 500, idleMillis: 250 },
+    { pool, logger, metrics },
+  );
+
   return {
     batcher,
     metrics,
@@ -178,7 +190,9 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
       });
       logger.info({ url: this.url(), nats: config.natsUrl ?? 'disabled' }, 'Chronicle listening');
       void migrateUntilDone().then(() => {
-        if (migrated) void jetstream?.start();
+        if (!migrated) return;
+        void jetstream?.start();
+        void spanBuilder.start();
       });
     },
 
@@ -190,6 +204,7 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
         const jetstreamStopped = jetstream?.shutdown(deadline);
         await batcher.drain(deadline);
         await jetstreamStopped;
+        await untilDeadlineOf(deadline, spanBuilder.shutdown(deadline));
         const untilDeadline = (work: Promise<unknown>): Promise<unknown> =>
           Promise.race([work, new Promise((r) => deadline.addEventListener('abort', r, { once: true }))]);
         // Draining NATS sends the acks still queued; while NATS is down it would wait for a reconnect.
