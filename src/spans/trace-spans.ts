@@ -137,6 +137,19 @@ const byLifecycle = (a: Ev, b: Ev): number =>
   LIFECYCLE_RANK[a.type]! - LIFECYCLE_RANK[b.type]! ||
   (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
+/** The events as the mapping reads them, oldest first (ties by event_id). */
+function inTimeOrder(events: readonly TraceEvent[]): Ev[] {
+  return events
+    .map((e) => ({
+      id: e.event_id,
+      type: e.event_type,
+      millis: millisOf(e.timestamp),
+      source: e.source,
+      metadata: e.metadata,
+    }))
+    .sort(byTime);
+}
+
 function errorText(ev: Ev | null, outcome: string): string {
   return (
     (ev && (text(ev.metadata.error) ?? text(ev.metadata.reason))) ??
@@ -200,15 +213,7 @@ export function planTraceSpans(
   options: TraceSpansOptions,
 ): PlannedSpan[] {
   const traceId = otelTraceId(trace.trace_id);
-  const evs: Ev[] = events
-    .map((e) => ({
-      id: e.event_id,
-      type: e.event_type,
-      millis: millisOf(e.timestamp),
-      source: e.source,
-      metadata: e.metadata,
-    }))
-    .sort(byTime);
+  const evs = inTimeOrder(events);
   const resourceOf = (service: string | null): Attributes => ({
     ...options.resource,
     'service.name': service ?? options.serviceName,
@@ -433,15 +438,7 @@ export function spansToEmit(
 
   const updates = updateSpans.length;
   const traceId = otelTraceId(trace.trace_id);
-  const evs: Ev[] = uncovered
-    .map((e) => ({
-      id: e.event_id,
-      type: e.event_type,
-      millis: millisOf(e.timestamp),
-      source: e.source,
-      metadata: e.metadata,
-    }))
-    .sort(byTime);
+  const evs = inTimeOrder(uncovered);
   const latest = Math.max(...events.map((e) => millisOf(e.timestamp)));
   const start = evs[0]?.millis ?? latest;
   const end = evs.at(-1)?.millis ?? latest;
