@@ -1,0 +1,275 @@
+import { randomUUID } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { Batcher } from '../batch/batcher.js';
+import { makeReject, stripNul } from '../events/normalize.js';
+import type { Delivery } from '../pipeline/contracts.js';
+import type { RecordInput, WriteRecord } from '../sinks/postgres/records.js';
+import type { SpanRecord } from '../spans/span-record.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import {
+  type DecodedRequest,
+  type OtlpFormat,
+  type PartialSuccess,
+  type RpcStatus,
+  OtlpDecodeError,
+  decodeRequest,
+  encodeExportResponse,
+  encodeRpcStatus,
+} from './otlp/decode.js';
+import { spanToEvent } from './otlp/span-to-event.js';
+
+/** Tunables of the receiver. */
+export interface OtlpReceiverOptions {
+  /** Largest request body accepted, counted after decompression (413 beyond). */
+  maxBodyBytes: number;
+  /** Seconds a client is told to wait (Retry-After) when the buffer is full or writes are failing. */
+  retryAfterSeconds: number;
+}
+
+/** What the receiver works with. */
+export interface OtlpReceiverDeps {
+  /** Takes the request's records and settles each after its commit. */
+  batcher: Batcher;
+  logger: Logger;
+  /** Counts received spans (inputs_received, origin otlp) and refusals (backpressure, source otlp). */
+  metrics: Metrics;
+}
+
+/** The running receiver: its route, and the switch that stops intake at shutdown. */
+export interface OtlpReceiver {
+  /** POST /v1/traces; mount it on the API app, on a dedicated OTLP port, or both. */
+  router: Router;
+  /** Refuse new requests (503); requests already accepted still get their answer. */
+  stopIntake(): void;
+}
+
+/** google.rpc.Code values of the error answers. */
+const RPC_CODE = { invalidArgument: 3, resourceExhausted: 8, unavailable: 14 } as const;
+
+const CONTENT_TYPES: Record<string, OtlpFormat> = {
+  'application/x-protobuf': 'protobuf',
+  'application/json': 'json',
+};
+
+/** One settled span of a request. */
+type SpanOutcome =
+  | { status: 'stored' | 'duplicate' }
+  | { status: 'rejected'; reason: string; detail: string }
+  | { status: 'returned' };
+
+/** The request's encoding from its Content-Type (parameters such as charset ignored); undefined when unsupported. */
+function formatOf(req: Request): OtlpFormat | undefined {
+  const mediaType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  return CONTENT_TYPES[mediaType];
+}
+
+function rawOf(span: SpanRecord): string {
+  try {
+    return JSON.stringify(span);
+  } catch {
+    return '(not serializable: nested too deeply)';
+  }
+}
+
+/** `3 spans rejected: invalid_span_id ×2 (span id must be …); metadata_too_large ×1 (…)`: one reason each. */
+function summarize(rejected: readonly { reason: string; detail: string }[]): string {
+  const byReason = new Map<string, { count: number; detail: string }>();
+  for (const r of rejected) {
+    const entry = byReason.get(r.reason);
+    if (entry) entry.count++;
+    else byReason.set(r.reason, { count: 1, detail: r.detail });
+  }
+  const parts = [...byReason].map(([reason, { count, detail }]) => `${reason} ×${count} (${detail})`);
+  return `${rejected.length} span${rejected.length === 1 ? '' : 's'} rejected: ${parts.join('; ')}`;
+}
+
+/**
+ * POST /v1/traces, the OTLP/HTTP trace receiver: binary protobuf (application/x-protobuf) or OTLP/JSON
+ * (application/json), plain or gzip-compressed. Every span becomes a canonical event (see
+ * span-to-event.ts) written with the span itself to forward; a span that breaks an OTLP or canonical
+ * rule is recorded in chronicle_rejects and counted in partial_success, and the others are kept.
+ * The answer, in the request's encoding, comes after the commit: 200 with an
+ * ExportTraceServiceResponse; 400 with a google.rpc.Status for a body that does not decode; 413 past
+ * the body limit (after decompression) or the buffer size; 415 for another content type; 429 with
+ * Retry-After when the buffer is full; 503 with Retry-After while writes fail or at shutdown.
+ */
+export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpReceiverDeps): OtlpReceiver {
+  const { batcher, logger, metrics } = deps;
+  const input: RecordInput = { origin: 'otlp', subject: null, key: null };
+  let accepting = true;
+  const router = express.Router();
+
+  function send(res: Response, status: number, body: Buffer, format: OtlpFormat): void {
+    res.status(status);
+    res.type(format === 'json' ? 'application/json' : 'application/x-protobuf');
+    res.send(body);
+  }
+
+  function fail(res: Response, status: number, rpc: RpcStatus, format: OtlpFormat = 'json'): void {
+    if (status === 429 || status === 503) res.setHeader('Retry-After', String(options.retryAfterSeconds));
+    send(res, status, encodeRpcStatus(rpc, format), format);
+  }
+
+  function rejectRecord(raw: string, reason: string, detail: string): WriteRecord {
+    // A unique key per record, so a retried write after a partial commit records it once.
+    return { kind: 'reject', input, reject: makeReject(raw, input, reason, detail, `otlp:${randomUUID()}`) };
+  }
+
+  /** Offers the records as one request; undefined when the buffer refused them. */
+  function offer(
+    records: readonly { record: WriteRecord; sizeBytes: number }[],
+  ): Promise<SpanOutcome[]> | undefined {
+    const outcomes: Promise<SpanOutcome>[] = [];
+    const deliveries = records.map(({ record, sizeBytes }): Delivery<WriteRecord> => {
+      let settle!: (o: SpanOutcome) => void;
+      outcomes.push(new Promise<SpanOutcome>((resolve) => (settle = resolve)));
+      return {
+        value: record,
+        sizeBytes,
+        ack: (status) => settle({ status }),
+        retry: () => settle({ status: 'returned' }),
+        reject: (reason, detail) => settle({ status: 'rejected', reason, detail }),
+      };
+    });
+    if (!batcher.offer(deliveries, { urgent: true })) {
+      metrics.backpressure.inc({ source: 'otlp' });
+      return undefined;
+    }
+    return Promise.all(outcomes);
+  }
+
+  /** Refuses before the body is read: unsupported content type, shutdown, failing writes. */
+  function admit(req: Request, res: Response, next: NextFunction): void {
+    const format = formatOf(req);
+    if (format === undefined) {
+      const message = `Content-Type must be application/x-protobuf or application/json, got ${JSON.stringify(req.headers['content-type'] ?? '')}`;
+      return fail(res, 415, { code: RPC_CODE.invalidArgument, message });
+    }
+    res.locals.otlpFormat = format;
+    if (!accepting) {
+      return fail(res, 503, { code: RPC_CODE.unavailable, message: 'Chronicle is shutting down' }, format);
+    }
+    if (batcher.state().failing) {
+      const message = 'writes to Postgres are failing; retry later';
+      return fail(res, 503, { code: RPC_CODE.unavailable, message }, format);
+    }
+    next();
+  }
+
+  async function receive(req: Request, res: Response): Promise<void> {
+    const format = res.locals.otlpFormat as OtlpFormat;
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    if (body.length === 0) return send(res, 200, encodeExportResponse(undefined, format), format);
+
+    let decoded: DecodedRequest;
+    try {
+      decoded = decodeRequest(body, format);
+    } catch (err) {
+      if (!(err instanceof OtlpDecodeError)) throw err;
+      metrics.received.inc({ origin: 'otlp' });
+      // Recorded like any bad input; a protobuf body as base64, since the reject payload is text.
+      const raw = format === 'json' ? body.toString('utf8') : body.toString('base64');
+      const detail = format === 'json' ? err.message : `${err.message} (payload: the body, base64)`;
+      const settled = offer([
+        { record: rejectRecord(raw, 'invalid_otlp', detail), sizeBytes: raw.length * 2 + 512 },
+      ]);
+      if (settled === undefined) {
+        return fail(
+          res,
+          429,
+          { code: RPC_CODE.resourceExhausted, message: 'the ingest buffer is full; retry later' },
+          format,
+        );
+      }
+      await settled;
+      return fail(res, 400, { code: RPC_CODE.invalidArgument, message: err.message }, format);
+    }
+
+    const total = decoded.spans.length + decoded.rejected.length;
+    if (total === 0) return send(res, 200, encodeExportResponse(undefined, format), format);
+    if (total > batcher.maxBufferEvents) {
+      const message = `a request may carry at most ${batcher.maxBufferEvents} spans; got ${total}`;
+      return fail(res, 413, { code: RPC_CODE.resourceExhausted, message }, format);
+    }
+    metrics.received.inc({ origin: 'otlp' }, total);
+
+    const records = decoded.spans.map((span) => {
+      const event = spanToEvent(span);
+      const raw = rawOf(span);
+      if (!event.ok) {
+        return { record: rejectRecord(raw, event.reason, event.detail), sizeBytes: raw.length * 2 + 512 };
+      }
+      // Unchanged except for what Postgres cannot store (NUL, lone surrogates), as in the event.
+      const forward = stripNul(span) as SpanRecord;
+      const record: WriteRecord = { kind: 'event', input, event: event.value, forward };
+      // The event's metadata and the forwarded span each hold about the span's JSON.
+      return { record, sizeBytes: raw.length * 4 + 512 };
+    });
+    for (const r of decoded.rejected) {
+      const raw = rawOf(r.span);
+      records.push({ record: rejectRecord(raw, r.reason, r.detail), sizeBytes: raw.length * 2 + 512 });
+    }
+
+    const settled = offer(records);
+    if (settled === undefined) {
+      return fail(
+        res,
+        429,
+        { code: RPC_CODE.resourceExhausted, message: 'the ingest buffer is full; retry later' },
+        format,
+      );
+    }
+    const outcomes = await settled;
+    if (outcomes.some((o) => o.status === 'returned')) {
+      // Shutdown reached its deadline before these were written; the span ids make a retry safe.
+      const message = 'not every span was written before shutdown; retry';
+      return fail(res, 503, { code: RPC_CODE.unavailable, message }, format);
+    }
+    const rejected = outcomes.filter((o) => o.status === 'rejected');
+    let partialSuccess: PartialSuccess | undefined;
+    if (rejected.length > 0) {
+      logger.debug({ rejected: rejected.length, spans: total }, 'OTLP receiver rejected spans');
+      partialSuccess = { rejectedSpans: rejected.length, errorMessage: summarize(rejected) };
+    }
+    send(res, 200, encodeExportResponse(partialSuccess, format), format);
+  }
+
+  /** Errors of the body parser (and of decoding), answered as OTLP answers are. */
+  function answerError(err: unknown, req: Request, res: Response, next: NextFunction): void {
+    const e = err as { type?: unknown; status?: unknown; message?: unknown; limit?: unknown };
+    const format = (res.locals.otlpFormat as OtlpFormat | undefined) ?? 'json';
+    if (res.headersSent) return next(err);
+    if (e.type === 'entity.too.large') {
+      const message = `request body is over the limit of ${options.maxBodyBytes} bytes (after decompression)`;
+      return fail(res, 413, { code: RPC_CODE.resourceExhausted, message }, format);
+    }
+    if (e.type === 'encoding.unsupported') {
+      const message = `Content-Encoding ${JSON.stringify(req.headers['content-encoding'] ?? '')} is not supported; use gzip or none`;
+      return fail(res, 415, { code: RPC_CODE.invalidArgument, message }, format);
+    }
+    if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+      // A body that cannot be read or inflated (corrupt gzip, aborted upload).
+      const message = `request body cannot be read: ${typeof e.message === 'string' ? e.message : 'bad request'}`;
+      return fail(res, 400, { code: RPC_CODE.invalidArgument, message }, format);
+    }
+    next(err);
+  }
+
+  router.post(
+    '/v1/traces',
+    admit,
+    express.raw({ type: () => true, limit: options.maxBodyBytes }),
+    (req, res, next) => {
+      receive(req, res).catch(next);
+    },
+  );
+  router.use('/v1/traces', answerError);
+
+  return {
+    router,
+    stopIntake() {
+      accepting = false;
+    },
+  };
+}
