@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import express from 'express';
 import type { AddressInfo } from 'node:net';
 import { createApiApp } from './api/app.js';
 import type { DependencyState, HealthReport } from './api/health.js';
@@ -10,9 +11,11 @@ import { ensureDatabase, migrate } from './sinks/postgres/migrate.js';
 import { createPool } from './sinks/postgres/pool.js';
 import { createQueryStore } from './sinks/postgres/queries.js';
 import { createHttpIngest } from './sources/http-ingest.js';
-import { createSpanBuilder } from './spans/span-builder.js';
 import { type JetStreamSource, DEFAULT_STREAMS, createJetStreamSource } from './sources/jetstream.js';
 import { type NatsLink, createNatsLink } from './sources/nats-connection.js';
+import { createOtlpReceiver } from './sources/otlp-receiver.js';
+import { createSpanBuilder } from './spans/span-builder.js';
+import { type ExportLoop, createExportLoop, createOtlpExporter } from './spans/span-export.js';
 import type { Logger } from './telemetry/logger.js';
 import { type Metrics, createMetrics } from './telemetry/metrics.js';
 
@@ -26,20 +29,22 @@ export interface Chronicle {
   shutdown(deadline: AbortSignal): Promise<void>;
   /** Base URL of the HTTP API once started. */
   url(): string;
+  /** Base URL of the dedicated OTLP/HTTP port once started; undefined when it is not enabled. */
+  otlpUrl(): string | undefined;
   health(): Promise<HealthReport>;
   readonly batcher: Batcher;
   readonly metrics: Metrics;
+}
+
+/** Waits for the work, or until the deadline passes. */
+function untilDeadlineOf(deadline: AbortSignal, work: Promise<unknown>): Promise<unknown> {
+  return Promise.race([work, new Promise((r) => deadline.addEventListener('abort', r, { once: true }))]);
 }
 
 /*
  * States: created → starting (HTTP up; migrations retried until they succeed) → running (JetStream
  * consuming where configured) → stopping (HTTP and JetStream intake stopped, batcher draining) → stopped.
  */
-/** Waits for the work, or until the deadline passes. */
-function untilDeadlineOf(deadline: AbortSignal, work: Promise<unknown>): Promise<unknown> {
-  return Promise.race([work, new Promise((r) => deadline.addEventListener('abort', r, { once: true }))]);
-}
-
 export function createChronicle(config: Config, deps: { logger: Logger; metrics?: Metrics }): Chronicle {
   const { logger } = deps;
   const metrics = deps.metrics ?? createMetrics();
@@ -74,6 +79,10 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
   );
   const ingest = createHttpIngest(
     { maxBodyBytes: config.ingestMaxBodyBytes, retryAfterSeconds: 1 },
+    { batcher, logger, metrics },
+  );
+  const otlp = createOtlpReceiver(
+    { maxBodyBytes: config.otlpReceiver.maxBodyBytes, retryAfterSeconds: 1 },
     { batcher, logger, metrics },
   );
   let jetstream: JetStreamSource | undefined;
@@ -158,21 +167,55 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
     }
   }
 
-  // Builds the spans of the traces each flush touched (docs/spans.md); export is wired separately.
+  // Builds the spans of the traces each flush touched, and exports them when an endpoint is set
+  // (docs/spans.md): both after the commit, never in the ingest path.
   const spanBuilder = createSpanBuilder(
-    { resource: {}, serviceName: 'chronicle', batchTraces: 500, idleMillis: 250 },
+    {
+      resource: config.resource.attributes,
+      serviceName: config.resource.serviceName,
+      batchTraces: 500,
+      idleMillis: 250,
+    },
     { pool, logger, metrics },
   );
+  let exportLoop: ExportLoop | undefined;
+  if (config.export) {
+    exportLoop = createExportLoop(
+      {
+        batchSpans: 512,
+        idleMillis: 250,
+        minBackoffMillis: 1_000,
+        maxBackoffMillis: 60_000,
+        leaseMillis: config.export.timeoutMillis * 3 + 5_000,
+      },
+      { pool, exporter: createOtlpExporter(config.export), logger, metrics },
+    );
+  }
+  let otlpServer: http.Server | undefined;
+
+  const baseUrl = (s: http.Server | undefined): string | undefined => {
+    const address = s?.address() as AddressInfo | null | undefined;
+    if (!address) return undefined;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+  };
+  const listen = async (s: http.Server, port: number): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen(port, config.host, () => resolve());
+    });
 
   return {
     batcher,
     metrics,
     health,
     url() {
-      const address = server?.address() as AddressInfo | null | undefined;
-      if (!address) throw new Error('Chronicle is not listening');
-      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+      const url = baseUrl(server);
+      if (url === undefined) throw new Error('Chronicle is not listening');
+      return url;
+    },
+    otlpUrl() {
+      return baseUrl(otlpServer);
     },
 
     async start() {
@@ -181,18 +224,35 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
         health,
         metrics,
         logger,
-        ingest: ingest.router,
+        ingest: express.Router().use(ingest.router, otlp.router),
+        links: config.links,
       });
       server = http.createServer(app);
-      await new Promise<void>((resolve, reject) => {
-        server!.once('error', reject);
-        server!.listen(config.port, config.host, () => resolve());
-      });
-      logger.info({ url: this.url(), nats: config.natsUrl ?? 'disabled' }, 'Chronicle listening');
+      await listen(server, config.port);
+      if (config.otlpReceiver.dedicatedPort !== undefined) {
+        const otlpApp = express();
+        otlpApp.disable('x-powered-by');
+        otlpApp.use(otlp.router);
+        otlpApp.use((req, res) => {
+          res.status(404).json({ error: 'not_found', message: `no route for ${req.method} ${req.path}` });
+        });
+        otlpServer = http.createServer(otlpApp);
+        await listen(otlpServer, config.otlpReceiver.dedicatedPort);
+      }
+      logger.info(
+        {
+          url: this.url(),
+          otlp: this.otlpUrl() ?? 'API port only',
+          nats: config.natsUrl ?? 'disabled',
+          export: config.export?.url ?? 'disabled',
+        },
+        'Chronicle listening',
+      );
       void migrateUntilDone().then(() => {
         if (!migrated) return;
         void jetstream?.start();
         void spanBuilder.start();
+        void exportLoop?.start();
       });
     },
 
@@ -200,21 +260,26 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
       stopping ??= (async () => {
         stopMigrating.abort();
         ingest.stopIntake();
+        otlp.stopIntake();
         // Upstream first: stop pulling, then drain what was accepted, then settle and close.
         const jetstreamStopped = jetstream?.shutdown(deadline);
         await batcher.drain(deadline);
         await jetstreamStopped;
-        await untilDeadlineOf(deadline, spanBuilder.shutdown(deadline));
+        await untilDeadlineOf(
+          deadline,
+          Promise.all([spanBuilder.shutdown(deadline), exportLoop?.shutdown(deadline)]),
+        );
         const untilDeadline = (work: Promise<unknown>): Promise<unknown> =>
           Promise.race([work, new Promise((r) => deadline.addEventListener('abort', r, { once: true }))]);
         // Draining NATS sends the acks still queued; while NATS is down it would wait for a reconnect.
         await untilDeadline(link?.drain() ?? Promise.resolve());
         await link?.close();
-        if (server) {
-          server.closeIdleConnections();
-          const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
+        for (const s of [server, otlpServer]) {
+          if (!s) continue;
+          s.closeIdleConnections();
+          const closed = new Promise<void>((resolve) => s.close(() => resolve()));
           await untilDeadline(closed);
-          server.closeAllConnections();
+          s.closeAllConnections();
         }
         await untilDeadline(pool.end().catch(() => undefined));
         logger.info('Chronicle stopped');

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from './pipeline/errors.js';
+import type { OtlpExportOptions } from './spans/span-export.js';
 
 /**
  * The only reader of process.env. Every variable is validated; an invalid configuration is reported
@@ -26,6 +27,40 @@ const url = (protocols: string[]) =>
     `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
   );
 
+const bool = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum(['true', 'false', '1', '0'], { error: 'must be true or false' }))
+  .transform((v) => v === 'true' || v === '1');
+
+/** `key1=value1,key2=value2` with percent-encoded values (the OpenTelemetry list format). */
+const headers = z.string().transform((value, ctx) => {
+  const out: Record<string, string> = {};
+  for (const item of value.split(',')) {
+    if (item.trim() === '') continue;
+    const eq = item.indexOf('=');
+    const key = eq > 0 ? item.slice(0, eq).trim() : '';
+    if (key === '') {
+      ctx.addIssue({ code: 'custom', message: `"${item.trim()}" is not key=value` });
+      return z.NEVER;
+    }
+    try {
+      out[key] = decodeURIComponent(item.slice(eq + 1).trim());
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `the value of ${key} is not percent-encoded correctly` });
+      return z.NEVER;
+    }
+  }
+  return out;
+});
+
+const compression = z.enum(['gzip', 'none'], { error: 'must be gzip or none' });
+
+const protocol = z
+  .enum(['http/json', 'http/protobuf', 'grpc'], { error: 'must be http/json or http/protobuf' })
+  .refine((v) => v !== 'grpc', 'grpc is not supported: use http/json or http/protobuf');
+
 const envSchema = z.object({
   CHRONICLE_PORT: int(0, 65535).default(8700),
   CHRONICLE_HOST: z.string().min(1).default('0.0.0.0'),
@@ -50,6 +85,27 @@ const envSchema = z.object({
   PG_POOL_MAX: int(2, 100).default(8),
   SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(30_000),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  // OTLP/HTTP receiver: always on the API port; on its own port too when enabled.
+  CHRONICLE_OTLP_ENABLED: bool.default(false),
+  CHRONICLE_OTLP_PORT: int(0, 65535).default(4318),
+  OTLP_MAX_BODY_BYTES: int(1024).default(5 * 1024 * 1024),
+  // Span export, with the standard OpenTelemetry variables (the traces-specific ones win).
+  OTEL_EXPORTER_OTLP_ENDPOINT: url(['http:', 'https:']).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url(['http:', 'https:']).optional(),
+  OTEL_EXPORTER_OTLP_HEADERS: headers.optional(),
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: headers.optional(),
+  OTEL_EXPORTER_OTLP_TIMEOUT: int(1, 600_000).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: int(1, 600_000).optional(),
+  OTEL_EXPORTER_OTLP_COMPRESSION: compression.optional(),
+  OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: compression.optional(),
+  OTEL_EXPORTER_OTLP_PROTOCOL: protocol.optional(),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: protocol.optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).default('chronicle'),
+  OTEL_RESOURCE_ATTRIBUTES: headers.optional(),
+  // Links served with a trace.
+  JAEGER_UI_URL: url(['http:', 'https:']).optional(),
+  GRAFANA_URL: url(['http:', 'https:']).optional(),
+  GRAFANA_TEMPO_DATASOURCE_UID: z.string().min(1).default('tempo'),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -74,6 +130,35 @@ export interface Config {
   pgPoolMax: number;
   shutdownTimeoutMillis: number;
   logLevel: string;
+  otlpReceiver: {
+    /** Also serve POST /v1/traces on its own port (it is always on the API port). */
+    dedicatedPort: number | undefined;
+    maxBodyBytes: number;
+  };
+  /** undefined: no export (spans are still built and served by the API). */
+  export: OtlpExportOptions | undefined;
+  /** Chronicle's own resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES). */
+  resource: { serviceName: string; attributes: Record<string, string> };
+  links: { jaegerUiUrl: string | undefined; grafanaUrl: string | undefined; tempoDatasourceUid: string };
+}
+
+/** OTEL_EXPORTER_OTLP_ENDPOINT is a base URL: the traces path is appended to it (OTLP exporter spec). */
+function tracesUrl(e: Env): string | undefined {
+  if (e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+  if (!e.OTEL_EXPORTER_OTLP_ENDPOINT) return undefined;
+  return `${e.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`;
+}
+
+function exportOptions(e: Env): OtlpExportOptions | undefined {
+  const url = tracesUrl(e);
+  if (url === undefined) return undefined;
+  return {
+    url,
+    protocol: e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/json',
+    headers: { ...e.OTEL_EXPORTER_OTLP_HEADERS, ...e.OTEL_EXPORTER_OTLP_TRACES_HEADERS },
+    timeoutMillis: e.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT ?? e.OTEL_EXPORTER_OTLP_TIMEOUT ?? 10_000,
+    compression: e.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION ?? e.OTEL_EXPORTER_OTLP_COMPRESSION ?? 'none',
+  };
 }
 
 /** Reads and validates the environment; throws ConfigError listing every problem. */
@@ -113,5 +198,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pgPoolMax: e.PG_POOL_MAX,
     shutdownTimeoutMillis: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
+    otlpReceiver: {
+      dedicatedPort: e.CHRONICLE_OTLP_ENABLED ? e.CHRONICLE_OTLP_PORT : undefined,
+      maxBodyBytes: e.OTLP_MAX_BODY_BYTES,
+    },
+    export: exportOptions(e),
+    resource: { serviceName: e.OTEL_SERVICE_NAME, attributes: e.OTEL_RESOURCE_ATTRIBUTES ?? {} },
+    links: {
+      jaegerUiUrl: e.JAEGER_UI_URL,
+      grafanaUrl: e.GRAFANA_URL,
+      tempoDatasourceUid: e.GRAFANA_TEMPO_DATASOURCE_UID,
+    },
   };
 }

@@ -6,6 +6,7 @@ import type { Metrics } from '../telemetry/metrics.js';
 import type { HealthCheck } from './health.js';
 import { BadParameterError, parseParams, querySchemas } from './params.js';
 import { createQueryRoutes, notFound } from './routes.js';
+import type { TraceLinkOptions } from './trace-detail.js';
 
 export interface ApiDeps {
   /** The reads behind /api/v1. */
@@ -15,8 +16,10 @@ export interface ApiDeps {
   /** Served as Prometheus text on /metrics. */
   metrics: Metrics;
   logger: Logger;
-  /** Routes that take data in (POST /api/v1/events); mounted before every other route. */
+  /** Routes that take data in (POST /api/v1/events, POST /v1/traces); mounted before every other route. */
   ingest?: express.Router;
+  /** Trace backend UIs linked from GET /api/v1/traces/:id; none when omitted. */
+  links?: TraceLinkOptions;
 }
 
 /** Error body of every non-2xx answer. */
@@ -118,7 +121,12 @@ export function createApiApp(deps: ApiDeps): express.Express {
     res.type(metrics.registry.contentType).send(text);
   });
 
-  app.use(createQueryRoutes(store));
+  app.use(
+    createQueryRoutes(
+      store,
+      deps.links ?? { jaegerUiUrl: undefined, grafanaUrl: undefined, tempoDatasourceUid: 'tempo' },
+    ),
+  );
 
   app.use((req, res) => notFound(res, `no route for ${req.method} ${req.path}`));
 

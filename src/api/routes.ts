@@ -2,6 +2,8 @@ import express from 'express';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import type { QueryStore } from '../sinks/postgres/queries.js';
+import { otelTraceId } from '../spans/ids.js';
+import { type TraceLinkOptions, spanTree, traceLinks } from './trace-detail.js';
 import { DEFAULT_LIMIT, parseParams, pathId, querySchemas, todayUtc } from './params.js';
 
 /** Answers 404 with the JSON error shape every route uses. */
@@ -13,7 +15,7 @@ const traceParams = z.object({ id: pathId });
 const agentParams = z.object({ agent_id: pathId });
 
 /** The read routes under /api/v1: validate parameters, ask the store, answer JSON. */
-export function createQueryRoutes(store: QueryStore): express.Router {
+export function createQueryRoutes(store: QueryStore, links: TraceLinkOptions): express.Router {
   const router = express.Router();
   const query = <S extends z.ZodObject>(schema: S, req: Request) => parseParams(schema, req.query);
 
@@ -32,7 +34,14 @@ export function createQueryRoutes(store: QueryStore): express.Router {
     const { id } = parseParams(traceParams, req.params);
     const found = await store.getTrace(id);
     if (found === null) return notFound(res, `no trace ${JSON.stringify(id)}`);
-    res.json(found);
+    const { trace, events, spans } = found;
+    res.json({
+      trace,
+      events,
+      otel_trace_id: otelTraceId(trace.trace_id),
+      spans: spanTree(spans),
+      links: traceLinks(trace.trace_id, { from: trace.first_event_at, to: trace.last_event_at }, links),
+    });
   });
 
   router.get('/api/v1/metrics/summary', async (req, res) => {

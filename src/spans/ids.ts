@@ -19,7 +19,10 @@ export function otelTraceId(traceId: string): string {
     const hex = traceId.replace(/-/g, '').toLowerCase();
     if (hex !== ZERO_TRACE) return hex;
   }
-  return sha256(traceId).subarray(0, 16).toString('hex');
+  const id = sha256(traceId).subarray(0, 16);
+  // All-zero is invalid in OTLP; 2^-128, but cheap to rule out.
+  if (id.every((b) => b === 0)) id[15] = 1;
+  return id.toString('hex');
 }
 
 /**

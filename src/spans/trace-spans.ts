@@ -391,6 +391,9 @@ export function planTraceSpans(
 /** A span already stored for the trace (and exported, or queued for export). */
 export type StoredSpan = PlannedSpan;
 
+/** What an update span reports for a sent span that the mapping no longer produces. */
+const GONE = 'gone';
+
 /** JSON with object keys sorted, so a span read back from jsonb (which reorders keys) prints the same. */
 function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
@@ -428,7 +431,15 @@ export function spansToEmit(
   const updateSpans = stored.filter((s) => s.role === 'update').sort((a, b) => a.attempt - b.attempt);
   for (const u of updateSpans)
     for (const [id, print] of Object.entries(u.reported ?? {})) said.set(id, print);
-  const changed = plan.filter((p) => said.has(p.span.spanId) && said.get(p.span.spanId) !== fingerprint(p));
+  const changed: { span: PlannedSpan; print: string }[] = plan
+    .filter((p) => said.has(p.span.spanId) && said.get(p.span.spanId) !== fingerprint(p))
+    .map((p) => ({ span: p, print: fingerprint(p) }));
+  // A sent span the plan no longer has (a retry reopened the task; attempts were renumbered) is stale too.
+  const planned = new Set(plan.map((p) => p.span.spanId));
+  for (const s of stored) {
+    if (s.role === 'update' || planned.has(s.span.spanId) || said.get(s.span.spanId) === GONE) continue;
+    changed.push({ span: s, print: GONE });
+  }
   const rootSent = stored.some((s) => s.role === 'root');
   const covered = new Set(
     stored.filter((s) => s.role === 'root' || s.role === 'update').flatMap((s) => s.eventIds),
@@ -446,7 +457,7 @@ export function spansToEmit(
   const attributes: Attributes = {
     'swarm.trace_id': trace.trace_id,
     'swarm.task.attempts': trace.attempts,
-    'swarm.update.changed_spans': changed.map((p) =>
+    'swarm.update.changed_spans': changed.map(({ span: p }) =>
       p.attempt > 0 ? `${p.span.name}#${p.attempt}` : p.span.name,
     ),
     'swarm.update.events': evs.length,
@@ -457,7 +468,7 @@ export function spansToEmit(
     role: 'update',
     attempt: updates + 1,
     eventIds: evs.map((e) => e.id),
-    reported: Object.fromEntries(changed.map((p) => [p.span.spanId, fingerprint(p)])),
+    reported: Object.fromEntries(changed.map((c) => [c.span.span.spanId, c.print])),
     span: {
       traceId,
       spanId: otelSpanId(trace.trace_id, 'update', updates + 1),

@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApiApp } from '../../src/api/app.js';
+import { otelTraceId } from '../../src/spans/ids.js';
+import { createSpanBuilder } from '../../src/spans/span-builder.js';
 import type { HealthReport } from '../../src/api/health.js';
 import { normalizeDlq } from '../../src/events/dlq.js';
 import { makeReject } from '../../src/events/normalize.js';
@@ -199,6 +201,11 @@ describeWithPostgres('query API', () => {
       if (i % 5 === 0) paging.push(event(id, 'task.assigned', created, { agent: 'pager-agent' }));
     }
     await writer.write(paging);
+    const builder = createSpanBuilder(
+      { resource: {}, serviceName: 'chronicle', batchTraces: 1000, idleMillis: 50 },
+      { pool: db.pool, logger: createLogger({ level: 'silent' }), metrics },
+    );
+    while ((await builder.buildOnce()) > 0);
 
     report = readyReport;
     const ingest = express.Router();
@@ -214,6 +221,11 @@ describeWithPostgres('query API', () => {
       metrics,
       logger: createLogger({ level: 'info' }, { write: (line: string) => void logLines.push(line) }),
       ingest,
+      links: {
+        jaegerUiUrl: 'http://jaeger:16686/',
+        grafanaUrl: 'http://grafana:3000',
+        tempoDatasourceUid: 'tempo',
+      },
     });
     server = http.createServer(app);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -471,7 +483,7 @@ describeWithPostgres('query API', () => {
   it('trace - the row and its events in time order', async () => {
     const { status, body } = await request('/api/v1/traces/t-completed');
     expect(status).toBe(200);
-    expect(Object.keys(body).sort()).toEqual(['events', 'trace']);
+    expect(Object.keys(body).sort()).toEqual(['events', 'links', 'otel_trace_id', 'spans', 'trace']);
     expect(body.trace).toMatchObject({
       trace_id: 't-completed',
       status: 'completed',
@@ -499,6 +511,44 @@ describeWithPostgres('query API', () => {
       source: 'dispatch',
       metadata: { title: 'Write docs', owner: 'alice' },
     });
+  });
+
+  it('trace - the OTel trace id, the spans as a tree exactly as stored, and links to Jaeger and Grafana', async () => {
+    const { status, body } = await request('/api/v1/traces/t-completed');
+    expect(status).toBe(200);
+    const traceId = otelTraceId('t-completed');
+    expect(body.otel_trace_id).toBe(traceId);
+    const spans = body.spans as Json[];
+    expect(spans.map((s) => s.name)).toEqual(['swarm.task']);
+    const root = spans[0]!;
+    expect(root).toMatchObject({ traceId, parentSpanId: null, exported_at: null });
+    const children = root.children as Json[];
+    expect(children.map((c) => c.name)).toEqual([
+      'swarm.task.queue_wait',
+      'swarm.task.pickup',
+      'invoke_agent agent-a',
+    ]);
+    for (const child of children) expect(child.parentSpanId).toBe(root.spanId);
+    // Exactly what the store holds (and the exporter sends), apart from the tree fields.
+    const { rows } = await db.pool.query<{ span: Json }>(
+      `SELECT span FROM otel_spans WHERE trace_id = 't-completed' AND role = 'root'`,
+    );
+    const asServed: Json = { ...root };
+    delete asServed.children;
+    delete asServed.exported_at;
+    expect(asServed).toEqual(rows[0]!.span);
+    const links = body.links as { jaeger: string; grafana: string };
+    expect(links.jaeger).toBe(`http://jaeger:16686/trace/${traceId}`);
+    const grafana = new URL(links.grafana);
+    expect(grafana.origin + grafana.pathname).toBe('http://grafana:3000/explore');
+    expect(grafana.searchParams.get('panes')).toContain(`"query":"${traceId}"`);
+
+    // A running task: its finished phases only, hanging from a root not built yet.
+    const running = await request('/api/v1/traces/t-progress');
+    expect((running.body.spans as Json[]).map((s) => s.name)).toEqual([
+      'swarm.task.queue_wait',
+      'swarm.task.pickup',
+    ]);
   });
 
   it('trace - ids with reserved characters round-trip through the path', async () => {

@@ -94,6 +94,10 @@ async function waitFor(check: () => Promise<boolean>, timeoutMillis = 15_000): P
         pgPoolMax: 4,
         shutdownTimeoutMillis: 5_000,
         logLevel: 'silent',
+        otlpReceiver: { dedicatedPort: undefined, maxBodyBytes: 1024 * 1024 },
+        export: undefined,
+        resource: { serviceName: 'chronicle', attributes: {} },
+        links: { jaegerUiUrl: undefined, grafanaUrl: undefined, tempoDatasourceUid: 'tempo' },
       };
       chronicle = createChronicle(config, {
         logger: silentLogger(),

@@ -55,6 +55,11 @@ export interface ChronicleOverrides {
   jetstream?: Partial<Config['jetstream']>;
   ingestMaxBodyBytes?: number;
   pgPoolMax?: number;
+  /** Serve OTLP/HTTP on its own port too (0: any free port). */
+  otlpPort?: number;
+  /** Export spans to this OTLP endpoint. */
+  export?: Config['export'];
+  links?: Partial<Config['links']>;
 }
 
 /** One Chronicle instance started by a test. */
@@ -187,6 +192,18 @@ export async function createChronicleTestEnv(options: { nats?: boolean } = {}): 
         pgPoolMax: overrides.pgPoolMax ?? 4,
         shutdownTimeoutMillis: 10_000,
         logLevel: 'silent',
+        otlpReceiver: {
+          dedicatedPort: overrides.otlpPort,
+          maxBodyBytes: overrides.ingestMaxBodyBytes ?? 5 * 1024 * 1024,
+        },
+        export: overrides.export,
+        resource: { serviceName: 'chronicle', attributes: {} },
+        links: {
+          jaegerUiUrl: undefined,
+          grafanaUrl: undefined,
+          tempoDatasourceUid: 'tempo',
+          ...overrides.links,
+        },
       };
       const chronicle = createChronicle(config, {
         logger: testLogger(),

@@ -32,6 +32,10 @@ const DEFAULTS = {
   pgPoolMax: 8,
   shutdownTimeoutMillis: 30_000,
   logLevel: 'info',
+  otlpReceiver: { dedicatedPort: undefined, maxBodyBytes: 5 * 1024 * 1024 },
+  export: undefined,
+  resource: { serviceName: 'chronicle', attributes: {} },
+  links: { jaegerUiUrl: undefined, grafanaUrl: undefined, tempoDatasourceUid: 'tempo' },
 };
 
 /** Every variable set to a valid value that differs from its default. */
@@ -54,6 +58,24 @@ const EVERY_VARIABLE = {
   PG_POOL_MAX: '12',
   SHUTDOWN_TIMEOUT_MS: '5000',
   LOG_LEVEL: 'debug',
+  CHRONICLE_OTLP_ENABLED: 'true',
+  CHRONICLE_OTLP_PORT: '14318',
+  OTLP_MAX_BODY_BYTES: '2048',
+  OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/',
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://tempo.internal/otlp/v1/traces',
+  OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20abc,x-scope-orgid=base',
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'x-scope-orgid=swarm',
+  OTEL_EXPORTER_OTLP_TIMEOUT: '2000',
+  OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '3000',
+  OTEL_EXPORTER_OTLP_COMPRESSION: 'none',
+  OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'gzip',
+  OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf',
+  OTEL_SERVICE_NAME: 'chronicle-eu',
+  OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod,team=obs%2Csre',
+  JAEGER_UI_URL: 'http://jaeger:16686',
+  GRAFANA_URL: 'http://grafana:3000',
+  GRAFANA_TEMPO_DATASOURCE_UID: 'tempo-eu',
 };
 
 describe('loadConfig - defaults', () => {
@@ -92,7 +114,54 @@ describe('loadConfig - every variable is read', () => {
       pgPoolMax: 12,
       shutdownTimeoutMillis: 5000,
       logLevel: 'debug',
+      otlpReceiver: { dedicatedPort: 14318, maxBodyBytes: 2048 },
+      // The traces-specific variables win over the general ones.
+      export: {
+        url: 'https://tempo.internal/otlp/v1/traces',
+        protocol: 'http/protobuf',
+        headers: { authorization: 'Bearer abc', 'x-scope-orgid': 'swarm' },
+        timeoutMillis: 3000,
+        compression: 'gzip',
+      },
+      resource: {
+        serviceName: 'chronicle-eu',
+        attributes: { 'deployment.environment.name': 'prod', team: 'obs,sre' },
+      },
+      links: {
+        jaegerUiUrl: 'http://jaeger:16686',
+        grafanaUrl: 'http://grafana:3000',
+        tempoDatasourceUid: 'tempo-eu',
+      },
     });
+  });
+
+  it('OTEL_EXPORTER_OTLP_ENDPOINT is a base URL: /v1/traces is appended', () => {
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).export).toEqual({
+      url: 'http://collector:4318/v1/traces',
+      protocol: 'http/json',
+      headers: {},
+      timeoutMillis: 10_000,
+      compression: 'none',
+    });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318/base/' }).export?.url).toBe(
+      'http://c:4318/base/v1/traces',
+    );
+  });
+
+  it('refuses grpc, unknown compressions and malformed header lists', () => {
+    expect(
+      configError({
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+        OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd',
+        OTEL_EXPORTER_OTLP_HEADERS: 'novalue',
+        CHRONICLE_OTLP_ENABLED: 'maybe',
+      }).problems.map((p) => p.split(':')[0]),
+    ).toEqual([
+      'CHRONICLE_OTLP_ENABLED',
+      'OTEL_EXPORTER_OTLP_HEADERS',
+      'OTEL_EXPORTER_OTLP_COMPRESSION',
+      'OTEL_EXPORTER_OTLP_PROTOCOL',
+    ]);
   });
 
   it('accepts every documented log level', () => {

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { parseTimestamp } from '../../events/timestamp.js';
+import type { SpanRecord } from '../../spans/span-record.js';
 import { withTransaction } from './transaction.js';
 
 /**
@@ -179,7 +180,7 @@ export interface QueryStore {
   /** Traces newest first by (created_at DESC, trace_id DESC). Throws InvalidCursorError for a bad cursor. */
   listTraces(filter: TraceFilter): Promise<Page<TraceRow>>;
   /** One trace and all its events by (timestamp, event_id); null when the trace is unknown. */
-  getTrace(traceId: string): Promise<{ trace: TraceRow; events: EventRow[] } | null>;
+  getTrace(traceId: string): Promise<{ trace: TraceRow; events: EventRow[]; spans: StoredSpanRow[] } | null>;
   /** The agent's row with the latest metric_date; null when the agent has none. */
   latestMetrics(agentId: string): Promise<AgentMetricsRow | null>;
   /** Every agent's row for one UTC day (YYYY-MM-DD), ordered by agent_id. */
@@ -188,6 +189,13 @@ export interface QueryStore {
   listDlq(filter: DlqFilter): Promise<Page<DlqRow>>;
   /** Rejects newest first by (rejected_at DESC, id DESC). Throws InvalidCursorError for a bad cursor. */
   listRejects(filter: RejectFilter): Promise<Page<RejectRow>>;
+}
+
+/** One span of a trace as stored in otel_spans (and exported as it is), oldest start first. */
+export interface StoredSpanRow {
+  span: SpanRecord;
+  /** When the OTLP backend accepted it; null while it waits (or when export is off). */
+  exported_at: Date | null;
 }
 
 /** A cursor that this store did not issue for this list, or that was damaged on the way. */
@@ -230,6 +238,11 @@ ORDER BY created_at DESC, trace_id DESC
 LIMIT $8`;
 
 const GET_TRACE_SQL = `SELECT ${TRACE_COLUMNS} FROM swarm_traces WHERE trace_id = $1`;
+
+const TRACE_SPANS_SQL = `
+SELECT span, exported_at FROM otel_spans
+WHERE trace_id = $1
+ORDER BY (span ->> 'startTimeUnixNano')::numeric, span ->> 'spanId'`;
 
 const TRACE_EVENTS_SQL = `
 SELECT ${EVENT_COLUMNS}
@@ -381,7 +394,8 @@ export function createQueryStore(pool: pg.Pool): QueryStore {
           const trace = rows[0];
           if (trace === undefined) return null;
           const events = await client.query<EventRow>(TRACE_EVENTS_SQL, [traceId]);
-          return { trace, events: events.rows };
+          const spans = await client.query<StoredSpanRow>(TRACE_SPANS_SQL, [traceId]);
+          return { trace, events: events.rows, spans: spans.rows };
         },
         // One snapshot, so span_count matches the events returned.
         'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
