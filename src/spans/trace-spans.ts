@@ -179,9 +179,10 @@ function attemptsOf(lifecycle: readonly Ev[]): Attempt[] {
       current = open(ev, ev);
     } else if (ev.type === 'task.started') {
       if (!current || current.end) current = open(null, ev);
-      if (!current.started) current.started = ev;
+      // The latest start and the latest terminal event win, as in the task state (started_at, last).
+      current.started = ev;
       current.agent ??= agentOf(ev);
-    } else if (TERMINAL[ev.type] && current && !current.end) {
+    } else if (TERMINAL[ev.type] && current && (!current.end || current.end.ev !== null)) {
       current.end = {
         millis: ev.millis,
         outcome: TERMINAL[ev.type] as 'completed' | 'failed' | 'timed_out',
@@ -450,7 +451,10 @@ export function spansToEmit(
   const updates = updateSpans.length;
   const traceId = otelTraceId(trace.trace_id);
   const evs = inTimeOrder(uncovered);
-  const latest = Math.max(...events.map((e) => millisOf(e.timestamp)));
+  const latest = events.reduce(
+    (max, e) => Math.max(max, millisOf(e.timestamp)),
+    millisOf(trace.completed_at ?? trace.created_at),
+  );
   const start = evs[0]?.millis ?? latest;
   const end = evs.at(-1)?.millis ?? latest;
   const failed = trace.status === 'failed' || trace.status === 'timed_out';
