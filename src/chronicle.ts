@@ -174,6 +174,7 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
       resource: config.resource.attributes,
       serviceName: config.resource.serviceName,
       batchTraces: 500,
+      ...config.spans,
       idleMillis: 250,
     },
     { pool, logger, metrics },

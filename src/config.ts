@@ -89,6 +89,8 @@ const envSchema = z.object({
   CHRONICLE_OTLP_ENABLED: bool.default(false),
   CHRONICLE_OTLP_PORT: int(0, 65535).default(4318),
   OTLP_MAX_BODY_BYTES: int(1024).default(5 * 1024 * 1024),
+  SPAN_SETTLE_MS: int(0, 600_000).default(2_000),
+  SPAN_MAX_DELAY_MS: int(0, 3_600_000).default(30_000),
   // Span export, with the standard OpenTelemetry variables (the traces-specific ones win).
   OTEL_EXPORTER_OTLP_ENDPOINT: url(['http:', 'https:']).optional(),
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url(['http:', 'https:']).optional(),
@@ -135,6 +137,8 @@ export interface Config {
     dedicatedPort: number | undefined;
     maxBodyBytes: number;
   };
+  /** When a touched trace's spans are built: after it settles, or at the latest after maxDelayMillis. */
+  spans: { settleMillis: number; maxDelayMillis: number };
   /** undefined: no export (spans are still built and served by the API). */
   export: OtlpExportOptions | undefined;
   /** Chronicle's own resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES). */
@@ -202,6 +206,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       dedicatedPort: e.CHRONICLE_OTLP_ENABLED ? e.CHRONICLE_OTLP_PORT : undefined,
       maxBodyBytes: e.OTLP_MAX_BODY_BYTES,
     },
+    spans: { settleMillis: e.SPAN_SETTLE_MS, maxDelayMillis: e.SPAN_MAX_DELAY_MS },
     export: exportOptions(e),
     resource: { serviceName: e.OTEL_SERVICE_NAME, attributes: e.OTEL_RESOURCE_ATTRIBUTES ?? {} },
     links: {

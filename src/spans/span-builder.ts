@@ -18,6 +18,10 @@ import {
 export interface SpanBuilderOptions extends TraceSpansOptions {
   /** Pending traces claimed per round. */
   batchTraces: number;
+  /** A trace is built once no flush touched it for this long... */
+  settleMillis: number;
+  /** ...or once its oldest change has waited this long. */
+  maxDelayMillis: number;
   /** Pause between rounds when there is nothing to build. */
   idleMillis: number;
 }
@@ -35,11 +39,22 @@ export interface SpanBuilder extends Component {
   poke(): void;
 }
 
-// Claim pending rows; rows of the same trace claimed by another replica wait for it (SKIP LOCKED only
-// skips rows, so a trace may be claimed twice: the per-trace lock below serializes the two builds).
+// Claim the pending rows of traces that have settled: no flush touched them for settleMillis (events
+// of one trace arriving out of order in a burst give one set of spans, not spans and then updates), or
+// that have waited maxDelayMillis (a trace that never goes quiet, like an agent's heartbeats). SKIP
+// LOCKED only skips rows, so a trace may be claimed by two replicas: the per-trace lock below
+// serializes the two builds.
 const CLAIM_SQL = `
+WITH due AS (
+  SELECT trace_id FROM otel_pending
+  GROUP BY trace_id
+  HAVING max(queued_at) <= now() - $2 * interval '1 millisecond'
+    OR min(queued_at) <= now() - $3 * interval '1 millisecond'
+  ORDER BY min(queued_at)
+  LIMIT $1
+)
 DELETE FROM otel_pending
-WHERE ctid IN (SELECT ctid FROM otel_pending ORDER BY queued_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+WHERE ctid IN (SELECT ctid FROM otel_pending WHERE trace_id IN (SELECT trace_id FROM due) FOR UPDATE SKIP LOCKED)
 RETURNING trace_id, first_at, last_at`;
 
 /** Builds are serialized per trace across replicas (class 3; the flush never takes it). */
@@ -107,6 +122,8 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
     return withTransaction(pool, async (client) => {
       const claimed = await client.query<{ trace_id: string; first_at: Date; last_at: Date }>(CLAIM_SQL, [
         options.batchTraces,
+        options.settleMillis,
+        options.maxDelayMillis,
       ]);
       if (claimed.rows.length === 0) return 0;
       const windows = new Map<string, { first: Date; last: Date }>();

@@ -202,7 +202,14 @@ describeWithPostgres('query API', () => {
     }
     await writer.write(paging);
     const builder = createSpanBuilder(
-      { resource: {}, serviceName: 'chronicle', batchTraces: 1000, idleMillis: 50 },
+      {
+        resource: {},
+        serviceName: 'chronicle',
+        batchTraces: 1000,
+        settleMillis: 0,
+        maxDelayMillis: 0,
+        idleMillis: 50,
+      },
       { pool: db.pool, logger: createLogger({ level: 'silent' }), metrics },
     );
     while ((await builder.buildOnce()) > 0);

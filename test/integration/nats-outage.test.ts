@@ -95,6 +95,7 @@ async function waitFor(check: () => Promise<boolean>, timeoutMillis = 15_000): P
         shutdownTimeoutMillis: 5_000,
         logLevel: 'silent',
         otlpReceiver: { dedicatedPort: undefined, maxBodyBytes: 1024 * 1024 },
+        spans: { settleMillis: 0, maxDelayMillis: 0 },
         export: undefined,
         resource: { serviceName: 'chronicle', attributes: {} },
         links: { jaegerUiUrl: undefined, grafanaUrl: undefined, tempoDatasourceUid: 'tempo' },

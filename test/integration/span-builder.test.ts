@@ -45,6 +45,8 @@ describeWithPostgres('span builder', () => {
         resource: { 'deployment.environment.name': 'test' },
         serviceName: 'chronicle',
         batchTraces: 50,
+        settleMillis: 0,
+        maxDelayMillis: 0,
         idleMillis: 50,
       },
       { pool: db.pool, logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }) },
@@ -59,6 +61,49 @@ describeWithPostgres('span builder', () => {
     await db.pool.query(
       'TRUNCATE swarm_event_ids, swarm_events, swarm_traces, agent_metrics, otel_spans, otel_pending',
     );
+  });
+
+  it('span builder - waits until a trace settles, or at most the maximum delay', async () => {
+    const patient = createSpanBuilder(
+      {
+        resource: {},
+        serviceName: 'chronicle',
+        batchTraces: 50,
+        settleMillis: 600,
+        maxDelayMillis: 1_500,
+        idleMillis: 50,
+      },
+      { pool: db.pool, logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }) },
+    );
+    const ev = (traceId: string, n: number): CanonicalEvent => ({
+      event_id: `00000000-0000-4000-9000-${String(n).padStart(12, '0')}`,
+      trace_id: traceId,
+      source: 'agent-1',
+      event_type: 'agent.heartbeat',
+      timestamp: new Date(Date.UTC(2026, 2, 1, 0, 0, n)).toISOString(),
+      metadata: { agent: 'agent-1' },
+    });
+    await writer.write(records([ev('quiet', 1)]));
+    expect(await patient.buildOnce()).toBe(0);
+    // A trace touched every 200 ms never settles: it is built once its first change waited 1.5 s.
+    let n = 100;
+    const started = Date.now();
+    let builtAfter: number | undefined;
+    while (Date.now() - started < 3_000 && builtAfter === undefined) {
+      await writer.write(records([ev('busy', n++)]));
+      const { rows } = await db.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM otel_spans WHERE trace_id = 'busy'`,
+      );
+      if (rows[0]!.n > 0) builtAfter = Date.now() - started;
+      await patient.buildOnce();
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(builtAfter).toBeGreaterThanOrEqual(1_400);
+    // The quiet one was built as soon as it had settled.
+    const { rows } = await db.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM otel_spans WHERE trace_id = 'quiet'`,
+    );
+    expect(rows[0]!.n).toBe(1);
   });
 
   it('span builder - every finished task gets one root, its attempts hang under it, and nothing is built twice', async () => {

@@ -83,7 +83,14 @@ describeWithPostgres('span export', () => {
       events.map((event) => ({ kind: 'event', input: { origin: 'http', subject: null, key: null }, event })),
     );
     const builder = createSpanBuilder(
-      { resource: {}, serviceName: 'chronicle', batchTraces: 100, idleMillis: 20 },
+      {
+        resource: {},
+        serviceName: 'chronicle',
+        batchTraces: 100,
+        settleMillis: 0,
+        maxDelayMillis: 0,
+        idleMillis: 20,
+      },
       { pool: db.pool, logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }) },
     );
     while ((await builder.buildOnce()) > 0);

@@ -57,6 +57,7 @@ export interface ChronicleOverrides {
   pgPoolMax?: number;
   /** Serve OTLP/HTTP on its own port too (0: any free port). */
   otlpPort?: number;
+  spans?: Partial<Config['spans']>;
   /** Export spans to this OTLP endpoint. */
   export?: Config['export'];
   links?: Partial<Config['links']>;
@@ -196,6 +197,7 @@ export async function createChronicleTestEnv(options: { nats?: boolean } = {}): 
           dedicatedPort: overrides.otlpPort,
           maxBodyBytes: overrides.ingestMaxBodyBytes ?? 5 * 1024 * 1024,
         },
+        spans: { settleMillis: 0, maxDelayMillis: 0, ...overrides.spans },
         export: overrides.export,
         resource: { serviceName: 'chronicle', attributes: {} },
         links: {

@@ -33,6 +33,7 @@ const DEFAULTS = {
   shutdownTimeoutMillis: 30_000,
   logLevel: 'info',
   otlpReceiver: { dedicatedPort: undefined, maxBodyBytes: 5 * 1024 * 1024 },
+  spans: { settleMillis: 2000, maxDelayMillis: 30_000 },
   export: undefined,
   resource: { serviceName: 'chronicle', attributes: {} },
   links: { jaegerUiUrl: undefined, grafanaUrl: undefined, tempoDatasourceUid: 'tempo' },
@@ -61,6 +62,8 @@ const EVERY_VARIABLE = {
   CHRONICLE_OTLP_ENABLED: 'true',
   CHRONICLE_OTLP_PORT: '14318',
   OTLP_MAX_BODY_BYTES: '2048',
+  SPAN_SETTLE_MS: '500',
+  SPAN_MAX_DELAY_MS: '9000',
   OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/',
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://tempo.internal/otlp/v1/traces',
   OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20abc,x-scope-orgid=base',
@@ -115,6 +118,7 @@ describe('loadConfig - every variable is read', () => {
       shutdownTimeoutMillis: 5000,
       logLevel: 'debug',
       otlpReceiver: { dedicatedPort: 14318, maxBodyBytes: 2048 },
+      spans: { settleMillis: 500, maxDelayMillis: 9000 },
       // The traces-specific variables win over the general ones.
       export: {
         url: 'https://tempo.internal/otlp/v1/traces',
