@@ -188,6 +188,7 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
         minBackoffMillis: 1_000,
         maxBackoffMillis: 60_000,
         leaseMillis: config.export.timeoutMillis * 3 + 5_000,
+        shutdownGraceMillis: 1_000,
       },
       { pool, exporter: createOtlpExporter(config.export), logger, metrics },
     );

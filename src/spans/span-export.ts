@@ -105,6 +105,8 @@ export interface ExportLoopOptions {
   maxBackoffMillis: number;
   /** How long a claimed batch is reserved for this exporter (longer than the export timeout). */
   leaseMillis: number;
+  /** How long shutdown waits for an export in flight. */
+  shutdownGraceMillis: number;
 }
 
 export interface ExportLoopDeps {
@@ -236,10 +238,16 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
       loop ??= run();
       return Promise.resolve();
     },
-    async shutdown() {
+    async shutdown(deadline) {
       stop.abort();
-      await loop;
-      await exporter.shutdown();
+      // An export in flight may wait on a dead backend for its whole timeout: do not hold shutdown for
+      // it. Its spans stay leased until the lease ends, then go out again (at least once).
+      const grace = AbortSignal.any([deadline, AbortSignal.timeout(options.shutdownGraceMillis)]);
+      await Promise.race([loop, new Promise((r) => grace.addEventListener('abort', r, { once: true }))]);
+      await Promise.race([
+        exporter.shutdown(),
+        new Promise((r) => grace.addEventListener('abort', r, { once: true })),
+      ]);
     },
   };
 }

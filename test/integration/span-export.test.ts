@@ -65,7 +65,14 @@ describeWithPostgres('span export', () => {
       compression: 'none',
     });
     loop = createExportLoop(
-      { batchSpans: 100, idleMillis: 20, minBackoffMillis: 0, maxBackoffMillis: 0, leaseMillis: 10_000 },
+      {
+        batchSpans: 100,
+        idleMillis: 20,
+        minBackoffMillis: 0,
+        maxBackoffMillis: 0,
+        leaseMillis: 10_000,
+        shutdownGraceMillis: 1_000,
+      },
       { pool: db.pool, exporter, logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }) },
     );
   });
