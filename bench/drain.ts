@@ -184,7 +184,7 @@ async function drainBenchmark(nc: NatsConnection) {
       const drainedAt = Date.now();
       // Postgres CPU of Chronicle's own backends, read while they are alive (before any check below).
       const { rows: backends } = await pool.query<{ pid: number }>(
-        `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'chronicle'`,
+        `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'chronicle%'`,
       );
       const pgCpu = backends.reduce((sum, b) => {
         try {
@@ -235,6 +235,18 @@ async function drainBenchmark(nc: NatsConnection) {
       if (Number(check[0]!.stale) > 0 || Number(check[0]!.wrong_metrics) > 0) {
         throw new Error(`drained, but derived rows are wrong: ${JSON.stringify(check[0])}`);
       }
+      // Spans are built after the commit, with ingest given priority: time until they caught up.
+      for (;;) {
+        const { rows: pending } = await pool.query<{ n: string }>(
+          // Every flush queued its traces before committing, so an empty queue means every trace is built.
+          'SELECT count(*) AS n FROM otel_pending',
+        );
+        if (Number(pending[0]!.n) === 0) break;
+        if (Date.now() - drainedAt > 600_000) throw new Error('spans did not catch up within 10 minutes');
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      const spansCaughtUpSeconds = (Date.now() - drainedAt) / 1000;
+      const { rows: spanRows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM otel_spans');
       rss = Math.max(rss, peakRssMiB(child.pid!));
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
@@ -249,6 +261,8 @@ async function drainBenchmark(nc: NatsConnection) {
         messagesPerSecond: messages.length / seconds,
         staleTraces: Number(check[0]!.stale),
         wrongMetrics: Number(check[0]!.wrong_metrics),
+        spans: Number(spanRows[0]!.n),
+        spansCaughtUpSeconds,
         metricRows: Number(check[0]!.metrics),
         rssMiB: rss,
         rows: messages,
@@ -431,7 +445,7 @@ async function main(): Promise<void> {
     const drain = await drainBenchmark(nc);
     if (process.env.BENCH_DRAIN_ONLY) {
       console.log(
-        `drain: ${drain.seconds.toFixed(1)} s, ${Math.round(drain.eventsPerSecond)} events/s, RSS ${drain.rssMiB.toFixed(0)} MiB, ${cpuLine(drain)}`,
+        `drain: ${drain.seconds.toFixed(1)} s, ${Math.round(drain.eventsPerSecond)} events/s, RSS ${drain.rssMiB.toFixed(0)} MiB, ${cpuLine(drain)}; ${drain.spans} spans built ${drain.spansCaughtUpSeconds.toFixed(1)} s after the drain`,
       );
       return;
     }
@@ -452,6 +466,9 @@ async function main(): Promise<void> {
     console.log(`| ratio end-to-end / raw | ${ratio.toFixed(2)} |`);
     console.log(`| stale trace rows after drain (must be 0) | ${drain.staleTraces} |`);
     console.log(`| metric rows unlike a full aggregation (must be 0) | ${drain.wrongMetrics} |`);
+    console.log(
+      `| spans built (after the commit, ingest first): all caught up after the drain in | ${f(drain.spans)} spans, ${drain.spansCaughtUpSeconds.toFixed(1)} s |`,
+    );
     console.log(
       `| HTTP ingest events/s (1,000 per request, 4 in flight) | ${f(other.http.eventsPerSecond)} (${other.http.retries} retries) |`,
     );

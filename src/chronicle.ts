@@ -49,6 +49,12 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
   const { logger } = deps;
   const metrics = deps.metrics ?? createMetrics();
   const pool = createPool({ connectionString: config.databaseUrl, maxConnections: config.pgPoolMax });
+  // Span building and export have their own connections, so they can never hold one ingest needs.
+  const spanPool = createPool({
+    connectionString: config.databaseUrl,
+    maxConnections: 3,
+    applicationName: 'chronicle-spans',
+  });
   const writer = createEventWriter({ pool, logger });
   const ns = config.natsNamespace;
   let link: NatsLink | undefined;
@@ -174,10 +180,16 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
       resource: config.resource.attributes,
       serviceName: config.resource.serviceName,
       batchTraces: 500,
+      concurrency: 2,
       ...config.spans,
       idleMillis: 250,
     },
-    { pool, logger, metrics },
+    {
+      pool: spanPool,
+      logger,
+      metrics,
+      ingestBusy: () => batcher.state().heldEvents >= config.batch.flushThresholdEvents,
+    },
   );
   let exportLoop: ExportLoop | undefined;
   if (config.export) {
@@ -190,7 +202,7 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
         leaseMillis: config.export.timeoutMillis * 3 + 5_000,
         shutdownGraceMillis: 1_000,
       },
-      { pool, exporter: createOtlpExporter(config.export), logger, metrics },
+      { pool: spanPool, exporter: createOtlpExporter(config.export), logger, metrics },
     );
   }
   let otlpServer: http.Server | undefined;
@@ -283,7 +295,7 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
           await untilDeadline(closed);
           s.closeAllConnections();
         }
-        await untilDeadline(pool.end().catch(() => undefined));
+        await untilDeadline(Promise.all([pool.end(), spanPool.end()]).catch(() => undefined));
         logger.info('Chronicle stopped');
       })();
       return stopping;

@@ -22,6 +22,8 @@ export interface SpanBuilderOptions extends TraceSpansOptions {
   settleMillis: number;
   /** ...or once its oldest change has waited this long. */
   maxDelayMillis: number;
+  /** Rounds run at once (each claims different traces). */
+  concurrency: number;
   /** Pause between rounds when there is nothing to build. */
   idleMillis: number;
 }
@@ -30,11 +32,19 @@ export interface SpanBuilderDeps {
   pool: pg.Pool;
   logger: Logger;
   metrics: Metrics;
+  /**
+   * True while ingest is saturated (a backlog is draining): the builder then takes small rounds with
+   * pauses between them, leaving the CPU to ingest, and catches up when ingest is idle again.
+   */
+  ingestBusy?: () => boolean;
 }
 
+/** Traces per round while ingest is busy. */
+const BUSY_BATCH_TRACES = 50;
+
 export interface SpanBuilder extends Component {
-  /** One round: claims pending traces, stores their new spans; returns how many traces it built. */
-  buildOnce(): Promise<number>;
+  /** One round: claims up to `limit` pending traces, stores their new spans; returns how many it built. */
+  buildOnce(limit?: number): Promise<number>;
   /** Wakes the loop (after a flush committed), instead of waiting for the idle pause. */
   poke(): void;
 }
@@ -45,12 +55,15 @@ export interface SpanBuilder extends Component {
 // LOCKED only skips rows, so a trace may be claimed by two replicas: the per-trace lock below
 // serializes the two builds.
 const CLAIM_SQL = `
-WITH due AS (
-  SELECT trace_id FROM otel_pending
-  GROUP BY trace_id
-  HAVING max(queued_at) <= now() - $2 * interval '1 millisecond'
-    OR min(queued_at) <= now() - $3 * interval '1 millisecond'
-  ORDER BY min(queued_at)
+WITH oldest AS (
+  SELECT DISTINCT trace_id FROM (SELECT trace_id FROM otel_pending ORDER BY queued_at LIMIT $1 * 4) o
+),
+due AS (
+  SELECT o.trace_id FROM oldest o
+  CROSS JOIN LATERAL (
+    SELECT max(p.queued_at) AS latest, min(p.queued_at) AS earliest FROM otel_pending p WHERE p.trace_id = o.trace_id
+  ) w
+  WHERE w.latest <= now() - $2 * interval '1 millisecond' OR w.earliest <= now() - $3 * interval '1 millisecond'
   LIMIT $1
 )
 DELETE FROM otel_pending
@@ -71,21 +84,29 @@ FROM swarm_traces WHERE trace_id = ANY($1::text[])`;
 // A task's spans depend on all its events; a trace that is not a task only gets spans for its new
 // events (a heartbeat trace can hold a very long history), read in the window the flushes queued.
 const EVENTS_SQL = `
-SELECT e.trace_id, e.event_id, e.source, e.event_type, e."timestamp", e.metadata
+SELECT w.trace_id, e.event_id, e.source, e.event_type, e."timestamp", e.metadata
 FROM unnest($1::text[], $2::boolean[], $3::timestamptz[], $4::timestamptz[]) AS w(trace_id, whole, first_at, last_at)
-JOIN swarm_events e ON e.trace_id = w.trace_id
-  AND (w.whole OR e."timestamp" BETWEEN w.first_at AND w.last_at)`;
+-- LATERAL with OFFSET 0: one index probe per trace, whatever stale statistics of a growing table suggest.
+CROSS JOIN LATERAL (
+  SELECT x.event_id, x.source, x.event_type, x."timestamp", x.metadata FROM swarm_events x
+  WHERE x.trace_id = w.trace_id AND (w.whole OR x."timestamp" BETWEEN w.first_at AND w.last_at)
+  OFFSET 0
+) e`;
 
 const STORED_SQL = `
-SELECT trace_id, role, position, span, event_ids, reported
-FROM otel_spans
-WHERE trace_id = ANY($1::text[]) AND role NOT IN ('received', 'event')`;
+SELECT t.trace_id, s.role, s.position, s.span, s.event_ids, s.reported
+FROM unnest($1::text[]) AS t(trace_id)
+CROSS JOIN LATERAL (
+  SELECT x.role, x.position, x.span, x.event_ids, x.reported FROM otel_spans x
+  WHERE x.trace_id = t.trace_id AND x.role NOT IN ('received', 'event')
+  OFFSET 0
+) s`;
 
 const INSERT_SQL = `
 INSERT INTO otel_spans (otel_trace_id, span_id, trace_id, role, position, span, event_ids, reported)
-SELECT s.span ->> 'traceId', s.span ->> 'spanId', s.trace_id, s.role, s.position, s.span, s.event_ids, s.reported
-FROM json_to_recordset($1::json)
-  AS s(trace_id text, role text, position int, span jsonb, event_ids uuid[], reported jsonb)
+SELECT s.otel_trace_id, s.span_id, s.trace_id, s.role, s.position, s.span, s.event_ids, s.reported
+FROM json_to_recordset($1::json) AS s(otel_trace_id text, span_id text, trace_id text, role text,
+  position int, span json, event_ids uuid[], reported jsonb)
 ORDER BY 1, 2
 ON CONFLICT (otel_trace_id, span_id) DO NOTHING
 RETURNING 1`;
@@ -116,12 +137,12 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
   const { pool, logger, metrics } = deps;
   const stop = new AbortController();
   let loop: Promise<void> | undefined;
-  let wake: (() => void) | undefined;
+  const waiting = new Set<() => void>();
 
-  async function buildOnce(): Promise<number> {
+  async function buildOnce(limit = options.batchTraces): Promise<number> {
     return withTransaction(pool, async (client) => {
       const claimed = await client.query<{ trace_id: string; first_at: Date; last_at: Date }>(CLAIM_SQL, [
-        options.batchTraces,
+        limit,
         options.settleMillis,
         options.maxDelayMillis,
       ]);
@@ -191,6 +212,8 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
         const inserted = await client.query(INSERT_SQL, [
           JSON.stringify(
             fresh.map((p) => ({
+              otel_trace_id: p.span.traceId,
+              span_id: p.span.spanId,
               trace_id: p.traceId,
               role: p.role,
               position: p.attempt,
@@ -209,21 +232,24 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
   async function run(): Promise<void> {
     while (!stop.signal.aborted) {
       let built = 0;
+      const busy = deps.ingestBusy?.() ?? false;
       try {
-        built = await buildOnce();
+        built = await buildOnce(
+          busy ? Math.min(BUSY_BATCH_TRACES, options.batchTraces) : options.batchTraces,
+        );
       } catch (err) {
         logger.warn({ err }, 'span build failed; retrying');
       }
-      if (built > 0 || stop.signal.aborted) continue;
+      if ((built > 0 && !busy) || stop.signal.aborted) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, options.idleMillis);
         function done(): void {
           clearTimeout(timer);
           stop.signal.removeEventListener('abort', done);
-          wake = undefined;
+          waiting.delete(done);
           resolve();
         }
-        wake = done;
+        waiting.add(done);
         stop.signal.addEventListener('abort', done, { once: true });
       });
     }
@@ -233,10 +259,11 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
     name: 'span-builder',
     buildOnce,
     poke() {
-      wake?.();
+      for (const done of [...waiting]) done();
     },
     start() {
-      loop ??= run();
+      // Two loops, so one builds in Node while the other's statements run in Postgres.
+      loop ??= Promise.all(Array.from({ length: options.concurrency }, () => run())).then(() => undefined);
       return Promise.resolve();
     },
     async shutdown() {

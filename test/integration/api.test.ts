@@ -206,6 +206,7 @@ describeWithPostgres('query API', () => {
         resource: {},
         serviceName: 'chronicle',
         batchTraces: 1000,
+        concurrency: 1,
         settleMillis: 0,
         maxDelayMillis: 0,
         idleMillis: 50,

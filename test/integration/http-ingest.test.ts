@@ -6,6 +6,7 @@ import {
   createChronicleTestEnv,
   waitFor,
 } from '../support/chronicle.js';
+import { truncateStore } from '../support/db.js';
 import { describeWithPostgres } from '../support/services.js';
 
 interface IngestAnswer {
@@ -73,9 +74,7 @@ describeWithPostgres('http ingest - POST /api/v1/events', () => {
   });
 
   beforeEach(async () => {
-    await env.db.pool.query(
-      'TRUNCATE swarm_event_ids, swarm_events, swarm_traces, agent_metrics, chronicle_rejects, swarm_dlq RESTART IDENTITY',
-    );
+    await truncateStore(env.db.pool);
   });
 
   it('one event - 200 with its counts, and it is queryable as soon as the answer arrives', async () => {

@@ -94,6 +94,7 @@ describeWithPostgres('span export', () => {
         resource: {},
         serviceName: 'chronicle',
         batchTraces: 100,
+        concurrency: 1,
         settleMillis: 0,
         maxDelayMillis: 0,
         idleMillis: 20,

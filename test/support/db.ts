@@ -44,3 +44,20 @@ export async function createTestDatabase(options: { migrate?: boolean } = {}): P
     },
   };
 }
+
+/**
+ * Empties every table of the store. Retried when it deadlocks with a running Chronicle's span builder,
+ * whose reads take the same tables' locks in another order.
+ */
+export async function truncateStore(pool: pg.Pool): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await pool.query(
+        'TRUNCATE swarm_event_ids, swarm_events, swarm_traces, agent_metrics, chronicle_rejects, swarm_dlq, otel_spans, otel_pending RESTART IDENTITY',
+      );
+      return;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== '40P01' || attempt >= 5) throw err;
+    }
+  }
+}
