@@ -10,6 +10,7 @@ import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trac
 import type { ExportResult } from '@opentelemetry/core';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { Config } from '../../src/config.js';
+import type { CanonicalEvent } from '../../src/events/schema.js';
 import { decodeRequest } from '../../src/sources/otlp/decode.js';
 import { otelTraceId } from '../../src/spans/ids.js';
 import type { SpanRecord } from '../../src/spans/span-record.js';
@@ -145,7 +146,24 @@ describeWithPostgres('OpenTelemetry bridge', () => {
     it(`bridge - tasks become traces at the OTLP endpoint (${protocol}, ${compression}), each span sent once as stored`, async () => {
       const chronicle = await env.start({ export: exportTo(backend, protocol, compression) });
       running.push(chronicle);
-      const events = generateTraffic(3, { tasks: 40 });
+      const events: CanonicalEvent[] = generateTraffic(3, { tasks: 40 });
+      // Two tasks were dead-lettered on the way: their roots carry the DLQ entry as an error event.
+      const dlqTraces = [
+        ...new Set(events.filter((e) => e.event_type === 'task.failed').map((e) => e.trace_id)),
+      ].slice(0, 2);
+      for (const [i, traceId] of dlqTraces.entries()) {
+        const first = events
+          .filter((e) => e.trace_id === traceId)
+          .sort((a, b) => a.timestamp.localeCompare(b.timestamp))[0]!;
+        events.push({
+          event_id: `00000000-0000-4000-a000-00000000000${i}`,
+          trace_id: traceId,
+          source: 'dlq',
+          event_type: 'dlq.entry',
+          timestamp: first.timestamp,
+          metadata: { dlq_id: `dlq-${i}`, reason: 'max_retries', reason_detail: 'gave up after 3 tries' },
+        });
+      }
       await postEvents(chronicle, events);
       const rows = await allExported();
       await waitFor(() => backend.received.length >= rows.length, 5_000, 'the backend to hold every span');
@@ -164,9 +182,16 @@ describeWithPostgres('OpenTelemetry bridge', () => {
         trace_id: string;
         status: string;
         error: string | null;
+        created_at: Date;
+        completed_at: Date;
+        attempts: number;
+        assigned_agent: string | null;
       }>(
-        `SELECT trace_id, status, error FROM swarm_traces WHERE is_task AND status IN ('completed', 'failed', 'timed_out')`,
+        `SELECT trace_id, status, error, created_at, completed_at, attempts, assigned_agent FROM swarm_traces
+         WHERE is_task AND status IN ('completed', 'failed', 'timed_out')`,
       );
+      expect(new Set(traces.map((t) => t.status))).toEqual(new Set(['completed', 'failed', 'timed_out']));
+      expect(traces.some((t) => t.attempts > 1)).toBe(true);
       expect(traces.length).toBeGreaterThan(5);
       for (const t of traces) {
         const spans = backend.received.filter((s) => s.traceId === otelTraceId(t.trace_id));
@@ -174,6 +199,23 @@ describeWithPostgres('OpenTelemetry bridge', () => {
         expect(root, t.trace_id).toHaveLength(1);
         expect(root[0]!.status.code).toBe(t.status === 'completed' ? 0 : 2);
         if (t.status !== 'completed') expect(root[0]!.status.message).toBe(t.error);
+        // Timing from the task row, to the nanosecond; one queue wait per assignment.
+        expect(root[0]!.startTimeUnixNano).toBe(`${t.created_at.getTime()}000000`);
+        expect(root[0]!.endTimeUnixNano).toBe(`${t.completed_at.getTime()}000000`);
+        expect(root[0]!.attributes['swarm.task.attempts']).toBe(t.attempts);
+        const waits = spans.filter(
+          (s) => s.name === 'swarm.task.queue_wait' && s.parentSpanId === root[0]!.spanId,
+        );
+        // One per task.assigned (a start without an assignment is an attempt without a queue wait).
+        expect(waits, t.trace_id).toHaveLength(t.attempts);
+        expect(new Set(waits.map((s) => s.attributes['swarm.attempt'])).size).toBe(t.attempts);
+        if (dlqTraces.includes(t.trace_id)) {
+          const dlq = root[0]!.events.find((e) => e.name === 'dlq.entry');
+          expect(dlq?.attributes).toMatchObject({
+            'error.type': 'max_retries',
+            'error.message': 'gave up after 3 tries',
+          });
+        }
         for (const child of spans.filter((s) => s !== root[0] && s.name !== 'swarm.task.update')) {
           expect(child.parentSpanId).toBe(root[0]!.spanId);
         }
