@@ -137,6 +137,22 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
     } else {
       dependencies.nats = { state: 'disabled', detail: 'NATS_URL not set: HTTP ingest only' };
     }
+    // The trace backend is reported, but never makes Chronicle unready: spans wait in the outbox.
+    if (exportLoop && config.export) {
+      const { consecutiveFailures, lastError } = exportLoop.state();
+      dependencies.otlp_export =
+        consecutiveFailures === 0
+          ? { state: 'up', detail: config.export.url }
+          : {
+              state: 'down',
+              detail: `${config.export.url}: ${consecutiveFailures} failed exports in a row (${lastError ?? 'unknown'}); spans are kept and retried`,
+            };
+    } else {
+      dependencies.otlp_export = {
+        state: 'disabled',
+        detail: 'no OTEL_EXPORTER_OTLP_ENDPOINT: spans are built and served by the API',
+      };
+    }
     const b = batcher.state();
     if (b.failing) reasons.push(`writes to Postgres failing (${b.consecutiveFailures} in a row)`);
     const ready = reasons.length === 0;

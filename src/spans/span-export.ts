@@ -117,6 +117,8 @@ export interface ExportLoopDeps {
 }
 
 export interface ExportLoop extends Component {
+  /** Failed export rounds in a row (0 once one succeeds), and the last failure's message. */
+  state(): { consecutiveFailures: number; lastError: string | undefined };
   /** One round: claims due spans, exports them; returns how many were exported (-1: the export failed). */
   exportOnce(): Promise<number>;
 }
@@ -161,6 +163,7 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
   const resources = new Map<string, Resource>();
   let loop: Promise<void> | undefined;
   let failures = 0;
+  let lastError: string | undefined;
 
   function backoffMillis(): number {
     const base = Math.min(
@@ -193,6 +196,7 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
     failures += 1;
     metrics.exportFailures.inc();
     const message = result.error?.message ?? 'export failed';
+    lastError = message;
     await pool.query(FAILED_SQL, [traceIds, spanIds, message.slice(0, 1000), backoffMillis()]);
     logger.warn({ err: result.error, spans: rows.length, failures }, 'span export failed; will retry');
     return -1;
@@ -223,6 +227,7 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
         }
       } catch (err) {
         logger.warn({ err }, 'span export round failed; retrying');
+        lastError = (err as Error).message;
         exported = -1;
         failures += 1;
       }
@@ -233,6 +238,7 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
 
   return {
     name: 'span-export',
+    state: () => ({ consecutiveFailures: failures, lastError }),
     exportOnce,
     start() {
       loop ??= run();

@@ -247,6 +247,10 @@ describeWithPostgres('OpenTelemetry bridge', () => {
       'failed export attempts',
     );
     expect(backend.received).toEqual([]);
+    // Reported, but Chronicle stays ready: ingest does not depend on the trace backend.
+    const health = await first.chronicle.health();
+    expect(health.ready).toBe(true);
+    expect(health.dependencies.otlp_export).toMatchObject({ state: 'down' });
     await first.stop();
     running.splice(running.indexOf(first), 1);
 
@@ -256,6 +260,7 @@ describeWithPostgres('OpenTelemetry bridge', () => {
     const rows = await allExported();
     const key = (s: SpanRecord) => `${s.traceId}/${s.spanId}`;
     expect(backend.received.map(key).sort()).toEqual(rows.map((r) => key(r.span)).sort());
+    expect((await second.chronicle.health()).dependencies.otlp_export).toMatchObject({ state: 'up' });
   });
 
   it('bridge - spans sent by an OpenTelemetry exporter land in the tables and the API, and are forwarded unchanged', async () => {
