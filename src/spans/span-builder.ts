@@ -40,7 +40,7 @@ export interface SpanBuilderDeps {
 }
 
 /** Traces per round while ingest is busy. */
-const BUSY_BATCH_TRACES = 50;
+const BUSY_BATCH_TRACES = 20;
 
 export interface SpanBuilder extends Component {
   /** One round: claims up to `limit` pending traces, stores their new spans; returns how many it built. */
