@@ -195,7 +195,7 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
     {
       resource: config.resource.attributes,
       serviceName: config.resource.serviceName,
-      batchTraces: 200,
+      batchTraces: 100,
       concurrency: 2,
       ...config.spans,
       idleMillis: 250,

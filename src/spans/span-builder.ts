@@ -201,7 +201,9 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
       }
 
       const fresh: (PlannedSpan & { traceId: string })[] = [];
-      for (const id of present) {
+      for (const [i, id] of present.entries()) {
+        // Let acks, HTTP answers and flushes run between traces: the mapping is synchronous work.
+        if (i > 0 && i % 20 === 0) await new Promise((resolve) => setImmediate(resolve));
         const trace = traces.get(id)!;
         const evs = eventsOf.get(id) ?? [];
         if (evs.length === 0) continue;
