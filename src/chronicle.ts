@@ -217,6 +217,7 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
         maxBackoffMillis: 60_000,
         leaseMillis: config.export.timeoutMillis * 3 + 5_000,
         shutdownGraceMillis: 1_000,
+        maxBatchBytes: 4 * 1024 * 1024,
       },
       { pool: spanPool, exporter: createOtlpExporter(config.export), logger, metrics },
     );

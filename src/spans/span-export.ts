@@ -105,6 +105,8 @@ export interface ExportLoopOptions {
   maxBackoffMillis: number;
   /** How long a claimed batch is reserved for this exporter (longer than the export timeout). */
   leaseMillis: number;
+  /** Serialized spans per request, about (a backend refuses requests past its limit). */
+  maxBatchBytes: number;
   /** How long shutdown waits for an export in flight. */
   shutdownGraceMillis: number;
 }
@@ -127,11 +129,19 @@ export interface ExportLoop extends Component {
 const CLAIM_SQL = `
 UPDATE otel_spans s SET lease_until = now() + $2 * interval '1 millisecond'
 FROM (
-  SELECT otel_trace_id, span_id FROM otel_spans
-  WHERE exported_at IS NULL AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
-  ORDER BY next_attempt_at
-  LIMIT $1
-  FOR UPDATE SKIP LOCKED
+  -- At most $1 spans and about $3 bytes (a backend refuses requests past its size limit); always one.
+  SELECT otel_trace_id, span_id FROM (
+    SELECT c.otel_trace_id, c.span_id,
+      sum(c.bytes) OVER (ORDER BY c.next_attempt_at, c.otel_trace_id, c.span_id) - c.bytes AS before
+    FROM (
+      SELECT otel_trace_id, span_id, next_attempt_at, octet_length(span::text) AS bytes FROM otel_spans
+      WHERE exported_at IS NULL AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
+      ORDER BY next_attempt_at
+      LIMIT $1
+      FOR UPDATE SKIP LOCKED
+    ) c
+  ) r
+  WHERE r.before = 0 OR r.before < $3
 ) due
 WHERE s.otel_trace_id = due.otel_trace_id AND s.span_id = due.span_id
 RETURNING s.otel_trace_id, s.span_id, s.span`;
@@ -142,8 +152,15 @@ WHERE (otel_trace_id, span_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 
 const FAILED_SQL = `
 UPDATE otel_spans SET lease_until = NULL, export_attempts = export_attempts + 1, last_error = $3,
-  next_attempt_at = now() + $4 * interval '1 millisecond'
+  next_attempt_at = now() + CASE WHEN $5
+    THEN least(3600000, 1000 * 2 ^ least(export_attempts, 12)) ELSE $4 END * interval '1 millisecond'
 WHERE (otel_trace_id, span_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`;
+
+interface ClaimedRow {
+  otel_trace_id: string;
+  span_id: string;
+  span: SpanRecord;
+}
 
 const BACKLOG_SQL = `SELECT count(*)::int AS n FROM otel_spans WHERE exported_at IS NULL`;
 
@@ -177,29 +194,49 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
     return new Promise((resolve) => exporter.export(spans, resolve));
   }
 
-  async function exportOnce(): Promise<number> {
-    const { rows } = await pool.query<{ otel_trace_id: string; span_id: string; span: SpanRecord }>(
-      CLAIM_SQL,
-      [options.batchSpans, options.leaseMillis],
-    );
-    if (rows.length === 0) return 0;
-    if (resources.size > 1000) resources.clear();
-    const traceIds = rows.map((r) => r.otel_trace_id);
-    const spanIds = rows.map((r) => r.span_id);
+  /**
+   * Exports the rows; when the backend refuses a request for what it holds (a 4xx other than 408/429:
+   * too large, or a span it will not take), the rows are split in halves so that the others still go
+   * out and only the refused ones wait, each with its own backoff.
+   */
+  async function exportRows(rows: readonly ClaimedRow[]): Promise<{ sent: number; failed: number }> {
     const result = await send(rows.map((r) => toReadableSpan(r.span, resources)));
+    const ids = [rows.map((r) => r.otel_trace_id), rows.map((r) => r.span_id)];
     if (result.code === ExportResultCode.SUCCESS) {
-      await pool.query(DONE_SQL, [traceIds, spanIds]);
-      failures = 0;
+      await pool.query(DONE_SQL, ids);
       metrics.spansExported.inc(rows.length);
-      return rows.length;
+      return { sent: rows.length, failed: 0 };
     }
-    failures += 1;
+    const status = (result.error as { code?: unknown } | undefined)?.code;
+    const refused =
+      typeof status === 'number' && status >= 400 && status < 500 && status !== 408 && status !== 429;
+    if (refused && rows.length > 1) {
+      const mid = Math.ceil(rows.length / 2);
+      const left = await exportRows(rows.slice(0, mid));
+      const right = await exportRows(rows.slice(mid));
+      return { sent: left.sent + right.sent, failed: left.failed + right.failed };
+    }
     metrics.exportFailures.inc();
     const message = result.error?.message ?? 'export failed';
     lastError = message;
-    await pool.query(FAILED_SQL, [traceIds, spanIds, message.slice(0, 1000), backoffMillis()]);
-    logger.warn({ err: result.error, spans: rows.length, failures }, 'span export failed; will retry');
-    return -1;
+    // A span refused on its own backs off by its own count of attempts; an outage by the loop's.
+    await pool.query(FAILED_SQL, [...ids, message.slice(0, 1000), backoffMillis(), refused]);
+    logger.warn({ err: result.error, spans: rows.length, status }, 'span export failed; will retry');
+    return { sent: 0, failed: rows.length };
+  }
+
+  async function exportOnce(): Promise<number> {
+    const { rows } = await pool.query<ClaimedRow>(CLAIM_SQL, [
+      options.batchSpans,
+      options.leaseMillis,
+      options.maxBatchBytes,
+    ]);
+    if (rows.length === 0) return 0;
+    if (resources.size > 1000) resources.clear();
+    const { sent, failed } = await exportRows(rows);
+    if (failed === 0) failures = 0;
+    else failures += 1;
+    return sent > 0 ? sent : -1;
   }
 
   async function pause(millis: number): Promise<void> {

@@ -25,11 +25,21 @@ interface OtlpJsonRequest {
 }
 
 /** A stand-in OTLP/HTTP JSON backend: answers `status`, and keeps what it accepted. */
-function backend(): { server: Server; status: number; received: OtlpJsonSpan[]; requests: number } {
+function backend(): {
+  server: Server;
+  status: number;
+  received: OtlpJsonSpan[];
+  requests: number;
+  /** Span ids the backend refuses (400 for any request holding one), as a collector does bad data. */
+  refuse: Set<string>;
+  largestBody: number;
+} {
   const state = {
     status: 200,
     received: [] as OtlpJsonSpan[],
     requests: 0,
+    refuse: new Set<string>(),
+    largestBody: 0,
     server: undefined as unknown as Server,
   };
   state.server = createServer((req, res) => {
@@ -37,11 +47,16 @@ function backend(): { server: Server; status: number; received: OtlpJsonSpan[]; 
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       state.requests += 1;
-      if (state.status === 200) {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as OtlpJsonRequest;
-        for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) state.received.push(...ss.spans);
+      const raw = Buffer.concat(chunks);
+      state.largestBody = Math.max(state.largestBody, raw.length);
+      let status = state.status;
+      if (status === 200) {
+        const body = JSON.parse(raw.toString('utf8')) as OtlpJsonRequest;
+        const spans = body.resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans));
+        if (spans.some((s) => state.refuse.has(s.spanId))) status = 400;
+        else state.received.push(...spans);
       }
-      res.writeHead(state.status, { 'content-type': 'application/json' }).end('{}');
+      res.writeHead(status, { 'content-type': 'application/json' }).end('{}');
     });
   });
   return state;
@@ -72,6 +87,7 @@ describeWithPostgres('span export', () => {
         maxBackoffMillis: 0,
         leaseMillis: 10_000,
         shutdownGraceMillis: 1_000,
+        maxBatchBytes: 4 * 1024 * 1024,
       },
       { pool: db.pool, exporter, logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }) },
     );
@@ -123,5 +139,77 @@ describeWithPostgres('span export', () => {
       'SELECT count(*)::int AS n FROM otel_spans WHERE exported_at IS NULL',
     );
     expect(left.rows[0]!.n).toBe(0);
+  });
+
+  it('span export - a span the backend refuses waits alone; the rest of its batch goes out, in requests of bounded size', async () => {
+    await db.pool.query(
+      'TRUNCATE otel_spans, otel_pending, swarm_event_ids, swarm_events, swarm_traces, agent_metrics',
+    );
+    otlp.received = [];
+    otlp.requests = 0;
+    otlp.largestBody = 0;
+    const writer = createEventWriter({ pool: db.pool, logger: silentLogger() });
+    await writer.write(
+      generateTraffic(6).map((event) => ({
+        kind: 'event',
+        input: { origin: 'http', subject: null, key: null },
+        event,
+      })),
+    );
+    const builder = createSpanBuilder(
+      {
+        resource: {},
+        serviceName: 'chronicle',
+        batchTraces: 100,
+        concurrency: 1,
+        settleMillis: 0,
+        maxDelayMillis: 0,
+        idleMillis: 20,
+      },
+      { pool: db.pool, logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }) },
+    );
+    while ((await builder.buildOnce()) > 0);
+    const { rows } = await db.pool.query<{ span_id: string }>(
+      'SELECT span_id FROM otel_spans ORDER BY span_id',
+    );
+    const poisoned = rows[Math.floor(rows.length / 2)]!.span_id;
+    otlp.refuse.add(poisoned);
+    const small = createExportLoop(
+      {
+        batchSpans: 100,
+        idleMillis: 20,
+        minBackoffMillis: 0,
+        maxBackoffMillis: 0,
+        leaseMillis: 10_000,
+        shutdownGraceMillis: 1_000,
+        maxBatchBytes: 16 * 1024,
+      },
+      {
+        pool: db.pool,
+        exporter: createOtlpExporter({
+          url: `http://127.0.0.1:${(otlp.server.address() as AddressInfo).port}/v1/traces`,
+          protocol: 'http/json',
+          headers: {},
+          timeoutMillis: 2_000,
+          compression: 'none',
+        }),
+        logger: silentLogger(),
+        metrics: createMetrics({ defaultMetrics: false }),
+      },
+    );
+    while ((await small.exportOnce()) > 0);
+    otlp.refuse.clear();
+
+    const { rows: left } = await db.pool.query<{ span_id: string; export_attempts: number }>(
+      'SELECT span_id, export_attempts FROM otel_spans WHERE exported_at IS NULL',
+    );
+    expect(left).toEqual([{ span_id: poisoned, export_attempts: 1 }]);
+    expect(otlp.received.map((s) => s.spanId).sort()).toEqual(
+      rows.map((r) => r.span_id).filter((id) => id !== poisoned),
+    );
+    // ~16 KiB of stored spans per request (one span over it would still go alone).
+    expect(otlp.requests).toBeGreaterThan(3);
+    expect(otlp.largestBody).toBeLessThan(64 * 1024);
+    await small.shutdown(AbortSignal.timeout(1_000));
   });
 });
