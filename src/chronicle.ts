@@ -197,6 +197,7 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
       serviceName: config.resource.serviceName,
       batchTraces: 100,
       concurrency: 2,
+      parkMillis: 60_000,
       ...config.spans,
       idleMillis: 250,
     },

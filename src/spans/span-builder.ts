@@ -22,6 +22,8 @@ export interface SpanBuilderOptions extends TraceSpansOptions {
   settleMillis: number;
   /** ...or once its oldest change has waited this long. */
   maxDelayMillis: number;
+  /** How long a trace whose build failed on its own waits before it is tried again. */
+  parkMillis: number;
   /** Rounds run at once (each claims different traces). */
   concurrency: number;
   /** Pause between rounds when there is nothing to build. */
@@ -58,23 +60,22 @@ const CLAIM_SQL = `
 WITH oldest AS (
   SELECT DISTINCT trace_id FROM (SELECT trace_id FROM otel_pending ORDER BY queued_at LIMIT $1 * 4) o
 ),
-due AS (
+settled AS (
   SELECT o.trace_id FROM oldest o
   CROSS JOIN LATERAL (
     SELECT max(p.queued_at) AS latest, min(p.queued_at) AS earliest FROM otel_pending p WHERE p.trace_id = o.trace_id
   ) w
   WHERE w.latest <= now() - $2 * interval '1 millisecond' OR w.earliest <= now() - $3 * interval '1 millisecond'
-  LIMIT $1
+  OFFSET 0
+),
+-- Traces another round (here or on a replica) is building are skipped, not waited for: the lock taken
+-- here is the per-trace build lock, held until this round commits.
+due AS (
+  SELECT trace_id FROM settled WHERE pg_try_advisory_xact_lock(3, hashtext(trace_id)) LIMIT $1
 )
 DELETE FROM otel_pending
 WHERE ctid IN (SELECT ctid FROM otel_pending WHERE trace_id IN (SELECT trace_id FROM due) FOR UPDATE SKIP LOCKED)
 RETURNING trace_id, first_at, last_at`;
-
-/** Builds are serialized per trace across replicas (class 3; the flush never takes it). */
-const LOCK_TRACES_SQL = `
-SELECT count(pg_advisory_xact_lock(3, k))::int FROM (
-  SELECT DISTINCT hashtext(t) AS k FROM unnest($1::text[]) AS t ORDER BY 1
-) s`;
 
 const TRACES_SQL = `
 SELECT trace_id, is_task, task_title, owner, status, assigned_agent, created_at, completed_at, duration_ms,
@@ -138,6 +139,24 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
   const stop = new AbortController();
   let loop: Promise<void> | undefined;
   const waiting = new Set<() => void>();
+  // The traces of the round in progress, and how many rounds still build one trace at a time.
+  let claimedIds: string[] = [];
+  let singleRounds = 0;
+
+  /** A trace whose build fails on its own waits parkMillis before it is tried again. */
+  async function park(traceId: string, err: unknown): Promise<void> {
+    logger.error(
+      { err, trace_id: traceId },
+      'building the spans of this trace failed; parked and retried later',
+    );
+    metrics.spanBuildFailures.inc();
+    await pool
+      .query(
+        `UPDATE otel_pending SET queued_at = now() + $2 * interval '1 millisecond' WHERE trace_id = $1`,
+        [traceId, options.parkMillis],
+      )
+      .catch((parkErr: unknown) => logger.warn({ err: parkErr }, 'could not park a failing trace'));
+  }
 
   async function buildOnce(limit = options.batchTraces): Promise<number> {
     return withTransaction(pool, async (client) => {
@@ -157,7 +176,7 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
         }
       }
       const ids = [...windows.keys()].sort();
-      await client.query(LOCK_TRACES_SQL, [ids]);
+      claimedIds = ids;
 
       const traces = new Map(
         (await client.query<TraceState>(TRACES_SQL, [ids])).rows.map((t) => [t.trace_id, t]),
@@ -236,11 +255,21 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
       let built = 0;
       const busy = deps.ingestBusy?.() ?? false;
       try {
+        claimedIds = [];
         built = await buildOnce(
-          busy ? Math.min(BUSY_BATCH_TRACES, options.batchTraces) : options.batchTraces,
+          singleRounds > 0
+            ? 1
+            : busy
+              ? Math.min(BUSY_BATCH_TRACES, options.batchTraces)
+              : options.batchTraces,
         );
+        if (singleRounds > 0) singleRounds -= 1;
       } catch (err) {
-        logger.warn({ err }, 'span build failed; retrying');
+        // One bad trace must not stop every other: the failed round's traces are retried one at a
+        // time, and a trace that fails alone is parked.
+        if (claimedIds.length === 1) await park(claimedIds[0]!, err);
+        else if (claimedIds.length > 1) singleRounds = claimedIds.length;
+        else logger.warn({ err }, 'span build failed; retrying');
       }
       if ((built > 0 && !busy) || stop.signal.aborted) continue;
       await new Promise<void>((resolve) => {

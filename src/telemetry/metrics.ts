@@ -27,6 +27,8 @@ export interface Metrics {
   readonly writerFailing: Gauge;
   /** Spans built from traces' events and stored for export. */
   readonly spansBuilt: Counter;
+  /** Traces whose span build failed on its own (parked and retried later). */
+  readonly spanBuildFailures: Counter;
   /** Spans the OTLP backend accepted. */
   readonly spansExported: Counter;
   /** Export requests that failed (each is retried with backoff). */
@@ -117,6 +119,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     spansBuilt: new Counter({
       name: 'chronicle_spans_built_total',
       help: 'Spans built from traces and stored for export.',
+      registers,
+    }),
+    spanBuildFailures: new Counter({
+      name: 'chronicle_span_build_failures_total',
+      help: 'Traces whose span build failed on its own; they are parked and retried later.',
       registers,
     }),
     spansExported: new Counter({

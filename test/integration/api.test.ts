@@ -207,6 +207,7 @@ describeWithPostgres('query API', () => {
         serviceName: 'chronicle',
         batchTraces: 1000,
         concurrency: 1,
+        parkMillis: 60_000,
         settleMillis: 0,
         maxDelayMillis: 0,
         idleMillis: 50,

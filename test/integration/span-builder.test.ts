@@ -8,6 +8,7 @@ import type { SpanRecord } from '../../src/spans/span-record.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { waitFor } from '../support/chronicle.js';
 import { createRandom, generateTraffic } from '../support/generate.js';
 import { describeWithPostgres } from '../support/services.js';
 
@@ -46,6 +47,7 @@ describeWithPostgres('span builder', () => {
         serviceName: 'chronicle',
         batchTraces: 50,
         concurrency: 1,
+        parkMillis: 60_000,
         settleMillis: 0,
         maxDelayMillis: 0,
         idleMillis: 50,
@@ -71,6 +73,7 @@ describeWithPostgres('span builder', () => {
         serviceName: 'chronicle',
         batchTraces: 50,
         concurrency: 1,
+        parkMillis: 60_000,
         settleMillis: 600,
         maxDelayMillis: 1_500,
         idleMillis: 50,
@@ -106,6 +109,64 @@ describeWithPostgres('span builder', () => {
       `SELECT count(*)::int AS n FROM otel_spans WHERE trace_id = 'quiet'`,
     );
     expect(rows[0]!.n).toBe(1);
+  });
+
+  it('span builder - concurrent rounds build different traces instead of skipping each other', async () => {
+    await writer.write(records(generateTraffic(5)));
+    const [a, b] = await Promise.all([builder.buildOnce(20), builder.buildOnce(20)]);
+    // Both rounds found work (before, the second skipped every row the first held and built nothing).
+    expect(a).toBeGreaterThan(0);
+    expect(b).toBeGreaterThan(0);
+    expect(a + b).toBeGreaterThan(20);
+  });
+
+  it('span builder - a trace whose build fails is parked; the others are still built', async () => {
+    await writer.write(records(generateTraffic(8, { tasks: 12 })));
+    const { rows: tasks } = await db.pool.query<{ trace_id: string }>(
+      `SELECT trace_id FROM swarm_traces WHERE is_task ORDER BY trace_id LIMIT 1`,
+    );
+    const broken = tasks[0]!.trace_id;
+    // A damaged stored span makes this trace's build throw.
+    await db.pool.query(
+      `INSERT INTO otel_spans (otel_trace_id, span_id, trace_id, role, span) VALUES ('x', 'y', $1, 'root', 'null')`,
+      [broken],
+    );
+    const metrics = createMetrics({ defaultMetrics: false });
+    const running = createSpanBuilder(
+      {
+        resource: {},
+        serviceName: 'chronicle',
+        batchTraces: 50,
+        concurrency: 1,
+        parkMillis: 60_000,
+        settleMillis: 0,
+        maxDelayMillis: 0,
+        idleMillis: 20,
+      },
+      { pool: db.pool, logger: silentLogger(), metrics },
+    );
+    await running.start();
+    try {
+      await waitFor(async () => {
+        const { rows } = await db.pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM otel_pending WHERE queued_at <= now()`,
+        );
+        return rows[0]!.n === 0;
+      });
+    } finally {
+      await running.shutdown(AbortSignal.timeout(2_000));
+    }
+    const { rows: pending } = await db.pool.query<{ trace_id: string }>(
+      'SELECT DISTINCT trace_id FROM otel_pending',
+    );
+    expect(pending.map((p) => p.trace_id)).toEqual([broken]);
+    const { rows: built } = await db.pool.query<{ n: number }>(
+      `SELECT count(DISTINCT trace_id)::int AS n FROM otel_spans WHERE trace_id <> $1`,
+      [broken],
+    );
+    const { rows: all } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM swarm_traces');
+    expect(built[0]!.n).toBe(all[0]!.n - 1);
+    expect((await metrics.spanBuildFailures.get()).values[0]!.value).toBe(1);
   });
 
   it('span builder - every finished task gets one root, its attempts hang under it, and nothing is built twice', async () => {
