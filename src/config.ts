@@ -57,58 +57,73 @@ const headers = z.string().transform((value, ctx) => {
 
 const compression = z.enum(['gzip', 'none'], { error: 'must be gzip or none' });
 
-const protocol = z
-  .enum(['http/json', 'http/protobuf', 'grpc'], { error: 'must be http/json or http/protobuf' })
-  .refine((v) => v !== 'grpc', 'grpc is not supported: use http/json or http/protobuf');
-
-const envSchema = z.object({
-  CHRONICLE_PORT: int(0, 65535).default(8700),
-  CHRONICLE_HOST: z.string().min(1).default('0.0.0.0'),
-  DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/chronicle'),
-  NATS_URL: z
-    .union([z.literal(''), z.literal('none'), url(['nats:', 'tls:', 'ws:', 'wss:'])])
-    .default('nats://127.0.0.1:4222'),
-  CHRONICLE_NATS_NAMESPACE: z
-    .string()
-    .regex(/^[A-Za-z0-9_-]*$/, 'may only contain letters, digits, _ and -')
-    .default(''),
-  BATCH_FLUSH_INTERVAL_MS: int(1, 60_000).default(200),
-  BATCH_FLUSH_THRESHOLD: int(1, 50_000).default(4000),
-  BUFFER_MAX_SIZE: int(1, 1_000_000).default(12_000),
-  BUFFER_MAX_BYTES: int(1024).default(64 * 1024 * 1024),
-  HTTP_LINGER_MS: int(0, 10_000).default(20),
-  FLUSH_CONCURRENCY: int(1, 16).default(3),
-  INGEST_MAX_BODY_BYTES: int(1024).default(5 * 1024 * 1024),
-  JETSTREAM_MAX_DELIVER: int(1, 1000).default(3),
-  JETSTREAM_ACK_WAIT_MS: int(1000, 3_600_000).default(30_000),
-  JETSTREAM_FETCH_BATCH: int(1, 10_000).default(1000),
-  PG_POOL_MAX: int(2, 100).default(8),
-  SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(30_000),
-  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  // OTLP/HTTP receiver: always on the API port; on its own port too when enabled.
-  CHRONICLE_OTLP_ENABLED: bool.default(false),
-  CHRONICLE_OTLP_PORT: int(0, 65535).default(4318),
-  OTLP_MAX_BODY_BYTES: int(1024).default(5 * 1024 * 1024),
-  SPAN_SETTLE_MS: int(0, 600_000).default(2_000),
-  SPAN_MAX_DELAY_MS: int(0, 3_600_000).default(30_000),
-  // Span export, with the standard OpenTelemetry variables (the traces-specific ones win).
-  OTEL_EXPORTER_OTLP_ENDPOINT: url(['http:', 'https:']).optional(),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url(['http:', 'https:']).optional(),
-  OTEL_EXPORTER_OTLP_HEADERS: headers.optional(),
-  OTEL_EXPORTER_OTLP_TRACES_HEADERS: headers.optional(),
-  OTEL_EXPORTER_OTLP_TIMEOUT: int(1, 600_000).optional(),
-  OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: int(1, 600_000).optional(),
-  OTEL_EXPORTER_OTLP_COMPRESSION: compression.optional(),
-  OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: compression.optional(),
-  OTEL_EXPORTER_OTLP_PROTOCOL: protocol.optional(),
-  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: protocol.optional(),
-  OTEL_SERVICE_NAME: z.string().min(1).default('chronicle'),
-  OTEL_RESOURCE_ATTRIBUTES: headers.optional(),
-  // Links served with a trace.
-  JAEGER_UI_URL: url(['http:', 'https:']).optional(),
-  GRAFANA_URL: url(['http:', 'https:']).optional(),
-  GRAFANA_TEMPO_DATASOURCE_UID: z.string().min(1).default('tempo'),
+// grpc is a valid value of the variables, refused only when it is the protocol actually used.
+const protocol = z.enum(['http/json', 'http/protobuf', 'grpc'], {
+  error: 'must be http/json or http/protobuf',
 });
+
+const envSchema = z
+  .object({
+    CHRONICLE_PORT: int(0, 65535).default(8700),
+    CHRONICLE_HOST: z.string().min(1).default('0.0.0.0'),
+    DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/chronicle'),
+    NATS_URL: z
+      .union([z.literal(''), z.literal('none'), url(['nats:', 'tls:', 'ws:', 'wss:'])])
+      .default('nats://127.0.0.1:4222'),
+    CHRONICLE_NATS_NAMESPACE: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]*$/, 'may only contain letters, digits, _ and -')
+      .default(''),
+    BATCH_FLUSH_INTERVAL_MS: int(1, 60_000).default(200),
+    BATCH_FLUSH_THRESHOLD: int(1, 50_000).default(4000),
+    BUFFER_MAX_SIZE: int(1, 1_000_000).default(12_000),
+    BUFFER_MAX_BYTES: int(1024).default(64 * 1024 * 1024),
+    HTTP_LINGER_MS: int(0, 10_000).default(20),
+    FLUSH_CONCURRENCY: int(1, 16).default(3),
+    INGEST_MAX_BODY_BYTES: int(1024).default(5 * 1024 * 1024),
+    JETSTREAM_MAX_DELIVER: int(1, 1000).default(3),
+    JETSTREAM_ACK_WAIT_MS: int(1000, 3_600_000).default(30_000),
+    JETSTREAM_FETCH_BATCH: int(1, 10_000).default(1000),
+    PG_POOL_MAX: int(2, 100).default(8),
+    SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(30_000),
+    LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    // OTLP/HTTP receiver: always on the API port; on its own port too when enabled.
+    CHRONICLE_OTLP_ENABLED: bool.default(false),
+    CHRONICLE_OTLP_PORT: int(0, 65535).default(4318),
+    OTLP_MAX_BODY_BYTES: int(1024).default(5 * 1024 * 1024),
+    SPAN_SETTLE_MS: int(0, 600_000).default(2_000),
+    SPAN_MAX_DELAY_MS: int(0, 3_600_000).default(30_000),
+    // Span export, with the standard OpenTelemetry variables (the traces-specific ones win).
+    OTEL_EXPORTER_OTLP_ENDPOINT: url(['http:', 'https:']).optional(),
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url(['http:', 'https:']).optional(),
+    OTEL_EXPORTER_OTLP_HEADERS: headers.optional(),
+    OTEL_EXPORTER_OTLP_TRACES_HEADERS: headers.optional(),
+    OTEL_EXPORTER_OTLP_TIMEOUT: int(1, 600_000).optional(),
+    OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: int(1, 600_000).optional(),
+    OTEL_EXPORTER_OTLP_COMPRESSION: compression.optional(),
+    OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: compression.optional(),
+    OTEL_EXPORTER_OTLP_PROTOCOL: protocol.optional(),
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: protocol.optional(),
+    OTEL_SERVICE_NAME: z.string().min(1).optional(),
+    OTEL_RESOURCE_ATTRIBUTES: headers.optional(),
+    // Links served with a trace.
+    JAEGER_UI_URL: url(['http:', 'https:']).optional(),
+    GRAFANA_URL: url(['http:', 'https:']).optional(),
+    GRAFANA_TEMPO_DATASOURCE_UID: z.string().min(1).default('tempo'),
+  })
+  .superRefine((e, ctx) => {
+    // The traces-specific variable wins (OTLP exporter spec), so only the protocol in use is checked.
+    const key = e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
+      ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'
+      : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+    if (e[key] === 'grpc') {
+      ctx.addIssue({
+        code: 'custom',
+        path: [key],
+        message: 'grpc is not supported: use http/json or http/protobuf',
+      });
+    }
+  });
 
 export type Env = z.infer<typeof envSchema>;
 
@@ -158,7 +173,8 @@ function exportOptions(e: Env): OtlpExportOptions | undefined {
   if (url === undefined) return undefined;
   return {
     url,
-    protocol: e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/json',
+    protocol: (e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/json') as
+      'http/json' | 'http/protobuf',
     headers: { ...e.OTEL_EXPORTER_OTLP_HEADERS, ...e.OTEL_EXPORTER_OTLP_TRACES_HEADERS },
     timeoutMillis: e.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT ?? e.OTEL_EXPORTER_OTLP_TIMEOUT ?? 10_000,
     compression: e.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION ?? e.OTEL_EXPORTER_OTLP_COMPRESSION ?? 'none',
@@ -208,7 +224,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     spans: { settleMillis: e.SPAN_SETTLE_MS, maxDelayMillis: e.SPAN_MAX_DELAY_MS },
     export: exportOptions(e),
-    resource: { serviceName: e.OTEL_SERVICE_NAME, attributes: e.OTEL_RESOURCE_ATTRIBUTES ?? {} },
+    // OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES (SDK environment spec).
+    resource: {
+      serviceName: e.OTEL_SERVICE_NAME ?? e.OTEL_RESOURCE_ATTRIBUTES?.['service.name'] ?? 'chronicle',
+      attributes: e.OTEL_RESOURCE_ATTRIBUTES ?? {},
+    },
     links: {
       jaegerUiUrl: e.JAEGER_UI_URL,
       grafanaUrl: e.GRAFANA_URL,

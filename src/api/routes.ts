@@ -35,12 +35,17 @@ export function createQueryRoutes(store: QueryStore, links: TraceLinkOptions): e
     const found = await store.getTrace(id);
     if (found === null) return notFound(res, `no trace ${JSON.stringify(id)}`);
     const { trace, events, spans } = found;
+    // The trace's own OTel id; for a trace made only of spans received over OTLP (which keep their ids),
+    // the id they carry.
+    const own = otelTraceId(trace.trace_id);
+    const carried = new Set(spans.map((s) => s.span.traceId));
+    const otelId = carried.size === 0 || carried.has(own) ? own : [...carried][0]!;
     res.json({
       trace,
       events,
-      otel_trace_id: otelTraceId(trace.trace_id),
+      otel_trace_id: otelId,
       spans: spanTree(spans),
-      links: traceLinks(trace.trace_id, { from: trace.first_event_at, to: trace.last_event_at }, links),
+      links: traceLinks(otelId, { from: trace.first_event_at, to: trace.last_event_at }, links),
     });
   });
 

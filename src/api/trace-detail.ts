@@ -1,5 +1,4 @@
 import type { StoredSpanRow } from '../sinks/postgres/queries.js';
-import { otelTraceId } from '../spans/ids.js';
 import type { SpanRecord } from '../spans/span-record.js';
 
 /** Where the trace backend's UIs are, for links served with a trace. */
@@ -32,11 +31,11 @@ export function spanTree(rows: readonly StoredSpanRow[]): SpanNode[] {
 
 /** Links to the trace in Jaeger's UI and in Grafana Explore on Tempo, for those configured. */
 export function traceLinks(
-  traceId: string,
+  otelTraceIdHex: string,
   window: { from: Date; to: Date },
   options: TraceLinkOptions,
 ): { jaeger?: string; grafana?: string } {
-  const id = otelTraceId(traceId);
+  const id = otelTraceIdHex;
   const links: { jaeger?: string; grafana?: string } = {};
   if (options.jaegerUiUrl) links.jaeger = `${options.jaegerUiUrl.replace(/\/+$/, '')}/trace/${id}`;
   if (options.grafanaUrl) {

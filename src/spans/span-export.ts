@@ -1,5 +1,5 @@
 import type { Attributes as OtelAttributes, HrTime } from '@opentelemetry/api';
-import { TraceFlags } from '@opentelemetry/api';
+import { TraceFlags, createTraceState } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { OTLPTraceExporter as OtlpHttpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as OtlpHttpProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
@@ -59,13 +59,21 @@ export function toReadableSpan(span: SpanRecord, resources: Map<string, Resource
     name: span.name,
     // OTLP numbers kinds from 1 (internal); the API's enum from 0. Unspecified is sent as internal.
     kind: Math.max(0, span.kind - 1),
-    spanContext: () => ({ traceId: span.traceId, spanId: span.spanId, traceFlags: TraceFlags.SAMPLED }),
+    // Received spans keep their flags and trace state; Chronicle's own are sampled.
+    spanContext: () => ({
+      traceId: span.traceId,
+      spanId: span.spanId,
+      traceFlags: span.flags === undefined ? TraceFlags.SAMPLED : span.flags & 0xff,
+      ...(span.traceState !== undefined ? { traceState: createTraceState(span.traceState) } : {}),
+    }),
     ...(span.parentSpanId
       ? {
           parentSpanContext: {
             traceId: span.traceId,
             spanId: span.parentSpanId,
             traceFlags: TraceFlags.SAMPLED,
+            // OTLP span flags bit 9: the parent is remote (meaningful when bit 8 says it is known).
+            isRemote: span.flags !== undefined && (span.flags & 0x300) === 0x300,
           },
         }
       : {}),

@@ -10,6 +10,9 @@ export interface SpanRecord {
   spanId: string;
   /** 16 lower-case hex digits, or null for a root span. */
   parentSpanId: string | null;
+  /** W3C trace state and trace flags of a span received over OTLP (kept so it is forwarded as sent). */
+  traceState?: string;
+  flags?: number;
   name: string;
   /** OTLP SpanKind: 0 unspecified, 1 internal, 2 server, 3 client, 4 producer, 5 consumer. */
   kind: number;

@@ -195,6 +195,15 @@ function attemptsOf(lifecycle: readonly Ev[]): Attempt[] {
   return attempts;
 }
 
+/** The agent's id when the attempt's events carry one (metadata agent_id). */
+function agentIdOf(attempt: Attempt): string | null {
+  for (const ev of attempt.events) {
+    const id = text(ev.metadata.agent_id);
+    if (id !== null) return id;
+  }
+  return null;
+}
+
 /** The model the attempt ran on, and its provider, when its events say so. */
 function modelAttributes(attempt: Attempt): Attributes {
   const out: Attributes = {};
@@ -333,7 +342,10 @@ export function planTraceSpans(
       });
       const pickupEnd = attempt.started?.millis ?? endMillis;
       if (pickupEnd !== undefined) {
-        const neverStarted = attempt.started === null;
+        // Ended before it started: an error only when the attempt failed or timed out (a reassignment
+        // before pickup is not an error).
+        const endedUnstarted = attempt.started === null ? attempt.end!.outcome : undefined;
+        const unstartedFailure = endedUnstarted === 'failed' || endedUnstarted === 'timed_out';
         planned.push({
           role: 'pickup',
           attempt: attempt.n,
@@ -344,12 +356,16 @@ export function planTraceSpans(
             end: pickupEnd,
             parent: rootId,
             service: agent,
-            attributes: { ...common, 'swarm.task.pickup_ms': Math.max(0, pickupEnd - assignedAt) },
-            ...(neverStarted
+            attributes: {
+              ...common,
+              'swarm.task.pickup_ms': Math.max(0, pickupEnd - assignedAt),
+              ...(endedUnstarted !== undefined ? { 'swarm.attempt.outcome': endedUnstarted } : {}),
+            },
+            ...(unstartedFailure
               ? {
                   status: {
                     code: STATUS_ERROR,
-                    message: `attempt ended (${attempt.end!.outcome}) before it started`,
+                    message: `${errorText(attempt.end!.ev, endedUnstarted)} (before the attempt started)`,
                   },
                 }
               : {}),
@@ -360,26 +376,32 @@ export function planTraceSpans(
     if (attempt.started && attempt.end) {
       const { outcome, ev } = attempt.end;
       const failed = outcome === 'failed' || outcome === 'timed_out';
-      const name = agent ?? 'unknown';
+      const agentId = agentIdOf(attempt) ?? agent;
+      const attributes: Attributes = {
+        ...common,
+        'gen_ai.operation.name': 'invoke_agent',
+        ...(agent !== null ? { 'gen_ai.agent.name': agent } : {}),
+        ...(agentId !== null ? { 'gen_ai.agent.id': agentId } : {}),
+        ...modelAttributes(attempt),
+        'swarm.attempt.outcome': outcome,
+        'swarm.task.duration_ms': Math.max(0, attempt.end.millis - attempt.started.millis),
+      };
+      // Required on error by the conventions: the class of the error.
+      if (failed)
+        attributes['error.type'] =
+          outcome === 'timed_out' ? 'timeout' : (text(ev?.metadata.error_type) ?? '_OTHER');
       planned.push({
         role: 'execution',
         attempt: attempt.n,
         eventIds: [],
         span: make('execution', attempt.n, {
-          name: `invoke_agent ${name}`,
+          // GenAI conventions: `invoke_agent {gen_ai.agent.name}`, or `invoke_agent` when it is unknown.
+          name: agent === null ? 'invoke_agent' : `invoke_agent ${agent}`,
           start: attempt.started.millis,
           end: attempt.end.millis,
           parent: rootId,
           service: agent,
-          attributes: {
-            ...common,
-            'gen_ai.operation.name': 'invoke_agent',
-            'gen_ai.agent.name': name,
-            'gen_ai.agent.id': name,
-            ...modelAttributes(attempt),
-            'swarm.attempt.outcome': outcome,
-            'swarm.task.duration_ms': Math.max(0, attempt.end.millis - attempt.started.millis),
-          },
+          attributes,
           ...(failed ? { status: { code: STATUS_ERROR, message: errorText(ev, outcome) } } : {}),
         }),
       });
@@ -391,6 +413,11 @@ export function planTraceSpans(
 
 /** A span already stored for the trace (and exported, or queued for export). */
 export type StoredSpan = PlannedSpan;
+
+/** Events shown before their task ends (on an update span), so a stuck task still shows why. */
+function urgent(eventType: string): boolean {
+  return eventType === 'dlq.entry' || eventType.startsWith('system.') || eventType.endsWith('.error');
+}
 
 /** What an update span reports for a sent span that the mapping no longer produces. */
 const GONE = 'gone';
@@ -406,7 +433,13 @@ function canonicalJson(value: unknown): string {
 
 /** Content that must not change once a span went out; a root's events are covered separately. */
 function fingerprint(planned: { role: SpanRole; span: SpanRecord }): string {
-  const content = canonicalJson(planned.role === 'root' ? { ...planned.span, events: [] } : planned.span);
+  // Only the actor of the resource counts: Chronicle's own resource attributes (OTEL_RESOURCE_ATTRIBUTES)
+  // may differ between replicas or deployments without the span having changed.
+  const span = {
+    ...planned.span,
+    resource: { 'service.name': planned.span.resource['service.name'] ?? null },
+  };
+  const content = canonicalJson(planned.role === 'root' ? { ...span, events: [] } : span);
   return createHash('sha256').update(content).digest('base64url').slice(0, 22);
 }
 
@@ -442,10 +475,15 @@ export function spansToEmit(
     changed.push({ span: s, print: GONE });
   }
   const rootSent = stored.some((s) => s.role === 'root');
+  const rootPlanned = plan.some((p) => p.role === 'root');
   const covered = new Set(
     stored.filter((s) => s.role === 'root' || s.role === 'update').flatMap((s) => s.eventIds),
   );
-  const uncovered = rootSent ? events.filter((e) => !covered.has(e.event_id)) : [];
+  // Once the root went out, every event no sent span shows goes out on an update. Before (a task still
+  // running, or stuck), only events an operator must see at once do: dead-letter entries and errors.
+  const uncovered = events.filter(
+    (e) => !covered.has(e.event_id) && (rootSent || (!rootPlanned && urgent(e.event_type))),
+  );
   if (changed.length === 0 && uncovered.length === 0) return fresh;
 
   const updates = updateSpans.length;

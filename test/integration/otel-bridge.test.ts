@@ -176,7 +176,10 @@ describeWithPostgres('OpenTelemetry bridge', () => {
       const key = (s: SpanRecord) => `${s.traceId}/${s.spanId}`;
       expect(backend.received.map(key).sort()).toEqual(rows.map((r) => key(r.span)).sort());
       const byKey = new Map(backend.received.map((s) => [key(s), s]));
-      for (const r of rows) expect(byKey.get(key(r.span)), r.span.name).toEqual(r.span);
+      for (const r of rows) {
+        // Chronicle's own spans go out sampled, with the parent known to be local (OTLP flags 0x101).
+        expect(byKey.get(key(r.span)), r.span.name).toEqual({ ...r.span, flags: 0x101 });
+      }
 
       const { rows: traces } = await env.db.pool.query<{
         trace_id: string;
@@ -282,6 +285,15 @@ describeWithPostgres('OpenTelemetry bridge', () => {
         attributes: { 'db.system': 'postgresql' },
       }),
     ];
+    // A span of another OTel trace, placed on the swarm trace "run-7".
+    spans.push(
+      readableSpan({
+        traceId: traceIdOf(78),
+        spanId: spanIdOf(3),
+        name: 'run step',
+        attributes: { 'swarm.trace_id': 'run-7' },
+      }),
+    );
     const result = await new Promise<ExportResult>((resolve) => client.export(spans, resolve));
     expect(result.code).toBe(0);
     await client.shutdown();
@@ -289,10 +301,18 @@ describeWithPostgres('OpenTelemetry bridge', () => {
     const { rows } = await env.db.pool.query<{ event_type: string; source: string; trace_id: string }>(
       'SELECT event_type, source, trace_id FROM swarm_events ORDER BY "timestamp"',
     );
-    expect(rows).toEqual([
-      { event_type: 'otel.span', source: 'test-service', trace_id: traceId },
-      { event_type: 'otel.span', source: 'test-service', trace_id: traceId },
-    ]);
+    expect(rows).toEqual(
+      expect.arrayContaining([
+        { event_type: 'otel.span', source: 'test-service', trace_id: traceId },
+        { event_type: 'otel.span', source: 'test-service', trace_id: 'run-7' },
+      ]),
+    );
+    expect(rows).toHaveLength(3);
+    // A swarm trace made only of received spans: its OTel id is theirs, and so are the links.
+    const run = (await (await fetch(`${chronicle.url}/api/v1/traces/run-7`)).json()) as {
+      otel_trace_id: string;
+    };
+    expect(run.otel_trace_id).toBe(traceIdOf(78));
     const api = (await (await fetch(`${chronicle.url}/api/v1/traces/${traceId}`)).json()) as {
       otel_trace_id: string;
       events: unknown[];
@@ -305,7 +325,7 @@ describeWithPostgres('OpenTelemetry bridge', () => {
 
     // Forwarded as received, and only those: a trace that is not a task gets no built copies of them.
     await allExported();
-    await waitFor(() => backend.received.length >= 2, 5_000, 'the forwarded spans');
+    await waitFor(() => backend.received.length >= 3, 5_000, 'the forwarded spans');
     expect(
       backend.received.map((s) => [s.spanId, s.parentSpanId, s.name, s.startTimeUnixNano, s.endTimeUnixNano]),
     ).toEqual(
@@ -314,6 +334,12 @@ describeWithPostgres('OpenTelemetry bridge', () => {
         [spanIdOf(2), spanIdOf(1), 'lookup', '1772366401000000000', '1772366401000250000'],
       ]),
     );
-    expect(backend.received).toHaveLength(2);
+    expect(backend.received).toHaveLength(3);
+    // Exactly as received and stored, flags included.
+    const { rows: received } = await env.db.pool.query<{ span: SpanRecord }>(
+      `SELECT span FROM otel_spans WHERE role = 'received'`,
+    );
+    const sent = new Map(backend.received.map((s) => [s.spanId, s]));
+    for (const { span } of received) expect(sent.get(span.spanId)).toEqual(span);
   });
 });

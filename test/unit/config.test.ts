@@ -152,20 +152,36 @@ describe('loadConfig - every variable is read', () => {
     );
   });
 
-  it('refuses grpc, unknown compressions and malformed header lists', () => {
+  it('refuses unknown compressions, malformed header lists and booleans', () => {
     expect(
       configError({
-        OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
         OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd',
         OTEL_EXPORTER_OTLP_HEADERS: 'novalue',
         CHRONICLE_OTLP_ENABLED: 'maybe',
       }).problems.map((p) => p.split(':')[0]),
-    ).toEqual([
-      'CHRONICLE_OTLP_ENABLED',
-      'OTEL_EXPORTER_OTLP_HEADERS',
-      'OTEL_EXPORTER_OTLP_COMPRESSION',
-      'OTEL_EXPORTER_OTLP_PROTOCOL',
+    ).toEqual(['CHRONICLE_OTLP_ENABLED', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_COMPRESSION']);
+  });
+
+  it('refuses grpc only when it is the protocol in use: the traces-specific variable wins', () => {
+    expect(configError({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }).problems).toEqual([
+      'OTEL_EXPORTER_OTLP_PROTOCOL: grpc is not supported: use http/json or http/protobuf',
     ]);
+    const config = loadConfig({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf',
+    });
+    expect(config.export?.protocol).toBe('http/protobuf');
+  });
+
+  it('OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES, which wins over the default', () => {
+    expect(loadConfig({ OTEL_RESOURCE_ATTRIBUTES: 'service.name=bridge-eu' }).resource.serviceName).toBe(
+      'bridge-eu',
+    );
+    expect(
+      loadConfig({ OTEL_RESOURCE_ATTRIBUTES: 'service.name=bridge-eu', OTEL_SERVICE_NAME: 'bridge' }).resource
+        .serviceName,
+    ).toBe('bridge');
   });
 
   it('accepts every documented log level', () => {

@@ -276,10 +276,14 @@ function convertSpan(
   const parent = id(s.parentSpanId, ids, `${path}.parentSpanId`);
   const status = message(s.status, `${path}.status`) ?? {};
   const statusMessage = text(status.message, `${path}.status.message`);
+  const traceState = text(s.traceState, `${path}.traceState`);
+  const flags = s.flags === undefined || s.flags === null ? 0 : Number(unsigned64(s.flags, `${path}.flags`));
   return {
     traceId: id(s.traceId, ids, `${path}.traceId`),
     spanId: id(s.spanId, ids, `${path}.spanId`),
     parentSpanId: parent === '' ? null : parent,
+    ...(traceState === '' ? {} : { traceState }),
+    ...(flags === 0 ? {} : { flags }),
     name: text(s.name, `${path}.name`),
     kind: enumeration(s.kind, SPAN_KINDS, `${path}.kind`),
     startTimeUnixNano: unsigned64(s.startTimeUnixNano, `${path}.startTimeUnixNano`),

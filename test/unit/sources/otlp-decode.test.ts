@@ -128,6 +128,8 @@ function sampleSpans(): { spans: ReadableSpan[]; expected: SpanRecord[] } {
     links: [],
     status: { code: 0 },
     scope: DEFAULT_SCOPE,
+    // Sampled, with the "is the parent remote" bit known (false): the SDK's flags, kept for forwarding.
+    flags: 0x101,
   };
   const expected: SpanRecord[] = [
     {
@@ -367,6 +369,8 @@ describe('otlp decode - OTLP/JSON mapping', () => {
         traceId: TRACE,
         spanId: ROOT,
         parentSpanId: null,
+        traceState: 'vendor=1',
+        flags: 257,
         name: 'op',
         kind: 1,
         startTimeUnixNano: '1772366400000000000',
