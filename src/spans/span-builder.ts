@@ -47,8 +47,6 @@ const BUSY_BATCH_TRACES = 20;
 export interface SpanBuilder extends Component {
   /** One round: claims up to `limit` pending traces, stores their new spans; returns how many it built. */
   buildOnce(limit?: number): Promise<number>;
-  /** Wakes the loop (after a flush committed), instead of waiting for the idle pause. */
-  poke(): void;
 }
 
 // Claim the pending rows of traces that have settled: no flush touched them for settleMillis (events
@@ -132,13 +130,12 @@ function fromOtlp(event: TraceEvent): boolean {
  * flush only appends a row per touched trace.
  *
  * States: idle → running (a loop of rounds; a round that found work is followed at once by the next,
- * otherwise the loop waits idleMillis or a poke) → stopped.
+ * otherwise the loop waits idleMillis) → stopped.
  */
 export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilderDeps): SpanBuilder {
   const { pool, logger, metrics } = deps;
   const stop = new AbortController();
   let loop: Promise<void> | undefined;
-  const waiting = new Set<() => void>();
   // The traces of the round in progress, and how many rounds still build one trace at a time.
   let claimedIds: string[] = [];
   let singleRounds = 0;
@@ -277,10 +274,8 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
         function done(): void {
           clearTimeout(timer);
           stop.signal.removeEventListener('abort', done);
-          waiting.delete(done);
           resolve();
         }
-        waiting.add(done);
         stop.signal.addEventListener('abort', done, { once: true });
       });
     }
@@ -289,9 +284,6 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
   return {
     name: 'span-builder',
     buildOnce,
-    poke() {
-      for (const done of [...waiting]) done();
-    },
     start() {
       // Two loops, so one builds in Node while the other's statements run in Postgres.
       loop ??= Promise.all(Array.from({ length: options.concurrency }, () => run())).then(() => undefined);
