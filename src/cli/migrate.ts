@@ -1,21 +1,10 @@
-import { loadConfig } from '../config.js';
-import { ConfigError } from '../pipeline/errors.js';
+import type { Config } from '../config.js';
 import { ensureDatabase, migrate } from '../sinks/postgres/migrate.js';
 import { createPool } from '../sinks/postgres/pool.js';
 import { createLogger } from '../telemetry/logger.js';
 
-/** `npm run migrate`: applies pending migrations to DATABASE_URL and exits (0 on success). */
-async function main(): Promise<number> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`chronicle migrate: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
+/** `chronicle migrate`: applies pending migrations to DATABASE_URL (creating the database if missing). */
+export async function migrateCommand(config: Config): Promise<number> {
   const logger = createLogger({ level: config.logLevel });
   const pool = createPool({ connectionString: config.databaseUrl, maxConnections: 1 });
   try {
@@ -30,5 +19,3 @@ async function main(): Promise<number> {
     await pool.end();
   }
 }
-
-process.exitCode = await main();

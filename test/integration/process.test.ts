@@ -14,7 +14,7 @@ import { DATABASE_URL, describeWithPostgres } from '../support/services.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = 'dist/main.js';
-const MIGRATE_CLI = 'dist/cli/migrate.js';
+const CLI = 'dist/cli/chronicle.js';
 
 interface Exit {
   code: number | null;
@@ -35,8 +35,8 @@ const running = new Set<ChronicleProcess>();
 const cleanups: (() => Promise<void>)[] = [];
 
 /** Starts `node <script>` from the repository root with only PATH and `env` in its environment. */
-function startNode(script: string, env: Record<string, string>): ChronicleProcess {
-  const child = spawn(process.execPath, [script], {
+function startNode(script: string, env: Record<string, string>, args: string[] = []): ChronicleProcess {
+  const child = spawn(process.execPath, [script, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -302,11 +302,11 @@ describeWithPostgres('chronicle process - dist/main.js and dist/cli/migrate.js',
     expect(await answer).toBe('no answer');
   });
 
-  it('migrate CLI applies the migrations to a fresh database, and a second run has nothing to do', async () => {
+  it('chronicle migrate applies the migrations to a fresh database, and a second run has nothing to do', async () => {
     const db = await freshDatabase();
     const env = { DATABASE_URL: db.url, LOG_LEVEL: 'info' };
 
-    const first = startNode(MIGRATE_CLI, env);
+    const first = startNode(CLI, env, ['migrate']);
     expect(await exitWithin(first, 15_000)).toEqual({ code: 0, signal: null });
     expect(first.logs().map((l) => l.msg)).toContain('migrations applied');
     expect(await tablesOf(db)).toEqual(
@@ -325,7 +325,7 @@ describeWithPostgres('chronicle process - dist/main.js and dist/cli/migrate.js',
     const applied = rows[0]!.n;
     expect(applied).toBeGreaterThan(0);
 
-    const second = startNode(MIGRATE_CLI, env);
+    const second = startNode(CLI, env, ['migrate']);
     expect(await exitWithin(second, 15_000)).toEqual({ code: 0, signal: null });
     const messages = second.logs().map((l) => l.msg);
     expect(messages).toContain('database already up to date');

@@ -1,0 +1,159 @@
+#!/usr/bin/env node
+import { realpathSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import { type Config, loadConfig } from '../config.js';
+import { parseTimestamp } from '../events/timestamp.js';
+import { ConfigError } from '../pipeline/errors.js';
+import { backfill } from './export.js';
+import { migrateCommand } from './migrate.js';
+import { serve } from './serve.js';
+
+/** Exit codes scripts can rely on. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, differences: 3 } as const;
+
+const USAGE = `Usage: chronicle <command> [flags]
+
+Commands:
+  serve      Run Chronicle (configured by environment variables: see README)
+  migrate    Apply pending migrations to DATABASE_URL and exit
+  export     Re-send the stored spans of a time window to an OTLP endpoint (backfill a new backend)
+  help       Show this help, or a command's: chronicle help <command>
+
+Exit codes: 0 done, 1 failed, 2 bad usage or configuration, 3 simulate --verify found differences.
+`;
+
+const HELP: Record<string, string> = {
+  serve: `Usage: chronicle serve
+
+Runs Chronicle until SIGTERM or SIGINT (the first flushes and exits 0; a second exits at once with 130).
+Configuration comes from environment variables (README: Configuration).
+`,
+  migrate: `Usage: chronicle migrate
+
+Creates the database of DATABASE_URL if missing and applies pending migrations. Exit 0 when up to date.
+`,
+  export: `Usage: chronicle export --since <time> [--until <time>] [--endpoint <url>] [--protocol <p>] [--batch <n>]
+
+Re-sends the stored spans of every trace with an event in [since, until) to an OTLP/HTTP endpoint,
+exactly as they were exported (same ids and content). The regular export is not affected.
+
+  --since <time>     RFC 3339 or epoch milliseconds (required)
+  --until <time>     RFC 3339 or epoch milliseconds (default: now)
+  --endpoint <url>   OTLP/HTTP traces URL, e.g. http://tempo:4318/v1/traces
+                     (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT)
+  --protocol <p>     http/json or http/protobuf (default: the configured one, else http/json)
+  --batch <n>        spans per request (default 512)
+`,
+};
+
+/** A command line that cannot be run: answered with the message and exit code 2. */
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+function time(flag: string, value: string | undefined, fallback?: Date): Date {
+  if (value === undefined) {
+    if (fallback) return fallback;
+    throw new UsageError(`--${flag} is required`);
+  }
+  const millis = parseTimestamp(/^-?\d+$/.test(value) ? Number(value) : value);
+  if (millis === undefined)
+    throw new UsageError(`--${flag} must be RFC 3339 or epoch milliseconds, got ${JSON.stringify(value)}`);
+  return new Date(millis);
+}
+
+function positiveInt(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < 1)
+    throw new UsageError(`--${flag} must be a whole number ≥ 1, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+async function exportCommand(args: string[], config: Config): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      since: { type: 'string' },
+      until: { type: 'string' },
+      endpoint: { type: 'string' },
+      protocol: { type: 'string' },
+      batch: { type: 'string' },
+    },
+  });
+  const since = time('since', values.since);
+  const until = time('until', values.until, new Date());
+  if (until <= since) throw new UsageError('--until must be after --since');
+  const protocol = values.protocol ?? config.export?.protocol ?? 'http/json';
+  if (protocol !== 'http/json' && protocol !== 'http/protobuf') {
+    throw new UsageError(`--protocol must be http/json or http/protobuf, got ${JSON.stringify(protocol)}`);
+  }
+  const url = values.endpoint ?? config.export?.url;
+  if (url === undefined) {
+    throw new UsageError(
+      'no endpoint: pass --endpoint or set OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT',
+    );
+  }
+  if (!/^https?:\/\//.test(url))
+    throw new UsageError(`--endpoint must be an http(s) URL, got ${JSON.stringify(url)}`);
+  return backfill(config, {
+    since,
+    until,
+    batchSpans: positiveInt('batch', values.batch, 512),
+    endpoint: {
+      url,
+      protocol,
+      headers: config.export?.headers ?? {},
+      timeoutMillis: config.export?.timeoutMillis ?? 10_000,
+      compression: config.export?.compression ?? 'none',
+    },
+  });
+}
+
+/** Runs one command line (without `node chronicle`); resolves to the exit code. */
+export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [command, ...args] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    const topic = command === 'help' ? args[0] : undefined;
+    process.stdout.write(topic && HELP[topic] ? HELP[topic] : USAGE);
+    return topic && !HELP[topic] ? EXIT.usage : EXIT.ok;
+  }
+  if (!(command in HELP)) {
+    process.stderr.write(`chronicle: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+    return EXIT.usage;
+  }
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(HELP[command]!);
+    return EXIT.ok;
+  }
+  try {
+    const config = loadConfig(env);
+    switch (command) {
+      case 'serve':
+        parseArgs({ args, strict: true, options: {} });
+        return await serve(config);
+      case 'migrate':
+        parseArgs({ args, strict: true, options: {} });
+        return await migrateCommand(config);
+      default:
+        return await exportCommand(args, config);
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`chronicle ${command}: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    const code = (err as { code?: unknown }).code;
+    if (err instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
+      process.stderr.write(`chronicle ${command}: ${(err as Error).message}\n\n${HELP[command]}`);
+      return EXIT.usage;
+    }
+    throw err;
+  }
+}
+
+// Run when executed (the `chronicle` bin, possibly through a symlink), not when imported.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  process.exitCode = await runCli(process.argv.slice(2));
+}

@@ -1,0 +1,101 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { EXIT, runCli } from '../../src/cli/chronicle.js';
+import { createEventWriter } from '../../src/sinks/postgres/event-writer.js';
+import { createSpanBuilder } from '../../src/spans/span-builder.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+import { createMetrics } from '../../src/telemetry/metrics.js';
+import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { generateTraffic } from '../support/generate.js';
+import { describeWithPostgres } from '../support/services.js';
+
+interface JsonSpan {
+  traceId: string;
+  spanId: string;
+}
+
+describeWithPostgres('chronicle export - backfill a trace backend', () => {
+  let db: TestDatabase;
+  let server: Server;
+  const received: JsonSpan[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+          resourceSpans: { scopeSpans: { spans: JsonSpan[] }[] }[];
+        };
+        for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) received.push(...ss.spans);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const writer = createEventWriter({ pool: db.pool, logger: silentLogger() });
+    await writer.write(
+      generateTraffic(12).map((event) => ({
+        kind: 'event',
+        input: { origin: 'http', subject: null, key: null },
+        event,
+      })),
+    );
+    const builder = createSpanBuilder(
+      {
+        resource: {},
+        serviceName: 'chronicle',
+        batchTraces: 200,
+        concurrency: 1,
+        parkMillis: 60_000,
+        settleMillis: 0,
+        maxDelayMillis: 0,
+        idleMillis: 20,
+      },
+      { pool: db.pool, logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }) },
+    );
+    while ((await builder.buildOnce()) > 0);
+  });
+
+  afterAll(async () => {
+    server?.close();
+    await db?.drop();
+  });
+
+  it('export - re-sends the stored spans of the traces active in the window, once each, leaving the outbox alone', async () => {
+    const since = '2026-03-01T00:00:00.000Z';
+    const until = '2026-03-02T00:00:00.000Z';
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const code = await runCli(
+      [
+        'export',
+        '--since',
+        since,
+        '--until',
+        until,
+        '--endpoint',
+        `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`,
+        '--batch',
+        '7',
+      ],
+      { DATABASE_URL: db.url, LOG_LEVEL: 'silent', NATS_URL: 'none' },
+    );
+    vi.restoreAllMocks();
+    expect(code).toBe(EXIT.ok);
+    const { rows } = await db.pool.query<{ otel_trace_id: string; span_id: string }>(
+      `SELECT s.otel_trace_id, s.span_id FROM otel_spans s JOIN swarm_traces t USING (trace_id)
+       WHERE t.last_event_at >= $1 AND t.first_event_at < $2`,
+      [since, until],
+    );
+    const { rows: all } = await db.pool.query<{ n: number; exported: number }>(
+      'SELECT count(*)::int AS n, count(exported_at)::int AS exported FROM otel_spans',
+    );
+    expect(rows.length).toBeGreaterThan(10);
+    expect(rows.length).toBeLessThan(all[0]!.n);
+    expect(received.map((s) => `${s.traceId}/${s.spanId}`).sort()).toEqual(
+      rows.map((r) => `${r.otel_trace_id}/${r.span_id}`).sort(),
+    );
+    expect(all[0]!.exported).toBe(0);
+  });
+});
