@@ -8,6 +8,7 @@ import { ConfigError } from '../pipeline/errors.js';
 import { backfill } from './export.js';
 import { migrateCommand } from './migrate.js';
 import { serve } from './serve.js';
+import { SIMULATE_HELP, SimulateUsageError, simulateCommand } from './simulate.js';
 
 /** Exit codes scripts can rely on. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, differences: 3 } as const;
@@ -17,6 +18,7 @@ const USAGE = `Usage: chronicle <command> [flags]
 Commands:
   serve      Run Chronicle (configured by environment variables: see README)
   migrate    Apply pending migrations to DATABASE_URL and exit
+  simulate   Publish simulated swarm traffic to NATS or HTTP, and --verify what Chronicle recorded
   export     Re-send the stored spans of a time window to an OTLP endpoint (backfill a new backend)
   help       Show this help, or a command's: chronicle help <command>
 
@@ -24,6 +26,7 @@ Exit codes: 0 done, 1 failed, 2 bad usage or configuration, 3 simulate --verify 
 `;
 
 const HELP: Record<string, string> = {
+  simulate: SIMULATE_HELP,
   serve: `Usage: chronicle serve
 
 Runs Chronicle until SIGTERM or SIGINT (the first flushes and exits 0; a second exits at once with 130).
@@ -136,6 +139,8 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv = p
       case 'migrate':
         parseArgs({ args, strict: true, options: {} });
         return await migrateCommand(config);
+      case 'simulate':
+        return await simulateCommand(args, config);
       default:
         return await exportCommand(args, config);
     }
@@ -145,7 +150,11 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv = p
       return EXIT.usage;
     }
     const code = (err as { code?: unknown }).code;
-    if (err instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
+    if (
+      err instanceof UsageError ||
+      err instanceof SimulateUsageError ||
+      (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))
+    ) {
       process.stderr.write(`chronicle ${command}: ${(err as Error).message}\n\n${HELP[command]}`);
       return EXIT.usage;
     }

@@ -76,4 +76,22 @@ describe('chronicle CLI - usage', () => {
       expect(err, argv.join(' ')).toMatch(message);
     }
   });
+
+  it('simulate: bad flags exit 2 naming every problem', async () => {
+    const cases: [string[], RegExp][] = [
+      [['simulate', '--target', 'kafka'], /--target must be nats or http/],
+      [['simulate', '--rate', 'fast'], /--rate must be a number/],
+      [
+        ['simulate', '--error-rate', '2', '--agents', '0'],
+        /errorRate must be between 0 and 1.*agents must be an integer/,
+      ],
+      [['simulate', '--start', 'yesterday'], /--start must be RFC 3339 or now/],
+      [['simulate', '--frobnicate'], /Unknown option '--frobnicate'/],
+    ];
+    for (const [argv, message] of cases) {
+      const { code, err } = await run(argv);
+      expect(code, argv.join(' ')).toBe(EXIT.usage);
+      expect(err, argv.join(' ')).toMatch(message);
+    }
+  });
 });

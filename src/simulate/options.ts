@@ -1,0 +1,99 @@
+/** Options of the simulated swarm traffic, their defaults, and their validation. */
+
+/** What the simulated swarm does; the same values (seed included) always give the same traffic. */
+export interface TrafficOptions {
+  /** PRNG seed. */
+  seed: number;
+  /** Agents in the swarm (at least 1). */
+  agents: number;
+  /** Probability that an attempt fails (each agent's own rate is scattered around it). */
+  errorRate: number;
+  /** Probability that an attempt times out, from pending, assigned or in progress. */
+  timeoutRate: number;
+  /** Probability that a failed or timed-out attempt is retried on another agent. */
+  retryRate: number;
+  /** Probability that a message is published a second time (same event_id). */
+  duplicateRate: number;
+  /** Probability that a message is swapped with one of the next few. */
+  outOfOrderRate: number;
+  /** Probability that the dispatcher finds no agent for a task and dead-letters it. */
+  unassignableRate: number;
+  /** Messages to send, duplicates included; else durationSeconds × ratePerSecond. */
+  count?: number | undefined;
+  /** Length of the run in seconds, with ratePerSecond. */
+  durationSeconds?: number | undefined;
+  /** Publish rate in messages/s; also paces the simulated clock. Absent: as fast as possible. */
+  ratePerSecond?: number | undefined;
+  /** Simulated time of the first event, epoch ms (default 2026-01-01T00:00:00Z, so traffic repeats). */
+  startTimeMillis: number;
+}
+
+/** Defaults for every option but the size of the run. */
+export const DEFAULT_TRAFFIC_OPTIONS: Readonly<
+  Omit<TrafficOptions, 'count' | 'durationSeconds' | 'ratePerSecond'>
+> = {
+  seed: 1,
+  agents: 5,
+  errorRate: 0.05,
+  timeoutRate: 0.03,
+  retryRate: 0.5,
+  duplicateRate: 0.02,
+  outOfOrderRate: 0.02,
+  unassignableRate: 0.01,
+  startTimeMillis: Date.UTC(2026, 0, 1),
+};
+
+/** Options the caller got wrong; `problems` lists every one. */
+export class SimulationOptionsError extends Error {
+  override readonly name = 'SimulationOptionsError';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid simulation options: ${problems.join('; ')}`);
+  }
+}
+
+/** Fills in defaults, checks every option, and works out the message count. */
+export function resolveTrafficOptions(input: Partial<TrafficOptions>): TrafficOptions & { count: number } {
+  const o = { ...DEFAULT_TRAFFIC_OPTIONS, ...stripUndefined(input) };
+  const problems: string[] = [];
+  const rates = [
+    'errorRate',
+    'timeoutRate',
+    'retryRate',
+    'duplicateRate',
+    'outOfOrderRate',
+    'unassignableRate',
+  ] as const;
+  for (const name of rates) {
+    const v = o[name];
+    if (!Number.isFinite(v) || v < 0 || v > 1) problems.push(`${name} must be between 0 and 1`);
+  }
+  if (!Number.isInteger(o.seed)) problems.push('seed must be an integer');
+  if (!Number.isInteger(o.agents) || o.agents < 1 || o.agents > 10_000) {
+    problems.push('agents must be an integer from 1 to 10000');
+  }
+  if (!Number.isFinite(o.startTimeMillis)) problems.push('startTimeMillis must be a number');
+  if (o.ratePerSecond !== undefined && (!Number.isFinite(o.ratePerSecond) || o.ratePerSecond <= 0)) {
+    problems.push('ratePerSecond must be greater than 0');
+  }
+  let count = o.count;
+  if (count !== undefined) {
+    if (o.durationSeconds !== undefined) problems.push('give count or durationSeconds, not both');
+    if (!Number.isInteger(count) || count < 1) problems.push('count must be a positive integer');
+  } else if (o.durationSeconds !== undefined) {
+    if (!Number.isFinite(o.durationSeconds) || o.durationSeconds <= 0) {
+      problems.push('durationSeconds must be greater than 0');
+    } else if (o.ratePerSecond === undefined) {
+      problems.push('durationSeconds needs ratePerSecond');
+    } else {
+      count = Math.max(1, Math.round(o.durationSeconds * o.ratePerSecond));
+    }
+  } else {
+    problems.push('give count, or durationSeconds with ratePerSecond');
+  }
+  if (problems.length > 0 || count === undefined) throw new SimulationOptionsError(problems);
+  return { ...o, count };
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,221 @@
+/**
+ * Publishers of simulated traffic: to NATS (core publishes that JetStream stores, deduplicated on the
+ * `Nats-Msg-Id` header), or to Chronicle's HTTP ingest (JSON arrays, retried on 429/503 after
+ * Retry-After). Both pace themselves to a rate and report progress.
+ *
+ * Over HTTP a dead-letter entry cannot be sent as it is (the ingest takes canonical events only): it is
+ * sent as the `dlq.entry` event Chronicle would add to the task's trace for it, with the same event_id,
+ * so swarm_events and swarm_traces end the same on both targets; swarm_dlq gets no row.
+ */
+import { setTimeout as sleepFor } from 'node:timers/promises';
+import { type ConnectionOptions, type NatsConnection, connect, headers } from 'nats';
+import type { CanonicalEvent } from '../events/schema.js';
+import { storedEventOf } from './stored-event.js';
+import { type SimMessage, messageIdOf } from './traffic.js';
+
+/** Where a publisher is in its run. */
+export interface PublishProgress {
+  sent: number;
+  total: number;
+  elapsedMillis: number;
+}
+
+/** How one run is published. */
+export interface PublishOptions {
+  /** Messages per second; absent: as fast as the target takes them. */
+  ratePerSecond?: number | undefined;
+  /** Called at most every `progressIntervalMillis` and once at the end. */
+  onProgress?: ((progress: PublishProgress) => void) | undefined;
+  progressIntervalMillis?: number | undefined;
+  /** Stops publishing (the promise rejects with the abort reason). */
+  signal?: AbortSignal | undefined;
+}
+
+/** What a publisher did. */
+export interface PublishResult {
+  /** Messages handed to the target, duplicates included. */
+  sent: number;
+  elapsedMillis: number;
+  /** Events the HTTP ingest rejected, with their reasons (always empty over NATS). */
+  rejected: { event_id: string; reason: string }[];
+}
+
+/** Sends messages to one target. */
+export interface TrafficPublisher {
+  publish(messages: readonly SimMessage[], options?: PublishOptions): Promise<PublishResult>;
+  /** Flushes and closes what the publisher opened; idempotent. */
+  close(): Promise<void>;
+}
+
+/** A failure of the target that retrying did not fix. */
+export class PublishError extends Error {
+  override readonly name = 'PublishError';
+}
+
+const DEFAULT_PROGRESS_INTERVAL_MILLIS = 500;
+
+/** Spreads `total` messages over time at `ratePerSecond`, in chunks, reporting progress. */
+async function paced(
+  total: number,
+  maxChunk: number,
+  options: PublishOptions,
+  send: (from: number, to: number) => Promise<void>,
+): Promise<number> {
+  const started = Date.now();
+  const rate = options.ratePerSecond;
+  // About 20 chunks a second keeps the pace smooth without a round trip per message.
+  const chunk = rate === undefined ? maxChunk : Math.max(1, Math.min(maxChunk, Math.ceil(rate / 20)));
+  const interval = options.progressIntervalMillis ?? DEFAULT_PROGRESS_INTERVAL_MILLIS;
+  let lastProgress = started;
+  const waitUntilDue = async (messages: number): Promise<void> => {
+    if (rate === undefined) return;
+    const wait = started + (messages * 1000) / rate - Date.now();
+    if (wait > 0) await sleepFor(wait, undefined, { signal: options.signal });
+  };
+  for (let sent = 0; sent < total;) {
+    options.signal?.throwIfAborted();
+    await waitUntilDue(sent);
+    const to = Math.min(total, sent + chunk);
+    await send(sent, to);
+    sent = to;
+    // The last chunk takes its share of time too, so a run lasts total / rate seconds.
+    if (sent === total) await waitUntilDue(total);
+    const now = Date.now();
+    if (options.onProgress !== undefined && (now - lastProgress >= interval || sent === total)) {
+      lastProgress = now;
+      options.onProgress({ sent, total, elapsedMillis: now - started });
+    }
+  }
+  return Date.now() - started;
+}
+
+/** Options of the NATS publisher. */
+export interface NatsPublisherOptions {
+  url: string;
+  /** Prepended to every subject (Chronicle's lower-cased CHRONICLE_NATS_NAMESPACE); '' by default. */
+  subjectPrefix?: string | undefined;
+}
+
+/** Connects to NATS; `connect` is injectable for tests. */
+export async function createNatsPublisher(
+  options: NatsPublisherOptions,
+  deps: { connect?: (opts: ConnectionOptions) => Promise<NatsConnection> } = {},
+): Promise<TrafficPublisher> {
+  const nc = await (deps.connect ?? connect)({ servers: options.url, name: 'chronicle-simulate' });
+  const prefix = options.subjectPrefix ?? '';
+  const encoder = new TextEncoder();
+  let closed: Promise<void> | undefined;
+  return {
+    async publish(messages, publishOptions = {}) {
+      const elapsedMillis = await paced(messages.length, 1000, publishOptions, async (from, to) => {
+        for (let i = from; i < to; i++) {
+          const m = messages[i]!;
+          const h = headers();
+          // JetStream drops a message whose id it stored within its duplicate window.
+          h.set('Nats-Msg-Id', messageIdOf(m));
+          nc.publish(prefix + m.subject, encoder.encode(JSON.stringify(m.payload)), { headers: h });
+        }
+        // A round trip per chunk: backpressure, and the server has everything before we report it sent.
+        await nc.flush();
+      });
+      return { sent: messages.length, elapsedMillis, rejected: [] };
+    },
+    close() {
+      closed ??= nc.drain();
+      return closed;
+    },
+  };
+}
+
+/** Options of the HTTP publisher. */
+export interface HttpPublisherOptions {
+  /** Chronicle's base URL, e.g. http://127.0.0.1:8700. */
+  url: string;
+  /** Events per request (at most 500). */
+  maxBatchEvents?: number | undefined;
+  /** Retries of one request on 429, 503 or a network error before giving up. */
+  maxRetries?: number | undefined;
+}
+
+interface IngestAnswer {
+  accepted: number;
+  duplicates: number;
+  rejected: { index: number; reason: string; detail: string }[];
+}
+
+const MAX_HTTP_BATCH = 500;
+
+/** Posts canonical events to `{url}/api/v1/events`; `fetch` is injectable for tests. */
+export function createHttpPublisher(
+  options: HttpPublisherOptions,
+  deps: { fetch?: typeof fetch } = {},
+): TrafficPublisher {
+  const doFetch = deps.fetch ?? fetch;
+  const endpoint = `${options.url.replace(/\/+$/, '')}/api/v1/events`;
+  const batchSize = Math.min(MAX_HTTP_BATCH, options.maxBatchEvents ?? MAX_HTTP_BATCH);
+  const maxRetries = options.maxRetries ?? 30;
+
+  async function post(events: CanonicalEvent[], signal: AbortSignal | undefined): Promise<IngestAnswer> {
+    const body = JSON.stringify(events);
+    for (let attempt = 0; ; attempt++) {
+      let res: Response;
+      try {
+        res = await doFetch(endpoint, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+          signal: signal ?? null,
+        });
+      } catch (err) {
+        // Safe to resend: every event carries its event_id, so Chronicle stores it once.
+        if (signal?.aborted === true || attempt >= maxRetries) {
+          throw new PublishError(`POST ${endpoint} failed: ${(err as Error).message}`, { cause: err });
+        }
+        await sleepFor(backoffMillis(attempt), undefined, { signal });
+        continue;
+      }
+      if (res.ok) return (await res.json()) as IngestAnswer;
+      const text = await res.text();
+      if ((res.status === 429 || res.status === 503) && attempt < maxRetries) {
+        await sleepFor(retryAfterMillis(res.headers.get('retry-after'), attempt), undefined, { signal });
+        continue;
+      }
+      throw new PublishError(`POST ${endpoint} answered ${res.status}: ${text.slice(0, 500)}`);
+    }
+  }
+
+  return {
+    async publish(messages, publishOptions = {}) {
+      const rejected: PublishResult['rejected'] = [];
+      const elapsedMillis = await paced(messages.length, batchSize, publishOptions, async (from, to) => {
+        const events: CanonicalEvent[] = [];
+        for (let i = from; i < to; i++) {
+          const event = storedEventOf(messages[i]!);
+          if (event !== null) events.push(event);
+        }
+        if (events.length === 0) return;
+        const answer = await post(events, publishOptions.signal);
+        for (const r of answer.rejected) {
+          rejected.push({ event_id: events[r.index]?.event_id ?? '?', reason: `${r.reason}: ${r.detail}` });
+        }
+      });
+      return { sent: messages.length, elapsedMillis, rejected };
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+/** Retry-After in seconds or as an HTTP date; a short backoff when absent or unreadable. */
+export function retryAfterMillis(header: string | null, attempt = 0): number {
+  if (header !== null) {
+    const seconds = Number(header);
+    if (header.trim() !== '' && Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+    const at = Date.parse(header);
+    if (Number.isFinite(at)) return Math.max(0, at - Date.now());
+  }
+  return backoffMillis(attempt);
+}
+
+function backoffMillis(attempt: number): number {
+  return Math.min(5_000, 100 * 2 ** attempt);
+}

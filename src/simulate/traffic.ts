@@ -1,0 +1,354 @@
+/**
+ * A deterministic model of a swarm: a dispatcher creating tasks, agents with their own speed and
+ * failure profiles taking them through assigned → started → completed, failures, timeouts from every
+ * state, retries on another agent, progress reports, heartbeats with running busy/uptime totals,
+ * dead-letter entries for tasks no agent can take, and system errors. The same options (seed
+ * included) always give the same messages, ids included, so a run can be repeated and re-verified.
+ *
+ * The simulated clock advances about 1000 / ratePerSecond ms per message, so a run published at its
+ * rate from startTimeMillis = now looks live.
+ */
+import { createHash } from 'node:crypto';
+import { uuidV5 } from '../events/uuid.js';
+import { type TrafficOptions, resolveTrafficOptions } from './options.js';
+import { createRandom } from './random.js';
+
+/** One message to publish: `payload` is a canonical event, or a dead-letter entry on `dlq.*`. */
+export interface SimMessage {
+  /** Un-prefixed subject, e.g. `swarm.task.created`, `swarm.agent.heartbeat`, `dlq.task`. */
+  subject: string;
+  payload: Record<string, unknown>;
+  /** True for a re-publication of a message sent earlier in the run (same id). */
+  duplicate: boolean;
+}
+
+/** What a run contains, for the report. */
+export interface TrafficStats {
+  messages: number;
+  duplicates: number;
+  /** Messages moved out of timestamp order. */
+  reordered: number;
+  /** Task traces with at least one message sent. */
+  tasks: number;
+  /** Distinct messages per event type (`dlq.task` for dead-letter entries). */
+  byType: Record<string, number>;
+}
+
+/** The generated run. */
+export interface Traffic {
+  /** Fingerprint of the options: names this run's traces and agents, so runs never mix. */
+  runId: string;
+  options: TrafficOptions & { count: number };
+  messages: SimMessage[];
+  stats: TrafficStats;
+}
+
+/** Subject prefix of dead-letter entries (the `DLQ` stream's `dlq.>`). */
+export const DLQ_SUBJECT_PREFIX = 'dlq.';
+
+/** The id JetStream dedups a message on: the event_id, or the dead-letter entry's dlq_id. */
+export function messageIdOf(message: SimMessage): string {
+  const id = message.subject.startsWith(DLQ_SUBJECT_PREFIX)
+    ? message.payload.dlq_id
+    : message.payload.event_id;
+  return typeof id === 'string' ? id : '';
+}
+
+/** The prefix of every trace id and agent name of a run. */
+export function runPrefix(runId: string): string {
+  return `sim-${runId}-`;
+}
+
+const MAX_ATTEMPTS = 3;
+const SYSTEM_ERROR_RATE = 0.01;
+const PROGRESS_RATE = 0.3;
+const OUT_OF_ORDER_REACH = 20;
+/** Simulated pace when no rate is given (messages per simulated second). */
+const DEFAULT_TIMELINE_RATE = 200;
+/** Roughly the messages one task produces; spaces task arrivals. */
+const MESSAGES_PER_TASK = 4.5;
+
+const VERBS = ['Summarise', 'Index', 'Translate', 'Refactor', 'Review', 'Triage', 'Classify', 'Rank'];
+const OBJECTS = ['support tickets', 'the parser', 'release notes', 'alerts', 'the corpus', 'search results'];
+const OWNERS = ['alice', 'bob', 'carol', 'dave', 'erin'];
+const CAPABILITIES = ['code', 'search', 'writing', 'vision', 'math'];
+const FAILURES = [
+  'tool call failed',
+  'model refused',
+  'out of memory',
+  'rate limited by provider',
+  'bad input',
+];
+const SYSTEM_FAILURES = ['disk full', 'registry unreachable', 'scheduler lagging', 'lease lost'];
+const DEADLINE_MS = { pending: 5_000, assigned: 3_000, in_progress: 20_000 } as const;
+
+interface Agent {
+  name: string;
+  /** Work-time multiplier. */
+  speed: number;
+  failureRate: number;
+  timeoutRate: number;
+  /** Work intervals, for the busy_ms totals of heartbeats. */
+  work: { startMs: number; endMs: number }[];
+}
+
+interface Item {
+  ms: number;
+  seq: number;
+  subject: string;
+  payload: Record<string, unknown>;
+}
+
+/** Generates the messages of one run; throws SimulationOptionsError for bad options. */
+export function generateTraffic(input: Partial<TrafficOptions>): Traffic {
+  const options = resolveTrafficOptions(input);
+  const runId = createHash('sha1').update(JSON.stringify(options)).digest('hex').slice(0, 8);
+  const prefix = runPrefix(runId);
+  const rnd = createRandom(options.seed);
+  const gapMs = 1000 / (options.ratePerSecond ?? DEFAULT_TIMELINE_RATE);
+  const step = (meanMs: number): number => Math.max(1, Math.round(rnd.exponential(meanMs)));
+
+  const agents: Agent[] = Array.from({ length: options.agents }, (_, i) => ({
+    name: `${prefix}agent-${String(i + 1).padStart(2, '0')}`,
+    speed: 0.5 + rnd.next() * 1.5,
+    failureRate: Math.min(1, options.errorRate * (0.5 + rnd.next())),
+    timeoutRate: Math.min(1, options.timeoutRate * (0.5 + rnd.next())),
+    work: [],
+  }));
+
+  const items: Item[] = [];
+  let seq = 0;
+  const emit = (ms: number, subject: string, payload: Record<string, unknown>): void => {
+    items.push({ ms, seq: seq++, subject, payload });
+  };
+  const event = (
+    traceId: string,
+    type: string,
+    ms: number,
+    source: string,
+    metadata: Record<string, unknown>,
+  ): Record<string, unknown> => {
+    const payload = {
+      event_id: uuidV5(`simulate:${runId}:${seq}`),
+      trace_id: traceId,
+      source,
+      event_type: type,
+      timestamp: new Date(ms).toISOString(),
+      metadata,
+    };
+    emit(ms, `swarm.${type}`, payload);
+    return payload;
+  };
+
+  let clock = options.startTimeMillis;
+  let taskNumber = 0;
+  let systemNumber = 0;
+  // Task messages beyond the count are cut off later; generate until there are enough.
+  while (items.length < options.count) {
+    clock += step(gapMs * MESSAGES_PER_TASK);
+    taskNumber++;
+    simulateTask(`${prefix}task-${String(taskNumber).padStart(6, '0')}`, clock);
+    if (rnd.chance(SYSTEM_ERROR_RATE)) {
+      systemNumber++;
+      const component = rnd.chance(0.5) ? rnd.pick(agents).name : rnd.pick(['dispatcher', 'scheduler']);
+      event(`${prefix}system-${String(systemNumber).padStart(4, '0')}`, 'system.error', clock, component, {
+        component,
+        error: rnd.pick(SYSTEM_FAILURES),
+        severity: rnd.pick(['warning', 'error', 'critical']),
+      });
+    }
+  }
+  items.sort(byTime);
+  const cutoffMs = items[options.count - 1]!.ms;
+  addHeartbeats(cutoffMs);
+  items.sort(byTime);
+
+  const messages: SimMessage[] = [];
+  for (const item of items) {
+    if (messages.length >= options.count) break;
+    messages.push({ subject: item.subject, payload: item.payload, duplicate: false });
+    if (messages.length < options.count && rnd.chance(options.duplicateRate)) {
+      messages.push({ subject: item.subject, payload: item.payload, duplicate: true });
+    }
+  }
+  let reordered = 0;
+  for (let i = 0; i < messages.length - 1; i++) {
+    if (!rnd.chance(options.outOfOrderRate)) continue;
+    const j = Math.min(messages.length - 1, i + rnd.int(1, OUT_OF_ORDER_REACH));
+    [messages[i], messages[j]] = [messages[j]!, messages[i]!];
+    reordered++;
+  }
+  return { runId, options, messages: markDuplicates(messages), stats: statsOf(messages, reordered) };
+
+  function simulateTask(traceId: string, createdMs: number): void {
+    let t = createdMs;
+    const created = event(traceId, 'task.created', t, 'dispatcher', {
+      title: `${rnd.pick(VERBS)} ${rnd.pick(OBJECTS)}`,
+      owner: rnd.pick(OWNERS),
+      priority: rnd.int(1, 5),
+      capability: rnd.pick(CAPABILITIES),
+      scoring_breakdown: { urgency: rnd.int(0, 100) / 100, fit: rnd.int(0, 100) / 100 },
+    });
+    if (rnd.chance(options.unassignableRate)) {
+      deadLetter(traceId, created, t);
+      return;
+    }
+    let previous: Agent | undefined;
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const agent =
+        previous === undefined || agents.length === 1
+          ? rnd.pick(agents)
+          : rnd.pick(agents.filter((a) => a !== previous));
+      const outcome = runAttempt(traceId, agent, attempt, t, previous);
+      t = outcome.endMs;
+      if (outcome.done || !rnd.chance(options.retryRate)) return;
+      previous = agent;
+    }
+  }
+
+  /** One attempt on one agent; `done` when the task needs no retry (completed, or not retriable). */
+  function runAttempt(
+    traceId: string,
+    agent: Agent,
+    attempt: number,
+    fromMs: number,
+    previous: Agent | undefined,
+  ): { endMs: number; done: boolean } {
+    let t = fromMs;
+    // Where this attempt times out, if it does: before assignment only on the first attempt.
+    const timeoutAt = rnd.chance(agent.timeoutRate)
+      ? rnd.pick(
+          attempt === 1
+            ? (['pending', 'assigned', 'in_progress'] as const)
+            : (['assigned', 'in_progress'] as const),
+        )
+      : undefined;
+    const timeout = (state: keyof typeof DEADLINE_MS, metadata: Record<string, unknown>) => {
+      t += DEADLINE_MS[state];
+      event(traceId, 'task.timeout', t, 'dispatcher', {
+        ...metadata,
+        reason: `not ${state === 'pending' ? 'assigned' : state === 'assigned' ? 'started' : 'finished'} within ${DEADLINE_MS[state]} ms`,
+        deadline_ms: DEADLINE_MS[state],
+        attempt,
+      });
+      return { endMs: t, done: false };
+    };
+    if (timeoutAt === 'pending') return timeout('pending', {});
+    t += step(400);
+    event(traceId, 'task.assigned', t, 'dispatcher', {
+      agent: agent.name,
+      attempt,
+      ...(previous !== undefined ? { reassigned_from: previous.name } : {}),
+    });
+    if (timeoutAt === 'assigned') return timeout('assigned', { agent: agent.name });
+    t += step(250);
+    event(traceId, 'task.started', t, agent.name, { agent: agent.name, attempt });
+    const startedMs = t;
+    if (timeoutAt === 'in_progress') {
+      const outcome = timeout('in_progress', { agent: agent.name });
+      agent.work.push({ startMs: startedMs, endMs: t });
+      return outcome;
+    }
+    const workMs = step(3_000 * agent.speed);
+    if (rnd.chance(PROGRESS_RATE)) {
+      event(traceId, 'task.progress', t + Math.floor(workMs / 2), agent.name, {
+        agent: agent.name,
+        pct: rnd.int(10, 90),
+      });
+    }
+    t += workMs;
+    agent.work.push({ startMs: startedMs, endMs: t });
+    if (rnd.chance(agent.failureRate)) {
+      event(traceId, 'task.failed', t, agent.name, { agent: agent.name, attempt, error: rnd.pick(FAILURES) });
+      return { endMs: t, done: false };
+    }
+    event(traceId, 'task.completed', t, agent.name, {
+      agent: agent.name,
+      attempt,
+      tokens: rnd.int(200, 9_000),
+    });
+    return { endMs: t, done: true };
+  }
+
+  function deadLetter(traceId: string, created: Record<string, unknown>, createdMs: number): void {
+    const history = [1, 2, 3].map((n) => ({
+      attempt: n,
+      at: new Date(createdMs + n * 1_000).toISOString(),
+      error: 'no agent offers the capability',
+    }));
+    const failedMs = createdMs + 3_000 + rnd.int(1, 500);
+    emit(failedMs, `${DLQ_SUBJECT_PREFIX}task`, {
+      dlq_id: uuidV5(`simulate:${runId}:${seq}`),
+      original_subject: 'swarm.task.created',
+      original_payload: created,
+      reason: 'no_capable_agent',
+      reason_detail: `no agent offers ${String((created.metadata as Record<string, unknown>).capability)}`,
+      failed_at: new Date(failedMs).toISOString(),
+      retry_count: 3,
+      max_retries: 3,
+      retry_history: history,
+      source: 'dispatcher',
+      recoverable: false,
+    });
+    event(traceId, 'task.failed', failedMs + 1, 'dispatcher', {
+      reason: 'unassignable',
+      error: 'dead-lettered: no capable agent',
+    });
+  }
+
+  function addHeartbeats(untilMs: number): void {
+    // About one message in 20 is a heartbeat.
+    const intervalMs = Math.max(250, Math.round(gapMs * 20 * agents.length));
+    for (const agent of agents) {
+      const bootMs = options.startTimeMillis - rnd.int(0, 600_000);
+      // busy_ms counts work once it has finished (what an agent can report), capped by its uptime.
+      const finished = agent.work.map((w) => w).sort((a, b) => a.endMs - b.endMs);
+      let next = 0;
+      let busyMs = 0;
+      for (let ms = options.startTimeMillis + rnd.int(0, intervalMs); ms <= untilMs; ms += intervalMs) {
+        while (next < finished.length && finished[next]!.endMs <= ms) {
+          busyMs += finished[next]!.endMs - finished[next]!.startMs;
+          next++;
+        }
+        const uptimeMs = ms - bootMs;
+        event(`${prefix}heartbeat-${agent.name.slice(prefix.length)}`, 'agent.heartbeat', ms, agent.name, {
+          agent: agent.name,
+          uptime_ms: uptimeMs,
+          busy_ms: Math.min(busyMs, uptimeMs),
+        });
+      }
+    }
+  }
+}
+
+function byTime(a: Item, b: Item): number {
+  return a.ms - b.ms || a.seq - b.seq;
+}
+
+/** After reordering, the first copy of each id is the original. */
+function markDuplicates(messages: SimMessage[]): SimMessage[] {
+  const seen = new Set<string>();
+  return messages.map((m) => {
+    const id = messageIdOf(m);
+    const duplicate = seen.has(id);
+    seen.add(id);
+    return duplicate === m.duplicate ? m : { ...m, duplicate };
+  });
+}
+
+function statsOf(messages: readonly SimMessage[], reordered: number): TrafficStats {
+  const byType: Record<string, number> = {};
+  const tasks = new Set<string>();
+  let duplicates = 0;
+  for (const m of messages) {
+    if (m.duplicate) {
+      duplicates++;
+      continue;
+    }
+    const dlq = m.subject.startsWith(DLQ_SUBJECT_PREFIX);
+    const type = dlq ? m.subject : String(m.payload.event_type);
+    byType[type] = (byType[type] ?? 0) + 1;
+    if (!dlq && type.startsWith('task.')) tasks.add(String(m.payload.trace_id));
+  }
+  return { messages: messages.length, duplicates, reordered, tasks: tasks.size, byType };
+}

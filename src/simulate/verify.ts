@@ -1,0 +1,171 @@
+/**
+ * The correctness check after a run: polls Chronicle's query API until what it recorded matches what
+ * the run should have left, or a timeout passes, and returns the differences that remain.
+ */
+import { setTimeout as sleepFor } from 'node:timers/promises';
+import type { AgentDayExpectation, ExpectedState } from './expected.js';
+import { type ObservedState, type ObservedTrace, compareState } from './compare.js';
+
+/** Where and how long to check. */
+export interface VerifyOptions {
+  /** Chronicle's base URL, e.g. http://127.0.0.1:8700. */
+  apiUrl: string;
+  /** Give up (and report what still differs) after this long. */
+  timeoutMillis: number;
+  pollIntervalMillis?: number | undefined;
+  /** Lines reported at most; the rest are summarised in one line. */
+  maxDifferences?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** The outcome of a check. */
+export interface VerifyResult {
+  /** Human-readable differences; empty when Chronicle recorded exactly what was sent. */
+  differences: string[];
+  /** Times the API was read. */
+  checks: number;
+  elapsedMillis: number;
+}
+
+const PAGE_LIMIT = 1000;
+/** Traces whose events are listed one by one to name the missing ones. */
+const DETAILED_TRACES = 5;
+
+/** Polls until Chronicle matches `expected` or `timeoutMillis` passes; `fetch` is injectable. */
+export async function verifyChronicle(
+  expected: ExpectedState,
+  options: VerifyOptions,
+  deps: { fetch?: typeof fetch } = {},
+): Promise<VerifyResult> {
+  const api = createApiReader(options.apiUrl, deps.fetch ?? fetch, options.signal);
+  const started = Date.now();
+  const deadline = started + options.timeoutMillis;
+  const interval = options.pollIntervalMillis ?? 500;
+  for (let checks = 1; ; checks++) {
+    let differences: string[];
+    try {
+      differences = compareState(expected, await observe(api, expected));
+    } catch (err) {
+      if (options.signal?.aborted === true) throw err;
+      differences = [`could not read Chronicle's API: ${(err as Error).message}`];
+    }
+    const last = Date.now() + interval > deadline;
+    if (differences.length === 0 || last) {
+      if (differences.length > 0) differences.push(...(await eventDetail(api, expected, differences)));
+      return {
+        differences: capped(differences, options.maxDifferences ?? 100),
+        checks,
+        elapsedMillis: Date.now() - started,
+      };
+    }
+    await sleepFor(interval, undefined, { signal: options.signal });
+  }
+}
+
+interface ApiReader {
+  get<T>(path: string, query: Record<string, string | undefined>): Promise<T>;
+}
+
+function createApiReader(baseUrl: string, doFetch: typeof fetch, signal?: AbortSignal): ApiReader {
+  const base = baseUrl.replace(/\/+$/, '');
+  return {
+    async get<T>(path: string, query: Record<string, string | undefined>): Promise<T> {
+      const url = new URL(base + path);
+      for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
+      const res = await doFetch(url, { signal: signal ?? null });
+      if (!res.ok) throw new Error(`GET ${url.pathname}${url.search} answered ${res.status}`);
+      return (await res.json()) as T;
+    },
+  };
+}
+
+interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+async function* pages<T>(api: ApiReader, path: string, query: Record<string, string | undefined>) {
+  let cursor: string | undefined;
+  do {
+    const page = await api.get<Page<T>>(path, { ...query, limit: String(PAGE_LIMIT), cursor });
+    yield page.items;
+    cursor = page.next_cursor ?? undefined;
+  } while (cursor !== undefined);
+}
+
+/** Reads the run's traces, its agents' rows on the expected days, and its dead-letter entries. */
+async function observe(api: ApiReader, expected: ExpectedState): Promise<ObservedState> {
+  const traces = new Map<string, ObservedTrace>();
+  const window = expected.createdWindow;
+  if (window !== null) {
+    const query = {
+      since: new Date(window.sinceMillis).toISOString(),
+      until: new Date(window.untilMillis).toISOString(),
+    };
+    for await (const items of pages<ObservedTrace>(api, '/api/v1/traces', query)) {
+      for (const t of items) {
+        if (expected.traces.has(t.trace_id) || t.trace_id.startsWith(expected.prefix))
+          traces.set(t.trace_id, t);
+      }
+    }
+  }
+
+  const agentDays = new Map<string, Map<string, AgentDayExpectation>>();
+  for (const day of expected.agentDays.keys()) {
+    const summary = await api.get<{ agents: (AgentDayExpectation & { agent_id: string })[] }>(
+      '/api/v1/metrics/summary',
+      { date: day },
+    );
+    const rows = new Map<string, AgentDayExpectation>();
+    for (const row of summary.agents) {
+      if (row.agent_id.startsWith(expected.prefix) || expected.agentDays.get(day)!.has(row.agent_id)) {
+        rows.set(row.agent_id, row);
+      }
+    }
+    agentDays.set(day, rows);
+  }
+
+  let dlqIds: Set<string> | undefined;
+  if (expected.dlqIds.size > 0) {
+    dlqIds = new Set();
+    // Newest first: a fresh run's entries are on the first pages.
+    for await (const items of pages<{ dlq_id: string }>(api, '/api/v1/dlq', { source: 'dispatcher' })) {
+      for (const d of items) if (expected.dlqIds.has(d.dlq_id)) dlqIds.add(d.dlq_id);
+      if (dlqIds.size === expected.dlqIds.size) break;
+    }
+  }
+  return { traces, agentDays, dlqIds };
+}
+
+/** Names the missing and unexpected events of the first few traces whose event counts differ. */
+async function eventDetail(
+  api: ApiReader,
+  expected: ExpectedState,
+  differences: string[],
+): Promise<string[]> {
+  const traceIds = differences
+    .map((d) => /^trace (\S+): (?:missing|expected \d+ events)/.exec(d)?.[1])
+    .filter((id): id is string => id !== undefined)
+    .slice(0, DETAILED_TRACES);
+  const out: string[] = [];
+  for (const traceId of traceIds) {
+    try {
+      const recorded = new Set<string>();
+      for await (const items of pages<{ event_id: string }>(api, '/api/v1/events', { trace_id: traceId })) {
+        for (const e of items) recorded.add(e.event_id);
+      }
+      const want = expected.eventIds.get(traceId) ?? [];
+      const missing = want.filter((id) => !recorded.has(id));
+      const extra = [...recorded].filter((id) => !want.includes(id));
+      if (missing.length > 0) out.push(`trace ${traceId}: events not recorded: ${missing.join(', ')}`);
+      if (extra.length > 0) out.push(`trace ${traceId}: events recorded but not sent: ${extra.join(', ')}`);
+    } catch {
+      // The detail is a help for the reader; the differences above already fail the check.
+    }
+  }
+  return out;
+}
+
+function capped(lines: string[], max: number): string[] {
+  return lines.length <= max ? lines : [...lines.slice(0, max), `... and ${lines.length - max} more`];
+}

@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { computeExpected } from '../../src/simulate/expected.js';
+import { createHttpPublisher } from '../../src/simulate/publish.js';
+import { runSimulation } from '../../src/simulate/simulate.js';
+import { generateTraffic, runPrefix } from '../../src/simulate/traffic.js';
+import { verifyChronicle } from '../../src/simulate/verify.js';
+import { type ChronicleTestEnv, type TestChronicle, createChronicleTestEnv } from '../support/chronicle.js';
+import { NATS_URL, describeWithServices } from '../support/services.js';
+
+const TRAFFIC = {
+  agents: 4,
+  errorRate: 0.1,
+  timeoutRate: 0.08,
+  retryRate: 0.5,
+  duplicateRate: 0.05,
+  outOfOrderRate: 0.05,
+  unassignableRate: 0.03,
+};
+
+describeWithServices('simulate - chronicle simulate --verify', () => {
+  let env: ChronicleTestEnv;
+  let chronicle: TestChronicle;
+
+  beforeAll(async () => {
+    env = await createChronicleTestEnv();
+    chronicle = await env.start();
+  });
+
+  afterAll(async () => {
+    await env?.cleanup();
+  });
+
+  it('simulate - over HTTP, verify finds Chronicle recorded every event, trace and agent count', async () => {
+    const progress: number[] = [];
+    const result = await runSimulation({
+      ...TRAFFIC,
+      seed: 1,
+      count: 3_000,
+      target: { kind: 'http', url: chronicle.url },
+      verify: { apiUrl: chronicle.url, timeoutMillis: 10_000, pollIntervalMillis: 200 },
+      onProgress: (p) => progress.push(p.sent),
+    });
+    expect(result.differences).toEqual([]);
+    expect(result.sent).toBe(3_000);
+    expect(result.duplicates).toBeGreaterThan(0);
+    expect(result.report.expected.dlqEntries).toBe(0);
+    expect(result.report.traffic.byType['dlq.task']).toBeGreaterThan(0);
+    expect(progress.at(-1)).toBe(3_000);
+  });
+
+  it('simulate - over NATS with namespaced subjects, verify finds everything, dead-letter entries included', async () => {
+    const result = await runSimulation({
+      ...TRAFFIC,
+      seed: 2,
+      count: 3_000,
+      ratePerSecond: 5_000,
+      target: { kind: 'nats', url: NATS_URL, subjectPrefix: env.subject('') },
+      verify: { apiUrl: chronicle.url, timeoutMillis: 15_000, pollIntervalMillis: 200 },
+    });
+    expect(result.differences).toEqual([]);
+    expect(result.report.expected.dlqEntries).toBeGreaterThan(0);
+    expect(result.report.publish.elapsedMillis).toBeGreaterThanOrEqual(500);
+  });
+
+  it('simulate - the same run sent again changes nothing, and still verifies', async () => {
+    const again = await runSimulation({
+      ...TRAFFIC,
+      seed: 1,
+      count: 3_000,
+      target: { kind: 'http', url: chronicle.url },
+      verify: { apiUrl: chronicle.url, timeoutMillis: 5_000 },
+    });
+    expect(again.differences).toEqual([]);
+  });
+
+  it('simulate - verify fails, naming the event, when Chronicle lacks one that was sent', async () => {
+    const traffic = generateTraffic({ ...TRAFFIC, seed: 3, count: 500 });
+    const prefix = runPrefix(traffic.runId);
+    const expected = computeExpected(traffic.messages, { prefix, target: 'http' });
+    const lost = traffic.messages.find((m) => m.payload.event_type === 'task.completed')!;
+    const publisher = createHttpPublisher({ url: chronicle.url });
+    await publisher.publish(traffic.messages.filter((m) => m.payload !== lost.payload));
+
+    const { differences } = await verifyChronicle(expected, {
+      apiUrl: chronicle.url,
+      timeoutMillis: 1_500,
+      pollIntervalMillis: 200,
+    });
+    const traceId = String(lost.payload.trace_id);
+    expect(differences).toContain(
+      `events: expected ${expected.events} distinct events, Chronicle recorded ${expected.events - 1}`,
+    );
+    expect(differences.some((d) => d.startsWith(`trace ${traceId}: status expected "completed"`))).toBe(true);
+    expect(differences).toContain(`trace ${traceId}: events not recorded: ${String(lost.payload.event_id)}`);
+    expect(differences.some((d) => /^agent \S+ on \d{4}-\d{2}-\d{2}: tasks_completed expected/.test(d))).toBe(
+      true,
+    );
+  });
+});
