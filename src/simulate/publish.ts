@@ -9,6 +9,7 @@
  */
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { type ConnectionOptions, type NatsConnection, connect, headers } from 'nats';
+import { type EventInput, createSwarmPublisher } from '../sdk/publisher.js';
 import type { CanonicalEvent } from '../events/schema.js';
 import { storedEventOf } from './stored-event.js';
 import { type SimMessage, messageIdOf } from './traffic.js';
@@ -104,12 +105,19 @@ export async function createNatsPublisher(
   const nc = await (deps.connect ?? connect)({ servers: options.url, name: 'chronicle-simulate' });
   const prefix = options.subjectPrefix ?? '';
   const encoder = new TextEncoder();
+  // Canonical events go through the publisher SDK (validated, Nats-Msg-Id = event_id); dead-letter
+  // entries, which are not canonical events, are published as they are.
+  const swarm = createSwarmPublisher({ nc, source: 'simulator', acked: false, subjectPrefix: prefix });
   let closed: Promise<void> | undefined;
   return {
     async publish(messages, publishOptions = {}) {
       const elapsedMillis = await paced(messages.length, 1000, publishOptions, async (from, to) => {
         for (let i = from; i < to; i++) {
           const m = messages[i]!;
+          if (m.subject.startsWith('swarm.')) {
+            await swarm.publish(m.payload as unknown as EventInput);
+            continue;
+          }
           const h = headers();
           // JetStream drops a message whose id it stored within its duplicate window.
           h.set('Nats-Msg-Id', messageIdOf(m));
