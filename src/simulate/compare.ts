@@ -13,6 +13,8 @@ export interface ObservedTrace {
   attempts: number;
   span_count: number;
   error: string | null;
+  first_event_at?: string;
+  last_event_at?: string;
 }
 
 /** What the API shows for the run's traces, agents and dead-letter entries. */
@@ -23,6 +25,11 @@ export interface ObservedState {
   agentDays: ReadonlyMap<string, ReadonlyMap<string, AgentDayExpectation>>;
   /** The run's dlq_ids found in swarm_dlq; undefined when not read. */
   dlqIds?: ReadonlySet<string> | undefined;
+  /**
+   * Events found in the raw log (swarm_events, through /api/v1/events) per trace: checked apart from
+   * the trace rows' span_count, so a lost event shows even where a derived row still counts it.
+   */
+  logEvents?: ReadonlyMap<string, number> | undefined;
 }
 
 const TRACE_FIELDS = ['is_task', 'status', 'assigned_agent', 'attempts', 'error'] as const;
@@ -37,6 +44,19 @@ export function compareState(expected: ExpectedState, observed: ObservedState): 
   for (const t of observed.traces.values()) recorded += t.span_count;
   if (recorded !== expected.events) {
     out.push(`events: expected ${expected.events} distinct events, Chronicle recorded ${recorded}`);
+  }
+
+  if (observed.logEvents !== undefined) {
+    let inLog = 0;
+    for (const n of observed.logEvents.values()) inLog += n;
+    if (inLog !== expected.events) {
+      out.push(`events: expected ${expected.events} distinct events in the log, found ${inLog}`);
+    }
+    for (const [id, want] of expected.traces) {
+      const found = observed.logEvents.get(id) ?? 0;
+      if (found !== want.span_count)
+        out.push(`trace ${id}: expected ${want.span_count} events in the log, found ${found}`);
+    }
   }
 
   for (const [id, want] of expected.traces) {

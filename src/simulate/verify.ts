@@ -134,7 +134,26 @@ async function observe(api: ApiReader, expected: ExpectedState): Promise<Observe
       if (dlqIds.size === expected.dlqIds.size) break;
     }
   }
-  return { traces, agentDays, dlqIds };
+  // The raw log, counted per trace over the time the run's traces span (one paged read).
+  const logEvents = new Map<string, number>();
+  const firsts = [...traces.values()].flatMap((t) =>
+    t.first_event_at ? [Date.parse(t.first_event_at)] : [],
+  );
+  const lasts = [...traces.values()].flatMap((t) => (t.last_event_at ? [Date.parse(t.last_event_at)] : []));
+  if (firsts.length > 0 && lasts.length > 0) {
+    const query = {
+      since: new Date(Math.min(...firsts)).toISOString(),
+      until: new Date(Math.max(...lasts) + 1).toISOString(),
+    };
+    for await (const items of pages<{ trace_id: string }>(api, '/api/v1/events', query)) {
+      for (const e of items) {
+        if (expected.traces.has(e.trace_id) || e.trace_id.startsWith(expected.prefix)) {
+          logEvents.set(e.trace_id, (logEvents.get(e.trace_id) ?? 0) + 1);
+        }
+      }
+    }
+  }
+  return { traces, agentDays, dlqIds, logEvents };
 }
 
 /** Names the missing and unexpected events of the first few traces whose event counts differ. */

@@ -96,4 +96,40 @@ describeWithServices('simulate - chronicle simulate --verify', () => {
       true,
     );
   });
+
+  it('simulate - verify fails when an event Chronicle had recorded is lost from the log, although the trace rows still count it', async () => {
+    const traffic = generateTraffic({ ...TRAFFIC, seed: 11, count: 600 });
+    const prefix = runPrefix(traffic.runId);
+    const expected = computeExpected(traffic.messages, { prefix, target: 'http' });
+    await createHttpPublisher({ url: chronicle.url }).publish(traffic.messages);
+    const verify = () =>
+      verifyChronicle(expected, {
+        apiUrl: chronicle.url,
+        timeoutMillis: 5_000,
+        pollIntervalMillis: 200,
+        maxDifferences: 1000,
+      });
+    expect((await verify()).differences).toEqual([]);
+
+    // Chronicle "loses" a stored event: gone from the raw log, while the derived rows are left as they were.
+    const { rows } = await env.db.pool.query<{ event_id: string; trace_id: string }>(
+      `DELETE FROM swarm_events WHERE event_id = (
+         SELECT event_id FROM swarm_events WHERE trace_id LIKE $1 AND event_type = 'task.started' LIMIT 1)
+       RETURNING event_id::text, trace_id`,
+      [`${prefix}%`],
+    );
+    const lost = rows[0]!;
+    const { differences } = await verify();
+    expect(differences).toContain(
+      `events: expected ${expected.events} distinct events in the log, found ${expected.events - 1}`,
+    );
+    expect(
+      differences.some(
+        (d) =>
+          d.startsWith(`trace ${lost.trace_id}: expected `) &&
+          d.endsWith('in the log, found ' + String(expected.traces.get(lost.trace_id)!.span_count - 1)),
+      ),
+    ).toBe(true);
+    expect(differences).toContain(`trace ${lost.trace_id}: events not recorded: ${lost.event_id}`);
+  });
 });
