@@ -45,7 +45,15 @@ function untilDeadlineOf(deadline: AbortSignal, work: Promise<unknown>): Promise
  * States: created → starting (HTTP up; migrations retried until they succeed) → running (JetStream
  * consuming where configured) → stopping (HTTP and JetStream intake stopped, batcher draining) → stopped.
  */
-export function createChronicle(config: Config, deps: { logger: Logger; metrics?: Metrics }): Chronicle {
+export function createChronicle(
+  config: Config & { databaseUrl: string },
+  deps: {
+    logger: Logger;
+    metrics?: Metrics;
+    /** An embedded PostgreSQL Chronicle started for itself: stopped last, after the final flush. */
+    embeddedPostgres?: { stop(): Promise<void> };
+  },
+): Chronicle {
   const { logger } = deps;
   const metrics = deps.metrics ?? createMetrics();
   const pool = createPool({ connectionString: config.databaseUrl, maxConnections: config.pgPoolMax });
@@ -314,6 +322,8 @@ export function createChronicle(config: Config, deps: { logger: Logger; metrics?
           s.closeAllConnections();
         }
         await untilDeadline(Promise.all([pool.end(), spanPool.end()]).catch(() => undefined));
+        // Last: the database outlives every write (it has its own bounded stop).
+        await deps.embeddedPostgres?.stop();
         logger.info('Chronicle stopped');
       })();
       return stopping;

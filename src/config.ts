@@ -65,11 +65,13 @@ const protocol = z.enum(['http/json', 'http/protobuf', 'grpc'], {
 const envSchema = z
   .object({
     CHRONICLE_PORT: int(0, 65535).default(8700),
-    CHRONICLE_HOST: z.string().min(1).default('0.0.0.0'),
-    DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/chronicle'),
-    NATS_URL: z
-      .union([z.literal(''), z.literal('none'), url(['nats:', 'tls:', 'ws:', 'wss:'])])
-      .default('nats://127.0.0.1:4222'),
+    CHRONICLE_HOST: z.string().min(1).optional(),
+    // Unset: an embedded PostgreSQL in CHRONICLE_DATA_DIR.
+    DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+    CHRONICLE_DATA_DIR: z.string().min(1).default('.chronicle'),
+    CHRONICLE_EMBEDDED_PG_PORT: int(0, 65535).default(0),
+    // Unset, empty or none: no NATS (HTTP and OTLP ingest only).
+    NATS_URL: z.union([z.literal(''), z.literal('none'), url(['nats:', 'tls:', 'ws:', 'wss:'])]).optional(),
     CHRONICLE_NATS_NAMESPACE: z
       .string()
       .regex(/^[A-Za-z0-9_-]*$/, 'may only contain letters, digits, _ and -')
@@ -130,7 +132,10 @@ export type Env = z.infer<typeof envSchema>;
 export interface Config {
   port: number;
   host: string;
-  databaseUrl: string;
+  /** undefined: run an embedded PostgreSQL (see `embedded`). */
+  databaseUrl: string | undefined;
+  /** Where the embedded PostgreSQL keeps its data, and its port (0: a free loopback port at each start). */
+  embedded: { dataDir: string; port: number };
   /** undefined: NATS disabled (HTTP ingest only). */
   natsUrl: string | undefined;
   natsNamespace: string;
@@ -197,9 +202,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   return {
     port: e.CHRONICLE_PORT,
-    host: e.CHRONICLE_HOST,
+    // Embedded mode listens on loopback unless told otherwise: a laptop default, not a server one.
+    host: e.CHRONICLE_HOST ?? (e.DATABASE_URL === undefined ? '127.0.0.1' : '0.0.0.0'),
     databaseUrl: e.DATABASE_URL,
-    natsUrl: e.NATS_URL === '' || e.NATS_URL === 'none' ? undefined : e.NATS_URL,
+    embedded: { dataDir: e.CHRONICLE_DATA_DIR, port: e.CHRONICLE_EMBEDDED_PG_PORT },
+    natsUrl: e.NATS_URL === undefined || e.NATS_URL === '' || e.NATS_URL === 'none' ? undefined : e.NATS_URL,
     natsNamespace: e.CHRONICLE_NATS_NAMESPACE,
     batch: {
       flushIntervalMillis: e.BATCH_FLUSH_INTERVAL_MS,

@@ -5,6 +5,7 @@ import { createPool } from '../sinks/postgres/pool.js';
 import type { SpanRecord } from '../spans/span-record.js';
 import { type OtlpExportOptions, createOtlpExporter, toReadableSpan } from '../spans/span-export.js';
 import { createLogger } from '../telemetry/logger.js';
+import { openDatabase } from './database.js';
 
 export interface BackfillOptions {
   /** Traces with an event at or after this time… */
@@ -32,8 +33,10 @@ LIMIT $5`;
  * endpoint, exactly as they were exported (same ids and content): backfills a new trace backend. It
  * does not touch the outbox; the regular export goes on as before. Exit 0 when every span was accepted.
  */
-export async function backfill(config: Config, options: BackfillOptions): Promise<number> {
-  const logger = createLogger({ level: config.logLevel });
+export async function backfill(baseConfig: Config, options: BackfillOptions): Promise<number> {
+  const logger = createLogger({ level: baseConfig.logLevel });
+  const database = await openDatabase(baseConfig, logger);
+  const { config } = database;
   const pool = createPool({ connectionString: config.databaseUrl, maxConnections: 1 });
   const exporter = createOtlpExporter(options.endpoint);
   const resources = new Map<string, Resource>();
@@ -67,5 +70,6 @@ export async function backfill(config: Config, options: BackfillOptions): Promis
   } finally {
     await exporter.shutdown();
     await pool.end();
+    await database.stop();
   }
 }

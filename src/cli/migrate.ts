@@ -2,10 +2,13 @@ import type { Config } from '../config.js';
 import { ensureDatabase, migrate } from '../sinks/postgres/migrate.js';
 import { createPool } from '../sinks/postgres/pool.js';
 import { createLogger } from '../telemetry/logger.js';
+import { openDatabase } from './database.js';
 
 /** `chronicle migrate`: applies pending migrations to DATABASE_URL (creating the database if missing). */
-export async function migrateCommand(config: Config): Promise<number> {
-  const logger = createLogger({ level: config.logLevel });
+export async function migrateCommand(baseConfig: Config): Promise<number> {
+  const logger = createLogger({ level: baseConfig.logLevel });
+  const database = await openDatabase(baseConfig, logger);
+  const { config } = database;
   const pool = createPool({ connectionString: config.databaseUrl, maxConnections: 1 });
   try {
     await ensureDatabase(pool, config.databaseUrl, logger);
@@ -17,5 +20,6 @@ export async function migrateCommand(config: Config): Promise<number> {
     return 1;
   } finally {
     await pool.end();
+    await database.stop();
   }
 }

@@ -75,10 +75,11 @@ async function waitFor(check: () => Promise<boolean>, timeoutMillis = 15_000): P
       db = await createTestDatabase();
       port = await freePort();
       storeDir = mkdtempSync(path.join(os.tmpdir(), 'chronicle-nats-'));
-      const config: Config = {
+      const config: Config & { databaseUrl: string } = {
         port: 0,
         host: '127.0.0.1',
         databaseUrl: db.url,
+        embedded: { dataDir: '.chronicle', port: 0 },
         natsUrl: `nats://127.0.0.1:${port}`,
         natsNamespace: '',
         batch: {

@@ -5,6 +5,9 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import net from 'node:net';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterEach, beforeAll, expect, it } from 'vitest';
@@ -155,7 +158,7 @@ const event = (traceId: string) => ({
   metadata: { title: 'Summarise' },
 });
 
-describeWithPostgres('chronicle process - dist/main.js and dist/cli/migrate.js', () => {
+describeWithPostgres('chronicle process - dist/main.js and the chronicle CLI', () => {
   beforeAll(() => {
     try {
       execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], {
@@ -187,6 +190,45 @@ describeWithPostgres('chronicle process - dist/main.js and dist/cli/migrate.js',
     expect(proc.stderr()).toMatch(/CHRONICLE_PORT: must be a whole number/);
     expect(proc.stderr()).toMatch(/LOG_LEVEL: /);
     expect(proc.stdout()).toBe('');
+  });
+
+  it('with no DATABASE_URL and no NATS_URL: an embedded PostgreSQL; ready, ingests and serves, and is stopped last on SIGTERM', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'chronicle-embedded-'));
+    try {
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      const proc = startNode(
+        CLI,
+        { CHRONICLE_PORT: String(port), CHRONICLE_DATA_DIR: dataDir, LOG_LEVEL: 'info' },
+        ['serve'],
+      );
+      await waitFor(
+        async () => (await fetch(`${url}/ready`)).status === 200,
+        30_000,
+        'the embedded default to be ready',
+      );
+      expect(proc.stderr()).toContain(`embedded PostgreSQL in ${dataDir}/`);
+      expect(proc.stderr()).toContain('NATS      off: HTTP and OTLP ingest only');
+
+      const sent = event('embedded-trace-1');
+      const posted = await fetch(`${url}/api/v1/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(sent),
+      });
+      expect(posted.status).toBe(200);
+      const got = (await (await fetch(`${url}/api/v1/traces/embedded-trace-1`)).json()) as {
+        events: { event_id: string }[];
+      };
+      expect(got.events.map((e) => e.event_id)).toEqual([sent.event_id]);
+
+      proc.child.kill('SIGTERM');
+      expect(await exitWithin(proc, 20_000)).toEqual({ code: 0, signal: null });
+      // The embedded server was stopped with Chronicle (after the final flush), not left running.
+      expect(existsSync(join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('migrates a fresh database, ingests and serves an event, and stops with exit 0 on SIGTERM', async () => {

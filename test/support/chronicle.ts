@@ -173,10 +173,11 @@ export async function createChronicleTestEnv(options: { nats?: boolean } = {}): 
     },
 
     async start(overrides = {}) {
-      const config: Config = {
+      const config: Config & { databaseUrl: string } = {
         port: 0,
         host: '127.0.0.1',
         databaseUrl: db.url,
+        embedded: { dataDir: '.chronicle', port: 0 },
         natsUrl: withNats ? NATS_URL : undefined,
         natsNamespace: namespace,
         batch: {

@@ -15,9 +15,11 @@ function configError(env: NodeJS.ProcessEnv): ConfigError {
 
 const DEFAULTS = {
   port: 8700,
-  host: '0.0.0.0',
-  databaseUrl: 'postgres://postgres@127.0.0.1:5432/chronicle',
-  natsUrl: 'nats://127.0.0.1:4222',
+  // No DATABASE_URL: the embedded PostgreSQL, and loopback only.
+  host: '127.0.0.1',
+  databaseUrl: undefined,
+  embedded: { dataDir: '.chronicle', port: 0 },
+  natsUrl: undefined,
   natsNamespace: '',
   batch: {
     flushIntervalMillis: 200,
@@ -42,7 +44,9 @@ const DEFAULTS = {
 /** Every variable set to a valid value that differs from its default. */
 const EVERY_VARIABLE = {
   CHRONICLE_PORT: '9100',
-  CHRONICLE_HOST: '127.0.0.1',
+  CHRONICLE_HOST: '127.0.0.2',
+  CHRONICLE_DATA_DIR: '/var/lib/chronicle',
+  CHRONICLE_EMBEDDED_PG_PORT: '55432',
   DATABASE_URL: 'postgresql://user:pw@db.internal:6543/swarm',
   NATS_URL: 'tls://nats.internal:4443',
   CHRONICLE_NATS_NAMESPACE: 'T_side-1',
@@ -100,8 +104,9 @@ describe('loadConfig - every variable is read', () => {
   it('maps each variable to its option', () => {
     expect(loadConfig(EVERY_VARIABLE)).toEqual({
       port: 9100,
-      host: '127.0.0.1',
+      host: '127.0.0.2',
       databaseUrl: 'postgresql://user:pw@db.internal:6543/swarm',
+      embedded: { dataDir: '/var/lib/chronicle', port: 55432 },
       natsUrl: 'tls://nats.internal:4443',
       natsNamespace: 'T_side-1',
       batch: {
@@ -209,6 +214,14 @@ describe('loadConfig - every variable is read', () => {
   });
 });
 
+describe('loadConfig - embedded default', () => {
+  it('with DATABASE_URL Chronicle listens on every interface; without, on loopback unless CHRONICLE_HOST says', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://a@h/db' }).host).toBe('0.0.0.0');
+    expect(loadConfig({}).host).toBe('127.0.0.1');
+    expect(loadConfig({ CHRONICLE_HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+  });
+});
+
 describe('loadConfig - NATS can be disabled', () => {
   it("NATS_URL 'none' disables NATS", () => {
     expect(loadConfig({ NATS_URL: 'none' }).natsUrl).toBeUndefined();
@@ -218,8 +231,8 @@ describe('loadConfig - NATS can be disabled', () => {
     expect(loadConfig({ NATS_URL: '' }).natsUrl).toBeUndefined();
   });
 
-  it('an unset NATS_URL means the local server', () => {
-    expect(loadConfig({}).natsUrl).toBe('nats://127.0.0.1:4222');
+  it('an unset NATS_URL means no NATS (HTTP and OTLP ingest only)', () => {
+    expect(loadConfig({}).natsUrl).toBeUndefined();
   });
 });
 
