@@ -20,8 +20,13 @@ export async function serve(baseConfig: Config): Promise<number> {
   const chronicle = createChronicle(config, { logger, embeddedPostgres: database });
 
   let signals = 0;
+  let firstSignalAt = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
+    // One Ctrl-C under `npm start` arrives twice (from the terminal, and forwarded by npm): a repeat
+    // within a second is the same request, not the "stop now" of a second signal.
+    if (signals > 0 && Date.now() - firstSignalAt < 1_000) return;
     signals++;
+    if (signals === 1) firstSignalAt = Date.now();
     if (signals > 1) {
       logger.warn({ signal }, 'second signal: exiting now without finishing the flush');
       process.exit(130);
