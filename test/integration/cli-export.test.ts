@@ -2,13 +2,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { EXIT, runCli } from '../../src/cli/chronicle.js';
-import { createEventWriter } from '../../src/sinks/postgres/event-writer.js';
-import { createSpanBuilder } from '../../src/spans/span-builder.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
-import { createMetrics } from '../../src/telemetry/metrics.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { generateTraffic } from '../support/generate.js';
 import { describeWithPostgres } from '../support/services.js';
+import { storeWithSpans } from '../support/spans.js';
 
 interface JsonSpan {
   traceId: string;
@@ -34,28 +31,7 @@ describeWithPostgres('chronicle export - backfill a trace backend', () => {
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const writer = createEventWriter({ pool: db.pool, logger: silentLogger() });
-    await writer.write(
-      generateTraffic(12).map((event) => ({
-        kind: 'event',
-        input: { origin: 'http', subject: null, key: null },
-        event,
-      })),
-    );
-    const builder = createSpanBuilder(
-      {
-        resource: {},
-        serviceName: 'chronicle',
-        batchTraces: 200,
-        concurrency: 1,
-        parkMillis: 60_000,
-        settleMillis: 0,
-        maxDelayMillis: 0,
-        idleMillis: 20,
-      },
-      { pool: db.pool, logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }) },
-    );
-    while ((await builder.buildOnce()) > 0);
+    await storeWithSpans(db.pool, generateTraffic(12));
   });
 
   afterAll(async () => {

@@ -1,15 +1,13 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { CanonicalEvent } from '../../src/events/schema.js';
-import { createEventWriter } from '../../src/sinks/postgres/event-writer.js';
-import { createSpanBuilder } from '../../src/spans/span-builder.js';
 import { createExportLoop, createOtlpExporter, type ExportLoop } from '../../src/spans/span-export.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { generateTraffic } from '../support/generate.js';
 import { describeWithPostgres } from '../support/services.js';
+import { storeWithSpans } from '../support/spans.js';
 
 interface OtlpJsonSpan {
   traceId: string;
@@ -100,25 +98,7 @@ describeWithPostgres('span export', () => {
   });
 
   it('span export - a backend outage loses nothing; once it is back every span arrives exactly once', async () => {
-    const writer = createEventWriter({ pool: db.pool, logger: silentLogger() });
-    const events: CanonicalEvent[] = generateTraffic(5);
-    await writer.write(
-      events.map((event) => ({ kind: 'event', input: { origin: 'http', subject: null, key: null }, event })),
-    );
-    const builder = createSpanBuilder(
-      {
-        resource: {},
-        serviceName: 'chronicle',
-        batchTraces: 100,
-        concurrency: 1,
-        parkMillis: 60_000,
-        settleMillis: 0,
-        maxDelayMillis: 0,
-        idleMillis: 20,
-      },
-      { pool: db.pool, logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }) },
-    );
-    while ((await builder.buildOnce()) > 0);
+    await storeWithSpans(db.pool, generateTraffic(5));
     const { rows } = await db.pool.query<{ otel_trace_id: string; span_id: string }>(
       'SELECT otel_trace_id, span_id FROM otel_spans',
     );
@@ -149,28 +129,7 @@ describeWithPostgres('span export', () => {
     otlp.received = [];
     otlp.requests = 0;
     otlp.largestBody = 0;
-    const writer = createEventWriter({ pool: db.pool, logger: silentLogger() });
-    await writer.write(
-      generateTraffic(6).map((event) => ({
-        kind: 'event',
-        input: { origin: 'http', subject: null, key: null },
-        event,
-      })),
-    );
-    const builder = createSpanBuilder(
-      {
-        resource: {},
-        serviceName: 'chronicle',
-        batchTraces: 100,
-        concurrency: 1,
-        parkMillis: 60_000,
-        settleMillis: 0,
-        maxDelayMillis: 0,
-        idleMillis: 20,
-      },
-      { pool: db.pool, logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }) },
-    );
-    while ((await builder.buildOnce()) > 0);
+    await storeWithSpans(db.pool, generateTraffic(6));
     const { rows } = await db.pool.query<{ span_id: string }>(
       'SELECT span_id FROM otel_spans ORDER BY span_id',
     );
