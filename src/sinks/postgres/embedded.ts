@@ -153,8 +153,13 @@ async function ensureOsUser(logger: Logger): Promise<{ uid: number; gid: number 
   return lookup();
 }
 
-/** Postgres running as `uid` must be able to reach `dir`: every ancestor needs the search bit for it. */
-async function checkSearchable(dir: string, uid: number, gid: number): Promise<void> {
+/**
+ * Postgres running as `uid` must be able to reach `dir`: every ancestor needs the search bit for it.
+ * Running as root (the only case this is called), a private ancestor — a checkout in a `mktemp -d`
+ * directory, say — gets the search bit for others (traverse only: nothing becomes listable or
+ * readable), and the change is logged.
+ */
+async function makeSearchable(dir: string, uid: number, gid: number, logger: Logger): Promise<void> {
   for (let d = path.resolve(dir); ; d = path.dirname(d)) {
     const s = await stat(d);
     const searchable =
@@ -164,10 +169,17 @@ async function checkSearchable(dir: string, uid: number, gid: number): Promise<v
           ? (s.mode & 0o010) !== 0
           : (s.mode & 0o001) !== 0;
     if (!searchable) {
-      throw new EmbeddedPostgresError(
-        `${d} is not searchable by the "${OS_USER}" user PostgreSQL runs as (root cannot run it): ` +
-          `move the data directory (CHRONICLE_DATA_DIR) or node_modules, or chmod o+x ${d}`,
-      );
+      try {
+        await chmod(d, (s.mode & 0o7777) | 0o001);
+        logger.warn({ dir: d, user: OS_USER }, 'let the PostgreSQL user traverse this directory (chmod o+x)');
+      } catch (err) {
+        throw new EmbeddedPostgresError(
+          `${d} is not searchable by the "${OS_USER}" user PostgreSQL runs as (root cannot run it), ` +
+            `and it could not be changed: move the data directory (CHRONICLE_DATA_DIR) or node_modules, ` +
+            `or chmod o+x ${d}`,
+          { cause: err },
+        );
+      }
     }
     if (d === path.dirname(d)) return;
   }
@@ -323,11 +335,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   let owner: { uid: number; gid: number } | undefined;
   if (process.getuid?.() === 0) {
     owner = await ensureOsUser(logger);
-    // Our own directory may be private (mkdtemp, umask 077): let the user through, not read it.
-    const mode = (await stat(dataDir)).mode;
-    if ((mode & 0o001) === 0) await chmod(dataDir, (mode & 0o7777) | 0o001);
-    await checkSearchable(dataDir, owner.uid, owner.gid);
-    await checkSearchable(path.dirname(binaries.postgres), owner.uid, owner.gid);
+    // Our own directory, or the checkout holding the binaries, may be private (mkdtemp, umask 077).
+    await makeSearchable(dataDir, owner.uid, owner.gid, logger);
+    await makeSearchable(path.dirname(binaries.postgres), owner.uid, owner.gid, logger);
     await mkdir(pgdata, { recursive: true });
     const changed = await chownTree(pgdata, owner.uid, owner.gid);
     if (changed > 0)
