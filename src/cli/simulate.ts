@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../config.js';
 import { SimulationOptionsError, type TrafficOptions } from '../simulate/options.js';
+import { runSimulationRounds } from '../simulate/rounds.js';
 import { type SimulateOptions, formatSimulationReport, runSimulation } from '../simulate/simulate.js';
 
 export const SIMULATE_HELP = `Usage: chronicle simulate [flags]
@@ -27,6 +28,11 @@ Chronicle's HTTP ingest. The same seed and flags give the same traffic.
                             was sent; print the differences; exit 3 if there are any
   --api-url <url>           Chronicle's API for --verify (default: --url for http, else http://127.0.0.1:8700)
   --verify-timeout <s>      how long --verify waits for Chronicle (default 60)
+  --every <seconds>         keep going: a new run (next seed, starting now) every this many seconds,
+                            each verified with --verify, one report per round, until Ctrl-C; exit 3
+                            if any round found differences (a standing check, like a trace backend's
+                            vulture)
+  --rounds <n>              with --every: stop after n rounds (default: until stopped)
   --quiet                   no progress display
 `;
 
@@ -66,6 +72,8 @@ export async function simulateCommand(args: string[], config: Config): Promise<n
       verify: { type: 'boolean' },
       'api-url': { type: 'string' },
       'verify-timeout': { type: 'string' },
+      every: { type: 'string' },
+      rounds: { type: 'string' },
       quiet: { type: 'boolean' },
     },
   });
@@ -81,6 +89,14 @@ export async function simulateCommand(args: string[], config: Config): Promise<n
     if (!Number.isFinite(start))
       throw new SimulateUsageError(`--start must be RFC 3339 or now, got ${JSON.stringify(values.start)}`);
   }
+  const every = number('every', values.every);
+  const rounds = number('rounds', values.rounds);
+  if (every !== undefined && !(every > 0)) throw new SimulateUsageError('--every must be greater than 0');
+  if (rounds !== undefined && (!Number.isInteger(rounds) || rounds < 1))
+    throw new SimulateUsageError('--rounds must be a whole number of at least 1');
+  if (rounds !== undefined && every === undefined) throw new SimulateUsageError('--rounds needs --every');
+  if (every !== undefined && start !== undefined)
+    throw new SimulateUsageError('--start cannot be combined with --every (each round starts now)');
   const traffic: Partial<TrafficOptions> = {
     count: number('count', values.count) ?? (values.duration === undefined ? 1000 : undefined),
     durationSeconds: number('duration', values.duration),
@@ -119,6 +135,7 @@ export async function simulateCommand(args: string[], config: Config): Promise<n
             ),
         }),
   };
+  if (every !== undefined) return await simulateRounds(options, every, rounds ?? 0, values.quiet === true);
   let result;
   try {
     result = await runSimulation(options);
@@ -129,4 +146,39 @@ export async function simulateCommand(args: string[], config: Config): Promise<n
   if (!values.quiet) process.stderr.write('\n');
   process.stdout.write(`${formatSimulationReport(result)}\n`);
   return result.differences !== undefined && result.differences.length > 0 ? 3 : 0;
+}
+
+/** `--every`: rounds until `rounds` are done (0: until SIGINT/SIGTERM); 3 if any round had differences. */
+async function simulateRounds(
+  options: SimulateOptions,
+  everySeconds: number,
+  rounds: number,
+  quiet: boolean,
+): Promise<number> {
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort(new Error('stopped'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const result = await runSimulationRounds({
+      rounds,
+      everyMillis: everySeconds * 1000,
+      base: options,
+      signal: stop.signal,
+      onRound: (round, r) => {
+        if (!quiet) process.stderr.write('\n');
+        process.stdout.write(`round ${round} (${new Date().toISOString()}): ${formatSimulationReport(r)}\n`);
+      },
+    });
+    process.stdout.write(
+      `${result.rounds} round(s), ${result.failedRounds} with differences${stop.signal.aborted ? ' (stopped)' : ''}\n`,
+    );
+    return result.failedRounds > 0 ? 3 : 0;
+  } catch (err) {
+    if (err instanceof SimulationOptionsError) throw new SimulateUsageError(err.problems.join('; '));
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }

@@ -5,7 +5,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import net from 'node:net';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,8 @@ interface Exit {
 
 interface ChronicleProcess {
   readonly child: ChildProcess;
+  /** Leads a process group of its own (see startProcess). */
+  readonly group: boolean;
   stdout(): string;
   stderr(): string;
   /** Settles when the process has exited and its output streams are closed. */
@@ -39,10 +41,25 @@ const cleanups: (() => Promise<void>)[] = [];
 
 /** Starts `node <script>` from the repository root with only PATH and `env` in its environment. */
 function startNode(script: string, env: Record<string, string>, args: string[] = []): ChronicleProcess {
-  const child = spawn(process.execPath, [script, ...args], {
+  return startProcess(process.execPath, [script, ...args], env);
+}
+
+/**
+ * Starts `command` from the repository root with only PATH, HOME and `env` in its environment;
+ * `group` puts it in a process group of its own, as a terminal does, so `signalGroup` reaches it and
+ * everything it started (Ctrl-C).
+ */
+function startProcess(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+  { group = false } = {},
+): ChronicleProcess {
+  const child = spawn(command, args, {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: group,
   });
   let out = '';
   let err = '';
@@ -50,6 +67,7 @@ function startNode(script: string, env: Record<string, string>, args: string[] =
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
   const proc: ChronicleProcess = {
     child,
+    group,
     stdout: () => out,
     stderr: () => err,
     exited: new Promise<Exit>((resolve) => child.once('close', (code, signal) => resolve({ code, signal }))),
@@ -62,6 +80,15 @@ function startNode(script: string, env: Record<string, string>, args: string[] =
   running.add(proc);
   void proc.exited.then(() => running.delete(proc));
   return proc;
+}
+
+/** Sends `signal` to the process group `proc` leads, as a terminal's Ctrl-C (SIGINT) does. */
+function signalGroup(proc: ChronicleProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-proc.child.pid!, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
 }
 
 /** The process's exit, or an error saying what it printed when it takes longer than `millis`. */
@@ -176,7 +203,8 @@ describeWithPostgres('chronicle process - dist/main.js and the chronicle CLI', (
 
   afterEach(async () => {
     for (const proc of running) {
-      proc.child.kill('SIGKILL');
+      if (proc.group) signalGroup(proc, 'SIGKILL');
+      else proc.child.kill('SIGKILL');
       await proc.exited;
     }
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -192,19 +220,27 @@ describeWithPostgres('chronicle process - dist/main.js and the chronicle CLI', (
     expect(proc.stdout()).toBe('');
   });
 
-  it('with no DATABASE_URL and no NATS_URL: an embedded PostgreSQL; ready, ingests and serves, and is stopped last on SIGTERM', async () => {
+  it('npm start with no DATABASE_URL and no NATS_URL: an embedded PostgreSQL; ready, ingests and serves, simulate --verify passes, and Ctrl-C stops PostgreSQL last', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'chronicle-embedded-'));
+    const postmasterPid = join(dataDir, 'postgres', 'postmaster.pid');
     try {
       const port = await freePort();
       const url = `http://127.0.0.1:${port}`;
-      const proc = startNode(
-        CLI,
+      // As a new user runs it: `npm start` (build, then `chronicle serve`) in a terminal's process group.
+      const proc = startProcess(
+        'npm',
+        ['start'],
         { CHRONICLE_PORT: String(port), CHRONICLE_DATA_DIR: dataDir, LOG_LEVEL: 'info' },
-        ['serve'],
+        { group: true },
       );
+      let exit: Exit | undefined;
+      void proc.exited.then((e) => (exit = e));
       await waitFor(
-        async () => (await fetch(`${url}/ready`)).status === 200,
-        30_000,
+        async () => {
+          if (exit) throw new Error(`npm start exited (${JSON.stringify(exit)}): ${proc.stderr()}`);
+          return (await fetch(`${url}/ready`)).status === 200;
+        },
+        60_000,
         'the embedded default to be ready',
       );
       expect(proc.stderr()).toContain(`embedded PostgreSQL in ${dataDir}/`);
@@ -222,11 +258,54 @@ describeWithPostgres('chronicle process - dist/main.js and the chronicle CLI', (
       };
       expect(got.events.map((e) => e.event_id)).toEqual([sent.event_id]);
 
-      proc.child.kill('SIGTERM');
-      expect(await exitWithin(proc, 20_000)).toEqual({ code: 0, signal: null });
-      // The embedded server was stopped with Chronicle (after the final flush), not left running.
-      expect(existsSync(join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
+      // The simulator's check against the embedded default: every event, trace status and agent count.
+      const simulate = startNode(CLI, {}, [
+        'simulate',
+        '--url',
+        url,
+        '--count',
+        '2000',
+        '--seed',
+        '7',
+        '--error-rate',
+        '0.1',
+        '--timeout-rate',
+        '0.08',
+        '--duplicate-rate',
+        '0.05',
+        '--out-of-order-rate',
+        '0.05',
+        '--verify',
+        '--verify-timeout',
+        '30',
+        '--quiet',
+      ]);
+      const simulated = await exitWithin(simulate, 60_000);
+      expect({ ...simulated, stderr: simulate.stderr() }).toEqual({ code: 0, signal: null, stderr: '' });
+      expect(simulate.stdout()).toContain('verify: Chronicle recorded everything');
+
+      // Ctrl-C: one graceful shutdown (npm and Chronicle both get the SIGINT), PostgreSQL stopped last.
+      expect(existsSync(postmasterPid)).toBe(true);
+      signalGroup(proc, 'SIGINT');
+      await exitWithin(proc, 30_000);
+      const out = proc.stdout();
+      expect(out.match(/"msg":"shutting down: stopping intake and flushing"/g)).toHaveLength(1);
+      expect(out.indexOf('"msg":"embedded PostgreSQL stopped"')).toBeGreaterThan(
+        out.indexOf('"msg":"shutting down'),
+      );
+      expect(out).toContain('"msg":"Chronicle stopped"');
+      expect(existsSync(postmasterPid)).toBe(false);
     } finally {
+      // A failed run must not leave its postmaster behind (Chronicle starts it in a group of its own).
+      if (existsSync(postmasterPid)) {
+        const pid = Number(readFileSync(postmasterPid, 'utf8').split('\n')[0]);
+        try {
+          process.kill(pid, 'SIGQUIT');
+        } catch {
+          // already gone
+        }
+        await sleep(500);
+      }
       rmSync(dataDir, { recursive: true, force: true });
     }
   });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { computeExpected } from '../../src/simulate/expected.js';
 import { createHttpPublisher } from '../../src/simulate/publish.js';
+import { runSimulationRounds } from '../../src/simulate/rounds.js';
 import { runSimulation } from '../../src/simulate/simulate.js';
 import { generateTraffic, runPrefix } from '../../src/simulate/traffic.js';
 import { verifyChronicle } from '../../src/simulate/verify.js';
@@ -131,5 +132,59 @@ describeWithServices('simulate - chronicle simulate --verify', () => {
       ),
     ).toBe(true);
     expect(differences).toContain(`trace ${lost.trace_id}: events not recorded: ${lost.event_id}`);
+  });
+
+  it('simulate rounds - every round is a new run, verified; a round in which Chronicle loses an event is counted, the others pass', async () => {
+    const runIds: string[] = [];
+    const verdicts: number[] = [];
+    let posts = 0;
+    // Round 2's first request never reaches Chronicle, though the publisher is told it was taken.
+    const losingFetch: typeof fetch = (input, init) => {
+      if (init?.method === 'POST' && runIds.length === 1 && posts++ === 0) {
+        return Promise.resolve(Response.json({ accepted: 1, duplicates: 0, rejected: [] }));
+      }
+      return fetch(input, init);
+    };
+    const result = await runSimulationRounds(
+      {
+        rounds: 3,
+        everyMillis: 100,
+        base: {
+          ...TRAFFIC,
+          seed: 21,
+          count: 400,
+          target: { kind: 'http', url: chronicle.url },
+          verify: { apiUrl: chronicle.url, timeoutMillis: 2_000, pollIntervalMillis: 200 },
+        },
+        onRound: (_, r) => {
+          runIds.push(r.report.runId);
+          verdicts.push(r.differences!.length);
+        },
+      },
+      { fetch: losingFetch },
+    );
+    expect(result).toEqual({ rounds: 3, failedRounds: 1 });
+    expect(new Set(runIds).size).toBe(3);
+    expect(verdicts[0]).toBe(0);
+    expect(verdicts[1]).toBeGreaterThan(0);
+    expect(verdicts[2]).toBe(0);
+  });
+
+  it('simulate rounds - until stopped: an abort ends the loop between rounds and keeps the finished ones', async () => {
+    const stop = new AbortController();
+    const result = await runSimulationRounds({
+      rounds: 0,
+      everyMillis: 60_000,
+      base: {
+        ...TRAFFIC,
+        seed: 31,
+        count: 200,
+        target: { kind: 'http', url: chronicle.url },
+        verify: { apiUrl: chronicle.url, timeoutMillis: 5_000, pollIntervalMillis: 100 },
+      },
+      signal: stop.signal,
+      onRound: () => stop.abort(new Error('stopped')),
+    });
+    expect(result).toEqual({ rounds: 1, failedRounds: 0 });
   });
 });

@@ -87,6 +87,10 @@ describe('chronicle CLI - usage', () => {
       ],
       [['simulate', '--start', 'yesterday'], /--start must be RFC 3339 or now/],
       [['simulate', '--frobnicate'], /Unknown option '--frobnicate'/],
+      [['simulate', '--every', '0'], /--every must be greater than 0/],
+      [['simulate', '--rounds', '2'], /--rounds needs --every/],
+      [['simulate', '--every', '5', '--rounds', '1.5'], /--rounds must be a whole number/],
+      [['simulate', '--every', '5', '--start', 'now'], /--start cannot be combined with --every/],
     ];
     for (const [argv, message] of cases) {
       const { code, err } = await run(argv);
