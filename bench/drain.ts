@@ -18,6 +18,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { connect, type NatsConnection } from 'nats';
 import pg from 'pg';
+import { RAW_INSERT_SQL } from './raw-insert.js';
 import { generateTraffic } from './traffic.js';
 
 const N = Number(process.env.BENCH_EVENTS ?? 500_000);
@@ -306,14 +307,7 @@ async function rawCeiling(messages: { payload: string }[]) {
     const worker = async () => {
       while (next < batches.length) {
         const batch = batches[next++]!;
-        await pool.query(
-          `INSERT INTO raw_events (event_id, trace_id, source, event_type, "timestamp", metadata)
-           SELECT event_id, trace_id, source, event_type, "timestamp", metadata
-           FROM json_to_recordset($1::json) AS b(event_id uuid, trace_id text, source text, event_type text,
-             "timestamp" timestamptz, metadata jsonb)
-           ON CONFLICT (event_id) DO NOTHING`,
-          [batch],
-        );
+        await pool.query(RAW_INSERT_SQL, [batch]);
       }
     };
     await Promise.all([worker(), worker()]);

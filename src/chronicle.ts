@@ -8,7 +8,7 @@ import { type Batcher, createBatcher } from './batch/batcher.js';
 import type { Config } from './config.js';
 import { createEventWriter } from './sinks/postgres/event-writer.js';
 import { ensureDatabase, migrate } from './sinks/postgres/migrate.js';
-import { createPool } from './sinks/postgres/pool.js';
+import { createPool, endPool } from './sinks/postgres/pool.js';
 import { createQueryStore } from './sinks/postgres/queries.js';
 import { createHttpIngest } from './sources/http-ingest.js';
 import { type JetStreamSource, DEFAULT_STREAMS, createJetStreamSource } from './sources/jetstream.js';
@@ -321,7 +321,7 @@ export function createChronicle(
           await untilDeadline(closed);
           s.closeAllConnections();
         }
-        await untilDeadline(Promise.all([pool.end(), spanPool.end()]).catch(() => undefined));
+        await untilDeadline(Promise.all([endPool(pool), endPool(spanPool)]).catch(() => undefined));
         // Last: the database outlives every write (it has its own bounded stop).
         await deps.embeddedPostgres?.stop();
         logger.info('Chronicle stopped');

@@ -48,10 +48,21 @@ const result = await runSimulation({
   verify: { apiUrl: url, timeoutMillis: 60_000 },
 });
 process.stderr.write(`${formatSimulationReport(result)}\n`);
+// A task that failed in this run, as Chronicle serves it: the first thing an operator looks at.
+let example = '<trace_id>';
+try {
+  const failed = (await (await fetch(`${url}/api/v1/traces?status=failed&limit=1`)).json()) as {
+    items?: { trace_id: string }[];
+  };
+  example = failed.items?.[0]?.trace_id ?? example;
+} catch {
+  // the placeholder will do
+}
 process.stderr.write(`
 Where to look:
   ${url}/api/v1/traces?status=failed          failed tasks, newest first
-  ${url}/api/v1/traces/<trace_id>             one task: its row, events, spans and links
+  ${url}/api/v1/traces/${example}
+                                              one of them: its row, events in order, spans and links
   ${url}/api/v1/metrics/summary               every agent today
   ${url}/metrics                              Chronicle's own Prometheus metrics
   node dist/cli/chronicle.js simulate --help  more traffic

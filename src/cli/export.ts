@@ -1,7 +1,7 @@
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { Config } from '../config.js';
-import { createPool } from '../sinks/postgres/pool.js';
+import { createPool, endPool } from '../sinks/postgres/pool.js';
 import type { SpanRecord } from '../spans/span-record.js';
 import { type OtlpExportOptions, createOtlpExporter, toReadableSpan } from '../spans/span-export.js';
 import { createLogger } from '../telemetry/logger.js';
@@ -69,7 +69,7 @@ export async function backfill(baseConfig: Config, options: BackfillOptions): Pr
     return 0;
   } finally {
     await exporter.shutdown();
-    await pool.end();
+    await endPool(pool);
     await database.stop();
   }
 }

@@ -1,6 +1,6 @@
 import type { Config } from '../config.js';
 import { ensureDatabase, migrate } from '../sinks/postgres/migrate.js';
-import { createPool } from '../sinks/postgres/pool.js';
+import { createPool, endPool } from '../sinks/postgres/pool.js';
 import { createLogger } from '../telemetry/logger.js';
 import { openDatabase } from './database.js';
 
@@ -19,7 +19,7 @@ export async function migrateCommand(baseConfig: Config): Promise<number> {
     logger.error({ err }, 'migration failed');
     return 1;
   } finally {
-    await pool.end();
+    await endPool(pool);
     await database.stop();
   }
 }

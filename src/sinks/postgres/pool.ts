@@ -32,5 +32,30 @@ export function createPool(options: PoolOptions): pg.Pool {
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
+  const open = new Set<pg.PoolClient>();
+  pool.on('connect', (client) => open.add(client));
+  pool.on('remove', (client) => open.delete(client));
+  openClients.set(pool, open);
   return pool;
+}
+
+const openClients = new WeakMap<pg.Pool, Set<pg.PoolClient>>();
+
+/**
+ * Ends the pool and resolves once every connection is closed by the server too. `pool.end()` alone
+ * resolves as soon as it has asked its clients to end, before their backends have read the Terminate:
+ * a server stopped right after (the embedded one) would cut those sessions and log a FATAL for each.
+ */
+export async function endPool(pool: pg.Pool): Promise<void> {
+  const open = openClients.get(pool);
+  await pool.end();
+  if (open === undefined || open.size === 0) return;
+  await new Promise<void>((resolve) => {
+    const onRemove = (): void => {
+      if (open.size > 0) return;
+      pool.off('remove', onRemove);
+      resolve();
+    };
+    pool.on('remove', onRemove);
+  });
 }
