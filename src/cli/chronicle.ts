@@ -6,6 +6,7 @@ import { type Config, loadConfig } from '../config.js';
 import { parseTimestamp } from '../events/timestamp.js';
 import { ConfigError } from '../pipeline/errors.js';
 import { backfill } from './export.js';
+import { describeFailure } from './failure.js';
 import { migrateCommand } from './migrate.js';
 import { serve } from './serve.js';
 import { SIMULATE_HELP, SimulateUsageError, simulateCommand } from './simulate.js';
@@ -29,17 +30,21 @@ const HELP: Record<string, string> = {
   simulate: SIMULATE_HELP,
   serve: `Usage: chronicle serve
 
-Runs Chronicle until SIGTERM or SIGINT (the first flushes and exits 0; a second exits at once with 130).
-Configuration comes from environment variables (README: Configuration).
+Runs Chronicle until SIGTERM, SIGINT or SIGHUP: the first stops intake, flushes and exits 0; a second
+one (more than a second later: npm forwards a Ctrl-C it also received) exits at once with 130. With no
+DATABASE_URL, on an embedded PostgreSQL in CHRONICLE_DATA_DIR (default .chronicle); if that server dies,
+Chronicle stops and exits 1. Configuration comes from environment variables (README: Configuration).
 `,
   migrate: `Usage: chronicle migrate
 
 Creates the database of DATABASE_URL if missing and applies pending migrations. Exit 0 when up to date.
+With no DATABASE_URL: the embedded PostgreSQL of CHRONICLE_DATA_DIR (a running serve's, if there is one).
 `,
   export: `Usage: chronicle export --since <time> [--until <time>] [--endpoint <url>] [--protocol <p>] [--batch <n>]
 
 Re-sends the stored spans of every trace with an event in [since, until) to an OTLP/HTTP endpoint,
-exactly as they were exported (same ids and content). The regular export is not affected.
+exactly as they were exported (same ids and content). The regular export is not affected. With no
+DATABASE_URL: the spans in CHRONICLE_DATA_DIR (a running serve's server, if there is one).
 
   --since <time>     RFC 3339 or epoch milliseconds (required)
   --until <time>     RFC 3339 or epoch milliseconds (default: now)
@@ -158,7 +163,9 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv = p
       process.stderr.write(`chronicle ${command}: ${(err as Error).message}\n\n${HELP[command]}`);
       return EXIT.usage;
     }
-    throw err;
+    // Anything else is a failure to report, not a crash: one line (and its causes), no stack trace.
+    process.stderr.write(`chronicle ${command}: ${describeFailure(err)}\n`);
+    return EXIT.failed;
   }
 }
 

@@ -17,8 +17,12 @@ const chronicle = spawn(process.execPath, [cli, 'serve'], {
   detached: true,
 });
 const exited = new Promise<number>((resolve) => chronicle.once('exit', (code) => resolve(code ?? 1)));
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => chronicle.kill('SIGTERM'));
+const interrupted = new AbortController();
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    interrupted.abort(new Error(`demo stopped by ${signal}`));
+    chronicle.kill('SIGTERM');
+  });
 }
 
 async function ready(): Promise<boolean> {
@@ -40,13 +44,25 @@ if (!(await ready())) {
   process.exit(await exited);
 }
 process.stderr.write('\ndemo: simulating a swarm over HTTP (2,000 events/s for 5 s), then verifying...\n');
-const result = await runSimulation({
-  count: 10_000,
-  ratePerSecond: 2_000,
-  startTimeMillis: Date.now() - 10_000,
-  target: { kind: 'http', url },
-  verify: { apiUrl: url, timeoutMillis: 60_000 },
-});
+let result;
+try {
+  result = await runSimulation({
+    count: 10_000,
+    ratePerSecond: 2_000,
+    startTimeMillis: Date.now() - 10_000,
+    target: { kind: 'http', url },
+    verify: { apiUrl: url, timeoutMillis: 60_000 },
+    signal: interrupted.signal,
+  });
+} catch (err) {
+  // Ctrl-C while simulating: Chronicle is already stopping; wait for it, and say nothing more.
+  if (!interrupted.signal.aborted) {
+    process.stderr.write(`demo: the simulation failed: ${(err as Error).message}\n`);
+    chronicle.kill('SIGTERM');
+  }
+  await exited;
+  process.exit(interrupted.signal.aborted ? 130 : 1);
+}
 process.stderr.write(`${formatSimulationReport(result)}\n`);
 // A task that failed in this run, as Chronicle serves it: the first thing an operator looks at.
 let example = '<trace_id>';

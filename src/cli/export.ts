@@ -6,6 +6,7 @@ import type { SpanRecord } from '../spans/span-record.js';
 import { type OtlpExportOptions, createOtlpExporter, toReadableSpan } from '../spans/span-export.js';
 import { createLogger } from '../telemetry/logger.js';
 import { openDatabase } from './database.js';
+import { exitOnSignals } from './signals.js';
 
 export interface BackfillOptions {
   /** Traces with an event at or after this time… */
@@ -35,7 +36,13 @@ LIMIT $5`;
  */
 export async function backfill(baseConfig: Config, options: BackfillOptions): Promise<number> {
   const logger = createLogger({ level: baseConfig.logLevel });
-  const database = await openDatabase(baseConfig, logger);
+  // Beside a running `chronicle serve`, its embedded server; never a new, empty cluster.
+  const opening = openDatabase(baseConfig, logger, { share: true, create: false });
+  exitOnSignals(logger, async () => {
+    await (await opening.catch(() => undefined))?.stop();
+    return 130;
+  });
+  const database = await opening;
   const { config } = database;
   const pool = createPool({ connectionString: config.databaseUrl, maxConnections: 1 });
   const exporter = createOtlpExporter(options.endpoint);

@@ -3,11 +3,21 @@ import { ensureDatabase, migrate } from '../sinks/postgres/migrate.js';
 import { createPool, endPool } from '../sinks/postgres/pool.js';
 import { createLogger } from '../telemetry/logger.js';
 import { openDatabase } from './database.js';
+import { exitOnSignals } from './signals.js';
 
-/** `chronicle migrate`: applies pending migrations to DATABASE_URL (creating the database if missing). */
+/**
+ * `chronicle migrate`: applies pending migrations to DATABASE_URL (creating the database if missing), or
+ * to the embedded server: a running Chronicle's, else one started for the purpose.
+ */
 export async function migrateCommand(baseConfig: Config): Promise<number> {
   const logger = createLogger({ level: baseConfig.logLevel });
-  const database = await openDatabase(baseConfig, logger);
+  // Beside a running `chronicle serve`, its embedded server; else one of our own, stopped on any signal.
+  const opening = openDatabase(baseConfig, logger, { share: true });
+  exitOnSignals(logger, async () => {
+    await (await opening.catch(() => undefined))?.stop();
+    return 130;
+  });
+  const database = await opening;
   const { config } = database;
   const pool = createPool({ connectionString: config.databaseUrl, maxConnections: 1 });
   try {

