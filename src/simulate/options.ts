@@ -43,6 +43,40 @@ export const DEFAULT_TRAFFIC_OPTIONS: Readonly<
   startTimeMillis: Date.UTC(2026, 0, 1),
 };
 
+/** The options that are probabilities (0 to 1). */
+const RATE_KEYS = [
+  'errorRate',
+  'timeoutRate',
+  'retryRate',
+  'duplicateRate',
+  'outOfOrderRate',
+  'unassignableRate',
+] as const satisfies readonly (keyof TrafficOptions)[];
+
+/**
+ * The keys of TrafficOptions, in the order the run id is computed from (the order earlier versions
+ * hashed a `count` run in, so such runs keep their ids).
+ */
+export const TRAFFIC_OPTION_KEYS = [
+  'seed',
+  'agents',
+  ...RATE_KEYS,
+  'startTimeMillis',
+  'count',
+  'durationSeconds',
+  'ratePerSecond',
+] as const satisfies readonly (keyof TrafficOptions)[];
+
+/**
+ * The traffic options of `input` and nothing else: a caller may pass a larger object (the whole
+ * SimulateOptions, with its target, verification and callbacks), none of which may change the traffic.
+ */
+export function pickTrafficOptions(input: Partial<TrafficOptions>): Partial<TrafficOptions> {
+  const picked: Partial<Record<keyof TrafficOptions, number>> = {};
+  for (const key of TRAFFIC_OPTION_KEYS) if (input[key] !== undefined) picked[key] = input[key];
+  return picked;
+}
+
 /** Options the caller got wrong; `problems` lists every one. */
 export class SimulationOptionsError extends Error {
   override readonly name = 'SimulationOptionsError';
@@ -51,49 +85,49 @@ export class SimulationOptionsError extends Error {
   }
 }
 
-/** Fills in defaults, checks every option, and works out the message count. */
-export function resolveTrafficOptions(input: Partial<TrafficOptions>): TrafficOptions & { count: number } {
-  const o = { ...DEFAULT_TRAFFIC_OPTIONS, ...stripUndefined(input) };
+/** How the problems name the options: a command line passes its flags (`{ errorRate: '--error-rate' }`). */
+export type OptionNames = Partial<Record<keyof TrafficOptions, string>>;
+
+/**
+ * Fills in defaults, checks every option, and works out the message count. Only the TrafficOptions
+ * keys of `input` are read. Problems name options by `names` when given, else by their keys.
+ */
+export function resolveTrafficOptions(
+  input: Partial<TrafficOptions>,
+  names: OptionNames = {},
+): TrafficOptions & { count: number } {
+  const o = { ...DEFAULT_TRAFFIC_OPTIONS, ...pickTrafficOptions(input) };
+  const n = (key: keyof TrafficOptions): string => names[key] ?? key;
   const problems: string[] = [];
-  const rates = [
-    'errorRate',
-    'timeoutRate',
-    'retryRate',
-    'duplicateRate',
-    'outOfOrderRate',
-    'unassignableRate',
-  ] as const;
-  for (const name of rates) {
+  for (const name of RATE_KEYS) {
     const v = o[name];
-    if (!Number.isFinite(v) || v < 0 || v > 1) problems.push(`${name} must be between 0 and 1`);
+    if (!Number.isFinite(v) || v < 0 || v > 1) problems.push(`${n(name)} must be between 0 and 1`);
   }
-  if (!Number.isInteger(o.seed)) problems.push('seed must be an integer');
+  if (!Number.isInteger(o.seed)) problems.push(`${n('seed')} must be an integer`);
   if (!Number.isInteger(o.agents) || o.agents < 1 || o.agents > 10_000) {
-    problems.push('agents must be an integer from 1 to 10000');
+    problems.push(`${n('agents')} must be an integer from 1 to 10000`);
   }
-  if (!Number.isFinite(o.startTimeMillis)) problems.push('startTimeMillis must be a number');
+  if (!Number.isFinite(o.startTimeMillis)) problems.push(`${n('startTimeMillis')} must be a number`);
   if (o.ratePerSecond !== undefined && (!Number.isFinite(o.ratePerSecond) || o.ratePerSecond <= 0)) {
-    problems.push('ratePerSecond must be greater than 0');
+    problems.push(`${n('ratePerSecond')} must be greater than 0`);
   }
   let count = o.count;
   if (count !== undefined) {
-    if (o.durationSeconds !== undefined) problems.push('give count or durationSeconds, not both');
-    if (!Number.isInteger(count) || count < 1) problems.push('count must be a positive integer');
+    if (o.durationSeconds !== undefined) {
+      problems.push(`give ${n('count')} or ${n('durationSeconds')}, not both`);
+    }
+    if (!Number.isInteger(count) || count < 1) problems.push(`${n('count')} must be a positive whole number`);
   } else if (o.durationSeconds !== undefined) {
     if (!Number.isFinite(o.durationSeconds) || o.durationSeconds <= 0) {
-      problems.push('durationSeconds must be greater than 0');
+      problems.push(`${n('durationSeconds')} must be greater than 0`);
     } else if (o.ratePerSecond === undefined) {
-      problems.push('durationSeconds needs ratePerSecond');
+      problems.push(`${n('durationSeconds')} needs ${n('ratePerSecond')}`);
     } else {
       count = Math.max(1, Math.round(o.durationSeconds * o.ratePerSecond));
     }
   } else {
-    problems.push('give count, or durationSeconds with ratePerSecond');
+    problems.push(`give ${n('count')}, or ${n('durationSeconds')} with ${n('ratePerSecond')}`);
   }
   if (problems.length > 0 || count === undefined) throw new SimulationOptionsError(problems);
   return { ...o, count };
-}
-
-function stripUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

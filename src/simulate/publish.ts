@@ -1,6 +1,7 @@
 /**
  * Publishers of simulated traffic: to NATS (core publishes that JetStream stores, deduplicated on the
- * `Nats-Msg-Id` header), or to Chronicle's HTTP ingest (JSON arrays, retried on 429/503 after
+ * `Nats-Msg-Id` header, with an acknowledged publish now and then to prove a stream stores them), or
+ * to Chronicle's HTTP ingest (JSON arrays, retried on network errors and on 429/503 after
  * Retry-After). Both pace themselves to a rate and report progress.
  *
  * Over HTTP a dead-letter entry cannot be sent as it is (the ingest takes canonical events only): it is
@@ -9,8 +10,9 @@
  */
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { type ConnectionOptions, type NatsConnection, connect, headers } from 'nats';
-import { type EventInput, createSwarmPublisher } from '../sdk/publisher.js';
+import { type EventInput, SwarmEventError, createSwarmPublisher } from '../sdk/publisher.js';
 import type { CanonicalEvent } from '../events/schema.js';
+import { fetchFailure, requestSignal, seconds } from './fetch-failure.js';
 import { storedEventOf } from './stored-event.js';
 import { type SimMessage, messageIdOf } from './traffic.js';
 
@@ -97,25 +99,65 @@ export interface NatsPublisherOptions {
   subjectPrefix?: string | undefined;
 }
 
-/** Connects to NATS; `connect` is injectable for tests. */
+/**
+ * Connects to NATS; `connect` is injectable for tests.
+ *
+ * Most messages are plain publishes (fast, no round trip each), which the server drops without a word
+ * when no stream captures their subject. So the first message of each subject, and the first of each
+ * chunk, are published through JetStream and wait for the stream's acknowledgement: a run whose
+ * subjects no stream stores fails at once with a PublishError that says so, instead of reporting
+ * messages "sent" that went nowhere.
+ */
 export async function createNatsPublisher(
   options: NatsPublisherOptions,
   deps: { connect?: (opts: ConnectionOptions) => Promise<NatsConnection> } = {},
 ): Promise<TrafficPublisher> {
-  const nc = await (deps.connect ?? connect)({ servers: options.url, name: 'chronicle-simulate' });
+  let nc: NatsConnection;
+  try {
+    nc = await (deps.connect ?? connect)({ servers: options.url, name: 'chronicle-simulate' });
+  } catch (err) {
+    throw new PublishError(`could not connect to NATS at ${options.url}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
   const prefix = options.subjectPrefix ?? '';
   const encoder = new TextEncoder();
   // Canonical events go through the publisher SDK (validated, Nats-Msg-Id = event_id); dead-letter
   // entries, which are not canonical events, are published as they are.
-  const swarm = createSwarmPublisher({ nc, source: 'simulator', acked: false, subjectPrefix: prefix });
+  const fast = createSwarmPublisher({ nc, source: 'simulator', acked: false, subjectPrefix: prefix });
+  const acked = createSwarmPublisher({ nc, source: 'simulator', acked: true, subjectPrefix: prefix });
+  const js = nc.jetstream();
   let closed: Promise<void> | undefined;
+
+  /** Publishes with the stream's acknowledgement; a subject no stream stores becomes a clear error. */
+  async function publishAcked(m: SimMessage): Promise<void> {
+    try {
+      if (m.subject.startsWith('swarm.')) {
+        await acked.publish(m.payload as unknown as EventInput);
+      } else {
+        await js.publish(prefix + m.subject, encoder.encode(JSON.stringify(m.payload)), {
+          msgID: messageIdOf(m),
+        });
+      }
+    } catch (err) {
+      if (err instanceof SwarmEventError) throw err;
+      throw natsPublishError(prefix + m.subject, prefix, err);
+    }
+  }
+
   return {
     async publish(messages, publishOptions = {}) {
+      const checked = new Set<string>();
       const elapsedMillis = await paced(messages.length, 1000, publishOptions, async (from, to) => {
         for (let i = from; i < to; i++) {
           const m = messages[i]!;
+          if (i === from || !checked.has(m.subject)) {
+            checked.add(m.subject);
+            await publishAcked(m);
+            continue;
+          }
           if (m.subject.startsWith('swarm.')) {
-            await swarm.publish(m.payload as unknown as EventInput);
+            await fast.publish(m.payload as unknown as EventInput);
             continue;
           }
           const h = headers();
@@ -135,14 +177,34 @@ export async function createNatsPublisher(
   };
 }
 
+/** The error of an acknowledged publish that failed: "no responders" means no stream stores the subject. */
+function natsPublishError(subject: string, prefix: string, err: unknown): PublishError {
+  const code = (err as { code?: unknown }).code;
+  if (code === '503') {
+    return new PublishError(
+      `no JetStream stream stores subject "${subject}" (is Chronicle running with NATS, and is its ` +
+        `CHRONICLE_NATS_NAMESPACE, lower-cased, "${prefix}"? set --subject-prefix)`,
+      { cause: err },
+    );
+  }
+  return new PublishError(
+    `JetStream did not acknowledge a message on "${subject}": ${(err as Error).message}`,
+    { cause: err },
+  );
+}
+
 /** Options of the HTTP publisher. */
 export interface HttpPublisherOptions {
   /** Chronicle's base URL, e.g. http://127.0.0.1:8700. */
   url: string;
   /** Events per request (at most 500). */
   maxBatchEvents?: number | undefined;
-  /** Retries of one request on 429, 503 or a network error before giving up. */
+  /** Retries of one request on 429, 503 or a network error before giving up (default 30). */
   maxRetries?: number | undefined;
+  /** Time one request may spend retrying before giving up (default 60 s). */
+  maxRetryMillis?: number | undefined;
+  /** Time one attempt may take (default 30 s); a timeout is retried. */
+  requestTimeoutMillis?: number | undefined;
 }
 
 interface IngestAnswer {
@@ -153,7 +215,11 @@ interface IngestAnswer {
 
 const MAX_HTTP_BATCH = 500;
 
-/** Posts canonical events to `{url}/api/v1/events`; `fetch` is injectable for tests. */
+/**
+ * Posts canonical events to `{url}/api/v1/events`; `fetch` is injectable for tests. Network failures
+ * (refused, reset, timed out) and 429/503 are retried with backoff, within maxRetries and
+ * maxRetryMillis; anything else (a bad URL, an unknown host, another status) fails at once.
+ */
 export function createHttpPublisher(
   options: HttpPublisherOptions,
   deps: { fetch?: typeof fetch } = {},
@@ -162,33 +228,48 @@ export function createHttpPublisher(
   const endpoint = `${options.url.replace(/\/+$/, '')}/api/v1/events`;
   const batchSize = Math.min(MAX_HTTP_BATCH, options.maxBatchEvents ?? MAX_HTTP_BATCH);
   const maxRetries = options.maxRetries ?? 30;
+  const maxRetryMillis = options.maxRetryMillis ?? 60_000;
+  const requestTimeoutMillis = options.requestTimeoutMillis ?? 30_000;
 
   async function post(events: CanonicalEvent[], signal: AbortSignal | undefined): Promise<IngestAnswer> {
     const body = JSON.stringify(events);
-    for (let attempt = 0; ; attempt++) {
-      let res: Response;
+    const started = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      let failure: string;
+      let unreachable = false;
+      let waitMillis: number;
       try {
-        res = await doFetch(endpoint, {
+        const res = await doFetch(endpoint, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body,
-          signal: signal ?? null,
+          signal: requestSignal(signal, requestTimeoutMillis),
         });
-      } catch (err) {
-        // Safe to resend: every event carries its event_id, so Chronicle stores it once.
-        if (signal?.aborted === true || attempt >= maxRetries) {
-          throw new PublishError(`POST ${endpoint} failed: ${(err as Error).message}`, { cause: err });
+        if (res.ok) return (await res.json()) as IngestAnswer;
+        const text = await res.text();
+        if (res.status !== 429 && res.status !== 503) {
+          throw new PublishError(`POST ${endpoint} answered ${res.status}: ${text.slice(0, 500)}`);
         }
-        await sleepFor(backoffMillis(attempt), undefined, { signal });
-        continue;
+        failure = `answered ${res.status}`;
+        waitMillis = retryAfterMillis(res.headers.get('retry-after'), attempt - 1);
+      } catch (err) {
+        if (err instanceof PublishError) throw err;
+        signal?.throwIfAborted();
+        const f = fetchFailure(err);
+        if (!f.retryable) throw new PublishError(`POST ${endpoint}: ${f.reason}`, { cause: err });
+        // Safe to resend: every event carries its event_id, so Chronicle stores it once.
+        failure = f.reason;
+        unreachable = f.unreachable;
+        waitMillis = backoffMillis(attempt - 1);
       }
-      if (res.ok) return (await res.json()) as IngestAnswer;
-      const text = await res.text();
-      if ((res.status === 429 || res.status === 503) && attempt < maxRetries) {
-        await sleepFor(retryAfterMillis(res.headers.get('retry-after'), attempt), undefined, { signal });
-        continue;
+      const elapsed = Date.now() - started;
+      if (attempt > maxRetries || elapsed + waitMillis > maxRetryMillis) {
+        throw new PublishError(
+          `POST ${endpoint}: ${failure} after ${attempt} attempt${attempt === 1 ? '' : 's'} over ` +
+            `${seconds(elapsed)}${unreachable ? '; is Chronicle running?' : ''}`,
+        );
       }
-      throw new PublishError(`POST ${endpoint} answered ${res.status}: ${text.slice(0, 500)}`);
+      await sleepFor(waitMillis, undefined, { signal });
     }
   }
 

@@ -4,7 +4,7 @@
  */
 import type { ConnectionOptions, NatsConnection } from 'nats';
 import { type ExpectedState, computeExpected } from './expected.js';
-import type { TrafficOptions } from './options.js';
+import { SimulationOptionsError, type TrafficOptions, pickTrafficOptions } from './options.js';
 import {
   type PublishProgress,
   type PublishResult,
@@ -12,6 +12,7 @@ import {
   createHttpPublisher,
   createNatsPublisher,
 } from './publish.js';
+import { httpUrlProblem, natsServerProblem } from './target-urls.js';
 import { type TrafficStats, generateTraffic, runPrefix } from './traffic.js';
 import { verifyChronicle } from './verify.js';
 
@@ -19,7 +20,7 @@ import { verifyChronicle } from './verify.js';
 export type SimulationTarget =
   | {
       kind: 'nats';
-      /** NATS server URL, e.g. nats://127.0.0.1:4222. */
+      /** NATS server, e.g. nats://127.0.0.1:4222 or 127.0.0.1:4222. */
       url: string;
       /** Prepended to subjects: Chronicle's CHRONICLE_NATS_NAMESPACE lower-cased; '' by default. */
       subjectPrefix?: string | undefined;
@@ -32,7 +33,10 @@ export type SimulationTarget =
       maxBatchEvents?: number | undefined;
     };
 
-/** Everything `chronicle simulate` takes; traffic options left out get DEFAULT_TRAFFIC_OPTIONS. */
+/**
+ * Everything `chronicle simulate` takes; traffic options left out get DEFAULT_TRAFFIC_OPTIONS. Only the
+ * traffic options decide the run (its id and messages): the target, verification and callbacks do not.
+ */
 export interface SimulateOptions extends Partial<TrafficOptions> {
   target: SimulationTarget;
   /** Check Chronicle's API after the run; absent: no check. */
@@ -93,12 +97,18 @@ export interface SimulationResult {
   differences?: string[] | undefined;
 }
 
-/** Generates, publishes and (optionally) verifies one run. Throws SimulationOptionsError for bad options. */
+/**
+ * Generates, publishes and (optionally) verifies one run. Throws SimulationOptionsError for bad options
+ * (before connecting to anything), PublishError when the target did not take the messages, and
+ * VerifyError when Chronicle's API could not be read.
+ */
 export async function runSimulation(
   options: SimulateOptions,
   deps: SimulateDeps = {},
 ): Promise<SimulationResult> {
-  const traffic = generateTraffic(options);
+  const problems = targetProblems(options);
+  if (problems.length > 0) throw new SimulationOptionsError(problems);
+  const traffic = generateTraffic(pickTrafficOptions(options));
   const prefix = runPrefix(traffic.runId);
   const expected = computeExpected(traffic.messages, { prefix, target: options.target.kind });
 
@@ -134,11 +144,24 @@ export async function runSimulation(
     report.verifyMillis = verified.elapsedMillis;
     // Events the ingest refused are a loss too, even if the check could not see them.
     result.differences = [
-      ...publish.rejected.map((r) => `event ${r.event_id}: rejected by the ingest (${r.reason})`),
-      ...verified.differences,
+      ...new Set([
+        ...publish.rejected.map((r) => `event ${r.event_id}: rejected by the ingest (${r.reason})`),
+        ...verified.differences,
+      ]),
     ];
   }
   return result;
+}
+
+/** The target's and the API's addresses, checked before anything is sent. */
+function targetProblems(options: SimulateOptions): string[] {
+  const problems: string[] = [];
+  const target = options.target.kind === 'nats' ? natsServerProblem : httpUrlProblem;
+  const url = target(options.target.url);
+  if (url !== undefined) problems.push(`target.url ${url}`);
+  const apiUrl = options.verify === undefined ? undefined : httpUrlProblem(options.verify.apiUrl);
+  if (apiUrl !== undefined) problems.push(`verify.apiUrl ${apiUrl}`);
+  return problems;
 }
 
 function createPublisher(target: SimulationTarget, deps: SimulateDeps): Promise<TrafficPublisher> {

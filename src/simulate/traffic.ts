@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { uuidV5 } from '../events/uuid.js';
-import { type TrafficOptions, resolveTrafficOptions } from './options.js';
+import { TRAFFIC_OPTION_KEYS, type TrafficOptions, resolveTrafficOptions } from './options.js';
 import { createRandom } from './random.js';
 
 /** One message to publish: `payload` is a canonical event, or a dead-letter entry on `dlq.*`. */
@@ -36,7 +36,10 @@ export interface TrafficStats {
 
 /** The generated run. */
 export interface Traffic {
-  /** Fingerprint of the options: names this run's traces and agents, so runs never mix. */
+  /**
+   * Fingerprint of the traffic options (nothing else: not the target, nor verification): names this
+   * run's traces and agents, so runs never mix, and the same options always name the same run.
+   */
   runId: string;
   options: TrafficOptions & { count: number };
   messages: SimMessage[];
@@ -99,10 +102,24 @@ interface Item {
   payload: Record<string, unknown>;
 }
 
-/** Generates the messages of one run; throws SimulationOptionsError for bad options. */
+/** The run id of resolved options: a hash of the TrafficOptions values, in a fixed key order. */
+export function runIdOf(options: TrafficOptions): string {
+  const values = TRAFFIC_OPTION_KEYS.flatMap((key) =>
+    options[key] === undefined ? [] : [[key, options[key]] as const],
+  );
+  return createHash('sha1')
+    .update(JSON.stringify(Object.fromEntries(values)))
+    .digest('hex')
+    .slice(0, 8);
+}
+
+/**
+ * Generates the messages of one run; throws SimulationOptionsError for bad options. Only the
+ * TrafficOptions keys of `input` count: passing a larger object (SimulateOptions) gives the same run.
+ */
 export function generateTraffic(input: Partial<TrafficOptions>): Traffic {
   const options = resolveTrafficOptions(input);
-  const runId = createHash('sha1').update(JSON.stringify(options)).digest('hex').slice(0, 8);
+  const runId = runIdOf(options);
   const prefix = runPrefix(runId);
   const rnd = createRandom(options.seed);
   const gapMs = 1000 / (options.ratePerSecond ?? DEFAULT_TIMELINE_RATE);

@@ -1,10 +1,12 @@
 /**
  * The correctness check after a run: polls Chronicle's query API until what it recorded matches what
- * the run should have left, or a timeout passes, and returns the differences that remain.
+ * the run should have left, or a timeout passes, and returns the differences that remain. Differences
+ * are only what Chronicle answered: an API that could not be read is a VerifyError, never a difference.
  */
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { AgentDayExpectation, ExpectedState } from './expected.js';
 import { type ObservedState, type ObservedTrace, compareState } from './compare.js';
+import { fetchFailure, requestSignal, seconds } from './fetch-failure.js';
 
 /** Where and how long to check. */
 export interface VerifyOptions {
@@ -15,7 +17,33 @@ export interface VerifyOptions {
   pollIntervalMillis?: number | undefined;
   /** Lines reported at most; the rest are summarised in one line. */
   maxDifferences?: number | undefined;
+  /** Time one read of the API may take (default 30 s). */
+  requestTimeoutMillis?: number | undefined;
   signal?: AbortSignal | undefined;
+}
+
+/**
+ * Chronicle's API could not be read, so nothing can be said about what it recorded: it did not answer
+ * until the timeout (down, or a wrong URL), or answered something that is not its API.
+ */
+export class VerifyError extends Error {
+  override readonly name = 'VerifyError';
+}
+
+/** A read of the API that failed; `retryable` when Chronicle may answer later (down, busy, starting). */
+class ApiReadError extends Error {
+  override readonly name = 'ApiReadError';
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    options?: ErrorOptions & { unreachable?: boolean },
+  ) {
+    super(message, options);
+    this.unreachable = options?.unreachable ?? false;
+  }
+
+  /** Nothing answered at that address (refused, timed out, unknown host). */
+  readonly unreachable: boolean;
 }
 
 /** The outcome of a check. */
@@ -31,29 +59,55 @@ const PAGE_LIMIT = 1000;
 /** Traces whose events are listed one by one to name the missing ones. */
 const DETAILED_TRACES = 5;
 
-/** Polls until Chronicle matches `expected` or `timeoutMillis` passes; `fetch` is injectable. */
+/**
+ * Polls until Chronicle matches `expected` or `timeoutMillis` passes; `fetch` is injectable. Throws a
+ * VerifyError when the last check could not read the API (it kept failing until the timeout, or it
+ * answered with a status that retrying will not change), so differences always come from Chronicle.
+ */
 export async function verifyChronicle(
   expected: ExpectedState,
   options: VerifyOptions,
   deps: { fetch?: typeof fetch } = {},
 ): Promise<VerifyResult> {
-  const api = createApiReader(options.apiUrl, deps.fetch ?? fetch, options.signal);
+  const api = createApiReader(
+    options.apiUrl,
+    deps.fetch ?? fetch,
+    options.requestTimeoutMillis ?? 30_000,
+    options.signal,
+  );
   const started = Date.now();
   const deadline = started + options.timeoutMillis;
   const interval = options.pollIntervalMillis ?? 500;
   for (let checks = 1; ; checks++) {
-    let differences: string[];
+    let observed: ObservedState | undefined;
+    let failure: ApiReadError | undefined;
     try {
-      differences = compareState(expected, await observe(api, expected));
+      observed = await observe(api, expected);
     } catch (err) {
-      if (options.signal?.aborted === true) throw err;
-      differences = [`could not read Chronicle's API: ${(err as Error).message}`];
+      options.signal?.throwIfAborted();
+      if (!(err instanceof ApiReadError)) {
+        // Pages or rows not shaped like Chronicle's: something else answers at apiUrl.
+        throw new VerifyError(`unexpected answer from Chronicle's API: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+      if (!err.retryable)
+        throw new VerifyError(`could not read Chronicle's API: ${err.message}`, { cause: err });
+      failure = err;
     }
+    const differences = observed === undefined ? undefined : compareState(expected, observed);
     const last = Date.now() + interval > deadline;
-    if (differences.length === 0 || last) {
+    if (failure !== undefined && last) {
+      throw new VerifyError(
+        `could not read Chronicle's API: ${failure.message} (${checks} attempt${checks === 1 ? '' : 's'} ` +
+          `over ${seconds(Date.now() - started)}${failure.unreachable ? '; is Chronicle running there?' : ''})`,
+        { cause: failure },
+      );
+    }
+    if (differences !== undefined && (differences.length === 0 || last)) {
       if (differences.length > 0) differences.push(...(await eventDetail(api, expected, differences)));
       return {
-        differences: capped(differences, options.maxDifferences ?? 100),
+        differences: capped(unique(differences), options.maxDifferences ?? 100),
         checks,
         elapsedMillis: Date.now() - started,
       };
@@ -66,15 +120,44 @@ interface ApiReader {
   get<T>(path: string, query: Record<string, string | undefined>): Promise<T>;
 }
 
-function createApiReader(baseUrl: string, doFetch: typeof fetch, signal?: AbortSignal): ApiReader {
+/** Reads the API; failures are ApiReadErrors, retryable for network errors, 429 and 5xx. */
+function createApiReader(
+  baseUrl: string,
+  doFetch: typeof fetch,
+  requestTimeoutMillis: number,
+  signal?: AbortSignal,
+): ApiReader {
   const base = baseUrl.replace(/\/+$/, '');
   return {
     async get<T>(path: string, query: Record<string, string | undefined>): Promise<T> {
-      const url = new URL(base + path);
+      let url: URL;
+      try {
+        url = new URL(base + path);
+      } catch (err) {
+        throw new ApiReadError(`invalid URL ${JSON.stringify(baseUrl)}`, false, { cause: err });
+      }
       for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
-      const res = await doFetch(url, { signal: signal ?? null });
-      if (!res.ok) throw new Error(`GET ${url.pathname}${url.search} answered ${res.status}`);
-      return (await res.json()) as T;
+      const what = `GET ${url.origin}${url.pathname}`;
+      try {
+        const res = await doFetch(url, { signal: requestSignal(signal, requestTimeoutMillis) });
+        if (!res.ok) {
+          await res.body?.cancel();
+          const retryable = res.status === 429 || res.status >= 500;
+          throw new ApiReadError(
+            `${what}${url.search} answered ${res.status}${retryable ? '' : ' (is this Chronicle?)'}`,
+            retryable,
+          );
+        }
+        return (await res.json()) as T;
+      } catch (err) {
+        if (err instanceof ApiReadError) throw err;
+        signal?.throwIfAborted();
+        const f = fetchFailure(err);
+        throw new ApiReadError(`${what}: ${f.reason}`, f.retryable, {
+          cause: err,
+          unreachable: f.unreachable,
+        });
+      }
     },
   };
 }
@@ -162,10 +245,12 @@ async function eventDetail(
   expected: ExpectedState,
   differences: string[],
 ): Promise<string[]> {
-  const traceIds = differences
-    .map((d) => /^trace (\S+): (?:missing|expected \d+ events)/.exec(d)?.[1])
-    .filter((id): id is string => id !== undefined)
-    .slice(0, DETAILED_TRACES);
+  // A trace whose count differs has a line for its row and one for the log: list its events once.
+  const traceIds = unique(
+    differences
+      .map((d) => /^trace (\S+): (?:missing|expected \d+ events)/.exec(d)?.[1])
+      .filter((id): id is string => id !== undefined),
+  ).slice(0, DETAILED_TRACES);
   const out: string[] = [];
   for (const traceId of traceIds) {
     try {
@@ -183,6 +268,10 @@ async function eventDetail(
     }
   }
   return out;
+}
+
+function unique<T>(values: readonly T[]): T[] {
+  return [...new Set(values)];
 }
 
 function capped(lines: string[], max: number): string[] {

@@ -2,20 +2,19 @@
  * Chronicle as operators run it: the built dist/ started as a real process, configured through the
  * environment, stopped with signals.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import net from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, buildDist } from '../support/build.js';
 import { sleep, waitFor } from '../support/chronicle.js';
 import { type TestDatabase, createTestDatabase } from '../support/db.js';
 import { DATABASE_URL, describeWithPostgres } from '../support/services.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = 'dist/main.js';
 const CLI = 'dist/cli/chronicle.js';
 
@@ -196,18 +195,7 @@ const event = (traceId: string) => ({
 });
 
 beforeAll(() => {
-  try {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], {
-      cwd: ROOT,
-      timeout: 60_000,
-      stdio: 'pipe',
-    });
-  } catch (err) {
-    const { stdout, stderr } = err as { stdout?: Buffer; stderr?: Buffer };
-    throw new Error(`build failed:\n${stdout?.toString() ?? ''}${stderr?.toString() ?? ''}`, {
-      cause: err,
-    });
-  }
+  buildDist();
 }, 60_000);
 
 afterEach(async () => {

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { computeExpected } from '../../src/simulate/expected.js';
-import { createHttpPublisher } from '../../src/simulate/publish.js';
+import { PublishError, createHttpPublisher } from '../../src/simulate/publish.js';
 import { runSimulationRounds } from '../../src/simulate/rounds.js';
-import { runSimulation } from '../../src/simulate/simulate.js';
+import { type SimulationReport, runSimulation } from '../../src/simulate/simulate.js';
 import { generateTraffic, runPrefix } from '../../src/simulate/traffic.js';
 import { verifyChronicle } from '../../src/simulate/verify.js';
 import { type ChronicleTestEnv, type TestChronicle, createChronicleTestEnv } from '../support/chronicle.js';
+import { loseOneEvent } from '../support/db.js';
 import { NATS_URL, describeWithServices } from '../support/services.js';
 
 const TRAFFIC = {
@@ -21,6 +22,7 @@ const TRAFFIC = {
 describeWithServices('simulate - chronicle simulate --verify', () => {
   let env: ChronicleTestEnv;
   let chronicle: TestChronicle;
+  let natsRun: SimulationReport | undefined;
 
   beforeAll(async () => {
     env = await createChronicleTestEnv();
@@ -61,6 +63,39 @@ describeWithServices('simulate - chronicle simulate --verify', () => {
     expect(result.differences).toEqual([]);
     expect(result.report.expected.dlqEntries).toBeGreaterThan(0);
     expect(result.report.publish.elapsedMillis).toBeGreaterThanOrEqual(500);
+    natsRun = result.report;
+  });
+
+  it('simulate - over NATS, subjects no stream stores fail the run at once, naming the subject', async () => {
+    const prefix = `${env.namespace.toLowerCase()}nostream_`;
+    const error = await runSimulation({
+      ...TRAFFIC,
+      seed: 2,
+      count: 500,
+      target: { kind: 'nats', url: NATS_URL, subjectPrefix: prefix },
+    }).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(PublishError);
+    expect((error as Error).message).toMatch(
+      new RegExp(
+        `^no JetStream stream stores subject "${prefix}(swarm|dlq)\\.[a-z.]+" \\(.*"${prefix}"\\? set --subject-prefix\\)$`,
+      ),
+    );
+  });
+
+  it('simulate - the same traffic options give the same run over NATS and HTTP, with or without verification', async () => {
+    const options = { ...TRAFFIC, seed: 2, count: 3_000, ratePerSecond: 5_000 };
+    const overHttp = await runSimulation({
+      ...options,
+      target: { kind: 'http', url: chronicle.url },
+      verify: { apiUrl: chronicle.url, timeoutMillis: 10_000, pollIntervalMillis: 200 },
+    });
+    expect(overHttp.report.runId).toBe(generateTraffic(options).runId);
+    expect(overHttp.differences).toEqual([]);
+    // The same run as the NATS test's (seed 2): every event was a duplicate of one already stored.
+    expect(natsRun).toBeDefined();
+    expect(overHttp.report.runId).toBe(natsRun!.runId);
+    expect(overHttp.report.expected.events).toBe(natsRun!.expected.events);
+    expect(overHttp.report.traffic).toEqual(natsRun!.traffic);
   });
 
   it('simulate - the same run sent again changes nothing, and still verifies', async () => {
@@ -92,7 +127,10 @@ describeWithServices('simulate - chronicle simulate --verify', () => {
       `events: expected ${expected.events} distinct events, Chronicle recorded ${expected.events - 1}`,
     );
     expect(differences.some((d) => d.startsWith(`trace ${traceId}: status expected "completed"`))).toBe(true);
-    expect(differences).toContain(`trace ${traceId}: events not recorded: ${String(lost.payload.event_id)}`);
+    // Listed once, though the trace's row and its log count both differ.
+    const line = `trace ${traceId}: events not recorded: ${String(lost.payload.event_id)}`;
+    expect(differences.filter((d) => d === line)).toHaveLength(1);
+    expect(new Set(differences).size).toBe(differences.length);
     expect(differences.some((d) => /^agent \S+ on \d{4}-\d{2}-\d{2}: tasks_completed expected/.test(d))).toBe(
       true,
     );
@@ -113,13 +151,7 @@ describeWithServices('simulate - chronicle simulate --verify', () => {
     expect((await verify()).differences).toEqual([]);
 
     // Chronicle "loses" a stored event: gone from the raw log, while the derived rows are left as they were.
-    const { rows } = await env.db.pool.query<{ event_id: string; trace_id: string }>(
-      `DELETE FROM swarm_events WHERE event_id = (
-         SELECT event_id FROM swarm_events WHERE trace_id LIKE $1 AND event_type = 'task.started' LIMIT 1)
-       RETURNING event_id::text, trace_id`,
-      [`${prefix}%`],
-    );
-    const lost = rows[0]!;
+    const lost = await loseOneEvent(env.db.pool, prefix);
     const { differences } = await verify();
     expect(differences).toContain(
       `events: expected ${expected.events} distinct events in the log, found ${expected.events - 1}`,
@@ -156,14 +188,14 @@ describeWithServices('simulate - chronicle simulate --verify', () => {
           target: { kind: 'http', url: chronicle.url },
           verify: { apiUrl: chronicle.url, timeoutMillis: 2_000, pollIntervalMillis: 200 },
         },
-        onRound: (_, r) => {
-          runIds.push(r.report.runId);
-          verdicts.push(r.differences!.length);
+        onRound: (_, { result: r }) => {
+          runIds.push(r!.report.runId);
+          verdicts.push(r!.differences!.length);
         },
       },
       { fetch: losingFetch },
     );
-    expect(result).toEqual({ rounds: 3, failedRounds: 1 });
+    expect(result).toEqual({ rounds: 3, roundsWithDifferences: 1, failedRounds: 0 });
     expect(new Set(runIds).size).toBe(3);
     expect(verdicts[0]).toBe(0);
     expect(verdicts[1]).toBeGreaterThan(0);
@@ -185,6 +217,6 @@ describeWithServices('simulate - chronicle simulate --verify', () => {
       signal: stop.signal,
       onRound: () => stop.abort(new Error('stopped')),
     });
-    expect(result).toEqual({ rounds: 1, failedRounds: 0 });
+    expect(result).toEqual({ rounds: 1, roundsWithDifferences: 0, failedRounds: 0 });
   });
 });

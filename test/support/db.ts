@@ -61,3 +61,22 @@ export async function truncateStore(pool: pg.Pool): Promise<void> {
     }
   }
 }
+
+/**
+ * Makes Chronicle "lose" one stored event of the traces starting with `prefix`: a `task.started` row is
+ * deleted from swarm_events, while the ledger and the derived rows are left as they were (so the event,
+ * sent again, is deduplicated and stays lost). Returns the lost event.
+ */
+export async function loseOneEvent(
+  pool: pg.Pool,
+  prefix: string,
+): Promise<{ event_id: string; trace_id: string }> {
+  const { rows } = await pool.query<{ event_id: string; trace_id: string }>(
+    `DELETE FROM swarm_events WHERE event_id = (
+       SELECT event_id FROM swarm_events WHERE trace_id LIKE $1 AND event_type = 'task.started' LIMIT 1)
+     RETURNING event_id::text, trace_id`,
+    [`${prefix}%`],
+  );
+  if (rows[0] === undefined) throw new Error(`no task.started event of ${prefix}* to lose`);
+  return rows[0];
+}

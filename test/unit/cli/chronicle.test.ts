@@ -83,19 +83,77 @@ describe('chronicle CLI - usage', () => {
       [['simulate', '--rate', 'fast'], /--rate must be a number/],
       [
         ['simulate', '--error-rate', '2', '--agents', '0'],
-        /errorRate must be between 0 and 1.*agents must be an integer/,
+        /--error-rate must be between 0 and 1.*--agents must be an integer/,
       ],
       [['simulate', '--start', 'yesterday'], /--start must be RFC 3339 or now/],
       [['simulate', '--frobnicate'], /Unknown option '--frobnicate'/],
-      [['simulate', '--every', '0'], /--every must be greater than 0/],
+      [['simulate', '--every', '0', '--verify'], /--every must be greater than 0/],
       [['simulate', '--rounds', '2'], /--rounds needs --every/],
-      [['simulate', '--every', '5', '--rounds', '1.5'], /--rounds must be a whole number/],
-      [['simulate', '--every', '5', '--start', 'now'], /--start cannot be combined with --every/],
+      [['simulate', '--every', '5', '--verify', '--rounds', '1.5'], /--rounds must be a whole number/],
+      [['simulate', '--every', '5', '--verify', '--start', 'now'], /--start cannot be combined with --every/],
     ];
     for (const [argv, message] of cases) {
       const { code, err } = await run(argv);
       expect(code, argv.join(' ')).toBe(EXIT.usage);
       expect(err, argv.join(' ')).toMatch(message);
     }
+  });
+
+  it('simulate: option problems name the flags, never the internal option names', async () => {
+    const cases: [string[], string][] = [
+      [['simulate', '--duration', '5'], '--duration needs --rate'],
+      [['simulate', '--count', '0'], '--count must be a positive whole number'],
+      [['simulate', '--count', '2.5'], '--count must be a positive whole number'],
+      [
+        ['simulate', '--count', '10', '--duration', '5', '--rate', '2'],
+        'give --count or --duration, not both',
+      ],
+      [['simulate', '--duration=-1', '--rate', '2'], '--duration must be greater than 0'],
+      [['simulate', '--rate', '0'], '--rate must be greater than 0'],
+      [['simulate', '--seed', '1.5'], '--seed must be an integer'],
+      [['simulate', '--timeout-rate=-0.1'], '--timeout-rate must be between 0 and 1'],
+      [['simulate', '--out-of-order-rate', '7'], '--out-of-order-rate must be between 0 and 1'],
+      [['simulate', '--verify', '--verify-timeout', '0'], '--verify-timeout must be greater than 0'],
+    ];
+    for (const [argv, message] of cases) {
+      const { code, err } = await run(argv);
+      expect(code, argv.join(' ')).toBe(EXIT.usage);
+      const first = err.split('\n')[0]!;
+      expect(first, argv.join(' ')).toBe(`chronicle simulate: ${message}`);
+      expect(first, argv.join(' ')).not.toMatch(
+        /errorRate|durationSeconds|ratePerSecond|count must be a positive integer|startTimeMillis/,
+      );
+    }
+  });
+
+  it('simulate: a flag that is not a number is reported once, not again as missing', async () => {
+    const { code, err } = await run(['simulate', '--count', 'many']);
+    expect(code).toBe(EXIT.usage);
+    expect(err.split('\n')[0]).toBe('chronicle simulate: --count must be a number, got "many"');
+  });
+
+  it('simulate: bad addresses are usage errors before anything is sent', async () => {
+    const cases: [string[], RegExp][] = [
+      [['simulate', '--url', 'localhost:8700'], /--url must be an http\(s\) URL/],
+      [['simulate', '--url', 'nats://127.0.0.1:4222'], /--url must be an http\(s\) URL/],
+      [['simulate', '--url', 'http://'], /--url must be an http\(s\) URL/],
+      [['simulate', '--target', 'nats', '--url', 'http://127.0.0.1:4222'], /--url must be a NATS server/],
+      [['simulate', '--target', 'nats', '--url', 'nats://h:99999'], /--url must be a NATS server/],
+      [['simulate', '--target', 'nats'], /--target nats needs --url or NATS_URL/],
+      [['simulate', '--verify', '--api-url', 'ftp://chronicle'], /--api-url must be an http\(s\) URL/],
+      [['simulate', '--api-url', 'http://chronicle:8700'], /--api-url needs --verify/],
+      [['simulate', '--subject-prefix', 'x_'], /--subject-prefix is for --target nats/],
+    ];
+    for (const [argv, message] of cases) {
+      const { code, err } = await run(argv);
+      expect(code, argv.join(' ')).toBe(EXIT.usage);
+      expect(err, argv.join(' ')).toMatch(message);
+    }
+  });
+
+  it('simulate: --every needs --verify', async () => {
+    const { code, err } = await run(['simulate', '--every', '5', '--rounds', '2']);
+    expect(code).toBe(EXIT.usage);
+    expect(err).toMatch(/--every needs --verify/);
   });
 });

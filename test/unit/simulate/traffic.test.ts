@@ -149,3 +149,31 @@ describe('simulated traffic', () => {
     expect(outOfOrder).toBeGreaterThan(100);
   });
 });
+
+describe('simulated traffic - run id', () => {
+  it('traffic - options other than the traffic options (target, verify, callbacks) change neither the run id nor the messages', () => {
+    const base = generateTraffic({ seed: 7, count: 300 });
+    const withExtras = generateTraffic({
+      seed: 7,
+      count: 300,
+      target: { kind: 'http', url: 'http://elsewhere:1' },
+      verify: { apiUrl: 'http://api:2', timeoutMillis: 5 },
+      onProgress: () => undefined,
+    } as Parameters<typeof generateTraffic>[0]);
+    expect(withExtras.runId).toBe(base.runId);
+    expect(withExtras.messages).toEqual(base.messages);
+  });
+
+  it('traffic - run ids are stable across versions (a re-run deduplicates against an earlier one)', () => {
+    expect(generateTraffic({ seed: 1, count: 1000 }).runId).toBe('c2442cf3');
+    expect(generateTraffic({ count: 10_000, ratePerSecond: 2000, startTimeMillis: 5 }).runId).toBe(
+      'fd813e54',
+    );
+  });
+
+  it('traffic - the run id does not depend on the order the options are given in', () => {
+    const a = generateTraffic({ seed: 7, count: 300, agents: 2, errorRate: 0.1 });
+    const b = generateTraffic({ errorRate: 0.1, agents: 2, count: 300, seed: 7 });
+    expect(b.runId).toBe(a.runId);
+  });
+});
