@@ -56,6 +56,7 @@ const page = { limit: limit.optional(), cursor: cursor.optional() };
 export const querySchemas = {
   events: z.object({
     trace_id: text.optional(),
+    trace_prefix: text.optional(),
     event_type: text.optional(),
     source: text.optional(),
     since: timestamp.optional(),
@@ -63,6 +64,7 @@ export const querySchemas = {
     ...page,
   }),
   traces: z.object({
+    trace_prefix: text.optional(),
     status: oneOf(TRACE_STATUSES).optional(),
     agent: text.optional(),
     owner: text.optional(),

@@ -181,7 +181,9 @@ async function observe(api: ApiReader, expected: ExpectedState): Promise<Observe
   const traces = new Map<string, ObservedTrace>();
   const window = expected.createdWindow;
   if (window !== null) {
+    // Only the run's traces cross the wire (every trace id of a run carries its prefix).
     const query = {
+      trace_prefix: expected.prefix,
       since: new Date(window.sinceMillis).toISOString(),
       until: new Date(window.untilMillis).toISOString(),
     };
@@ -225,6 +227,7 @@ async function observe(api: ApiReader, expected: ExpectedState): Promise<Observe
   const lasts = [...traces.values()].flatMap((t) => (t.last_event_at ? [Date.parse(t.last_event_at)] : []));
   if (firsts.length > 0 && lasts.length > 0) {
     const query = {
+      trace_prefix: expected.prefix,
       since: new Date(Math.min(...firsts)).toISOString(),
       until: new Date(Math.max(...lasts) + 1).toISOString(),
     };

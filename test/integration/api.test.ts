@@ -373,6 +373,20 @@ describeWithPostgres('query API', () => {
     expect(await ids('agent=nobody')).toEqual([]);
   });
 
+  it('traces and events - trace_prefix keeps the traces whose id starts with it, matched literally', async () => {
+    const idsOf = async (path: string) => (await list(path)).items.map((row) => String(row.trace_id));
+    const all = await idsOf('/api/v1/traces?limit=1000');
+    expect((await idsOf('/api/v1/traces?trace_prefix=t-')).sort()).toEqual(
+      all.filter((id) => id.startsWith('t-')).sort(),
+    );
+    expect(await idsOf('/api/v1/traces?trace_prefix=t-&status=completed')).toEqual(['t-completed']);
+    expect(new Set(await idsOf('/api/v1/events?trace_prefix=hb-a'))).toEqual(new Set(['hb-a1', 'hb-a2']));
+    // LIKE's wildcards are plain characters here.
+    expect(await idsOf('/api/v1/traces?trace_prefix=%25')).toEqual([]);
+    expect(await idsOf('/api/v1/traces?trace_prefix=t_')).toEqual([]);
+    expect((await request('/api/v1/traces?trace_prefix=')).status).toBe(400);
+  });
+
   it('traces - since is inclusive and until exclusive, RFC 3339 with any offset or epoch ms', async () => {
     const ids = async (query: string) => (await list(`/api/v1/traces?${query}`)).items.map((t) => t.trace_id);
     expect(await ids(`since=${DAY}T10:30:00Z&until=${DAY}T12:00:00Z`)).toEqual(['t-failed', 'hb-a1']);

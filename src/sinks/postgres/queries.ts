@@ -143,6 +143,8 @@ export interface PageRequest {
 
 export interface EventFilter extends PageRequest {
   trace_id?: string | undefined;
+  /** Events of the traces whose id starts with this (matched literally). */
+  trace_prefix?: string | undefined;
   event_type?: string | undefined;
   source?: string | undefined;
   /** Inclusive lower bound on `timestamp`, RFC 3339. */
@@ -153,6 +155,8 @@ export interface EventFilter extends PageRequest {
 
 export interface TraceFilter extends PageRequest {
   status?: TraceStatus | undefined;
+  /** Traces whose id starts with this (matched literally). */
+  trace_prefix?: string | undefined;
   /** assigned_agent. */
   agent?: string | undefined;
   owner?: string | undefined;
@@ -218,6 +222,7 @@ WHERE ($1::text IS NULL OR trace_id = $1)
   AND ($4::timestamptz IS NULL OR "timestamp" >= $4)
   AND ($5::timestamptz IS NULL OR "timestamp" < $5)
   AND ($6::timestamptz IS NULL OR ("timestamp", event_id) > ($6, $7::uuid))
+  AND ($9::text IS NULL OR starts_with(trace_id, $9))
 ORDER BY "timestamp", event_id
 LIMIT $8`;
 
@@ -234,6 +239,7 @@ WHERE ($1::text IS NULL OR status = $1)
   AND ($4::timestamptz IS NULL OR created_at >= $4)
   AND ($5::timestamptz IS NULL OR created_at < $5)
   AND ($6::timestamptz IS NULL OR (created_at, trace_id) < ($6, $7::text))
+  AND ($9::text IS NULL OR starts_with(trace_id, $9))
 ORDER BY created_at DESC, trace_id DESC
 LIMIT $8`;
 
@@ -366,6 +372,7 @@ export function createQueryStore(pool: pg.Pool): QueryStore {
         key.time,
         key.id,
         f.limit + 1,
+        f.trace_prefix ?? null,
       ]);
       return toPage('events', rows, f.limit, (r) => r.event_id);
     },
@@ -381,6 +388,7 @@ export function createQueryStore(pool: pg.Pool): QueryStore {
         key.time,
         key.id,
         f.limit + 1,
+        f.trace_prefix ?? null,
       ]);
       return toPage('traces', rows, f.limit, (r) => r.trace_id);
     },
