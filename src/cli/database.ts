@@ -7,6 +7,7 @@ import {
   startEmbeddedPostgres,
 } from '../sinks/postgres/embedded.js';
 import type { Logger } from '../telemetry/logger.js';
+import { exitOnSignals } from './signals.js';
 
 /** The configuration with the database it will use: DATABASE_URL, or an embedded server. */
 export type ConfigWithDatabase = Config & { databaseUrl: string };
@@ -75,4 +76,21 @@ export async function openDatabase(
     embedded: true,
     lost: server.lost,
   };
+}
+
+/**
+ * openDatabase for a command that runs to completion (migrate, export): a termination signal, even
+ * one that arrives while the embedded server starts, stops that server and exits 130.
+ */
+export function openDatabaseForCommand(
+  config: Config,
+  logger: Logger,
+  options: OpenOptions,
+): Promise<Database> {
+  const opening = openDatabase(config, logger, options);
+  exitOnSignals(logger, async () => {
+    await (await opening.catch(() => undefined))?.stop();
+    return 130;
+  });
+  return opening;
 }

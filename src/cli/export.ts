@@ -5,8 +5,7 @@ import { createPool, endPool } from '../sinks/postgres/pool.js';
 import type { SpanRecord } from '../spans/span-record.js';
 import { type OtlpExportOptions, createOtlpExporter, toReadableSpan } from '../spans/span-export.js';
 import { createLogger } from '../telemetry/logger.js';
-import { openDatabase } from './database.js';
-import { exitOnSignals } from './signals.js';
+import { openDatabaseForCommand } from './database.js';
 
 export interface BackfillOptions {
   /** Traces with an event at or after this time… */
@@ -37,12 +36,7 @@ LIMIT $5`;
 export async function backfill(baseConfig: Config, options: BackfillOptions): Promise<number> {
   const logger = createLogger({ level: baseConfig.logLevel });
   // Beside a running `chronicle serve`, its embedded server; never a new, empty cluster.
-  const opening = openDatabase(baseConfig, logger, { share: true, create: false });
-  exitOnSignals(logger, async () => {
-    await (await opening.catch(() => undefined))?.stop();
-    return 130;
-  });
-  const database = await opening;
+  const database = await openDatabaseForCommand(baseConfig, logger, { share: true, create: false });
   const { config } = database;
   const pool = createPool({ connectionString: config.databaseUrl, maxConnections: 1 });
   const exporter = createOtlpExporter(options.endpoint);

@@ -2,8 +2,7 @@ import type { Config } from '../config.js';
 import { ensureDatabase, migrate } from '../sinks/postgres/migrate.js';
 import { createPool, endPool } from '../sinks/postgres/pool.js';
 import { createLogger } from '../telemetry/logger.js';
-import { openDatabase } from './database.js';
-import { exitOnSignals } from './signals.js';
+import { openDatabaseForCommand } from './database.js';
 
 /**
  * `chronicle migrate`: applies pending migrations to DATABASE_URL (creating the database if missing), or
@@ -11,13 +10,8 @@ import { exitOnSignals } from './signals.js';
  */
 export async function migrateCommand(baseConfig: Config): Promise<number> {
   const logger = createLogger({ level: baseConfig.logLevel });
-  // Beside a running `chronicle serve`, its embedded server; else one of our own, stopped on any signal.
-  const opening = openDatabase(baseConfig, logger, { share: true });
-  exitOnSignals(logger, async () => {
-    await (await opening.catch(() => undefined))?.stop();
-    return 130;
-  });
-  const database = await opening;
+  // Beside a running `chronicle serve`, its embedded server; else one of our own.
+  const database = await openDatabaseForCommand(baseConfig, logger, { share: true });
   const { config } = database;
   const pool = createPool({ connectionString: config.databaseUrl, maxConnections: 1 });
   try {
