@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createPool, endPool } from '../../src/sinks/postgres/pool.js';
+import { withTransaction } from '../../src/sinks/postgres/transaction.js';
 import { type TestDatabase, createTestDatabase } from '../support/db.js';
 import { DATABASE_URL, describeWithPostgres } from '../support/services.js';
 
@@ -49,5 +50,24 @@ describeWithPostgres('postgres pool - endPool', () => {
 
   it('postgres pool - an unused pool ends at once', async () => {
     await endPool(createPool({ connectionString: db.url, maxConnections: 2 }));
+  });
+
+  it('postgres pool - a connection lost inside withTransaction rejects the transaction and is not reused; the process goes on', async () => {
+    const pool = createPool({ connectionString: db.url, maxConnections: 1 });
+    try {
+      const lost = withTransaction(pool, async (client) => {
+        const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        await admin.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+        // The server closes the connection: the next query, or the idle socket, reports it.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await client.query('SELECT 1');
+      });
+      await expect(lost).rejects.toThrow(/connection/i);
+      // The pool's one connection was replaced: the next transaction works.
+      const next = await withTransaction(pool, (client) => client.query<{ n: number }>('SELECT 2 AS n'));
+      expect(next.rows).toEqual([{ n: 2 }]);
+    } finally {
+      await endPool(pool);
+    }
   });
 });

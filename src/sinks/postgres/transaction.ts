@@ -11,6 +11,13 @@ export async function withTransaction<T>(
 ): Promise<T> {
   const client = await pool.connect();
   let broken = false;
+  // pg-pool listens for errors of idle clients only: a connection lost while this one is checked out
+  // (the server restarted or stopped) would be an unhandled 'error' event, which ends the process.
+  // The query in flight rejects with the same error; the connection is not reused.
+  const onError = (): void => {
+    broken = true;
+  };
+  client.on('error', onError);
   try {
     await client.query(begin);
     const result = await work(client);
@@ -22,6 +29,7 @@ export async function withTransaction<T>(
     });
     throw err;
   } finally {
+    client.off('error', onError);
     client.release(broken);
   }
 }
