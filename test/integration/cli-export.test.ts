@@ -74,4 +74,36 @@ describeWithPostgres('chronicle export - backfill a trace backend', () => {
     );
     expect(all[0]!.exported).toBe(0);
   });
+
+  it('export - says how many traces of the window still wait for their spans, so a later run sends them', async () => {
+    const { rows } = await db.pool.query<{ trace_id: string }>(
+      `SELECT trace_id FROM swarm_traces WHERE first_event_at >= '2026-03-01' ORDER BY trace_id LIMIT 2`,
+    );
+    // Two traces changed since their spans were built: queued for the builder, as a flush leaves them.
+    for (const { trace_id } of rows) {
+      await db.pool.query(
+        `INSERT INTO otel_pending (trace_id, first_at, last_at) VALUES ($1, now(), now())`,
+        [trace_id],
+      );
+    }
+    const out: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => out.push(String(chunk)) > 0);
+    const code = await runCli(
+      [
+        'export',
+        '--since',
+        '2026-03-01T00:00:00.000Z',
+        '--until',
+        '2026-03-02T00:00:00.000Z',
+        '--endpoint',
+        `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`,
+      ],
+      { DATABASE_URL: db.url, LOG_LEVEL: 'silent', NATS_URL: 'none' },
+    );
+    vi.restoreAllMocks();
+    expect(code).toBe(EXIT.ok);
+    expect(out.join('')).toMatch(
+      /spans sent to .*; 2 traces in the window still wait for their spans to be built \(SPAN_SETTLE_MS\): export again later\n$/,
+    );
+  });
 });
