@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto';
 import { LIFECYCLE_RANK } from '../events/schema.js';
 import { otelSpanId, otelTraceId, unixNanos } from './ids.js';
-import type { AttributeValue, Attributes, SpanEventRecord, SpanRecord } from './span-record.js';
+import type {
+  AttributeValue,
+  Attributes,
+  SpanEventRecord,
+  SpanLinkRecord,
+  SpanRecord,
+} from './span-record.js';
 
 /**
  * Events → spans: the one deterministic mapping (docs/spans.md). Pure: the same trace row and events
@@ -113,6 +119,36 @@ function scalarAttributes(metadata: Record<string, unknown>): Attributes {
     else if (typeof value === 'number' && Number.isFinite(value)) out[key] = value;
   }
   return out;
+}
+
+const OTEL_TRACE_ID = /^(?!0{32})[0-9a-f]{32}$/;
+const OTEL_SPAN_ID = /^(?!0{16})[0-9a-f]{16}$/;
+// OpenTelemetry's default limit of links per span.
+const MAX_LINKS = 128;
+
+/**
+ * Links to the spans of the services that produced the events: an event carrying the OpenTelemetry
+ * context it was recorded in (`otel_trace_id`, `otel_span_id`, as the SDK's `capture` records them)
+ * links the span holding it to that span, so a backend leads from the task to the service's own trace.
+ */
+function contextLinks(evs: readonly Ev[]): SpanLinkRecord[] {
+  const links: SpanLinkRecord[] = [];
+  const seen = new Set<string>();
+  for (const ev of evs) {
+    const traceId = text(ev.metadata.otel_trace_id);
+    const spanId = text(ev.metadata.otel_span_id);
+    if (traceId === null || spanId === null || !OTEL_TRACE_ID.test(traceId) || !OTEL_SPAN_ID.test(spanId))
+      continue;
+    const key = `${traceId}/${spanId}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const attributes: Attributes = { 'swarm.event_id': ev.id, 'swarm.event_type': ev.type };
+    const name = text(ev.metadata.name);
+    if (name !== null) attributes['swarm.call.name'] = name;
+    links.push({ traceId, spanId, attributes });
+    if (links.length === MAX_LINKS) break;
+  }
+  return links;
 }
 
 function spanEvent(ev: Ev): SpanEventRecord {
@@ -232,7 +268,7 @@ export function planTraceSpans(
     role: SpanRole,
     position: number | string,
     fields: Pick<SpanRecord, 'name' | 'attributes'> &
-      Partial<Pick<SpanRecord, 'status' | 'events'>> & {
+      Partial<Pick<SpanRecord, 'status' | 'events' | 'links'>> & {
         start: number;
         end: number;
         parent: string | null;
@@ -249,7 +285,7 @@ export function planTraceSpans(
     endTimeUnixNano: unixNanos(Math.max(fields.start, fields.end)),
     attributes: { 'swarm.trace_id': trace.trace_id, ...fields.attributes },
     events: fields.events ?? [],
-    links: [],
+    links: fields.links ?? [],
     status: fields.status ?? { code: STATUS_UNSET },
     resource: resourceOf(fields.service),
     scope: { ...SCOPE },
@@ -266,6 +302,7 @@ export function planTraceSpans(
         end: ev.millis,
         parent: null,
         service: ev.source,
+        links: contextLinks([ev]),
         attributes: {
           ...scalarAttributes(ev.metadata),
           'swarm.event_type': ev.type,
@@ -310,6 +347,7 @@ export function planTraceSpans(
         service: created?.source ?? evs[0]?.source ?? null,
         attributes,
         events: evs.map(spanEvent),
+        links: contextLinks(evs),
         ...(trace.status === 'completed'
           ? {}
           : { status: { code: STATUS_ERROR, message: trace.error ?? trace.status! } }),
@@ -521,7 +559,7 @@ export function spansToEmit(
       endTimeUnixNano: unixNanos(Math.max(start, end)),
       attributes,
       events: evs.map(spanEvent),
-      links: [],
+      links: contextLinks(evs),
       status: failed ? { code: STATUS_ERROR, message: trace.error ?? trace.status! } : { code: STATUS_UNSET },
       resource: { ...options.resource, 'service.name': evs[0]?.source ?? options.serviceName },
       scope: { ...SCOPE },

@@ -45,6 +45,10 @@ class StackContextManager implements ContextManager {
 interface TraceAnswer {
   trace: { status: string; task_title: string; assigned_agent: string; span_count: number };
   events: { event_type: string; metadata: Record<string, unknown> }[];
+  spans: {
+    name: string;
+    links: { traceId: string; spanId: string; attributes: Record<string, unknown> }[];
+  }[];
 }
 
 describeWithServices('publisher SDK', () => {
@@ -105,6 +109,15 @@ describeWithServices('publisher SDK', () => {
       ]),
     );
     expect(typeof calls[0]!.duration_ms).toBe('number');
+
+    // In the trace backend, the task's root span links to the span the call ran in.
+    const root = await waitFor(async () => {
+      const body = (await (await fetch(`${chronicle.url}/api/v1/traces/sdk-1`)).json()) as TraceAnswer;
+      return body.spans.find((s) => s.name === 'swarm.task');
+    });
+    expect(root.links.map((l) => [l.traceId, l.spanId, l.attributes['swarm.call.name']])).toEqual([
+      [span.spanContext().traceId, span.spanContext().spanId, 'search'],
+    ]);
   });
 
   it('sdk - the same event_id published twice is stored once by the stream, and a bad event is not sent', async () => {

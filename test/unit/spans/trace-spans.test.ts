@@ -430,6 +430,59 @@ describe('planTraceSpans - a completed task', () => {
   });
 });
 
+describe("planTraceSpans - links to the services' own spans", () => {
+  const CALLER_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const CALLER_SPAN = '00f067aa0ba902b7';
+
+  it('trace spans - an event carrying an OpenTelemetry context links the span holding it to that span, once per context', () => {
+    const call = (n: number, seconds: number, metadata: Record<string, unknown>) =>
+      ev(n, 'task.call', seconds, { name: 'web_search', outcome: 'ok', ...metadata }, 'agent-a');
+    const events = [
+      ...COMPLETED_TASK,
+      call(6, 30, { otel_trace_id: CALLER_TRACE, otel_span_id: CALLER_SPAN }),
+      call(7, 31, { otel_trace_id: CALLER_TRACE, otel_span_id: CALLER_SPAN }), // the same context again
+      call(8, 32, { otel_trace_id: CALLER_TRACE.toUpperCase(), otel_span_id: CALLER_SPAN }), // not OTLP's form
+      call(9, 33, { otel_trace_id: '0'.repeat(32), otel_span_id: CALLER_SPAN }), // the invalid context
+      call(10, 34, { otel_trace_id: CALLER_TRACE }), // no span id
+    ];
+    const planned = plan(events);
+    expect(spanOf(planned, 'root').links).toEqual([
+      {
+        traceId: CALLER_TRACE,
+        spanId: CALLER_SPAN,
+        attributes: {
+          'swarm.event_id': uid(6),
+          'swarm.event_type': 'task.call',
+          'swarm.call.name': 'web_search',
+        },
+      },
+    ]);
+    for (const p of planned.filter((q) => q.role !== 'root')) expect(p.span.links).toEqual([]);
+    expect(plan(COMPLETED_TASK).every((p) => p.span.links.length === 0)).toBe(true);
+  });
+
+  it("trace spans - in a trace that is not a task, the event's own span carries the link", () => {
+    const beat = ev(
+      1,
+      'agent.heartbeat',
+      0,
+      { otel_trace_id: CALLER_TRACE, otel_span_id: CALLER_SPAN },
+      'agent-a',
+      'hb-1',
+    );
+    const planned = planTraceSpans(stateOf([beat], 'hb-1'), [beat], OPTIONS);
+    expect(planned.map((p) => p.span.links)).toEqual([
+      [
+        {
+          traceId: CALLER_TRACE,
+          spanId: CALLER_SPAN,
+          attributes: { 'swarm.event_id': uid(1), 'swarm.event_type': 'agent.heartbeat' },
+        },
+      ],
+    ]);
+  });
+});
+
 describe('planTraceSpans - failed and timed-out tasks', () => {
   it('trace spans - a failed task: root and execution have status ERROR with the error text', () => {
     const events = [...FIRST_ATTEMPT_FAILED];
