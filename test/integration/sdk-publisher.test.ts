@@ -53,6 +53,8 @@ interface TraceAnswer {
 
 describeWithServices('publisher SDK', () => {
   let env: ChronicleTestEnv;
+  /** Publisher options on a subject prefix no stream captures: JetStream answers 503 no responders. */
+  const nowhere = () => ({ nc: env.nc!, source: 'billing', subjectPrefix: `nowhere_${env.subject('')}` });
   let chronicle: TestChronicle;
 
   beforeAll(async () => {
@@ -139,12 +141,7 @@ describeWithServices('publisher SDK', () => {
   it('sdk - capture returns the result and rethrows the original error when no stream stores the event', async () => {
     const errors: SwarmRecordingError[] = [];
     // acked, on a subject prefix no stream captures: JetStream answers 503 no responders.
-    const swarm = createSwarmPublisher({
-      nc: env.nc!,
-      source: 'billing',
-      subjectPrefix: `nowhere_${env.subject('')}`,
-      onError: (error) => errors.push(error),
-    });
+    const swarm = createSwarmPublisher({ ...nowhere(), onError: (error) => errors.push(error) });
     let charges = 0;
     const receipt = { id: 'ch_1' };
     const charged = await swarm.capture('sdk-3', 'charge_card', () => {
@@ -178,9 +175,7 @@ describeWithServices('publisher SDK', () => {
   it('sdk - beyond maxPendingRecordings a call is still returned and its event dropped and reported', async () => {
     const errors: SwarmRecordingError[] = [];
     const swarm = createSwarmPublisher({
-      nc: env.nc!,
-      source: 'billing',
-      subjectPrefix: `nowhere_${env.subject('')}`,
+      ...nowhere(),
       maxPendingRecordings: 1,
       onError: (error) => errors.push(error),
     });
@@ -227,7 +222,7 @@ describeWithServices('publisher SDK', () => {
   });
 
   it('sdk - an onError that throws, and the default process warning, leave the outcome alone', async () => {
-    const options = { nc: env.nc!, source: 'billing', subjectPrefix: `nowhere_${env.subject('')}` };
+    const options = nowhere();
     const throwing = createSwarmPublisher({
       ...options,
       onError: () => {
