@@ -111,9 +111,24 @@ export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpRecei
     send(res, status, encodeRpcStatus(rpc, format), format);
   }
 
-  function rejectRecord(raw: string, reason: string, detail: string): WriteRecord {
+  /** A reject to offer, with its buffer size. */
+  function rejectOffer(
+    raw: string,
+    reason: string,
+    detail: string,
+  ): { record: WriteRecord; sizeBytes: number } {
     // A unique key per record, so a retried write after a partial commit records it once.
-    return { kind: 'reject', input, reject: makeReject(raw, input, reason, detail, `otlp:${randomUUID()}`) };
+    const reject = makeReject(raw, input, reason, detail, `otlp:${randomUUID()}`);
+    return { record: { kind: 'reject', input, reject }, sizeBytes: raw.length * 2 + 512 };
+  }
+
+  function bufferFull(res: Response, format: OtlpFormat): void {
+    fail(
+      res,
+      429,
+      { code: RPC_CODE.resourceExhausted, message: 'the ingest buffer is full; retry later' },
+      format,
+    );
   }
 
   /** Offers the records as one request; undefined when the buffer refused them. */
@@ -171,17 +186,8 @@ export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpRecei
       // Recorded like any bad input; a protobuf body as base64, since the reject payload is text.
       const raw = format === 'json' ? body.toString('utf8') : body.toString('base64');
       const detail = format === 'json' ? err.message : `${err.message} (payload: the body, base64)`;
-      const settled = offer([
-        { record: rejectRecord(raw, 'invalid_otlp', detail), sizeBytes: raw.length * 2 + 512 },
-      ]);
-      if (settled === undefined) {
-        return fail(
-          res,
-          429,
-          { code: RPC_CODE.resourceExhausted, message: 'the ingest buffer is full; retry later' },
-          format,
-        );
-      }
+      const settled = offer([rejectOffer(raw, 'invalid_otlp', detail)]);
+      if (settled === undefined) return bufferFull(res, format);
       await settled;
       return fail(res, 400, { code: RPC_CODE.invalidArgument, message: err.message }, format);
     }
@@ -198,7 +204,7 @@ export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpRecei
       const event = spanToEvent(span);
       const raw = rawOf(span);
       if (!event.ok) {
-        return { record: rejectRecord(raw, event.reason, event.detail), sizeBytes: raw.length * 2 + 512 };
+        return rejectOffer(raw, event.reason, event.detail);
       }
       // Unchanged except for what Postgres cannot store (NUL, lone surrogates), as in the event.
       const forward = stripNul(span) as SpanRecord;
@@ -208,18 +214,11 @@ export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpRecei
     });
     for (const r of decoded.rejected) {
       const raw = rawOf(r.span);
-      records.push({ record: rejectRecord(raw, r.reason, r.detail), sizeBytes: raw.length * 2 + 512 });
+      records.push(rejectOffer(raw, r.reason, r.detail));
     }
 
     const settled = offer(records);
-    if (settled === undefined) {
-      return fail(
-        res,
-        429,
-        { code: RPC_CODE.resourceExhausted, message: 'the ingest buffer is full; retry later' },
-        format,
-      );
-    }
+    if (settled === undefined) return bufferFull(res, format);
     const outcomes = await settled;
     if (outcomes.some((o) => o.status === 'returned')) {
       // Shutdown reached its deadline before these were written; the span ids make a retry safe.

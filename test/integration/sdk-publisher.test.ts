@@ -55,6 +55,17 @@ describeWithServices('publisher SDK', () => {
   let env: ChronicleTestEnv;
   /** Publisher options on a subject prefix no stream captures: JetStream answers 503 no responders. */
   const nowhere = () => ({ nc: env.nc!, source: 'billing', subjectPrefix: `nowhere_${env.subject('')}` });
+  /** A publisher on the test's streams whose recording failures are collected. */
+  const recording = () => {
+    const errors: SwarmRecordingError[] = [];
+    const swarm = createSwarmPublisher({
+      nc: env.nc!,
+      source: 'svc',
+      subjectPrefix: env.subject(''),
+      onError: (error) => errors.push(error),
+    });
+    return { swarm, errors };
+  };
   let chronicle: TestChronicle;
 
   beforeAll(async () => {
@@ -253,13 +264,7 @@ describeWithServices('publisher SDK', () => {
   });
 
   it('sdk - circular, BigInt and non-Error thrown values are rethrown unchanged and recorded safely', async () => {
-    const errors: SwarmRecordingError[] = [];
-    const swarm = createSwarmPublisher({
-      nc: env.nc!,
-      source: 'svc',
-      subjectPrefix: env.subject(''),
-      onError: (error) => errors.push(error),
-    });
+    const { swarm, errors } = recording();
     const circular: Record<string, unknown> = { code: 'E_LOOP' };
     circular.self = circular;
     const thrown: unknown[] = [circular, { amount: 10n }, 'plain text', undefined, 404];
@@ -329,13 +334,7 @@ describeWithServices('publisher SDK', () => {
   });
 
   it('sdk - capture with metadata that is not JSON still returns the result and reports why', async () => {
-    const errors: SwarmRecordingError[] = [];
-    const swarm = createSwarmPublisher({
-      nc: env.nc!,
-      source: 'svc',
-      subjectPrefix: env.subject(''),
-      onError: (error) => errors.push(error),
-    });
+    const { swarm, errors } = recording();
     expect(await swarm.capture('sdk-8', 'charge_card', () => 'done', { amount: 10n })).toBe('done');
     expect(errors).toHaveLength(1);
     expect(errors[0]!.cause).toBeInstanceOf(SwarmEventError);
