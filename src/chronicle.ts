@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import express from 'express';
 import type { AddressInfo } from 'node:net';
-import { createApiApp } from './api/app.js';
+import { createApiApp, httpMetrics } from './api/app.js';
 import type { DependencyState, HealthReport } from './api/health.js';
 import { type Batcher, createBatcher } from './batch/batcher.js';
 import type { Config } from './config.js';
@@ -36,8 +36,9 @@ export interface Chronicle {
   readonly metrics: Metrics;
 }
 
-/** Waits for the work, or until the deadline passes. */
+/** Waits for the work, or until the deadline passes (at once when it has passed: 'abort' fires only once). */
 function untilDeadlineOf(deadline: AbortSignal, work: Promise<unknown>): Promise<unknown> {
+  if (deadline.aborted) return Promise.resolve();
   return Promise.race([work, new Promise((r) => deadline.addEventListener('abort', r, { once: true }))]);
 }
 
@@ -179,6 +180,9 @@ export function createChronicle(
     };
   }
 
+  // chronicle_ready: the same check as /ready, computed on each scrape.
+  metrics.observeReadiness(async () => (await health()).ready);
+
   async function migrateUntilDone(): Promise<void> {
     let delay = 500;
     while (!stopMigrating.signal.aborted) {
@@ -272,6 +276,7 @@ export function createChronicle(
       if (config.otlpReceiver.dedicatedPort !== undefined) {
         const otlpApp = express();
         otlpApp.disable('x-powered-by');
+        otlpApp.use(httpMetrics(metrics));
         otlpApp.use(otlp.router);
         otlpApp.use((req, res) => {
           res.status(404).json({ error: 'not_found', message: `no route for ${req.method} ${req.path}` });
@@ -309,8 +314,7 @@ export function createChronicle(
           deadline,
           Promise.all([spanBuilder.shutdown(deadline), exportLoop?.shutdown(deadline)]),
         );
-        const untilDeadline = (work: Promise<unknown>): Promise<unknown> =>
-          Promise.race([work, new Promise((r) => deadline.addEventListener('abort', r, { once: true }))]);
+        const untilDeadline = (work: Promise<unknown>): Promise<unknown> => untilDeadlineOf(deadline, work);
         // Draining NATS sends the acks still queued; while NATS is down it would wait for a reconnect.
         await untilDeadline(link?.drain() ?? Promise.resolve());
         await link?.close();

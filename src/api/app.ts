@@ -1,5 +1,5 @@
 import express from 'express';
-import type { NextFunction, Request, Response } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { InvalidCursorError, type QueryStore } from '../sinks/postgres/queries.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -87,6 +87,37 @@ function describeError(err: unknown): { status: number; body: ErrorBody } {
   return { status: 500, body: { error: 'internal_error', message: 'internal server error' } };
 }
 
+const METRIC_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/**
+ * The route template that answered a request (`/api/v1/traces/:id`, never the raw path): the matched
+ * route's path after its router's mount path; `unmatched` when no route took the request (404s of no
+ * route, Express's automatic OPTIONS answers). Chronicle's routes are all string paths.
+ */
+export function routeTemplate(req: Request): string {
+  const path = (req.route as { path?: unknown } | undefined)?.path;
+  if (typeof path !== 'string') return 'unmatched';
+  return `${req.baseUrl}${path}`;
+}
+
+/**
+ * Counts every answered request in chronicle_http_requests_total and times it in
+ * chronicle_http_request_duration_seconds, by route template, method (others: OTHER) and status.
+ * Mounted first, so ingest, OTLP and error answers are all counted.
+ */
+export function httpMetrics(metrics: Metrics): RequestHandler {
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.once('finish', () => {
+      const route = routeTemplate(req);
+      const method = METRIC_METHODS.has(req.method) ? req.method : 'OTHER';
+      metrics.httpRequests.inc({ route, method, status: String(res.statusCode) });
+      metrics.httpRequestSeconds.observe({ route, method }, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    next();
+  };
+}
+
 /** The HTTP API: health, Prometheus metrics, the /api/v1 reads, and (when given) ingest. */
 export function createApiApp(deps: ApiDeps): express.Express {
   const { store, health, metrics, logger } = deps;
@@ -94,6 +125,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
   app.disable('x-powered-by');
   // Flat string values only (no nested objects from `a[b]=c`); repeated names arrive as arrays and are refused.
   app.set('query parser', 'simple');
+  app.use(httpMetrics(metrics));
 
   if (deps.ingest) app.use(deps.ingest);
 

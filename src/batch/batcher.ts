@@ -1,6 +1,7 @@
 import type { Delivery, Origin } from '../pipeline/contracts.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { Metrics } from '../telemetry/metrics.js';
+import { type Metrics, TERMINAL_STATUSES } from '../telemetry/metrics.js';
+import type { TerminalCounts } from '../derive/task-state.js';
 import { type EventWriter, PartialWriteError } from '../sinks/postgres/event-writer.js';
 import type { RecordResult, WriteRecord } from '../sinks/postgres/records.js';
 
@@ -114,6 +115,15 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
     metrics.bufferEvents.set(heldEvents);
     metrics.bufferBytes.set(heldBytes);
   }
+  metrics.bufferMaxEvents.set(options.maxBufferEvents);
+  metrics.bufferMaxBytes.set(options.maxBufferBytes);
+
+  /** Counts the tasks a committed transaction made terminal for the first time (never before the commit). */
+  function countTerminal(terminal: TerminalCounts): void {
+    for (const status of TERMINAL_STATUSES) {
+      if (terminal[status] > 0) metrics.tasksTerminal.inc({ status }, terminal[status]);
+    }
+  }
 
   function fits(events: number, bytes: number): boolean {
     if (heldEvents === 0) return true;
@@ -197,16 +207,19 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
         count(`rejected\t${origin}\t${result.reason}`);
         delivery.reject(result.reason, result.detail);
       } else {
-        count(
-          `${delivery.value.kind === 'dlq' && result.status === 'stored' ? 'dlq' : result.status}\t${origin}`,
-        );
+        const { value } = delivery;
+        if (value.kind === 'dlq' && result.status === 'stored') {
+          count(`dlq\t${origin}\t${metrics.dlqReasonLabel(value.entry.reason)}`);
+        } else {
+          count(`${result.status}\t${origin}`);
+        }
         delivery.ack(result.status);
       }
     });
     for (const [key, n] of counts) {
       const [what, origin, reason] = key.split('\t') as [string, Origin, string?];
       if (what === 'rejected') metrics.rejected.inc({ origin, reason }, n);
-      else if (what === 'dlq') metrics.dlqEntries.inc(n);
+      else if (what === 'dlq') metrics.dlqEntries.inc({ reason }, n);
       else if (what === 'stored') metrics.stored.inc({ origin }, n);
       else metrics.duplicates.inc({ origin }, n);
     }
@@ -220,7 +233,8 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
       if (abandoned) break;
       const started = process.hrtime.bigint();
       try {
-        const results = await writer.write(remaining.map((d) => d.value));
+        const { results, terminalTasks } = await writer.write(remaining.map((d) => d.value));
+        countTerminal(terminalTasks);
         metrics.flushSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
         metrics.flushEvents.observe(remaining.length);
         metrics.flushes.inc({ result: 'ok' });
@@ -231,10 +245,14 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
         settle(remaining, results);
         break;
       } catch (err) {
-        // Part of a split batch committed: settle that part now, retry only the rest.
-        if (err instanceof PartialWriteError) remaining = settle(remaining, err.results);
+        // Part of a split batch committed: settle (and count) that part now, retry only the rest.
+        if (err instanceof PartialWriteError) {
+          countTerminal(err.terminalTasks);
+          remaining = settle(remaining, err.results);
+        }
         consecutiveFailures++;
         metrics.flushes.inc({ result: 'retry' });
+        metrics.writeFailures.inc();
         metrics.writerFailing.set(1);
         const delay =
           Math.random() * Math.min(options.retryMaxMillis, options.retryInitialMillis * 2 ** attempt);

@@ -17,6 +17,9 @@
  * - time_to_pickup_ms: started_at − the latest task.assigned at or before started_at.
  * - span_count: distinct events of any type.
  * - error (failed or timed_out): last's metadata error, else its reason, else 'timeout' for timed_out.
+ * - first_terminal_at: set once, to the time (now()) of the transaction that first gave the row a
+ *   terminal status (completed, failed, timed_out); kept when a later event makes the task active again
+ *   (a failed task retried), so the task is counted once, by its first terminal status.
  *
  * One statement per flush, under the trace locks. span_count, first_event_at and last_event_at add the
  * batch's new events to the stored row (exact: the ledger admits each event_id once, and the change
@@ -26,9 +29,13 @@
  *
  * Parameters, one entry per touched trace, sorted by trace id and already locked: $1 trace ids, $2 new
  * events, $3 earliest and $4 latest new timestamp, $5 whether a new event is a lifecycle event.
- * Returns, per (agent, day) key of agent_metrics the change touches, the change of that key's totals:
- * for each trace whose metric inputs (agent, completed_at, status, duration, pickup) changed, what it
- * counted for before is subtracted and what it counts for now is added (ADR 0003).
+ * Returns rows of two kinds. `metric`: per (agent, day) key of agent_metrics the change touches, the
+ * change of that key's totals: for each trace whose metric inputs (agent, completed_at, status,
+ * duration, pickup) changed, what it counted for before is subtracted and what it counts for now is
+ * added (ADR 0003). `terminal` (at most one row, none when zero): in completed, failed and timed_out,
+ * the tasks whose first_terminal_at this statement set, by their status; the caller counts them in
+ * chronicle_tasks_terminal_total once the transaction has committed. The trace locks make this exact
+ * across replicas: the statement reads each row after every earlier writer of it has committed.
  */
 export const RECOMPUTE_TRACES_SQL = `
 WITH batch AS (
@@ -38,13 +45,14 @@ WITH batch AS (
 old AS (
   -- LATERAL with OFFSET 0: one index probe per trace, whatever stale statistics suggest.
   SELECT b.*, t.is_task AS was_task, t.assigned_agent, t.completed_at, t.status, t.duration_ms, t.time_to_pickup_ms,
+    t.first_terminal_at,
     least(t.first_event_at, b.first_at) AS first_event_at,
     greatest(t.last_event_at, b.last_at) AS last_event_at,
     coalesce(t.span_count, 0) + b.n AS span_count
   FROM batch b
   LEFT JOIN LATERAL (
     SELECT x.is_task, x.assigned_agent, x.completed_at, x.status, x.duration_ms, x.time_to_pickup_ms,
-      x.first_event_at, x.last_event_at, x.span_count
+      x.first_event_at, x.last_event_at, x.span_count, x.first_terminal_at
     FROM swarm_traces x WHERE x.trace_id = b.trace_id OFFSET 0
   ) t ON true
 ),
@@ -89,7 +97,7 @@ agg AS (
 computed AS (
   SELECT o.trace_id, o.first_event_at, o.last_event_at, o.span_count, a.created_min, a.assigned_at, a.attempts,
     a.started_at, a.picked_from, a.last_error, a.task_title, a.owner, a.scoring_breakdown, a.assigned_agent,
-    a.trace_id IS NOT NULL AS is_task,
+    a.trace_id IS NOT NULL AS is_task, o.first_terminal_at IS NOT NULL AS had_terminal,
     CASE a.last_type
       WHEN 'task.created' THEN 'pending' WHEN 'task.assigned' THEN 'assigned' WHEN 'task.started' THEN 'in_progress'
       WHEN 'task.completed' THEN 'completed' WHEN 'task.failed' THEN 'failed' WHEN 'task.timeout' THEN 'timed_out'
@@ -100,7 +108,7 @@ computed AS (
 upserted AS (
   INSERT INTO swarm_traces AS t (trace_id, is_task, task_title, owner, status, assigned_agent, created_at,
     assigned_at, started_at, completed_at, duration_ms, time_to_pickup_ms, attempts, span_count, error,
-    scoring_breakdown, first_event_at, last_event_at, updated_at)
+    scoring_breakdown, first_event_at, last_event_at, first_terminal_at, updated_at)
   SELECT c.trace_id, c.is_task, c.task_title, c.owner, c.status, c.assigned_agent,
     coalesce(c.created_min, c.first_event_at),
     c.assigned_at, c.started_at, c.completed_at,
@@ -111,7 +119,8 @@ upserted AS (
     coalesce(c.attempts, 0), c.span_count,
     CASE WHEN c.status IN ('failed', 'timed_out')
       THEN coalesce(c.last_error, CASE WHEN c.status = 'timed_out' THEN 'timeout' END) END,
-    c.scoring_breakdown, c.first_event_at, c.last_event_at, now()
+    c.scoring_breakdown, c.first_event_at, c.last_event_at,
+    CASE WHEN c.status IN ('completed', 'failed', 'timed_out') THEN now() END, now()
   FROM computed c
   ON CONFLICT (trace_id) DO UPDATE SET
     is_task = excluded.is_task, task_title = excluded.task_title, owner = excluded.owner, status = excluded.status,
@@ -119,8 +128,13 @@ upserted AS (
     started_at = excluded.started_at, completed_at = excluded.completed_at, duration_ms = excluded.duration_ms,
     time_to_pickup_ms = excluded.time_to_pickup_ms, attempts = excluded.attempts, span_count = excluded.span_count,
     error = excluded.error, scoring_breakdown = excluded.scoring_breakdown, first_event_at = excluded.first_event_at,
-    last_event_at = excluded.last_event_at, updated_at = excluded.updated_at
+    last_event_at = excluded.last_event_at, updated_at = excluded.updated_at,
+    first_terminal_at = coalesce(t.first_terminal_at, excluded.first_terminal_at)
   RETURNING t.trace_id, t.is_task, t.assigned_agent, t.completed_at, t.status, t.duration_ms, t.time_to_pickup_ms
+),
+-- Tasks whose row is terminal for the first time: first_terminal_at was unset and the upsert sets it.
+newly_terminal AS (
+  SELECT status FROM computed WHERE NOT had_terminal AND status IN ('completed', 'failed', 'timed_out')
 ),
 -- Only traces whose metric inputs changed touch agent_metrics: a span added to a finished task does not.
 changed AS (
@@ -142,7 +156,7 @@ contribution AS (
   UNION ALL
   SELECT 1, new_agent, new_completed_at, new_status, new_duration_ms, new_pickup_ms FROM changed
 )
-SELECT agent_id, (completed_at AT TIME ZONE 'UTC')::date::text AS metric_date,
+SELECT 'metric' AS kind, agent_id, (completed_at AT TIME ZONE 'UTC')::date::text AS metric_date,
   coalesce(sum(sign) FILTER (WHERE status = 'completed'), 0)::int AS completed,
   coalesce(sum(sign) FILTER (WHERE status = 'failed'), 0)::int AS failed,
   coalesce(sum(sign) FILTER (WHERE status = 'timed_out'), 0)::int AS timed_out,
@@ -152,4 +166,20 @@ SELECT agent_id, (completed_at AT TIME ZONE 'UTC')::date::text AS metric_date,
   coalesce(sum(sign * pickup_ms), 0)::bigint AS pickup_sum
 FROM contribution
 WHERE agent_id IS NOT NULL AND status IN ('completed', 'failed', 'timed_out')
-GROUP BY 1, 2`;
+GROUP BY 2, 3
+UNION ALL
+SELECT 'terminal', NULL, NULL,
+  (count(*) FILTER (WHERE status = 'completed'))::int, (count(*) FILTER (WHERE status = 'failed'))::int,
+  (count(*) FILTER (WHERE status = 'timed_out'))::int, 0, 0, 0, 0
+FROM newly_terminal
+HAVING count(*) > 0`;
+
+/** The `terminal` row of RECOMPUTE_TRACES_SQL: tasks whose row first became terminal, by that status. */
+export interface TerminalCounts {
+  completed: number;
+  failed: number;
+  timed_out: number;
+}
+
+/** No task became terminal. */
+export const NO_TERMINAL: Readonly<TerminalCounts> = Object.freeze({ completed: 0, failed: 0, timed_out: 0 });

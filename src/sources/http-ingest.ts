@@ -129,7 +129,7 @@ export function createHttpIngest(options: HttpIngestOptions, deps: HttpIngestDep
       });
       return;
     }
-    metrics.received.inc({ origin: 'http' }, items.length);
+    metrics.received.inc({ origin: 'http', stream: 'none' }, items.length);
 
     const ctx: InputContext = {
       origin: 'http',

@@ -51,7 +51,12 @@ export interface JetStreamSourceOptions {
   maxAckPending: number;
   /** Messages asked for per pull request. */
   fetchBatch: number;
+  /** How often the consumers' lag (chronicle_jetstream_consumer_lag_messages) is read from the server. */
+  lagRefreshMillis?: number;
 }
+
+/** Default of lagRefreshMillis. */
+export const DEFAULT_LAG_REFRESH_MILLIS = 5_000;
 
 export const DEFAULT_JETSTREAM_OPTIONS: Omit<JetStreamSourceOptions, 'maxAckPending'> = {
   streams: DEFAULT_STREAMS,
@@ -101,8 +106,9 @@ interface MaxDeliveriesAdvisory {
 
 /*
  * States: idle → starting (waits for NATS, ensures streams and consumers; retried until it succeeds)
- * → consuming (one pull loop per stream; each pauses while the buffer is full) → stopping (no new
- * pulls; messages already handed to the batcher settle when their batch commits) → stopped.
+ * → consuming (one pull loop per stream; each pauses while the buffer is full; a timer reads the
+ * durables' lag every lagRefreshMillis) → stopping (no new pulls; messages already handed to the
+ * batcher settle when their batch commits) → stopped (timers cleared).
  */
 export function createJetStreamSource(
   options: JetStreamSourceOptions,
@@ -117,6 +123,15 @@ export function createJetStreamSource(
   let started = false;
   let consuming = false;
   let workingTimer: NodeJS.Timeout | undefined;
+  let lagTimer: NodeJS.Timeout | undefined;
+  // Metric labels name streams without the namespace: TASK_EVENTS, ..., CHRONICLE_ADVISORIES.
+  const labelOf = (spec: StreamSpec | null): string => spec?.name ?? ADVISORY_STREAM;
+  for (const stream of [...options.streams.map(labelOf), ADVISORY_STREAM]) {
+    metrics.received.inc({ origin: 'nats', stream }, 0);
+    metrics.redeliveries.inc({ stream }, 0);
+    metrics.naks.inc({ stream }, 0);
+    metrics.jetstreamPaused.set({ stream }, 0);
+  }
 
   const streamName = (s: StreamSpec | string): string => `${ns}${typeof s === 'string' ? s : s.name}`;
   const localSubject = (subject: string): string =>
@@ -137,6 +152,8 @@ export function createJetStreamSource(
     constructor(
       private readonly msg: JsMsg,
       readonly value: WriteRecord,
+      /** The stream's metric label. */
+      private readonly stream: string,
     ) {
       this.sizeBytes = msg.data.length * 2 + 512;
       inFlight.set(msg, Date.now());
@@ -145,7 +162,9 @@ export function createJetStreamSource(
       if (inFlight.delete(this.msg)) settle(() => this.msg.ack());
     }
     retry(afterMillis?: number): void {
-      if (inFlight.delete(this.msg)) settle(() => this.msg.nak(afterMillis));
+      if (!inFlight.delete(this.msg)) return;
+      metrics.naks.inc({ stream: this.stream });
+      settle(() => this.msg.nak(afterMillis));
     }
     reject(): void {
       // A bare +TERM: nats-server before 2.10 ignores a term that carries a reason, and would
@@ -279,7 +298,7 @@ export function createJetStreamSource(
     });
   }
 
-  async function offer(d: Delivery<WriteRecord>): Promise<void> {
+  async function offer(d: Delivery<WriteRecord>, stream: string): Promise<void> {
     while (!batcher.offer([d])) {
       if (stop.signal.aborted || !batcher.accepting()) {
         // Shutting down: hand it back now rather than wait for ack_wait.
@@ -287,8 +306,47 @@ export function createJetStreamSource(
         return;
       }
       metrics.backpressure.inc({ source: 'jetstream' });
-      await batcher.waitForRoom(1, d.sizeBytes, stop.signal);
+      await pausedFor(stream, batcher.waitForRoom(1, d.sizeBytes, stop.signal));
     }
+  }
+
+  /** Marks the stream's pulling as paused while `waiting` (a wait for buffer room) lasts. */
+  async function pausedFor(stream: string, waiting: Promise<void>): Promise<void> {
+    metrics.jetstreamPaused.set({ stream }, 1);
+    try {
+      await waiting;
+    } finally {
+      metrics.jetstreamPaused.set({ stream }, 0);
+    }
+  }
+
+  /** Reads each durable's lag (messages not yet delivered plus those delivered and not acked). */
+  async function refreshLag(jsm: JetStreamManager): Promise<void> {
+    const specs: (StreamSpec | null)[] = [...options.streams, null];
+    await Promise.all(
+      specs.map(async (spec) => {
+        const name = streamName(spec ?? ADVISORY_STREAM);
+        try {
+          const info = await jsm.consumers.info(name, durableName(name));
+          metrics.consumerLag.set({ stream: labelOf(spec) }, info.num_pending + info.num_ack_pending);
+        } catch (err) {
+          // The last value stays; the pull loop reports (and repairs) a missing stream or consumer.
+          logger.debug({ err, stream: name }, 'cannot read JetStream consumer lag');
+        }
+      }),
+    );
+  }
+
+  /** Refreshes the lag now and then every lagRefreshMillis until shutdown; never per scrape. */
+  function startLagTimer(jsm: JetStreamManager): void {
+    let refreshing = false;
+    const tick = (): void => {
+      if (refreshing || stop.signal.aborted) return;
+      refreshing = true;
+      void refreshLag(jsm).finally(() => (refreshing = false));
+    };
+    lagTimer = setInterval(tick, options.lagRefreshMillis ?? DEFAULT_LAG_REFRESH_MILLIS);
+    tick();
   }
 
   /** Turns a message into a record; a payload that breaks normalization itself becomes a reject. */
@@ -313,12 +371,16 @@ export function createJetStreamSource(
     spec: StreamSpec | null,
   ): Promise<void> {
     const js = nc.jetstream();
+    const stream = labelOf(spec);
+    // Bound once: counting each message as it arrives then costs no label lookup.
+    const receivedCount = metrics.received.labels({ origin: 'nats', stream });
+    const redeliveredCount = metrics.redeliveries.labels({ stream });
     let consumer: Awaited<ReturnType<typeof js.consumers.get>> | undefined;
     while (!stop.signal.aborted) {
       try {
         if (!batcher.hasRoom(options.fetchBatch)) {
           metrics.backpressure.inc({ source: 'jetstream' });
-          await batcher.waitForRoom(options.fetchBatch, 0, stop.signal);
+          await pausedFor(stream, batcher.waitForRoom(options.fetchBatch, 0, stop.signal));
           if (stop.signal.aborted) break;
         }
         consumer ??= await js.consumers.get(name, durableName(name));
@@ -333,7 +395,9 @@ export function createJetStreamSource(
         const reader = (async () => {
           try {
             for await (const msg of messages) {
-              arrived.push(new MessageDelivery(msg, await recordOf(spec, jsm, msg)));
+              receivedCount.inc();
+              if (msg.redelivered) redeliveredCount.inc();
+              arrived.push(new MessageDelivery(msg, await recordOf(spec, jsm, msg), stream));
               wake?.();
             }
           } finally {
@@ -345,18 +409,15 @@ export function createJetStreamSource(
         // failing fetch is not an unhandled rejection (which would end the process) in between.
         reader.catch(() => undefined);
         try {
-          let received = 0;
           while (!fetched || arrived.length > 0) {
             const next = arrived.shift();
             if (next) {
-              received++;
-              await offer(next);
+              await offer(next, stream);
             } else {
               await new Promise<void>((resolve) => (wake = resolve));
               wake = undefined;
             }
           }
-          metrics.received.inc({ origin: 'nats' }, received);
           await reader;
         } finally {
           stop.signal.removeEventListener('abort', onAbort);
@@ -413,6 +474,7 @@ export function createJetStreamSource(
     if (!jsm || stop.signal.aborted) return;
     consuming = true;
     workingTimer = setInterval(keepAlive, Math.max(100, options.ackWaitMillis / 6));
+    startLagTimer(jsm);
     const streams = options.streams.map((s) => pullLoop(nc, jsm, streamName(s), s));
     await Promise.all([...streams, pullLoop(nc, jsm, streamName(ADVISORY_STREAM), null)]);
   }
@@ -435,7 +497,9 @@ export function createJetStreamSource(
       stop.abort();
       consuming = false;
       const done = Promise.all(loops);
-      await Promise.race([done, new Promise((r) => deadline.addEventListener('abort', r, { once: true }))]);
+      if (!deadline.aborted) {
+        await Promise.race([done, new Promise((r) => deadline.addEventListener('abort', r, { once: true }))]);
+      }
       // Held messages keep their ack deadline alive until the batcher has settled them.
       const settled = new Promise<void>((resolve) => {
         const check = (): void => {
@@ -449,6 +513,7 @@ export function createJetStreamSource(
       });
       await settled;
       if (workingTimer) clearInterval(workingTimer);
+      if (lagTimer) clearInterval(lagTimer);
     },
   };
 }

@@ -32,7 +32,7 @@ export interface OtlpReceiverDeps {
   /** Takes the request's records and settles each after its commit. */
   batcher: Batcher;
   logger: Logger;
-  /** Counts received spans (inputs_received, origin otlp) and refusals (backpressure, source otlp). */
+  /** Counts received spans (inputs_received, origin otlp), refusals (backpressure, source otlp) and answers. */
   metrics: Metrics;
 }
 
@@ -182,7 +182,7 @@ export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpRecei
       decoded = decodeRequest(body, format);
     } catch (err) {
       if (!(err instanceof OtlpDecodeError)) throw err;
-      metrics.received.inc({ origin: 'otlp' });
+      metrics.received.inc({ origin: 'otlp', stream: 'none' });
       // Recorded like any bad input; a protobuf body as base64, since the reject payload is text.
       const raw = format === 'json' ? body.toString('utf8') : body.toString('base64');
       const detail = format === 'json' ? err.message : `${err.message} (payload: the body, base64)`;
@@ -198,7 +198,7 @@ export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpRecei
       const message = `a request may carry at most ${batcher.maxBufferEvents} spans; got ${total}`;
       return fail(res, 413, { code: RPC_CODE.resourceExhausted, message }, format);
     }
-    metrics.received.inc({ origin: 'otlp' }, total);
+    metrics.received.inc({ origin: 'otlp', stream: 'none' }, total);
 
     const records = decoded.spans.map((span) => {
       const event = spanToEvent(span);
@@ -255,8 +255,15 @@ export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpRecei
     next(err);
   }
 
+  /** Counts every answer to an export request, whatever produced it (this receiver or the app's error handler). */
+  function countAnswer(_req: Request, res: Response, next: NextFunction): void {
+    res.once('finish', () => metrics.otlpRequests.inc({ status: String(res.statusCode) }));
+    next();
+  }
+
   router.post(
     '/v1/traces',
+    countAnswer,
     admit,
     express.raw({ type: () => true, limit: options.maxBodyBytes }),
     (req, res, next) => {

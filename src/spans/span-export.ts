@@ -117,6 +117,8 @@ export interface ExportLoopOptions {
   maxBatchBytes: number;
   /** How long shutdown waits for an export in flight. */
   shutdownGraceMillis: number;
+  /** How often the backlog and the age of its oldest span are sampled (default 5 s). */
+  backlogSampleMillis?: number;
 }
 
 export interface ExportLoopDeps {
@@ -170,7 +172,11 @@ interface ClaimedRow {
   span: SpanRecord;
 }
 
-const BACKLOG_SQL = `SELECT count(*)::int AS n FROM otel_spans WHERE exported_at IS NULL`;
+// Spans waiting, and the age of the oldest (by created_at) in seconds, 0 when none waits: one scan of
+// the queue's partial index.
+const BACKLOG_SQL = `
+SELECT count(*)::int AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_seconds
+FROM otel_spans WHERE exported_at IS NULL`;
 
 /**
  * The outbox's export loop: leases due spans from otel_spans, hands them to the official exporter, and
@@ -180,15 +186,37 @@ const BACKLOG_SQL = `SELECT count(*)::int AS n FROM otel_spans WHERE exported_at
  * same content).
  *
  * States: idle → running (rounds; waits idleMillis when the queue is empty, the backoff after a
- * failure) → stopped (the round in progress finishes; a lease it holds expires on its own).
+ * failure; beside them a timer samples the backlog and its oldest span's age every
+ * backlogSampleMillis) → stopped (the timer is cleared; the round in progress finishes; a lease it
+ * holds expires on its own).
  */
 export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDeps): ExportLoop {
   const { pool, exporter, logger, metrics } = deps;
   const stop = new AbortController();
   const resources = new Map<string, Resource>();
   let loop: Promise<void> | undefined;
+  let backlogTimer: NodeJS.Timeout | undefined;
+  let sampling: Promise<void> | undefined;
   let failures = 0;
   let lastError: string | undefined;
+
+  async function readBacklog(): Promise<void> {
+    try {
+      const { rows } = await pool.query<{ n: number; oldest_seconds: number }>(BACKLOG_SQL);
+      metrics.exportBacklog.set(rows[0]!.n);
+      // now() is the statement's transaction time: a span created after it is not older than 0.
+      metrics.exportOldestAgeSeconds.set(Math.max(0, rows[0]!.oldest_seconds));
+    } catch (err) {
+      // The gauges keep their last value; the loop reports an unreachable database.
+      logger.debug({ err }, 'cannot sample the span export backlog');
+    }
+  }
+
+  /** One sample at a time: a slow one is not overlapped by the next tick. */
+  function sampleBacklog(): Promise<void> {
+    sampling ??= readBacklog().finally(() => (sampling = undefined));
+    return sampling;
+  }
 
   function backoffMillis(): number {
     const base = Math.min(
@@ -260,16 +288,10 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
   }
 
   async function run(): Promise<void> {
-    let lastBacklog = 0;
     while (!stop.signal.aborted) {
       let exported: number;
       try {
         exported = await exportOnce();
-        if (Date.now() - lastBacklog > 5_000) {
-          lastBacklog = Date.now();
-          const { rows } = await pool.query<{ n: number }>(BACKLOG_SQL);
-          metrics.exportBacklog.set(rows[0]!.n);
-        }
       } catch (err) {
         logger.warn({ err }, 'span export round failed; retrying');
         lastError = (err as Error).message;
@@ -286,15 +308,23 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
     state: () => ({ consecutiveFailures: failures, lastError }),
     exportOnce,
     start() {
-      loop ??= run();
+      if (loop || stop.signal.aborted) return Promise.resolve();
+      loop = run();
+      // Its own timer, not the loop's rounds: during a long backoff the age must still grow.
+      backlogTimer = setInterval(() => void sampleBacklog(), options.backlogSampleMillis ?? 5_000);
+      void sampleBacklog();
       return Promise.resolve();
     },
     async shutdown(deadline) {
       stop.abort();
+      if (backlogTimer) clearInterval(backlogTimer);
       // An export in flight may wait on a dead backend for its whole timeout: do not hold shutdown for
       // it. Its spans stay leased until the lease ends, then go out again (at least once).
       const grace = AbortSignal.any([deadline, AbortSignal.timeout(options.shutdownGraceMillis)]);
-      await Promise.race([loop, new Promise((r) => grace.addEventListener('abort', r, { once: true }))]);
+      await Promise.race([
+        Promise.all([loop, sampling]),
+        new Promise((r) => grace.addEventListener('abort', r, { once: true })),
+      ]);
       await Promise.race([
         exporter.shutdown(),
         new Promise((r) => grace.addEventListener('abort', r, { once: true })),

@@ -1,30 +1,48 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-/** Prometheus metrics about Chronicle itself, served on GET /metrics. */
+/**
+ * Prometheus metrics about Chronicle itself, served on GET /metrics. Every label has a bounded set of
+ * values (docs/metrics.md lists them); units are in the names.
+ */
 export interface Metrics {
   readonly registry: Registry;
-  /** Inputs received, by origin (nats, http, otlp). */
-  readonly received: Counter<'origin'>;
+  /** Inputs received, by origin (nats, http, otlp) and stream (the JetStream stream; `none` otherwise). */
+  readonly received: Counter<'origin' | 'stream'>;
   /** Events committed to swarm_events for the first time. */
   readonly stored: Counter<'origin'>;
   /** Events whose event_id was already stored. */
   readonly duplicates: Counter<'origin'>;
   /** Inputs recorded in chronicle_rejects, by origin and reason. */
   readonly rejected: Counter<'origin' | 'reason'>;
-  /** Dead-letter entries stored. */
-  readonly dlqEntries: Counter;
-  /** Flush transactions by result (ok, retry, split). */
+  /** Dead-letter entries stored, by reason (bounded by dlqReasonLabel()). */
+  readonly dlqEntries: Counter<'reason'>;
+  /** Flush transactions by result (ok, retry). */
   readonly flushes: Counter<'result'>;
   readonly flushSeconds: Histogram;
   readonly flushEvents: Histogram;
   readonly bufferEvents: Gauge;
   readonly bufferBytes: Gauge;
+  /** The buffer's bounds (BUFFER_MAX_SIZE, BUFFER_MAX_BYTES), set once. */
+  readonly bufferMaxEvents: Gauge;
+  readonly bufferMaxBytes: Gauge;
   /** Times intake was refused or paused because the buffer was full, by source. */
   readonly backpressure: Counter<'source'>;
+  /** Flush transactions that failed (the batch is kept and retried). */
+  readonly writeFailures: Counter;
   /** write_failure alerts published. */
   readonly writeFailureAlerts: Counter;
   /** 1 while the writer is failing and retrying. */
   readonly writerFailing: Gauge;
+  /** Tasks whose swarm_traces row first became terminal, by that status; counted after the commit. */
+  readonly tasksTerminal: Counter<'status'>;
+  /** num_pending + num_ack_pending of Chronicle's durable on each stream (refreshed by a timer). */
+  readonly consumerLag: Gauge<'stream'>;
+  /** Messages delivered again (delivery count > 1), by stream. */
+  readonly redeliveries: Counter<'stream'>;
+  /** Messages handed back to the server with a nak, by stream. */
+  readonly naks: Counter<'stream'>;
+  /** 1 while a stream's pull loop waits for buffer room. */
+  readonly jetstreamPaused: Gauge<'stream'>;
   /** Spans built from traces' events and stored for export. */
   readonly spansBuilt: Counter;
   /** Traces whose span build failed on its own (parked and retried later). */
@@ -35,20 +53,70 @@ export interface Metrics {
   readonly exportFailures: Counter;
   /** Spans stored and not exported yet (sampled by the export loop). */
   readonly exportBacklog: Gauge;
+  /** Age of the oldest span not exported yet, sampled with the backlog; 0 when none waits. */
+  readonly exportOldestAgeSeconds: Gauge;
+  /** HTTP requests answered, by route template, method and status. */
+  readonly httpRequests: Counter<'route' | 'method' | 'status'>;
+  readonly httpRequestSeconds: Histogram<'route' | 'method'>;
+  /** OTLP/HTTP export requests answered, by status. */
+  readonly otlpRequests: Counter<'status'>;
+  /** 1 when /ready would answer 200: computed on each scrape by the probe given to observeReadiness(). */
+  readonly ready: Gauge;
+  /** Sets the check behind chronicle_ready (the health check /ready uses). */
+  observeReadiness(probe: () => Promise<boolean>): void;
+  /** The `reason` label of a DLQ entry's reason: bounded to DLQ_REASON_LIMIT identifiers, else `other`. */
+  dlqReasonLabel(reason: string | null): string;
 }
+
+/** Distinct DLQ reasons one process labels; later ones count as `other`. */
+export const DLQ_REASON_LIMIT = 50;
+
+/** A DLQ reason that is a short identifier becomes its own label value. */
+const DLQ_REASON_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+
+/** A readiness probe that takes longer than this counts as not ready (the scrape must not hang). */
+export const READY_PROBE_TIMEOUT_MILLIS = 2_000;
+
+/** Statuses of a task that has finished; the values of chronicle_tasks_terminal_total's label. */
+export const TERMINAL_STATUSES = ['completed', 'failed', 'timed_out'] as const;
+
+// prom-client's default gauges whose names end in _total although they are not counters (promtool
+// flags them); the per-type gauges without the suffix carry the same information.
+const MISNAMED_DEFAULT_GAUGES = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
-  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'chronicle_' });
+  if (options.defaultMetrics ?? true) {
+    collectDefaultMetrics({ register: registry, prefix: 'chronicle_' });
+    for (const name of MISNAMED_DEFAULT_GAUGES) registry.removeSingleMetric(`chronicle_${name}`);
+  }
   const registers = [registry];
+  let readinessProbe: (() => Promise<boolean>) | undefined;
+  const dlqReasons = new Set<string>();
+
+  const received = new Counter({
+    name: 'chronicle_inputs_received_total',
+    help: 'Inputs received, by origin (nats, http, otlp) and JetStream stream (none for http and otlp).',
+    labelNames: ['origin', 'stream'],
+    registers,
+  });
+  received.inc({ origin: 'http', stream: 'none' }, 0);
+  received.inc({ origin: 'otlp', stream: 'none' }, 0);
+  const tasksTerminal = new Counter({
+    name: 'chronicle_tasks_terminal_total',
+    help: 'Tasks whose swarm_traces row first became terminal, by that first terminal status; once per task across replicas.',
+    labelNames: ['status'],
+    registers,
+  });
+  for (const status of TERMINAL_STATUSES) tasksTerminal.inc({ status }, 0);
+
   return {
     registry,
-    received: new Counter({
-      name: 'chronicle_inputs_received_total',
-      help: 'Inputs received, by origin.',
-      labelNames: ['origin'],
-      registers,
-    }),
+    received,
     stored: new Counter({
       name: 'chronicle_events_stored_total',
       help: 'Events committed to swarm_events for the first time.',
@@ -69,7 +137,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     dlqEntries: new Counter({
       name: 'chronicle_dlq_entries_total',
-      help: 'Dead-letter entries stored in swarm_dlq.',
+      help: `Dead-letter entries stored in swarm_dlq, by reason (at most ${DLQ_REASON_LIMIT} distinct identifiers, else other).`,
+      labelNames: ['reason'],
       registers,
     }),
     flushes: new Counter({
@@ -100,10 +169,25 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: 'Approximate bytes held in the buffer.',
       registers,
     }),
+    bufferMaxEvents: new Gauge({
+      name: 'chronicle_buffer_max_events',
+      help: 'Inputs the buffer holds at most (BUFFER_MAX_SIZE).',
+      registers,
+    }),
+    bufferMaxBytes: new Gauge({
+      name: 'chronicle_buffer_max_bytes',
+      help: 'Bytes the buffer holds at most (BUFFER_MAX_BYTES).',
+      registers,
+    }),
     backpressure: new Counter({
       name: 'chronicle_backpressure_total',
       help: 'Times intake was refused (HTTP 429) or paused (JetStream) because the buffer was full.',
       labelNames: ['source'],
+      registers,
+    }),
+    writeFailures: new Counter({
+      name: 'chronicle_write_failures_total',
+      help: 'Flush transactions that failed; each batch is kept and retried.',
       registers,
     }),
     writeFailureAlerts: new Counter({
@@ -114,6 +198,31 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     writerFailing: new Gauge({
       name: 'chronicle_writer_failing',
       help: '1 while writes to Postgres are failing and being retried.',
+      registers,
+    }),
+    tasksTerminal,
+    consumerLag: new Gauge({
+      name: 'chronicle_jetstream_consumer_lag_messages',
+      help: "Messages of a stream not yet acked by Chronicle's durable (num_pending + num_ack_pending), refreshed every 5 s.",
+      labelNames: ['stream'],
+      registers,
+    }),
+    redeliveries: new Counter({
+      name: 'chronicle_jetstream_redeliveries_total',
+      help: 'JetStream messages received again (delivery count above 1), by stream.',
+      labelNames: ['stream'],
+      registers,
+    }),
+    naks: new Counter({
+      name: 'chronicle_jetstream_naks_total',
+      help: 'JetStream messages handed back with a nak (redelivered later), by stream.',
+      labelNames: ['stream'],
+      registers,
+    }),
+    jetstreamPaused: new Gauge({
+      name: 'chronicle_jetstream_paused',
+      help: '1 while pulling from a stream is paused because the buffer is full.',
+      labelNames: ['stream'],
       registers,
     }),
     spansBuilt: new Counter({
@@ -141,5 +250,55 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: 'Spans stored and not yet exported.',
       registers,
     }),
+    exportOldestAgeSeconds: new Gauge({
+      name: 'chronicle_span_export_oldest_age_seconds',
+      help: 'Age of the oldest span stored and not yet exported (0 when none waits).',
+      registers,
+    }),
+    httpRequests: new Counter({
+      name: 'chronicle_http_requests_total',
+      help: 'HTTP requests answered, by route template (unmatched when no route took it), method and status.',
+      labelNames: ['route', 'method', 'status'],
+      registers,
+    }),
+    httpRequestSeconds: new Histogram({
+      name: 'chronicle_http_request_duration_seconds',
+      help: 'Time from receiving an HTTP request to the end of its answer, by route template and method.',
+      labelNames: ['route', 'method'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    otlpRequests: new Counter({
+      name: 'chronicle_otlp_requests_total',
+      help: 'OTLP/HTTP trace export requests (POST /v1/traces) answered, by status.',
+      labelNames: ['status'],
+      registers,
+    }),
+    ready: new Gauge({
+      name: 'chronicle_ready',
+      help: '1 when /ready would answer 200 (computed on each scrape), else 0.',
+      registers,
+      async collect() {
+        if (readinessProbe === undefined) return this.set(0);
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), READY_PROBE_TIMEOUT_MILLIS);
+        });
+        const ready = await Promise.race([readinessProbe().catch(() => false), timedOut]);
+        clearTimeout(timer);
+        this.set(ready ? 1 : 0);
+      },
+    }),
+    observeReadiness(probe) {
+      readinessProbe = probe;
+    },
+    dlqReasonLabel(reason) {
+      if (reason === null || reason === '') return 'none';
+      if (!DLQ_REASON_PATTERN.test(reason)) return 'other';
+      if (dlqReasons.has(reason)) return reason;
+      if (dlqReasons.size >= DLQ_REASON_LIMIT) return 'other';
+      dlqReasons.add(reason);
+      return reason;
+    },
   };
 }

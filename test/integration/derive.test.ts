@@ -130,7 +130,7 @@ describeWithPostgres('task state and agent metrics', () => {
   for (const seed of SEEDS) {
     it(`events in order in one batch give the reference rows (seed ${seed})`, async () => {
       const events = generateTraffic(seed);
-      const results = await writer.write(toRecords(events));
+      const { results } = await writer.write(toRecords(events));
       expect(statusCounts(results)).toEqual({ stored: events.length });
       await expectReference(events);
     });
@@ -148,16 +148,16 @@ describeWithPostgres('task state and agent metrics', () => {
       const batches = randomBatches(rnd, toRecords(withDuplicates(rnd, events, 0.2)), 40);
       let stored = 0;
       for (const batch of batches) {
-        const results = await writer.write(batch);
+        const { results } = await writer.write(batch);
         stored += results.filter((r) => r.status === 'stored').length;
         // A crash before the ack: the same batch is delivered again right away.
         if (rnd.chance(0.2)) {
-          expect(statusCounts(await writer.write(batch))).toEqual({ duplicate: batch.length });
+          expect(statusCounts((await writer.write(batch)).results)).toEqual({ duplicate: batch.length });
         }
       }
       // Redeliveries arriving much later, after other batches.
       for (const batch of rnd.shuffle(batches).slice(0, 5)) {
-        expect(statusCounts(await writer.write(batch))).toEqual({ duplicate: batch.length });
+        expect(statusCounts((await writer.write(batch)).results)).toEqual({ duplicate: batch.length });
       }
       expect(stored).toBe(distinctEvents(events).length);
       await expectReference(events);
@@ -342,7 +342,7 @@ describeWithPostgres('task state and agent metrics', () => {
           if (rnd.chance(0.2)) writes.push(writers[(i + 1) % 2]!.write(batch));
           return writes;
         });
-        const results = (await Promise.all(work)).flat();
+        const results = (await Promise.all(work)).flatMap((w) => w.results);
         expect(results.filter((r) => r.status === 'stored')).toHaveLength(distinctEvents(events).length);
         await expectReference(events);
       } finally {
@@ -361,7 +361,7 @@ describeWithPostgres('task state and agent metrics', () => {
       const events = [...good.slice(0, 20), poison, ...good.slice(20)];
       const records = toRecords(events);
 
-      const results = await writer.write(records);
+      const { results } = await writer.write(records);
 
       expect(results[20]).toEqual({
         status: 'rejected',

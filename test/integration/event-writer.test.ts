@@ -51,7 +51,7 @@ describeWithPostgres('event writer - edge cases the database could refuse', () =
       entry: d.value.entry,
       event: d.value.event,
     }));
-    const results = await writer.write(records);
+    const { results } = await writer.write(records);
     expect(results.map((r) => r.status)).toEqual(['stored', 'duplicate', 'duplicate']);
     const { rows } = await db.pool.query('SELECT dlq_id, recovered FROM swarm_dlq');
     expect(rows).toEqual([{ dlq_id: 'd-1', recovered: true }]);
@@ -69,7 +69,11 @@ describeWithPostgres('event writer - edge cases the database could refuse', () =
       `${bad.detail} \u0000 \ud83d`,
       'nats:S:1',
     );
-    const results = await writer.write([event('t-ok'), { kind: 'reject', input, reject }, event('t-ok2')]);
+    const { results } = await writer.write([
+      event('t-ok'),
+      { kind: 'reject', input, reject },
+      event('t-ok2'),
+    ]);
     expect(results.map((r) => r.status)).toEqual(['stored', 'rejected', 'stored']);
     const { rows } = await db.pool.query<{ reason: string; detail: string; payload: string }>(
       'SELECT reason, detail, payload FROM chronicle_rejects',
@@ -85,7 +89,7 @@ describeWithPostgres('event writer - edge cases the database could refuse', () =
       { origin: 'http', defaultTimeMillis: Date.now() },
     );
     if (!normalized.ok) throw new Error(normalized.detail);
-    const results = await writer.write([{ kind: 'event', input, event: normalized.value }]);
+    const { results } = await writer.write([{ kind: 'event', input, event: normalized.value }]);
     expect(results).toEqual([{ status: 'stored' }]);
     const { rows } = await db.pool.query<{ task_title: string }>('SELECT task_title FROM swarm_traces');
     expect(rows[0]!.task_title).toBe('half \ufffd emoji');
@@ -97,7 +101,7 @@ describeWithPostgres('event writer - edge cases the database could refuse', () =
       const other = createEventWriter({ pool: second, logger: silentLogger() });
       const batch = () => Array.from({ length: 6000 }, (_, i) => event(`bulk-${randomUUID()}-${i}`));
       const [a, b] = await Promise.all([writer.write(batch()), other.write(batch())]);
-      expect([...a, ...b].every((r) => r.status === 'stored')).toBe(true);
+      expect([...a.results, ...b.results].every((r) => r.status === 'stored')).toBe(true);
       const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM swarm_traces');
       expect(rows[0]!.n).toBe(12_000);
     } finally {

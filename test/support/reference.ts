@@ -15,7 +15,10 @@ import type { CanonicalEvent } from '../../src/events/schema.js';
 
 export type TaskStatus = 'pending' | 'assigned' | 'in_progress' | 'completed' | 'failed' | 'timed_out';
 
-/** A swarm_traces row: every column the recompute sets except updated_at; times as ISO strings. */
+/**
+ * A swarm_traces row: every column the recompute sets except updated_at and first_terminal_at (wall-clock
+ * times); times as ISO strings.
+ */
 export interface TraceRow {
   trace_id: string;
   is_task: boolean;

@@ -1,13 +1,21 @@
 import type pg from 'pg';
 import { UPDATE_AGENT_METRICS_SQL } from '../../derive/agent-metrics.js';
 import { LOCK_CLASS, LOCK_KEYS_SQL } from '../../derive/key-locks.js';
-import { RECOMPUTE_TRACES_SQL } from '../../derive/task-state.js';
+import { NO_TERMINAL, RECOMPUTE_TRACES_SQL, type TerminalCounts } from '../../derive/task-state.js';
 import { makeReject } from '../../events/normalize.js';
 import type { CanonicalEvent, DlqEntry, Reject } from '../../events/schema.js';
 import { RetryableError } from '../../pipeline/errors.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { RecordResult, WriteRecord } from './records.js';
 import { withTransaction } from './transaction.js';
+
+/** What a committed write did. */
+export interface WriteResult {
+  /** How each record was settled, in the order of the records. */
+  results: RecordResult[];
+  /** Tasks whose swarm_traces row the committed transactions made terminal for the first time. */
+  terminalTasks: TerminalCounts;
+}
 
 /** Writes batches of records; each call is one or more committed transactions. */
 export interface EventWriter {
@@ -16,12 +24,13 @@ export interface EventWriter {
    * is unavailable (nothing of the batch is committed then); a row the database refuses is isolated
    * by splitting the batch and written to chronicle_rejects instead, so the rest still commits.
    */
-  write(records: readonly WriteRecord[]): Promise<RecordResult[]>;
+  write(records: readonly WriteRecord[]): Promise<WriteResult>;
 }
 
 /**
  * Part of a split batch committed before a later part failed transiently: `results` holds the outcome
- * of every committed record and undefined for the rest, which the caller retries alone.
+ * of every committed record and undefined for the rest, which the caller retries alone;
+ * `terminalTasks` counts what the committed part made terminal.
  */
 export class PartialWriteError extends RetryableError {
   override readonly name: string = 'PartialWriteError';
@@ -29,23 +38,31 @@ export class PartialWriteError extends RetryableError {
     message: string,
     readonly results: readonly (RecordResult | undefined)[],
     options?: ErrorOptions,
+    readonly terminalTasks: TerminalCounts = NO_TERMINAL,
   ) {
     super(message, options);
   }
 }
 
+function addTerminal(a: TerminalCounts, b: TerminalCounts): TerminalCounts {
+  return {
+    completed: a.completed + b.completed,
+    failed: a.failed + b.failed,
+    timed_out: a.timed_out + b.timed_out,
+  };
+}
+
 /** Places the outcome of a failed sub-batch (records[offset..]) into the outcome of its whole batch. */
-function widen(
-  err: RetryableError,
-  known: readonly (RecordResult | undefined)[],
-  offset: number,
-  total: number,
-): never {
+function widen(err: RetryableError, known: WriteResult | undefined, offset: number, total: number): never {
   const results = new Array<RecordResult | undefined>(total).fill(undefined);
-  known.forEach((r, i) => (results[i] = r));
-  if (err instanceof PartialWriteError) err.results.forEach((r, i) => (results[offset + i] = r));
+  known?.results.forEach((r, i) => (results[i] = r));
+  let terminal = known?.terminalTasks ?? NO_TERMINAL;
+  if (err instanceof PartialWriteError) {
+    err.results.forEach((r, i) => (results[offset + i] = r));
+    terminal = addTerminal(terminal, err.terminalTasks);
+  }
   if (results.every((r) => r === undefined)) throw err;
-  throw new PartialWriteError(err.message, results, { cause: err });
+  throw new PartialWriteError(err.message, results, { cause: err }, terminal);
 }
 
 export interface EventWriterDeps {
@@ -70,7 +87,8 @@ const METRIC_DELTA_COLUMNS = [
   'pickup_sum',
 ] as const;
 
-type MetricDeltaRow = { agent_id: string; metric_date: string } & Record<
+/** A row of RECOMPUTE_TRACES_SQL: a metric delta, or (kind terminal) the tasks made terminal, by status. */
+type RecomputeRow = { kind: 'metric' | 'terminal'; agent_id: string; metric_date: string } & Record<
   (typeof METRIC_DELTA_COLUMNS)[number],
   number
 >;
@@ -153,7 +171,7 @@ function isDataError(err: unknown): boolean {
 export function createEventWriter(deps: EventWriterDeps): EventWriter {
   const { pool, logger } = deps;
 
-  async function apply(client: pg.PoolClient, records: readonly WriteRecord[]): Promise<RecordResult[]> {
+  async function apply(client: pg.PoolClient, records: readonly WriteRecord[]): Promise<WriteResult> {
     const results: RecordResult[] = new Array<RecordResult>(records.length);
     const rejects: Reject[] = [];
     const dlqEntries = new Map<string, DlqEntry>();
@@ -213,6 +231,7 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
       return delta;
     };
     const alreadyStored = new Set<string>();
+    let terminalTasks: TerminalCounts = NO_TERMINAL;
     if (events.length > 0) {
       const { rows } = await client.query<{
         kind: 'trace' | 'heartbeat' | 'duplicate';
@@ -245,7 +264,7 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
       await client.query(LOCK_KEYS_SQL, [LOCK_CLASS.trace, ids]);
       // The span builder rebuilds these traces' spans after the commit (src/spans/span-builder.ts).
       await client.query(QUEUE_SPAN_BUILD_SQL, [ids, stats.map((t) => t.first), stats.map((t) => t.last)]);
-      const { rows } = await client.query<MetricDeltaRow>(RECOMPUTE_TRACES_SQL, [
+      const { rows } = await client.query<RecomputeRow>(RECOMPUTE_TRACES_SQL, [
         ids,
         stats.map((t) => t.n),
         stats.map((t) => t.first),
@@ -253,6 +272,10 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
         stats.map((t) => t.lifecycle),
       ]);
       for (const row of rows) {
+        if (row.kind === 'terminal') {
+          terminalTasks = { completed: row.completed, failed: row.failed, timed_out: row.timed_out };
+          continue;
+        }
         const counts = deltaOf(row.agent_id, row.metric_date).counts;
         METRIC_DELTA_COLUMNS.forEach((column, i) => (counts[i]! += row[column]));
       }
@@ -286,10 +309,10 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
         results[i] = { status: alreadyStored.has(record.event.event_id) ? 'duplicate' : 'stored' };
       }
     });
-    return results;
+    return { results, terminalTasks };
   }
 
-  async function writeSplitting(records: readonly WriteRecord[]): Promise<RecordResult[]> {
+  async function writeSplitting(records: readonly WriteRecord[]): Promise<WriteResult> {
     try {
       return await withTransaction(pool, (client) => apply(client, records));
     } catch (err) {
@@ -300,13 +323,17 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
       if (records.length > 1) {
         const mid = Math.ceil(records.length / 2);
         // Each half commits on its own; if a later half fails transiently, say what already committed.
-        let left: RecordResult[] = [];
+        let left: WriteResult | undefined;
         try {
           left = await writeSplitting(records.slice(0, mid));
-          return [...left, ...(await writeSplitting(records.slice(mid)))];
+          const right = await writeSplitting(records.slice(mid));
+          return {
+            results: [...left.results, ...right.results],
+            terminalTasks: addTerminal(left.terminalTasks, right.terminalTasks),
+          };
         } catch (splitErr) {
           if (!(splitErr instanceof RetryableError)) throw splitErr;
-          widen(splitErr, left, left.length === 0 ? 0 : mid, records.length);
+          widen(splitErr, left, left === undefined ? 0 : mid, records.length);
         }
       }
       const record = records[0]!;
@@ -348,7 +375,7 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
 
   return {
     async write(records) {
-      if (records.length === 0) return [];
+      if (records.length === 0) return { results: [], terminalTasks: NO_TERMINAL };
       return writeSplitting(records);
     },
   };

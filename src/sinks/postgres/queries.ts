@@ -51,6 +51,8 @@ export interface TraceRow {
   first_event_at: Date;
   last_event_at: Date;
   updated_at: Date;
+  /** When the row first had a terminal status (set once; kept if the task is retried). */
+  first_terminal_at: Date | null;
 }
 
 export const TRACE_STATUSES = [
@@ -228,7 +230,7 @@ LIMIT $8`;
 
 const TRACE_COLUMNS = `trace_id, is_task, task_title, owner, status, assigned_agent, created_at, assigned_at,
   started_at, completed_at, duration_ms, time_to_pickup_ms, attempts, span_count, error, scoring_breakdown,
-  first_event_at, last_event_at, updated_at`;
+  first_event_at, last_event_at, updated_at, first_terminal_at`;
 
 const LIST_TRACES_SQL = `
 SELECT ${TRACE_COLUMNS}, ${cursorTime('created_at')}

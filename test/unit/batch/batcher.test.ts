@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type BatcherOptions, DEFAULT_BATCHER_OPTIONS, createBatcher } from '../../../src/batch/batcher.js';
+import { NO_TERMINAL } from '../../../src/derive/task-state.js';
 import type { Delivery, WriteOutcome } from '../../../src/pipeline/contracts.js';
 import { RetryableError } from '../../../src/pipeline/errors.js';
 import { type EventWriter, PartialWriteError } from '../../../src/sinks/postgres/event-writer.js';
@@ -42,8 +43,10 @@ function fakeWriter(respond?: (records: readonly WriteRecord[], call: number) =>
   const writer: EventWriter = {
     async write(records) {
       calls.push(records.length);
-      if (respond) return respond(records, calls.length);
-      return records.map(() => ({ status: 'stored' as const }));
+      const results = respond
+        ? await respond(records, calls.length)
+        : records.map(() => ({ status: 'stored' as const }));
+      return { results, terminalTasks: NO_TERMINAL };
     },
   };
   return { writer, calls };
