@@ -1,0 +1,571 @@
+/**
+ * Swarm overview (Postgres): how the swarm is doing over the dashboard's range — outcomes and their
+ * rates, throughput, durations and pickup times, tasks in flight and stuck, recent failures (each a
+ * click away from its trace in Tempo or Jaeger and from the task drill-down), dead letters and rejects,
+ * with task failures and Chronicle's write-failure alerts as annotations.
+ *
+ * Index use: tasks are found by created_at (swarm_traces_created_idx) or by status
+ * (swarm_traces_status_idx); tasks that finished in the range by their terminal events
+ * (swarm_events_type_idx: event type and time) joined on swarm_traces' key, since a finished task's
+ * completed_at is the timestamp of one of its terminal events. Dead letters and rejects by their
+ * received_at / rejected_at indexes.
+ */
+import {
+  barchart,
+  sql,
+  customVariable,
+  dashboard,
+  dashboardLink,
+  dataLink,
+  fixedColor,
+  hiddenColumns,
+  override,
+  postgresTarget,
+  queryAnnotation,
+  row,
+  stat,
+  table,
+  tempoExploreUrl,
+  textboxVariable,
+  timeseries,
+} from './panels.js';
+import { DASHBOARD_UIDS, DATASOURCES, type DashboardFile } from './model.js';
+
+const pg = DATASOURCES.postgres;
+
+/** Colors of the task statuses, the same on every panel. */
+export const STATUS_COLORS: Record<string, string> = {
+  completed: 'green',
+  failed: 'red',
+  timed_out: 'orange',
+  in_progress: 'blue',
+  assigned: 'purple',
+  pending: 'text',
+};
+
+/**
+ * Swarm traces whose terminal event of one of `types` lies in the range (alias t): the tasks that
+ * finished in it. The event-type index finds the events; each task is one primary-key probe.
+ */
+export function finishedTasks(
+  types: readonly string[] = ['task.completed', 'task.failed', 'task.timeout'],
+): string {
+  return `swarm_traces t
+WHERE t.trace_id IN (
+    SELECT e.trace_id FROM swarm_events e
+    WHERE e.event_type IN (${types.map((x) => `'${x}'`).join(', ')}) AND $__timeFilter(e."timestamp"))
+  AND t.is_task AND $__timeFilter(t.completed_at)`;
+}
+
+/**
+ * The columns a task row's links need (alias t): its OpenTelemetry trace id and the window the API's
+ * Grafana link uses (first to last event, ± 1 h).
+ */
+export const TRACE_LINK_COLUMNS = `chronicle_otel_trace_id(t.trace_id) AS otel_trace_id,
+  (extract(epoch FROM t.first_event_at) * 1000)::bigint - 3600000 AS trace_from_ms,
+  (extract(epoch FROM t.last_event_at) * 1000)::bigint + 3600000 AS trace_to_ms`;
+
+/** The link columns, hidden in tables. */
+export const TRACE_LINK_HIDDEN = hiddenColumns('otel_trace_id', 'trace_from_ms', 'trace_to_ms');
+
+/** Links on a task's trace_id cell: the drill-down, its trace in Tempo (Explore) and in Jaeger. */
+export function taskLinks(): Record<string, unknown>[] {
+  return [
+    dataLink(
+      'Task drill-down',
+      `/d/${DASHBOARD_UIDS.taskDrilldown}?var-trace_id=\${__value.raw:percentencode}&\${__url_time_range}`,
+    ),
+    dataLink(
+      'Trace in Tempo (Explore)',
+      tempoExploreUrl(
+        DATASOURCES.tempo.uid,
+        '${__data.fields.otel_trace_id}',
+        '${__data.fields.trace_from_ms}',
+        '${__data.fields.trace_to_ms}',
+      ),
+      true,
+    ),
+    dataLink('Trace in Jaeger', '${jaeger_url:raw}/trace/${__data.fields.otel_trace_id}', true),
+  ];
+}
+
+/** The Jaeger UI the trace links open (a text box, so each Grafana can point at its own). */
+export const JAEGER_URL_VARIABLE = textboxVariable(
+  'jaeger_url',
+  'Jaeger UI',
+  'http://localhost:16686',
+  'Base URL of the Jaeger UI that trace links open',
+);
+
+/** Links to the other dashboards, keeping the time range. */
+export function dashboardLinks(except: string): Record<string, unknown>[] {
+  const all = [
+    {
+      uid: DASHBOARD_UIDS.swarmOverview,
+      title: 'Swarm overview',
+      tooltip: 'Outcomes, failures, stuck tasks',
+    },
+    { uid: DASHBOARD_UIDS.taskDrilldown, title: 'Task drill-down', tooltip: 'One task: row, events, trace' },
+    {
+      uid: DASHBOARD_UIDS.agentPerformance,
+      title: 'Agent performance',
+      tooltip: 'Which agent is slow or failing',
+    },
+    { uid: DASHBOARD_UIDS.pipeline, title: 'Chronicle pipeline', tooltip: "Chronicle's own metrics" },
+    {
+      uid: DASHBOARD_UIDS.traces,
+      title: 'Traces',
+      tooltip: 'Trace search, the task graph (which service gives work to which agent), Tempo service graph',
+    },
+  ];
+  return all
+    .filter((d) => d.uid !== except)
+    .map((d) => dashboardLink({ title: d.title, tooltip: d.tooltip, url: `/d/${d.uid}`, keepTime: true }));
+}
+
+const statusColors = (names: readonly string[]) =>
+  names.filter((n) => STATUS_COLORS[n]).map((n) => fixedColor(n, STATUS_COLORS[n]!));
+
+export function swarmOverview(): DashboardFile {
+  const panels = [
+    row('Outcomes'),
+    stat({
+      title: 'Outcome rates',
+      description:
+        'Of the tasks that finished in the range (reached completed, failed or timed_out), the share of each outcome.',
+      datasource: pg,
+      w: 8,
+      unit: 'percentunit',
+      defaults: { decimals: 1 },
+      overrides: [
+        fixedColor('Success', 'green'),
+        fixedColor('Failure', 'red'),
+        fixedColor('Timeout', 'orange'),
+      ],
+      targets: [
+        postgresTarget(
+          pg,
+          sql`
+          SELECT
+            count(*) FILTER (WHERE t.status = 'completed')::float8 / nullif(count(*), 0) AS "Success",
+            count(*) FILTER (WHERE t.status = 'failed')::float8 / nullif(count(*), 0) AS "Failure",
+            count(*) FILTER (WHERE t.status = 'timed_out')::float8 / nullif(count(*), 0) AS "Timeout"
+          FROM ${finishedTasks()}`,
+          'table',
+        ),
+      ],
+    }),
+    stat({
+      title: 'Throughput',
+      description: 'Tasks that finished in the range, and how many per minute on average.',
+      datasource: pg,
+      w: 6,
+      unit: 'short',
+      targets: [
+        postgresTarget(
+          pg,
+          sql`
+          SELECT count(*) AS "Finished",
+            count(*) / greatest(extract(epoch FROM $__timeTo()::timestamptz - $__timeFrom()::timestamptz) / 60, 1)
+              AS "Per minute"
+          FROM ${finishedTasks()}`,
+          'table',
+        ),
+      ],
+    }),
+    stat({
+      title: 'Tasks in flight',
+      description:
+        'Tasks created up to the end of the range that are not finished: pending (no agent yet), assigned, in progress.',
+      datasource: pg,
+      w: 6,
+      unit: 'short',
+      overrides: [
+        fixedColor('Pending', STATUS_COLORS.pending!),
+        fixedColor('Assigned', STATUS_COLORS.assigned!),
+        fixedColor('In progress', STATUS_COLORS.in_progress!),
+      ],
+      targets: [
+        postgresTarget(
+          pg,
+          sql`
+          SELECT count(*) FILTER (WHERE status = 'pending') AS "Pending",
+            count(*) FILTER (WHERE status = 'assigned') AS "Assigned",
+            count(*) FILTER (WHERE status = 'in_progress') AS "In progress"
+          FROM swarm_traces
+          WHERE status IN ('pending', 'assigned', 'in_progress') AND created_at <= $__timeTo()`,
+          'table',
+        ),
+      ],
+    }),
+    stat({
+      title: 'Stuck tasks (count)',
+      description:
+        'Tasks assigned or in progress for longer than the "Stuck after" threshold at the end of the range (listed below).',
+      datasource: pg,
+      w: 4,
+      unit: 'short',
+      defaults: {
+        color: { mode: 'thresholds' },
+        thresholds: {
+          mode: 'absolute',
+          steps: [
+            { color: 'green', value: null },
+            { color: 'red', value: 1 },
+          ],
+        },
+      },
+      targets: [postgresTarget(pg, sql`SELECT count(*) AS "Stuck" FROM ${stuckTasks()}`, 'table')],
+    }),
+    timeseries({
+      title: 'Tasks created, by current status',
+      description:
+        'Tasks created in each interval, split by the status they have now: a failure or timeout bar rising shows when the tasks that fail were created.',
+      datasource: pg,
+      bars: true,
+      stacked: true,
+      unit: 'short',
+      overrides: statusColors(Object.keys(STATUS_COLORS)),
+      targets: [
+        postgresTarget(
+          pg,
+          sql`
+          SELECT $__timeGroupAlias(created_at, $__interval),
+            count(*) FILTER (WHERE status = 'completed') AS completed,
+            count(*) FILTER (WHERE status = 'failed') AS failed,
+            count(*) FILTER (WHERE status = 'timed_out') AS timed_out,
+            count(*) FILTER (WHERE status = 'in_progress') AS in_progress,
+            count(*) FILTER (WHERE status = 'assigned') AS assigned,
+            count(*) FILTER (WHERE status = 'pending') AS pending
+          FROM swarm_traces
+          WHERE is_task AND $__timeFilter(created_at)
+          GROUP BY 1
+          ORDER BY 1`,
+          'time_series',
+        ),
+      ],
+    }),
+    timeseries({
+      title: 'Throughput: tasks finished per minute, by outcome',
+      description: 'Tasks reaching completed, failed or timed_out, per minute, by when they finished.',
+      datasource: pg,
+      stacked: true,
+      unit: 'short',
+      axisLabel: 'tasks / min',
+      overrides: statusColors(['completed', 'failed', 'timed_out']),
+      targets: [
+        postgresTarget(
+          pg,
+          sql`
+          SELECT $__timeGroupAlias(t.completed_at, $__interval),
+            count(*) FILTER (WHERE t.status = 'completed') * 60000.0 / $__interval_ms AS completed,
+            count(*) FILTER (WHERE t.status = 'failed') * 60000.0 / $__interval_ms AS failed,
+            count(*) FILTER (WHERE t.status = 'timed_out') * 60000.0 / $__interval_ms AS timed_out
+          FROM ${finishedTasks()}
+          GROUP BY 1
+          ORDER BY 1`,
+          'time_series',
+        ),
+      ],
+    }),
+    timeseries({
+      title: 'Failure rate',
+      description: 'Of the tasks finished in each interval, the share that failed or timed out.',
+      datasource: pg,
+      w: 8,
+      unit: 'percentunit',
+      defaults: { max: 1 },
+      overrides: [fixedColor('failed', 'red'), fixedColor('timed_out', 'orange')],
+      targets: [
+        postgresTarget(
+          pg,
+          sql`
+          SELECT $__timeGroupAlias(t.completed_at, $__interval),
+            count(*) FILTER (WHERE t.status = 'failed')::float8 / count(*) AS failed,
+            count(*) FILTER (WHERE t.status = 'timed_out')::float8 / count(*) AS timed_out
+          FROM ${finishedTasks()}
+          GROUP BY 1
+          ORDER BY 1`,
+          'time_series',
+        ),
+      ],
+    }),
+    timeseries({
+      title: 'Task duration p50 / p95',
+      description:
+        'Duration (start to completion) of the tasks completed in each interval: median and 95th percentile.',
+      datasource: pg,
+      w: 8,
+      unit: 'ms',
+      targets: [
+        postgresTarget(
+          pg,
+          sql`
+          SELECT $__timeGroupAlias(t.completed_at, $__interval),
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY t.duration_ms) AS p50,
+            percentile_cont(0.95) WITHIN GROUP (ORDER BY t.duration_ms) AS p95
+          FROM ${finishedTasks(['task.completed'])}
+            AND t.status = 'completed' AND t.duration_ms IS NOT NULL
+          GROUP BY 1
+          ORDER BY 1`,
+          'time_series',
+        ),
+      ],
+    }),
+    timeseries({
+      title: 'Pickup time p50 / p95',
+      description:
+        'Time from assignment to start, for the tasks started in each interval (their latest start): median and 95th percentile.',
+      datasource: pg,
+      w: 8,
+      unit: 'ms',
+      targets: [
+        postgresTarget(
+          pg,
+          sql`
+          SELECT $__timeGroupAlias(t.started_at, $__interval),
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY t.time_to_pickup_ms) AS p50,
+            percentile_cont(0.95) WITHIN GROUP (ORDER BY t.time_to_pickup_ms) AS p95
+          FROM swarm_traces t
+          WHERE t.trace_id IN (
+              SELECT e.trace_id FROM swarm_events e
+              WHERE e.event_type = 'task.started' AND $__timeFilter(e."timestamp"))
+            AND t.is_task AND $__timeFilter(t.started_at) AND t.time_to_pickup_ms IS NOT NULL
+          GROUP BY 1
+          ORDER BY 1`,
+          'time_series',
+        ),
+      ],
+    }),
+    row('Failures'),
+    table({
+      title: 'Recent failures',
+      description:
+        'The latest tasks that failed or timed out in the range. Click a trace id for the task drill-down, its trace in Tempo or in Jaeger.',
+      datasource: pg,
+      w: 24,
+      h: 10,
+      overrides: [
+        override('trace_id', { links: taskLinks() }),
+        override('duration_ms', { unit: 'ms' }),
+        ...TRACE_LINK_HIDDEN,
+      ],
+      targets: [
+        postgresTarget(
+          pg,
+          sql`
+          SELECT t.completed_at AS "time", t.trace_id, t.status, t.assigned_agent AS agent, t.error, t.attempts,
+            t.duration_ms, t.task_title AS title,
+            ${TRACE_LINK_COLUMNS}
+          FROM ${finishedTasks(['task.failed', 'task.timeout'])}
+            AND t.status IN ('failed', 'timed_out')
+          ORDER BY t.completed_at DESC, t.trace_id DESC
+          LIMIT 100`,
+          'table',
+        ),
+      ],
+    }),
+    barchart({
+      title: 'Failures by error',
+      description: 'The most frequent errors of the tasks that failed or timed out in the range.',
+      datasource: pg,
+      xField: 'error',
+      unit: 'short',
+      overrides: [fixedColor('failures', 'red')],
+      targets: [
+        postgresTarget(
+          pg,
+          sql`
+          SELECT coalesce(t.error, '(none)') AS error, count(*) AS failures
+          FROM ${finishedTasks(['task.failed', 'task.timeout'])}
+            AND t.status IN ('failed', 'timed_out')
+          GROUP BY 1
+          ORDER BY 2 DESC, 1
+          LIMIT 10`,
+          'table',
+        ),
+      ],
+    }),
+    barchart({
+      title: 'Failures by agent',
+      description:
+        'Tasks that failed or timed out in the range, by the agent they were last assigned to ("(none)": never assigned).',
+      datasource: pg,
+      xField: 'agent',
+      unit: 'short',
+      links: [
+        {
+          title: 'Task graph: which service gives work to which agent',
+          url: `/d/${DASHBOARD_UIDS.traces}?\${__url_time_range}`,
+        },
+      ],
+      overrides: [fixedColor('failed', 'red'), fixedColor('timed_out', 'orange')],
+      options: { stacking: 'normal', legend: { displayMode: 'list', placement: 'bottom', showLegend: true } },
+      targets: [
+        postgresTarget(
+          pg,
+          sql`
+          SELECT coalesce(t.assigned_agent, '(none)') AS agent,
+            count(*) FILTER (WHERE t.status = 'failed') AS failed,
+            count(*) FILTER (WHERE t.status = 'timed_out') AS timed_out
+          FROM ${finishedTasks(['task.failed', 'task.timeout'])}
+            AND t.status IN ('failed', 'timed_out')
+          GROUP BY 1
+          ORDER BY count(*) DESC, 1
+          LIMIT 15`,
+          'table',
+        ),
+      ],
+    }),
+    row('Stuck'),
+    table({
+      title: 'Stuck tasks',
+      description:
+        'Tasks assigned (not started) or in progress (not finished) for longer than "Stuck after" minutes at the end of the range, longest first.',
+      datasource: pg,
+      w: 24,
+      h: 8,
+      overrides: [
+        override('trace_id', { links: taskLinks() }),
+        override('stuck_for_ms', { unit: 'ms', displayName: 'stuck for' }),
+        ...TRACE_LINK_HIDDEN,
+      ],
+      targets: [
+        postgresTarget(
+          pg,
+          sql`
+          SELECT t.trace_id, t.status, t.assigned_agent AS agent,
+            CASE t.status WHEN 'assigned' THEN t.assigned_at ELSE t.started_at END AS since,
+            (extract(epoch FROM $__timeTo()::timestamptz
+              - CASE t.status WHEN 'assigned' THEN t.assigned_at ELSE t.started_at END) * 1000)::bigint AS stuck_for_ms,
+            t.attempts, t.task_title AS title, t.created_at,
+            ${TRACE_LINK_COLUMNS}
+          FROM ${stuckTasks()}
+          ORDER BY since, t.trace_id
+          LIMIT 200`,
+          'table',
+        ),
+      ],
+    }),
+    row('Dead letters and rejects'),
+    barchart({
+      title: 'Dead-letter entries by reason',
+      description: 'Entries the swarm dead-lettered (dlq.>), received in the range, by reason.',
+      datasource: pg,
+      xField: 'reason',
+      unit: 'short',
+      targets: [
+        postgresTarget(
+          pg,
+          sql`
+          SELECT coalesce(reason, '(none)') AS reason, count(*) AS entries
+          FROM swarm_dlq
+          WHERE $__timeFilter(received_at)
+          GROUP BY 1
+          ORDER BY 2 DESC, 1
+          LIMIT 20`,
+          'table',
+        ),
+      ],
+    }),
+    barchart({
+      title: 'Rejects by reason',
+      description:
+        'Input Chronicle could not accept in the range (stored in chronicle_rejects), by reason and origin.',
+      datasource: pg,
+      xField: 'reason',
+      unit: 'short',
+      options: { stacking: 'normal', legend: { displayMode: 'list', placement: 'bottom', showLegend: true } },
+      targets: [
+        postgresTarget(
+          pg,
+          sql`
+          SELECT reason,
+            count(*) FILTER (WHERE origin = 'nats') AS nats,
+            count(*) FILTER (WHERE origin = 'http') AS http,
+            count(*) FILTER (WHERE origin = 'otlp') AS otlp
+          FROM chronicle_rejects
+          WHERE $__timeFilter(rejected_at)
+          GROUP BY 1
+          ORDER BY count(*) DESC, 1
+          LIMIT 20`,
+          'table',
+        ),
+      ],
+    }),
+  ];
+
+  return {
+    file: 'swarm-overview.json',
+    dashboard: dashboard({
+      uid: DASHBOARD_UIDS.swarmOverview,
+      title: 'Swarm overview',
+      description:
+        'How the swarm is doing: outcomes, throughput, durations, stuck tasks, failures (linked to their traces), dead letters and rejects.',
+      tags: ['chronicle', 'postgres'],
+      time: { from: 'now-6h', to: 'now' },
+      refresh: '30s',
+      variables: [
+        customVariable(
+          'stuck_after',
+          'Stuck after (min)',
+          ['5', '10', '15', '30', '60', '240'],
+          '15',
+          'A task assigned or in progress for longer than this many minutes counts as stuck',
+        ),
+        JAEGER_URL_VARIABLE,
+      ],
+      annotations: [
+        queryAnnotation({
+          name: 'Task failures',
+          datasource: pg,
+          iconColor: 'red',
+          target: postgresTarget(
+            pg,
+            sql`
+            SELECT t.completed_at AS "time",
+              t.status || ': ' || t.trace_id || coalesce(' on ' || t.assigned_agent, '') || coalesce(' — ' || t.error, '') AS text,
+              concat_ws(',', 'task', t.status, t.assigned_agent) AS tags
+            FROM ${finishedTasks(['task.failed', 'task.timeout'])}
+              AND t.status IN ('failed', 'timed_out')
+            ORDER BY t.completed_at DESC
+            LIMIT 500`,
+            'table',
+            'Anno',
+          ),
+        }),
+        queryAnnotation({
+          name: 'Chronicle write failures',
+          datasource: pg,
+          iconColor: 'dark-purple',
+          target: postgresTarget(
+            pg,
+            sql`
+            SELECT "timestamp" AS "time",
+              'Chronicle cannot write to Postgres (' || coalesce(metadata ->> 'consecutiveFailures', '?')
+                || ' failures in a row): ' || coalesce(metadata ->> 'error', 'unknown error') AS text,
+              'chronicle,write_failure' AS tags
+            FROM swarm_events
+            WHERE event_type = 'system.chronicle.write_failure' AND $__timeFilter("timestamp")
+            ORDER BY 1`,
+            'table',
+            'Anno',
+          ),
+        }),
+      ],
+      links: dashboardLinks(DASHBOARD_UIDS.swarmOverview),
+      panels,
+    }),
+  };
+}
+
+/**
+ * Tasks (alias t) assigned or in progress for longer than $stuck_after minutes at the end of the range.
+ * The status index serves it (status, then created_at up to the end of the range).
+ */
+function stuckTasks(): string {
+  return `swarm_traces t
+WHERE t.status IN ('assigned', 'in_progress') AND t.created_at <= $__timeTo()
+  AND CASE t.status WHEN 'assigned' THEN t.assigned_at ELSE t.started_at END
+    <= $__timeTo()::timestamptz - make_interval(mins => '$stuck_after'::int)`;
+}

@@ -1,0 +1,376 @@
+/**
+ * Traces (Tempo + Prometheus + Postgres): the task traces Chronicle exports, searched with TraceQL, and what Tempo's
+ * metrics generator derives from them and writes to Prometheus by remote write: the service graph
+ * (`traces_service_graph_request_total`, `…_failed_total`, `…_server_seconds`/`…_client_seconds`
+ * histograms, labels `client`, `server`, `connection_type`) and span metrics (`traces_spanmetrics_calls_total`,
+ * `traces_spanmetrics_latency` histogram, labels `service`, `span_name`, `span_kind`, `status_code`),
+ * as named in Tempo's modules/generator/processor/{servicegraphs,spanmetrics}.
+ * Span names and attributes: docs/spans.md (root `swarm.task`, attempts `invoke_agent {agent}`).
+ *
+ * Beside Tempo's service graph, the task graph draws the same multi-agent view from Chronicle's own
+ * Postgres: Tempo only draws an edge for a CLIENT span with a SERVER span under it in another service
+ * (or a CLIENT span with a peer attribute), and Chronicle's task spans never pair that way.
+ */
+import { chronicleDashboardsLink, promGraph, serviceGraph, traceSearch } from './metric-panels.js';
+import type { DashboardFile } from './model.js';
+import { DASHBOARD_UIDS, DATASOURCES } from './model.js';
+import type { PanelSpec } from './panels.js';
+import {
+  customVariable,
+  dashboard,
+  dashboardLink,
+  panel,
+  postgresTarget,
+  row,
+  sql,
+  textboxVariable,
+} from './panels.js';
+
+const RATE = '$__rate_interval';
+/** Span metrics of agent attempts (`invoke_agent {agent}` spans; service.name is the agent) for the agents picked. */
+const ATTEMPTS = 'span_name=~"invoke_agent.*", service=~"$agent"';
+
+const searches: PanelSpec[] = [
+  row('Task traces (TraceQL search in Tempo)'),
+  traceSearch({
+    w: 24,
+    h: 10,
+    title: 'Recent task traces',
+    description:
+      'Root spans of finished tasks (`swarm.task`), newest first, filtered by the status variable. A root span is exported once the task is terminal; a running task shows only its finished phases. Open a trace id to see its attempts and every raw event on the timeline.',
+    query:
+      '{ name = "swarm.task" && span.swarm.task.status =~ "$status" } | select(span.swarm.task.title, span.swarm.agent, span.swarm.task.attempts, span.swarm.trace_id)',
+    tableType: 'traces',
+    limit: 50,
+    spansPerTrace: 1,
+  }),
+  traceSearch({
+    w: 12,
+    h: 10,
+    title: 'Failed and timed-out tasks',
+    description:
+      'Task root spans with status ERROR (failed or timed out), with the error as the status message and the swarm trace id to open the task drill-down.',
+    query:
+      '{ name = "swarm.task" && status = error } | select(span.swarm.task.status, span.swarm.agent, span.swarm.trace_id, statusMessage)',
+    tableType: 'traces',
+    limit: 50,
+    spansPerTrace: 1,
+  }),
+  traceSearch({
+    w: 12,
+    h: 10,
+    title: 'Agent attempts',
+    description:
+      'Executions (`invoke_agent {agent}` spans, one per attempt that started) of the agents matching the agent variable, with how each attempt ended and the error type of failed ones.',
+    query:
+      '{ span.gen_ai.operation.name = "invoke_agent" && span.gen_ai.agent.name =~ "$agent" } | select(span.swarm.attempt.outcome, span.error.type, span.swarm.trace_id)',
+    tableType: 'spans',
+    limit: 50,
+    spansPerTrace: 10,
+  }),
+];
+
+const pg = DATASOURCES.postgres;
+
+/** The node a task with no agent (never assigned) goes to. */
+const NO_AGENT = '(no agent)';
+
+/**
+ * The tasks created in the range (CTE `tasks`: creator, agent, status, duration_ms). The creator is the
+ * source of the task's first task.created event, the service.name of its root span (docs/spans.md); the
+ * agent is the one it was last assigned to, null when never assigned. The event-type index
+ * (event_type, timestamp) finds the range's task.created events; each task is one primary-key probe.
+ * A task's created_at is its earliest task.created, so requiring it in the range too leaves out a task
+ * created before the range whose duplicate task.created (another event id) falls in it.
+ */
+const CREATED_TASKS = `WITH created AS (
+  SELECT DISTINCT ON (e.trace_id) e.trace_id, e.source
+  FROM swarm_events e
+  WHERE e.event_type = 'task.created' AND $__timeFilter(e."timestamp")
+  ORDER BY e.trace_id, e."timestamp", e.event_id
+), tasks AS (
+  SELECT c.source AS creator, t.assigned_agent AS agent, t.status, t.duration_ms
+  FROM created c
+  JOIN swarm_traces t ON t.trace_id = c.trace_id
+  WHERE t.is_task AND $__timeFilter(t.created_at)
+)`;
+
+/** Outcome shares of a node's tasks (arc__*: fractions summing to 1) and their colours. */
+const ARCS = [
+  { field: 'arc__completed', color: 'green', name: 'Completed' },
+  { field: 'arc__failed', color: 'red', name: 'Failed' },
+  { field: 'arc__timed_out', color: 'orange', name: 'Timed out' },
+  { field: 'arc__in_flight', color: 'blue', name: 'In flight' },
+] as const;
+
+/**
+ * Who gives work to whom, from Postgres, as a node graph. Grafana's nodeGraph panel
+ * (public/app/plugins/panel/nodeGraph/utils.ts, getNodeGraphDataFrames and getGraphFrame) keeps the
+ * frames whose refId is `nodes` or `edges` (or that have an `id` field), takes the frame with a `source`
+ * field as the edges and the other as the nodes, and reads fields by lower-cased name: nodes `id`,
+ * `title`, `subtitle`, `mainstat`, `secondarystat`, `arc__*` (coloured by the panel's `nodes.arcs`
+ * option), `detail__*` (shown on click); edges `id`, `source`, `target`, `mainstat`, `secondarystat`,
+ * `detail__*`. Every edge's source and target must be a node id. It offers no standard field options
+ * (units, display names) but links, so the stats' units are the panel's `nodes`/`edges` options (written
+ * after the value as they are) and the legend and click-menu labels are display names the organize
+ * transformation sets.
+ */
+function taskGraph(): PanelSpec {
+  const rename: Record<string, string> = {
+    mainstat: 'Tasks',
+    secondarystat: 'Failed or timed out (% of finished)',
+    detail__created: 'Tasks created',
+    detail__handled: 'Tasks handled',
+    detail__p95_duration_ms: 'p95 duration of completed tasks (ms)',
+    detail__completed: 'Completed',
+    detail__failed: 'Failed',
+    detail__timed_out: 'Timed out',
+    detail__in_flight: 'In flight',
+  };
+  for (const arc of ARCS) rename[arc.field] = arc.name;
+  return panel('nodeGraph', {
+    w: 12,
+    h: 14,
+    title: 'Task graph (Postgres)',
+    description: `Services that create tasks and the agents that work on them, for the tasks created in the range, from Chronicle's Postgres: an edge from the service that created each task (the source of its task.created event) to the agent it was assigned to (${NO_AGENT} while no agent has it). An agent that creates tasks itself is one node with edges in and out. Node: tasks handled (agents) or created (services), the share of those that finished which failed or timed out, and their outcomes as the coloured ring; click a node for tasks created, handled and the p95 duration. Edge: tasks and the share failed or timed out.`,
+    datasource: pg,
+    targets: [
+      postgresTarget(
+        pg,
+        sql`
+        ${CREATED_TASKS}, per_role AS (
+          SELECT name, role, count(*) AS tasks,
+            count(*) FILTER (WHERE status = 'completed') AS completed,
+            count(*) FILTER (WHERE status = 'failed') AS failed,
+            count(*) FILTER (WHERE status = 'timed_out') AS timed_out,
+            percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status = 'completed') AS p95_ms
+          FROM (
+            SELECT coalesce(agent, '${NO_AGENT}') AS name, CASE WHEN agent IS NULL THEN 'no agent yet' ELSE 'agent' END AS role,
+              status, duration_ms
+            FROM tasks
+            UNION ALL
+            SELECT creator, 'service', status, duration_ms FROM tasks
+          ) r
+          GROUP BY name, role
+        )
+        SELECT DISTINCT ON (name)
+          name AS id,
+          name AS title,
+          CASE WHEN count(*) OVER w > 1 THEN 'agent, creates tasks' ELSE role END AS subtitle,
+          tasks AS mainstat,
+          100 * (failed + timed_out)::float8 / nullif(completed + failed + timed_out, 0) AS secondarystat,
+          completed::float8 / tasks AS arc__completed,
+          failed::float8 / tasks AS arc__failed,
+          timed_out::float8 / tasks AS arc__timed_out,
+          (tasks - completed - failed - timed_out)::float8 / tasks AS arc__in_flight,
+          coalesce(sum(tasks) FILTER (WHERE role = 'service') OVER w, 0)::bigint AS detail__created,
+          coalesce(sum(tasks) FILTER (WHERE role <> 'service') OVER w, 0)::bigint AS detail__handled,
+          p95_ms AS detail__p95_duration_ms
+        FROM per_role
+        WINDOW w AS (PARTITION BY name)
+        ORDER BY name, role = 'service'`,
+        'table',
+        'nodes',
+      ),
+      postgresTarget(
+        pg,
+        sql`
+        ${CREATED_TASKS}
+        SELECT creator || ' → ' || target AS id, creator AS source, target,
+          count(*) AS mainstat,
+          100 * count(*) FILTER (WHERE status IN ('failed', 'timed_out'))::float8
+            / nullif(count(*) FILTER (WHERE status IN ('completed', 'failed', 'timed_out')), 0) AS secondarystat,
+          count(*) FILTER (WHERE status = 'completed') AS detail__completed,
+          count(*) FILTER (WHERE status = 'failed') AS detail__failed,
+          count(*) FILTER (WHERE status = 'timed_out') AS detail__timed_out,
+          count(*) FILTER (WHERE status NOT IN ('completed', 'failed', 'timed_out')) AS detail__in_flight
+        FROM (SELECT creator, coalesce(agent, '${NO_AGENT}') AS target, status FROM tasks) x
+        GROUP BY creator, target
+        ORDER BY creator, target`,
+        'table',
+        'edges',
+      ),
+    ],
+    options: {
+      nodes: {
+        mainStatUnit: 'tasks',
+        secondaryStatUnit: '% failed',
+        arcs: ARCS.map((a) => ({ field: a.field, color: a.color })),
+      },
+      edges: { mainStatUnit: 'tasks', secondaryStatUnit: '% failed' },
+    },
+    transformations: [
+      { id: 'organize', options: { excludeByName: {}, indexByName: {}, renameByName: rename } },
+    ],
+  });
+}
+
+const graph: PanelSpec[] = [
+  row('Multi-agent graph'),
+  taskGraph(),
+  serviceGraph({
+    w: 12,
+    h: 14,
+    title: 'Service graph (Tempo)',
+    description:
+      "Services and agents as nodes, calls as edges, with rate, errors and latency, as Tempo's metrics generator derives them (traces_service_graph_* in Prometheus). Tempo draws an edge for a CLIENT span with a SERVER span under it in another service (or PRODUCER/CONSUMER), or for an unmatched CLIENT span carrying one of the peer attributes it is configured to read (peer.service, db.name, db.system by default). Chronicle's own `invoke_agent` spans are CLIENT spans with no SERVER span under them, so edges come from the services that send their own spans through Chronicle's OTLP receiver and from those peer attributes; the task graph beside it shows who gives work to which agent from Chronicle's Postgres.",
+  }),
+  promGraph({
+    w: 12,
+    h: 8,
+    title: 'Calls between services',
+    description:
+      'Requests per second on each edge of the service graph (traces_service_graph_request_total, by client and server).',
+    unit: 'reqps',
+    queries: [
+      {
+        expr: `sum by (client, server) (rate(traces_service_graph_request_total[${RATE}]))`,
+        legend: '{{client}} → {{server}}',
+      },
+    ],
+  }),
+  promGraph({
+    w: 12,
+    h: 8,
+    title: 'Failed calls between services',
+    description:
+      'Failed requests per second on each edge, where either span of the pair has status ERROR (traces_service_graph_request_failed_total).',
+    unit: 'reqps',
+    queries: [
+      {
+        expr: `sum by (client, server) (rate(traces_service_graph_request_failed_total[${RATE}]))`,
+        legend: '{{client}} → {{server}}',
+      },
+    ],
+  }),
+];
+
+const spanMetrics: PanelSpec[] = [
+  row('Span metrics (Tempo metrics generator)'),
+  promGraph({
+    w: 8,
+    h: 8,
+    title: 'Agent attempts by agent',
+    description:
+      'Executions per minute by agent, from the `invoke_agent` spans Tempo received (traces_spanmetrics_calls_total; the span service is the agent).',
+    unit: 'count:attempts/min',
+    stacked: true,
+    queries: [
+      {
+        expr: `60 * sum by (service) (rate(traces_spanmetrics_calls_total{${ATTEMPTS}}[${RATE}]))`,
+        legend: '{{service}}',
+      },
+    ],
+  }),
+  promGraph({
+    w: 8,
+    h: 8,
+    title: 'Agent attempt error ratio',
+    description:
+      'Share of executions per agent whose span has status ERROR: the attempt failed or timed out (traces_spanmetrics_calls_total by status_code).',
+    unit: 'percentunit',
+    min: 0,
+    max: 1,
+    queries: [
+      {
+        expr: `sum by (service) (rate(traces_spanmetrics_calls_total{${ATTEMPTS}, status_code="STATUS_CODE_ERROR"}[${RATE}])) / sum by (service) (rate(traces_spanmetrics_calls_total{${ATTEMPTS}}[${RATE}]))`,
+        legend: '{{service}}',
+      },
+    ],
+  }),
+  promGraph({
+    w: 8,
+    h: 8,
+    title: 'Agent attempt duration p95',
+    description:
+      "p95 execution time per agent (traces_spanmetrics_latency). Tempo's histogram buckets cap what it can tell: with its default buckets (up to 16.384 s) a longer attempt only counts as +Inf.",
+    unit: 's',
+    min: 0,
+    queries: [
+      {
+        expr: `histogram_quantile(0.95, sum by (le, service) (rate(traces_spanmetrics_latency_bucket{${ATTEMPTS}}[${RATE}])))`,
+        legend: '{{service}}',
+      },
+    ],
+  }),
+  promGraph({
+    w: 12,
+    h: 8,
+    title: 'Task duration (root spans)',
+    description:
+      'p50 and p95 of task duration, created to terminal, from the `swarm.task` root spans Tempo received (traces_spanmetrics_latency). Postgres has the exact figures on the Swarm overview.',
+    unit: 's',
+    min: 0,
+    queries: [
+      {
+        expr: `histogram_quantile(0.95, sum by (le) (rate(traces_spanmetrics_latency_bucket{span_name="swarm.task"}[${RATE}])))`,
+        legend: 'p95',
+      },
+      {
+        expr: `histogram_quantile(0.5, sum by (le) (rate(traces_spanmetrics_latency_bucket{span_name="swarm.task"}[${RATE}])))`,
+        legend: 'p50',
+      },
+    ],
+  }),
+  promGraph({
+    w: 12,
+    h: 8,
+    title: 'Spans by service',
+    description:
+      'Spans per second Tempo received, by service.name: the task sources (root spans), the agents (attempt spans) and services sending their own spans through Chronicle (traces_spanmetrics_calls_total).',
+    unit: 'count:spans/s',
+    stacked: true,
+    queries: [
+      {
+        expr: `sum by (service) (rate(traces_spanmetrics_calls_total[${RATE}]))`,
+        legend: '{{service}}',
+      },
+    ],
+  }),
+];
+
+export function tracesDashboard(): DashboardFile {
+  return {
+    file: 'traces.json',
+    dashboard: dashboard({
+      uid: DASHBOARD_UIDS.traces,
+      title: 'Chronicle traces',
+      description:
+        "Task traces in Tempo (TraceQL search), who gives work to which agent (the task graph, from Postgres), and the service graph and span metrics Tempo's metrics generator writes to Prometheus.",
+      tags: ['chronicle'],
+      time: { from: 'now-3h', to: 'now' },
+      refresh: '1m',
+      variables: [
+        {
+          ...customVariable(
+            'status',
+            'task status',
+            ['completed', 'failed', 'timed_out'],
+            '$__all',
+            'Status of the tasks listed in Recent task traces (swarm.task.status on the root span).',
+          ),
+          includeAll: true,
+          allValue: '.*',
+          allowCustomValue: false,
+          current: { text: 'All', value: '$__all' },
+        },
+        textboxVariable(
+          'agent',
+          'agent (regex)',
+          '.*',
+          'Regular expression on the agent name: gen_ai.agent.name of the attempt spans, and the service of their span metrics.',
+        ),
+      ],
+      links: [
+        chronicleDashboardsLink(),
+        dashboardLink({
+          title: 'Task drill-down',
+          url: `/d/${DASHBOARD_UIDS.taskDrilldown}`,
+          tooltip: "A task's row, events and trace: paste its swarm.trace_id",
+          keepTime: true,
+        }),
+      ],
+      panels: [...searches, ...graph, ...spanMetrics],
+    }),
+  };
+}
