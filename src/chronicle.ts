@@ -6,6 +6,7 @@ import { createApiApp, httpMetrics } from './api/app.js';
 import type { DependencyState, HealthReport } from './api/health.js';
 import { type Batcher, createBatcher } from './batch/batcher.js';
 import type { Config } from './config.js';
+import { untilAborted } from './pipeline/deadline.js';
 import { createEventWriter } from './sinks/postgres/event-writer.js';
 import { ensureDatabase, migrate } from './sinks/postgres/migrate.js';
 import { createPool, endPool } from './sinks/postgres/pool.js';
@@ -34,12 +35,6 @@ export interface Chronicle {
   health(): Promise<HealthReport>;
   readonly batcher: Batcher;
   readonly metrics: Metrics;
-}
-
-/** Waits for the work, or until the deadline passes (at once when it has passed: 'abort' fires only once). */
-function untilDeadlineOf(deadline: AbortSignal, work: Promise<unknown>): Promise<unknown> {
-  if (deadline.aborted) return Promise.resolve();
-  return Promise.race([work, new Promise((r) => deadline.addEventListener('abort', r, { once: true }))]);
 }
 
 /*
@@ -310,11 +305,8 @@ export function createChronicle(
         const jetstreamStopped = jetstream?.shutdown(deadline);
         await batcher.drain(deadline);
         await jetstreamStopped;
-        await untilDeadlineOf(
-          deadline,
-          Promise.all([spanBuilder.shutdown(deadline), exportLoop?.shutdown(deadline)]),
-        );
-        const untilDeadline = (work: Promise<unknown>): Promise<unknown> => untilDeadlineOf(deadline, work);
+        const untilDeadline = (work: Promise<unknown>): Promise<void> => untilAborted(deadline, work);
+        await untilDeadline(Promise.all([spanBuilder.shutdown(deadline), exportLoop?.shutdown(deadline)]));
         // Draining NATS sends the acks still queued; while NATS is down it would wait for a reconnect.
         await untilDeadline(link?.drain() ?? Promise.resolve());
         await link?.close();

@@ -30,6 +30,11 @@ const pg = DATASOURCES.postgres;
 const DAYS = `metric_date BETWEEN ($__timeFrom()::timestamptz AT TIME ZONE 'UTC')::date
     AND ($__timeTo()::timestamptz AT TIME ZONE 'UTC')::date`;
 
+/** The rows of agent_metrics for the selected agents on the days of the range. */
+const SELECTED_AGENT_DAYS = `agent_metrics
+WHERE ${DAYS}
+  AND agent_id IN ($agent)`;
+
 /** A day's row as a time: midnight UTC. */
 const DAY_TIME = `(metric_date::timestamp AT TIME ZONE 'UTC') AS "time"`;
 
@@ -54,9 +59,7 @@ export function agentPerformance(): DashboardFile {
           pg,
           sql`
           SELECT ${DAY_TIME}, agent_id AS metric, ${o.value}
-          FROM agent_metrics
-          WHERE ${DAYS}
-            AND agent_id IN ($agent)
+          FROM ${SELECTED_AGENT_DAYS}
           ORDER BY 1, 2`,
           'time_series',
         ),
@@ -81,9 +84,7 @@ export function agentPerformance(): DashboardFile {
           pg,
           sql`
           SELECT sum(tasks_completed) AS "Completed", sum(tasks_failed) AS "Failed", sum(tasks_timed_out) AS "Timed out"
-          FROM agent_metrics
-          WHERE ${DAYS}
-            AND agent_id IN ($agent)`,
+          FROM ${SELECTED_AGENT_DAYS}`,
           'table',
         ),
       ],
@@ -102,9 +103,7 @@ export function agentPerformance(): DashboardFile {
           sql`
           SELECT sum(tasks_failed + tasks_timed_out)::float8
               / nullif(sum(tasks_completed + tasks_failed + tasks_timed_out), 0) AS "Failure rate"
-          FROM agent_metrics
-          WHERE ${DAYS}
-            AND agent_id IN ($agent)`,
+          FROM ${SELECTED_AGENT_DAYS}`,
           'table',
         ),
       ],
@@ -122,9 +121,7 @@ export function agentPerformance(): DashboardFile {
           sql`
           SELECT sum(duration_sum)::float8 / nullif(sum(duration_count), 0) AS "Avg duration",
             sum(pickup_sum)::float8 / nullif(sum(pickup_count), 0) AS "Avg pickup"
-          FROM agent_metrics
-          WHERE ${DAYS}
-            AND agent_id IN ($agent)`,
+          FROM ${SELECTED_AGENT_DAYS}`,
           'table',
         ),
       ],
@@ -140,9 +137,7 @@ export function agentPerformance(): DashboardFile {
           pg,
           sql`
           SELECT count(DISTINCT agent_id) AS "Agents"
-          FROM agent_metrics
-          WHERE ${DAYS}
-            AND agent_id IN ($agent)`,
+          FROM ${SELECTED_AGENT_DAYS}`,
           'table',
         ),
       ],
@@ -166,9 +161,7 @@ export function agentPerformance(): DashboardFile {
           sql`
           SELECT ${DAY_TIME}, sum(tasks_completed) AS completed, sum(tasks_failed) AS failed,
             sum(tasks_timed_out) AS timed_out
-          FROM agent_metrics
-          WHERE ${DAYS}
-            AND agent_id IN ($agent)
+          FROM ${SELECTED_AGENT_DAYS}
           GROUP BY 1
           ORDER BY 1`,
           'time_series',
@@ -243,9 +236,7 @@ export function agentPerformance(): DashboardFile {
               sum(duration_sum)::float8 / nullif(sum(duration_count), 0) AS avg_duration_ms,
               sum(pickup_sum)::float8 / nullif(sum(pickup_count), 0) AS avg_pickup_ms,
               avg(utilization_pct)::float8 / 100 AS utilization
-            FROM agent_metrics
-            WHERE ${DAYS}
-              AND agent_id IN ($agent)
+            FROM ${SELECTED_AGENT_DAYS}
             GROUP BY agent_id
           ), d AS (
             SELECT assigned_agent AS agent_id,

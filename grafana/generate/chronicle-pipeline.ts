@@ -5,11 +5,16 @@
  * across the replicas picked, per-process gauges are shown per instance, and gauges that every replica
  * reads from the same shared state (a JetStream durable, the span outbox table) take the max.
  */
-import { chronicleDashboardsLink, labelValuesVariable, promGraph, promStat } from './metric-panels.js';
-import type { DashboardFile } from './model.js';
-import { DASHBOARD_UIDS } from './model.js';
-import type { PanelSpec } from './panels.js';
-import { dashboard, dashboardLink, row } from './panels.js';
+import { DASHBOARD_UIDS, type DashboardFile, chronicleDashboardsLink } from './model.js';
+import {
+  type PanelSpec,
+  dashboard,
+  dashboardLink,
+  labelValuesVariable,
+  promGraph,
+  promStat,
+  row,
+} from './panels.js';
 
 /** The replicas picked by the `job` and `instance` variables. */
 const S = 'job=~"$job", instance=~"$instance"';
@@ -23,16 +28,19 @@ const sumRate = (by: string, metric: string, matchers = ''): string =>
 const quantile = (q: number, metric: string, by = ''): string =>
   `histogram_quantile(${q}, sum by (le${by ? `, ${by}` : ''}) (rate(${metric}_bucket{${S}}[${RATE}])))`;
 
+/** A row header and its panels, `perLine` of them side by side (each 24 / perLine grid units wide). */
+const section = (title: string, perLine: number, panels: readonly PanelSpec[]): PanelSpec[] => [
+  row(title),
+  ...panels.map((p) => ({ ...p, w: 24 / perLine })),
+];
+
 const OK_FAILING = [
   { value: 0, text: 'ok', color: 'green' },
   { value: 1, text: 'failing', color: 'red' },
 ];
 
-const health: PanelSpec[] = [
-  row('Health'),
+const health = section('Health', 6, [
   promStat({
-    w: 4,
-    h: 4,
     title: 'Ready',
     description:
       'Per replica: 1 when GET /ready would answer 200 (Postgres reachable, sources started), else 0 (chronicle_ready). A replica missing here is not scraped at all: see the ChronicleDown alert.',
@@ -45,8 +53,6 @@ const health: PanelSpec[] = [
     ],
   }),
   promStat({
-    w: 4,
-    h: 4,
     title: 'Writes failing',
     description:
       'Per replica: 1 while flushes to Postgres fail and are retried (chronicle_writer_failing). Nothing is acknowledged meanwhile; JetStream redelivers and HTTP clients get errors.',
@@ -61,8 +67,6 @@ const health: PanelSpec[] = [
     valueText: OK_FAILING,
   }),
   promStat({
-    w: 4,
-    h: 4,
     title: 'Inputs received',
     description:
       'Inputs per second over all sources (NATS, HTTP, OTLP) and the replicas picked (chronicle_inputs_received_total).',
@@ -71,8 +75,6 @@ const health: PanelSpec[] = [
     sparkline: true,
   }),
   promStat({
-    w: 4,
-    h: 4,
     title: 'Consumer lag',
     description:
       'Messages the JetStream durables have not had acknowledged yet, all streams (num_pending + num_ack_pending, chronicle_jetstream_consumer_lag_messages). Replicas share each durable and report the same value, so the max per stream is taken.',
@@ -85,8 +87,6 @@ const health: PanelSpec[] = [
     sparkline: true,
   }),
   promStat({
-    w: 4,
-    h: 4,
     title: 'Oldest span waiting',
     description:
       'Age of the oldest span stored and not exported yet (chronicle_span_export_oldest_age_seconds; 0 when none wait). A big backlog that moves is fine; an old one means the OTLP backend is not taking spans.',
@@ -99,8 +99,6 @@ const health: PanelSpec[] = [
     sparkline: true,
   }),
   promStat({
-    w: 4,
-    h: 4,
     title: 'Task failure ratio',
     description:
       'Share of the tasks that reached a terminal status in the time range that failed or timed out (chronicle_tasks_terminal_total, counted once per task when its row first becomes terminal).',
@@ -117,13 +115,10 @@ const health: PanelSpec[] = [
       { value: 0.2, color: 'red' },
     ],
   }),
-];
+]);
 
-const ingest: PanelSpec[] = [
-  row('Ingest'),
+const ingest = section('Ingest', 2, [
   promGraph({
-    w: 12,
-    h: 8,
     title: 'Inputs received by source and stream',
     description:
       'Inputs per second by origin (nats, http, otlp) and JetStream stream (`none` for HTTP and OTLP), summed over the replicas picked (chronicle_inputs_received_total).',
@@ -137,8 +132,6 @@ const ingest: PanelSpec[] = [
     ],
   }),
   promGraph({
-    w: 12,
-    h: 8,
     title: 'Events stored and duplicates',
     description:
       'Events committed to swarm_events for the first time, and inputs whose event_id was already stored (redeliveries, client retries), per second by origin.',
@@ -149,8 +142,6 @@ const ingest: PanelSpec[] = [
     ],
   }),
   promGraph({
-    w: 12,
-    h: 8,
     title: 'Rejects by reason',
     description:
       'Inputs refused as invalid (recorded in chronicle_rejects with their reason), per second by origin and reason (chronicle_inputs_rejected_total). A jump usually means a producer changed its payloads.',
@@ -163,21 +154,16 @@ const ingest: PanelSpec[] = [
     ],
   }),
   promGraph({
-    w: 12,
-    h: 8,
     title: 'Dead-letter entries by reason',
     description:
       'Dead-letter entries stored in swarm_dlq, per second by reason (chronicle_dlq_entries_total).',
     unit: 'count:entries/s',
     queries: [{ expr: sumRate('reason', 'chronicle_dlq_entries_total'), legend: '{{reason}}' }],
   }),
-];
+]);
 
-const jetstream: PanelSpec[] = [
-  row('JetStream'),
+const jetstream = section('JetStream', 3, [
   promGraph({
-    w: 8,
-    h: 8,
     title: 'Consumer lag per stream',
     description:
       'Messages waiting or unacknowledged on each stream durable (num_pending + num_ack_pending, refreshed every 5 s). Replicas share a durable, so the max over replicas is shown. Growing for minutes: Chronicle is not keeping up.',
@@ -188,8 +174,6 @@ const jetstream: PanelSpec[] = [
     ],
   }),
   promGraph({
-    w: 8,
-    h: 8,
     title: 'Redeliveries and naks',
     description:
       'Messages JetStream delivered again (after a nak or an ack timeout) and messages Chronicle nak-ed to retry later, per second by stream.',
@@ -203,8 +187,6 @@ const jetstream: PanelSpec[] = [
     ],
   }),
   promGraph({
-    w: 8,
-    h: 8,
     title: 'Pulling paused and backpressure',
     description:
       'Paused: 1 while a replica stops pulling a stream because its buffer is full (chronicle_jetstream_paused). Backpressure: times intake was refused (HTTP 429) or paused, per second by source (chronicle_backpressure_total).',
@@ -219,13 +201,10 @@ const jetstream: PanelSpec[] = [
       { expr: sumRate('source', 'chronicle_backpressure_total'), legend: 'backpressure/s {{source}}' },
     ],
   }),
-];
+]);
 
-const batch: PanelSpec[] = [
-  row('Buffer, flushes and writes'),
+const batch = section('Buffer, flushes and writes', 3, [
   promGraph({
-    w: 8,
-    h: 8,
     title: 'Buffer fill',
     description:
       'Per replica: inputs held in memory against maxBufferEvents, and their bytes against maxBufferBytes (chronicle_buffer_events / chronicle_buffer_max_events, chronicle_buffer_bytes / chronicle_buffer_max_bytes). At 100% intake pauses (JetStream) or answers 429 (HTTP).',
@@ -248,8 +227,6 @@ const batch: PanelSpec[] = [
     ],
   }),
   promGraph({
-    w: 8,
-    h: 8,
     title: 'Flush latency',
     description:
       'Time to commit one flush (events, traces, agent metrics in one transaction), p99 and p50 over the replicas picked (chronicle_flush_duration_seconds).',
@@ -261,8 +238,6 @@ const batch: PanelSpec[] = [
     ],
   }),
   promGraph({
-    w: 8,
-    h: 8,
     title: 'Flush size',
     description:
       'Inputs per flush: p99, p50 and the mean (chronicle_flush_events). Large flushes mean a backlog is draining.',
@@ -278,8 +253,6 @@ const batch: PanelSpec[] = [
     ],
   }),
   promGraph({
-    w: 8,
-    h: 8,
     title: 'Flushes by result',
     description:
       'Flush transactions per second by result: ok, or retry after a failure (chronicle_flushes_total).',
@@ -287,8 +260,6 @@ const batch: PanelSpec[] = [
     queries: [{ expr: sumRate('result', 'chronicle_flushes_total'), legend: '{{result}}' }],
   }),
   promGraph({
-    w: 8,
-    h: 8,
     title: 'Write failures',
     description:
       'Flush transactions that failed (each batch is kept and retried; chronicle_write_failures_total) and write_failure alerts published on NATS (chronicle_write_failure_alerts_total), per second.',
@@ -299,8 +270,6 @@ const batch: PanelSpec[] = [
     ],
   }),
   promGraph({
-    w: 8,
-    h: 8,
     title: 'Writer failing',
     description:
       'Per replica: 1 while writes to Postgres fail and are being retried (chronicle_writer_failing); the same moments appear as write-failure annotations on the Swarm overview.',
@@ -311,13 +280,10 @@ const batch: PanelSpec[] = [
     valueText: OK_FAILING,
     queries: [{ expr: `max by (instance) (chronicle_writer_failing{${S}})`, legend: '{{instance}}' }],
   }),
-];
+]);
 
-const tasks: PanelSpec[] = [
-  row('Tasks'),
+const tasks = section('Tasks', 2, [
   promGraph({
-    w: 12,
-    h: 8,
     title: 'Tasks reaching a terminal status',
     description:
       'Tasks per minute that became completed, failed or timed_out, each counted once when its swarm_traces row first becomes terminal (chronicle_tasks_terminal_total).',
@@ -331,8 +297,6 @@ const tasks: PanelSpec[] = [
     ],
   }),
   promGraph({
-    w: 12,
-    h: 8,
     title: 'Task failure ratio',
     description:
       'Share of terminal tasks that failed or timed out, over a sliding rate window (chronicle_tasks_terminal_total). The task failure alert watches the same ratio.',
@@ -346,13 +310,10 @@ const tasks: PanelSpec[] = [
       },
     ],
   }),
-];
+]);
 
-const spans: PanelSpec[] = [
-  row('Spans (outbox and OTLP export)'),
+const spans = section('Spans (outbox and OTLP export)', 4, [
   promGraph({
-    w: 6,
-    h: 8,
     title: 'Span export backlog',
     description:
       'Spans stored in the outbox and not exported yet (chronicle_span_export_backlog). Every replica samples the same table, so the max is shown.',
@@ -361,8 +322,6 @@ const spans: PanelSpec[] = [
     queries: [{ expr: `max (chronicle_span_export_backlog{${S}})`, legend: 'waiting' }],
   }),
   promGraph({
-    w: 6,
-    h: 8,
     title: 'Oldest span waiting',
     description:
       'Age of the oldest span waiting for export (chronicle_span_export_oldest_age_seconds). It grows without bound while the OTLP backend is down; the alert fires above a threshold.',
@@ -371,8 +330,6 @@ const spans: PanelSpec[] = [
     queries: [{ expr: `max (chronicle_span_export_oldest_age_seconds{${S}})`, legend: 'oldest' }],
   }),
   promGraph({
-    w: 6,
-    h: 8,
     title: 'Spans built and exported',
     description:
       'Spans built from the stored events and put in the outbox (chronicle_spans_built_total), and spans the OTLP backend accepted (chronicle_spans_exported_total), per second.',
@@ -383,8 +340,6 @@ const spans: PanelSpec[] = [
     ],
   }),
   promGraph({
-    w: 6,
-    h: 8,
     title: 'Span build and export failures',
     description:
       'Traces whose span build failed (parked and retried later; chronicle_span_build_failures_total) and OTLP export requests that failed (retried with backoff; chronicle_span_export_failures_total), per second.',
@@ -394,13 +349,10 @@ const spans: PanelSpec[] = [
       { expr: sumRate('', 'chronicle_span_export_failures_total'), legend: 'export failures (requests)' },
     ],
   }),
-];
+]);
 
-const http: PanelSpec[] = [
-  row('HTTP API and OTLP receiver'),
+const http = section('HTTP API and OTLP receiver', 4, [
   promGraph({
-    w: 6,
-    h: 8,
     title: 'HTTP requests by route',
     description:
       'Requests per second by route template (e.g. /api/v1/traces/:id; `unmatched` for unknown paths) and method (chronicle_http_requests_total).',
@@ -410,8 +362,6 @@ const http: PanelSpec[] = [
     ],
   }),
   promGraph({
-    w: 6,
-    h: 8,
     title: 'HTTP latency p95 and p99 by route',
     description:
       'Request latency by route template, p95 and p99 over the replicas picked (chronicle_http_request_duration_seconds).',
@@ -429,8 +379,6 @@ const http: PanelSpec[] = [
     ],
   }),
   promGraph({
-    w: 6,
-    h: 8,
     title: 'HTTP 5xx errors by route',
     description: 'Responses with a 5xx status, per second by route template (chronicle_http_requests_total).',
     unit: 'reqps',
@@ -439,21 +387,16 @@ const http: PanelSpec[] = [
     ],
   }),
   promGraph({
-    w: 6,
-    h: 8,
     title: 'OTLP requests by status',
     description:
       'POST /v1/traces requests per second by HTTP status (chronicle_otlp_requests_total): 200 accepted (possibly with partial_success), 4xx malformed, 429 backpressure, 5xx store failures.',
     unit: 'reqps',
     queries: [{ expr: sumRate('status', 'chronicle_otlp_requests_total'), legend: '{{status}}' }],
   }),
-];
+]);
 
-const processSection: PanelSpec[] = [
-  row('Process'),
+const processSection = section('Process', 4, [
   promGraph({
-    w: 6,
-    h: 8,
     title: 'CPU',
     description:
       'CPU time per second per replica, user and system (chronicle_process_cpu_seconds_total): 100% is one core.',
@@ -462,8 +405,6 @@ const processSection: PanelSpec[] = [
     queries: [{ expr: sumRate('instance', 'chronicle_process_cpu_seconds_total'), legend: '{{instance}}' }],
   }),
   promGraph({
-    w: 6,
-    h: 8,
     title: 'Resident memory',
     description: 'Resident set size per replica (chronicle_process_resident_memory_bytes).',
     unit: 'bytes',
@@ -476,8 +417,6 @@ const processSection: PanelSpec[] = [
     ],
   }),
   promGraph({
-    w: 6,
-    h: 8,
     title: 'Event loop lag',
     description:
       'How late the Node.js event loop runs timers, per replica: the last sample and the p99 since the previous scrape (chronicle_nodejs_eventloop_lag_seconds, chronicle_nodejs_eventloop_lag_p99_seconds).',
@@ -495,8 +434,6 @@ const processSection: PanelSpec[] = [
     ],
   }),
   promGraph({
-    w: 6,
-    h: 8,
     title: 'Garbage collection',
     description:
       'Share of wall time spent in garbage collection per replica and GC kind (rate of chronicle_nodejs_gc_duration_seconds_sum).',
@@ -510,7 +447,7 @@ const processSection: PanelSpec[] = [
       },
     ],
   }),
-];
+]);
 
 export function pipelineDashboard(): DashboardFile {
   return {

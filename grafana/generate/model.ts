@@ -1,6 +1,7 @@
 /**
  * What every generated dashboard shares: the provisioned data sources (grafana/provisioning/datasources,
- * fixed uids the dashboards name) and the dashboards' own uids, so links between them are stable.
+ * fixed uids the dashboards name) and the dashboards' own uids, so links between them are stable, and
+ * the header link to all of them.
  */
 
 /** A data source reference as a panel, target or variable names it. */
@@ -24,6 +25,22 @@ export const DASHBOARD_UIDS = {
   pipeline: 'chronicle-pipeline',
   traces: 'chronicle-traces',
 } as const;
+
+/** The header dropdown listing every dashboard tagged `chronicle`, keeping the time range. */
+export function chronicleDashboardsLink(): Record<string, unknown> {
+  return {
+    type: 'dashboards',
+    title: 'Chronicle',
+    tags: ['chronicle'],
+    asDropdown: true,
+    includeVars: false,
+    keepTime: true,
+    targetBlank: false,
+    icon: 'external link',
+    tooltip: '',
+    url: '',
+  };
+}
 
 /** A Grafana dashboard model (the JSON Grafana stores), kept loose: Grafana's schema is large. */
 export type Dashboard = Record<string, unknown> & { uid: string; title: string; panels: unknown[] };

@@ -34,7 +34,7 @@ import { DASHBOARD_UIDS, DATASOURCES, type DashboardFile } from './model.js';
 const pg = DATASOURCES.postgres;
 
 /** Colors of the task statuses, the same on every panel. */
-export const STATUS_COLORS: Record<string, string> = {
+const STATUS_COLORS: Record<string, string> = {
   completed: 'green',
   failed: 'red',
   timed_out: 'orange',
@@ -47,15 +47,17 @@ export const STATUS_COLORS: Record<string, string> = {
  * Swarm traces whose terminal event of one of `types` lies in the range (alias t): the tasks that
  * finished in it. The event-type index finds the events; each task is one primary-key probe.
  */
-export function finishedTasks(
-  types: readonly string[] = ['task.completed', 'task.failed', 'task.timeout'],
-): string {
+function finishedTasks(types: readonly string[] = ['task.completed', 'task.failed', 'task.timeout']): string {
   return `swarm_traces t
 WHERE t.trace_id IN (
     SELECT e.trace_id FROM swarm_events e
     WHERE e.event_type IN (${types.map((x) => `'${x}'`).join(', ')}) AND $__timeFilter(e."timestamp"))
   AND t.is_task AND $__timeFilter(t.completed_at)`;
 }
+
+/** Tasks (alias t) that failed or timed out in the range and are still failed or timed out. */
+const FAILED_TASKS = `${finishedTasks(['task.failed', 'task.timeout'])}
+  AND t.status IN ('failed', 'timed_out')`;
 
 /**
  * The columns a task row's links need (alias t): its OpenTelemetry trace id and the window the API's
@@ -65,11 +67,20 @@ export const TRACE_LINK_COLUMNS = `chronicle_otel_trace_id(t.trace_id) AS otel_t
   (extract(epoch FROM t.first_event_at) * 1000)::bigint - 3600000 AS trace_from_ms,
   (extract(epoch FROM t.last_event_at) * 1000)::bigint + 3600000 AS trace_to_ms`;
 
-/** The link columns, hidden in tables. */
-export const TRACE_LINK_HIDDEN = hiddenColumns('otel_trace_id', 'trace_from_ms', 'trace_to_ms');
+/**
+ * The overrides of a table of tasks whose SQL selects TRACE_LINK_COLUMNS: the trace_id cell links to
+ * the task (taskLinks), `more` style other columns, and the link columns are hidden.
+ */
+export function taskTableOverrides(...more: Record<string, unknown>[]): Record<string, unknown>[] {
+  return [
+    override('trace_id', { links: taskLinks() }),
+    ...more,
+    ...hiddenColumns('otel_trace_id', 'trace_from_ms', 'trace_to_ms'),
+  ];
+}
 
 /** Links on a task's trace_id cell: the drill-down, its trace in Tempo (Explore) and in Jaeger. */
-export function taskLinks(): Record<string, unknown>[] {
+function taskLinks(): Record<string, unknown>[] {
   return [
     dataLink(
       'Task drill-down',
@@ -345,11 +356,7 @@ export function swarmOverview(): DashboardFile {
       datasource: pg,
       w: 24,
       h: 10,
-      overrides: [
-        override('trace_id', { links: taskLinks() }),
-        override('duration_ms', { unit: 'ms' }),
-        ...TRACE_LINK_HIDDEN,
-      ],
+      overrides: taskTableOverrides(override('duration_ms', { unit: 'ms' })),
       targets: [
         postgresTarget(
           pg,
@@ -357,8 +364,7 @@ export function swarmOverview(): DashboardFile {
           SELECT t.completed_at AS "time", t.trace_id, t.status, t.assigned_agent AS agent, t.error, t.attempts,
             t.duration_ms, t.task_title AS title,
             ${TRACE_LINK_COLUMNS}
-          FROM ${finishedTasks(['task.failed', 'task.timeout'])}
-            AND t.status IN ('failed', 'timed_out')
+          FROM ${FAILED_TASKS}
           ORDER BY t.completed_at DESC, t.trace_id DESC
           LIMIT 100`,
           'table',
@@ -377,8 +383,7 @@ export function swarmOverview(): DashboardFile {
           pg,
           sql`
           SELECT coalesce(t.error, '(none)') AS error, count(*) AS failures
-          FROM ${finishedTasks(['task.failed', 'task.timeout'])}
-            AND t.status IN ('failed', 'timed_out')
+          FROM ${FAILED_TASKS}
           GROUP BY 1
           ORDER BY 2 DESC, 1
           LIMIT 10`,
@@ -408,8 +413,7 @@ export function swarmOverview(): DashboardFile {
           SELECT coalesce(t.assigned_agent, '(none)') AS agent,
             count(*) FILTER (WHERE t.status = 'failed') AS failed,
             count(*) FILTER (WHERE t.status = 'timed_out') AS timed_out
-          FROM ${finishedTasks(['task.failed', 'task.timeout'])}
-            AND t.status IN ('failed', 'timed_out')
+          FROM ${FAILED_TASKS}
           GROUP BY 1
           ORDER BY count(*) DESC, 1
           LIMIT 15`,
@@ -425,11 +429,7 @@ export function swarmOverview(): DashboardFile {
       datasource: pg,
       w: 24,
       h: 8,
-      overrides: [
-        override('trace_id', { links: taskLinks() }),
-        override('stuck_for_ms', { unit: 'ms', displayName: 'stuck for' }),
-        ...TRACE_LINK_HIDDEN,
-      ],
+      overrides: taskTableOverrides(override('stuck_for_ms', { unit: 'ms', displayName: 'stuck for' })),
       targets: [
         postgresTarget(
           pg,
@@ -526,8 +526,7 @@ export function swarmOverview(): DashboardFile {
             SELECT t.completed_at AS "time",
               t.status || ': ' || t.trace_id || coalesce(' on ' || t.assigned_agent, '') || coalesce(' — ' || t.error, '') AS text,
               concat_ws(',', 'task', t.status, t.assigned_agent) AS tags
-            FROM ${finishedTasks(['task.failed', 'task.timeout'])}
-              AND t.status IN ('failed', 'timed_out')
+            FROM ${FAILED_TASKS}
             ORDER BY t.completed_at DESC
             LIMIT 500`,
             'table',

@@ -26,9 +26,8 @@ import { DASHBOARD_UIDS, DATASOURCES, type DashboardFile } from './model.js';
 import {
   JAEGER_URL_VARIABLE,
   TRACE_LINK_COLUMNS,
-  TRACE_LINK_HIDDEN,
   dashboardLinks,
-  taskLinks,
+  taskTableOverrides,
 } from './swarm-overview.js';
 
 const pg = DATASOURCES.postgres;
@@ -135,11 +134,7 @@ export function taskDrilldown(): DashboardFile {
       datasource: pg,
       w: 24,
       h: 9,
-      overrides: [
-        override('trace_id', { links: taskLinks() }),
-        override('duration_ms', { unit: 'ms' }),
-        ...TRACE_LINK_HIDDEN,
-      ],
+      overrides: taskTableOverrides(override('duration_ms', { unit: 'ms' })),
       targets: [
         postgresTarget(
           pg,

@@ -11,19 +11,20 @@
  * Postgres: Tempo only draws an edge for a CLIENT span with a SERVER span under it in another service
  * (or a CLIENT span with a peer attribute), and Chronicle's task spans never pair that way.
  */
-import { chronicleDashboardsLink, promGraph, serviceGraph, traceSearch } from './metric-panels.js';
-import type { DashboardFile } from './model.js';
-import { DASHBOARD_UIDS, DATASOURCES } from './model.js';
-import type { PanelSpec } from './panels.js';
+import { DASHBOARD_UIDS, DATASOURCES, type DashboardFile, chronicleDashboardsLink } from './model.js';
 import {
+  type PanelSpec,
   customVariable,
   dashboard,
   dashboardLink,
   panel,
   postgresTarget,
+  promGraph,
   row,
+  serviceGraph,
   sql,
   textboxVariable,
+  traceSearch,
 } from './panels.js';
 
 const RATE = '$__rate_interval';

@@ -17,6 +17,7 @@ import {
   parseJson,
 } from '../events/normalize.js';
 import type { Component, Delivery } from '../pipeline/contracts.js';
+import { untilAborted } from '../pipeline/deadline.js';
 import type { RecordInput, WriteRecord } from '../sinks/postgres/records.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -86,6 +87,9 @@ export function durableName(stream: string): string {
 
 const decoder = new TextDecoder();
 
+/** A stream's chronicle_jetstream_paused, bound to its label. */
+type PausedGauge = { set(value: number): void };
+
 /** A reject record for `raw`, keyed (for dedup of redeliveries) by `key`, the input's own by default. */
 function rejectRecord(
   input: RecordInput,
@@ -152,8 +156,8 @@ export function createJetStreamSource(
     constructor(
       private readonly msg: JsMsg,
       readonly value: WriteRecord,
-      /** The stream's metric label. */
-      private readonly stream: string,
+      /** chronicle_jetstream_naks_total of the message's stream. */
+      private readonly naks: { inc(): void },
     ) {
       this.sizeBytes = msg.data.length * 2 + 512;
       inFlight.set(msg, Date.now());
@@ -163,7 +167,7 @@ export function createJetStreamSource(
     }
     retry(afterMillis?: number): void {
       if (!inFlight.delete(this.msg)) return;
-      metrics.naks.inc({ stream: this.stream });
+      this.naks.inc();
       settle(() => this.msg.nak(afterMillis));
     }
     reject(): void {
@@ -298,7 +302,7 @@ export function createJetStreamSource(
     });
   }
 
-  async function offer(d: Delivery<WriteRecord>, stream: string): Promise<void> {
+  async function offer(d: Delivery<WriteRecord>, paused: PausedGauge): Promise<void> {
     while (!batcher.offer([d])) {
       if (stop.signal.aborted || !batcher.accepting()) {
         // Shutting down: hand it back now rather than wait for ack_wait.
@@ -306,17 +310,17 @@ export function createJetStreamSource(
         return;
       }
       metrics.backpressure.inc({ source: 'jetstream' });
-      await pausedFor(stream, batcher.waitForRoom(1, d.sizeBytes, stop.signal));
+      await pausedFor(paused, batcher.waitForRoom(1, d.sizeBytes, stop.signal));
     }
   }
 
-  /** Marks the stream's pulling as paused while `waiting` (a wait for buffer room) lasts. */
-  async function pausedFor(stream: string, waiting: Promise<void>): Promise<void> {
-    metrics.jetstreamPaused.set({ stream }, 1);
+  /** Marks the stream's pulling as paused (its chronicle_jetstream_paused) while `waiting` lasts. */
+  async function pausedFor(paused: PausedGauge, waiting: Promise<void>): Promise<void> {
+    paused.set(1);
     try {
       await waiting;
     } finally {
-      metrics.jetstreamPaused.set({ stream }, 0);
+      paused.set(0);
     }
   }
 
@@ -372,15 +376,17 @@ export function createJetStreamSource(
   ): Promise<void> {
     const js = nc.jetstream();
     const stream = labelOf(spec);
-    // Bound once: counting each message as it arrives then costs no label lookup.
+    // Bound once per stream: counting a message allocates no label object.
     const receivedCount = metrics.received.labels({ origin: 'nats', stream });
     const redeliveredCount = metrics.redeliveries.labels({ stream });
+    const naks = metrics.naks.labels({ stream });
+    const paused = metrics.jetstreamPaused.labels({ stream });
     let consumer: Awaited<ReturnType<typeof js.consumers.get>> | undefined;
     while (!stop.signal.aborted) {
       try {
         if (!batcher.hasRoom(options.fetchBatch)) {
           metrics.backpressure.inc({ source: 'jetstream' });
-          await pausedFor(stream, batcher.waitForRoom(options.fetchBatch, 0, stop.signal));
+          await pausedFor(paused, batcher.waitForRoom(options.fetchBatch, 0, stop.signal));
           if (stop.signal.aborted) break;
         }
         consumer ??= await js.consumers.get(name, durableName(name));
@@ -397,7 +403,7 @@ export function createJetStreamSource(
             for await (const msg of messages) {
               receivedCount.inc();
               if (msg.redelivered) redeliveredCount.inc();
-              arrived.push(new MessageDelivery(msg, await recordOf(spec, jsm, msg), stream));
+              arrived.push(new MessageDelivery(msg, await recordOf(spec, jsm, msg), naks));
               wake?.();
             }
           } finally {
@@ -412,7 +418,7 @@ export function createJetStreamSource(
           while (!fetched || arrived.length > 0) {
             const next = arrived.shift();
             if (next) {
-              await offer(next, stream);
+              await offer(next, paused);
             } else {
               await new Promise<void>((resolve) => (wake = resolve));
               wake = undefined;
@@ -496,10 +502,7 @@ export function createJetStreamSource(
       if (stop.signal.aborted) return;
       stop.abort();
       consuming = false;
-      const done = Promise.all(loops);
-      if (!deadline.aborted) {
-        await Promise.race([done, new Promise((r) => deadline.addEventListener('abort', r, { once: true }))]);
-      }
+      await untilAborted(deadline, Promise.all(loops));
       // Held messages keep their ack deadline alive until the batcher has settled them.
       const settled = new Promise<void>((resolve) => {
         const check = (): void => {

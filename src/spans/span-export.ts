@@ -7,6 +7,7 @@ import { resourceFromAttributes, type Resource } from '@opentelemetry/resources'
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type pg from 'pg';
 import type { Component } from '../pipeline/contracts.js';
+import { untilAborted } from '../pipeline/deadline.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { SpanRecord } from './span-record.js';
@@ -321,14 +322,8 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
       // An export in flight may wait on a dead backend for its whole timeout: do not hold shutdown for
       // it. Its spans stay leased until the lease ends, then go out again (at least once).
       const grace = AbortSignal.any([deadline, AbortSignal.timeout(options.shutdownGraceMillis)]);
-      await Promise.race([
-        Promise.all([loop, sampling]),
-        new Promise((r) => grace.addEventListener('abort', r, { once: true })),
-      ]);
-      await Promise.race([
-        exporter.shutdown(),
-        new Promise((r) => grace.addEventListener('abort', r, { once: true })),
-      ]);
+      await untilAborted(grace, Promise.all([loop, sampling]));
+      await untilAborted(grace, exporter.shutdown());
     },
   };
 }

@@ -6,7 +6,6 @@
  * Each query must return the columns and types its panel needs and at least one row; and, with
  * sequential scans disabled, Postgres must find a plan that reads every table through an index.
  */
-import { readFileSync, readdirSync } from 'node:fs';
 import type pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DATASOURCES } from '../../grafana/generate/model.js';
@@ -22,8 +21,14 @@ import {
 } from '../support/chronicle.js';
 import { ALL_VALUE, type SqlVariable, expandGrafanaSql } from '../support/grafana-sql.js';
 import { NATS_URL, describeWithServices } from '../support/services.js';
+import {
+  modelTypeOfUid,
+  panelsOf,
+  queriesOf,
+  readDashboardFiles,
+  variablesOf as templateVariables,
+} from '../unit/grafana/dashboard-walk.js';
 
-const DASHBOARDS_DIR = new URL('../../grafana/dashboards/', import.meta.url);
 const POSTGRES_UID = DATASOURCES.postgres.uid;
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -62,56 +67,23 @@ function isPostgres(ds: unknown): boolean {
 }
 
 /** Panels, nested row panels included. */
-function allPanels(dashboard: Json): Json[] {
-  return ((dashboard.panels as Json[] | undefined) ?? []).flatMap((p) => [
-    p,
-    ...((p.panels as Json[] | undefined) ?? []),
-  ]);
-}
+const allPanels = (dashboard: Json): Json[] => panelsOf(dashboard).map((p) => p.json);
+
+const templating = (dashboard: Json): Json[] => templateVariables(dashboard).map((v) => v.json);
 
 /** Every Postgres query of a dashboard: panel targets, query variables and annotations. */
 function postgresQueries(file: string, dashboard: Json): DashboardQuery[] {
-  const queries: DashboardQuery[] = [];
-  for (const panel of allPanels(dashboard)) {
-    for (const target of (panel.targets as Json[] | undefined) ?? []) {
-      if (!isPostgres(target.datasource ?? panel.datasource)) continue;
-      queries.push({
-        file,
-        where: `panel ${String(panel.id)} "${String(panel.title)}" target ${String(target.refId)}`,
-        kind: 'panel',
-        sql: String(target.rawSql),
-        format: target.format === 'time_series' ? 'time_series' : 'table',
-        panel,
-        refId: String(target.refId),
-      });
-    }
-  }
-  for (const v of templating(dashboard)) {
-    if (v.type !== 'query' || !isPostgres(v.datasource)) continue;
-    queries.push({
+  return queriesOf(dashboard, modelTypeOfUid)
+    .filter((q) => q.language === 'sql')
+    .map((q) => ({
       file,
-      where: `variable ${String(v.name)}`,
-      kind: 'variable',
-      sql: variableSql(v),
-      format: 'table',
-    });
-  }
-  for (const a of ((dashboard.annotations as Json | undefined)?.list as Json[] | undefined) ?? []) {
-    const target = a.target as Json | undefined;
-    if (!target || !isPostgres(target.datasource ?? a.datasource)) continue;
-    queries.push({
-      file,
-      where: `annotation "${String(a.name)}"`,
-      kind: 'annotation',
-      sql: String(target.rawSql),
-      format: 'table',
-    });
-  }
-  return queries;
-}
-
-function templating(dashboard: Json): Json[] {
-  return ((dashboard.templating as Json | undefined)?.list as Json[] | undefined) ?? [];
+      where: q.where,
+      kind: q.panel ? 'panel' : q.variable ? 'variable' : 'annotation',
+      sql: q.text,
+      format: q.panel && q.json.format === 'time_series' ? 'time_series' : 'table',
+      panel: q.panel,
+      refId: q.panel ? String(q.json.refId) : undefined,
+    }));
 }
 
 function variableSql(v: Json): string {
@@ -119,13 +91,7 @@ function variableSql(v: Json): string {
   return typeof q === 'string' ? q : String((q as Json).rawSql ?? (q as Json).query);
 }
 
-const dashboards = readdirSync(DASHBOARDS_DIR)
-  .filter((f) => f.endsWith('.json'))
-  .sort()
-  .map((file) => ({
-    file,
-    dashboard: JSON.parse(readFileSync(new URL(file, DASHBOARDS_DIR), 'utf8')) as Json,
-  }));
+const dashboards = readDashboardFiles().map(({ file, json }) => ({ file, dashboard: json }));
 
 /** Postgres type oids by what a panel can do with them. */
 const NUMERIC = new Set([20, 21, 23, 700, 701, 1700]);

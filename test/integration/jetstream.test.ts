@@ -10,20 +10,13 @@ import {
   counterValue,
   createChronicleTestEnv,
   sleep,
+  subjectOf,
   waitFor,
 } from '../support/chronicle.js';
 import { type Random, createRandom, generateTraffic } from '../support/generate.js';
 import { distinctEvents, referenceRows } from '../support/reference.js';
 import { DATABASE_URL, describeWithServices } from '../support/services.js';
 import { storedRows } from '../support/stored-rows.js';
-
-/** The subject a swarm component would publish an event on (the payload carries its event_type). */
-function subjectOf(event: CanonicalEvent): string {
-  const head = event.event_type.split('.')[0];
-  return head === 'task' || head === 'agent' || head === 'system'
-    ? `swarm.${event.event_type}`
-    : `swarm.lifecycle.${event.event_type}`;
-}
 
 /** Every event once plus a second publish of about `fraction` of them (same event_id), shuffled. */
 function withDuplicates(rnd: Random, events: readonly CanonicalEvent[], fraction: number): CanonicalEvent[] {

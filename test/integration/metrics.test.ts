@@ -8,38 +8,24 @@ import type { AddressInfo } from 'node:net';
 import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { CanonicalEvent } from '../../src/events/schema.js';
 import { decodeRequest } from '../../src/sources/otlp/decode.js';
-import { createMetrics } from '../../src/telemetry/metrics.js';
+import { TERMINAL_STATUSES, createMetrics } from '../../src/telemetry/metrics.js';
 import {
   type ChronicleTestEnv,
   type TestChronicle,
   countRows,
   createChronicleTestEnv,
   sleep,
+  subjectOf,
   waitFor,
 } from '../support/chronicle.js';
 import { generateTraffic } from '../support/generate.js';
 import { at, readableSpan, spanIdOf, traceIdOf } from '../support/otlp-spans.js';
-import {
-  type Samples,
-  labelValues,
-  parseSamples,
-  promtoolCheckMetrics,
-  promtoolInstalled,
-  sampleValue,
-} from '../support/prometheus-text.js';
+import { type Samples, labelValues, parseSamples, sampleValue } from '../support/prometheus-text.js';
+import { PROMTOOL, promtoolCheckMetrics } from '../support/promtool.js';
 import { SERVICES_REQUIRED, describeWithServices } from '../support/services.js';
 
 const STREAMS = ['TASK_EVENTS', 'SYSTEM_EVENTS', 'DLQ', 'CHRONICLE_ADVISORIES'] as const;
-
-/** The subject the swarm publishes an event on (task.* → TASK_EVENTS, the rest → SYSTEM_EVENTS). */
-function subjectOf(event: CanonicalEvent): string {
-  const head = event.event_type.split('.')[0];
-  return head === 'task' || head === 'agent' || head === 'system'
-    ? `swarm.${event.event_type}`
-    : `swarm.lifecycle.${event.event_type}`;
-}
 
 /** A local OTLP/HTTP endpoint: accepts what Chronicle exports while `status` is 200, else refuses it. */
 interface Sink {
@@ -295,9 +281,9 @@ describeWithServices('chronicle metrics - after real traffic', () => {
        FROM swarm_traces`,
     );
     const { n, now_terminal } = firstTerminal.rows[0]!;
-    const counted = ['completed', 'failed', 'timed_out']
-      .map((status) => value('chronicle_tasks_terminal_total', { status }) ?? NaN)
-      .reduce((a, b) => a + b, 0);
+    const counted = TERMINAL_STATUSES.map(
+      (status) => value('chronicle_tasks_terminal_total', { status }) ?? NaN,
+    ).reduce((a, b) => a + b, 0);
     const withTerminalEvent = new Set(
       [...events, ...httpEvents]
         .filter((e) => ['task.completed', 'task.failed', 'task.timeout'].includes(e.event_type))
@@ -312,7 +298,7 @@ describeWithServices('chronicle metrics - after real traffic', () => {
   });
 
   it('promtool check metrics finds no problem in /metrics after that traffic, nor in the default process metrics', async (ctx) => {
-    if (!promtoolInstalled()) {
+    if (PROMTOOL === undefined) {
       if (SERVICES_REQUIRED) throw new Error('promtool is not installed (apt-get install prometheus)');
       ctx.skip('promtool is not installed: `promtool check metrics` not run');
     }

@@ -4,7 +4,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import net from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,15 +12,11 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, buildDist } from '../support/build.js';
 import { sleep, waitFor } from '../support/chronicle.js';
 import { type TestDatabase, createTestDatabase } from '../support/db.js';
+import { type Exit, exitWithin, freePort } from '../support/process.js';
 import { DATABASE_URL, describeWithPostgres } from '../support/services.js';
 
 const MAIN = 'dist/main.js';
 const CLI = 'dist/cli/chronicle.js';
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
 
 interface ChronicleProcess {
   readonly child: ChildProcess;
@@ -29,6 +24,8 @@ interface ChronicleProcess {
   readonly group: boolean;
   stdout(): string;
   stderr(): string;
+  /** Both, labelled (for failure messages). */
+  output(): string;
   /** Settles when the process has exited and its output streams are closed. */
   readonly exited: Promise<Exit>;
   /** The JSON log lines written to stdout so far (every line must parse). */
@@ -69,6 +66,7 @@ function startProcess(
     group,
     stdout: () => out,
     stderr: () => err,
+    output: () => `stdout:\n${out}\nstderr:\n${err}`,
     exited: new Promise<Exit>((resolve) => child.once('close', (code, signal) => resolve({ code, signal }))),
     logs: () =>
       out
@@ -98,39 +96,6 @@ function stopLeftoverPostmaster(postmasterPid: string): void {
   } catch {
     // already gone
   }
-}
-
-/** The process's exit, or an error saying what it printed when it takes longer than `millis`. */
-async function exitWithin(proc: ChronicleProcess, millis: number): Promise<Exit> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new Error(
-            `process still running after ${millis} ms\nstdout:\n${proc.stdout()}\nstderr:\n${proc.stderr()}`,
-          ),
-        ),
-      millis,
-    );
-  });
-  try {
-    return await Promise.race([proc.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** A port nothing listens on right now (the kernel picks it; we release it for Chronicle). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** Starts dist/main.js on a free local port, HTTP ingest only, and waits until GET /ready answers 200. */

@@ -7,7 +7,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from 'nats';
@@ -15,13 +14,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ROOT } from '../support/build.js';
 import { waitFor } from '../support/chronicle.js';
 import { type TestDatabase, createTestDatabase } from '../support/db.js';
+import { type Exit, exitWithin, freePort } from '../support/process.js';
 import { NATS_URL, describeWithServices } from '../support/services.js';
 import { composeServices, environmentOf } from '../unit/stack/stack-files.js';
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
 
 interface Proc {
   child: ChildProcess;
@@ -43,32 +38,6 @@ function start(cwd: string, args: string[], env: Record<string, string>): Proc {
     output: () => out,
     exited: new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal }))),
   };
-}
-
-async function exitWithin(proc: Proc, millis: number): Promise<Exit> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`still running after ${millis} ms:\n${proc.output()}`)),
-      millis,
-    );
-  });
-  try {
-    return await Promise.race([proc.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** The `node -e` script of a healthcheck (Dockerfile HEALTHCHECK or compose healthcheck.test). */
@@ -150,14 +119,14 @@ describeWithServices("the image's runtime: dist/ with production dependencies on
   }, 60_000);
 
   it('runtime - installs no dev and no optional dependency (no embedded PostgreSQL binaries)', () => {
+    const lock = JSON.parse(readFileSync(path.join(dir, 'node_modules', '.package-lock.json'), 'utf8')) as {
+      packages: Record<string, { dev?: boolean; optional?: boolean }>;
+    };
     for (const name of [
       ...Object.keys(PACKAGE.devDependencies),
       ...Object.keys(PACKAGE.optionalDependencies),
     ]) {
       // A dev dependency may still be a transitive production dependency; it must not be a direct one.
-      const lock = JSON.parse(readFileSync(path.join(dir, 'node_modules', '.package-lock.json'), 'utf8')) as {
-        packages: Record<string, { dev?: boolean; optional?: boolean }>;
-      };
       const entry = lock.packages[`node_modules/${name}`];
       if (entry !== undefined) expect(entry.dev === true || entry.optional === true, name).toBe(false);
     }

@@ -22,6 +22,7 @@ import {
   countRows,
   counterValue,
   createChronicleTestEnv,
+  subjectOf,
   waitFor,
 } from '../support/chronicle.js';
 import { type TestDatabase, createTestDatabase } from '../support/db.js';
@@ -117,13 +118,6 @@ function wholeTask(
     ev(traceId, 'task.started', '2026-03-01T09:00:02.000Z', { agent: 'agent-3' }),
     ev(traceId, end, '2026-03-01T09:00:09.000Z', { agent: 'agent-3' }),
   ];
-}
-
-function subjectOf(event: CanonicalEvent): string {
-  const head = event.event_type.split('.')[0];
-  return head === 'task' || head === 'agent' || head === 'system'
-    ? `swarm.${event.event_type}`
-    : `swarm.lifecycle.${event.event_type}`;
 }
 
 /**

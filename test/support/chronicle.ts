@@ -13,14 +13,17 @@ import {
   connect,
 } from 'nats';
 import type pg from 'pg';
-import type { Counter } from 'prom-client';
 import { type Chronicle, createChronicle } from '../../src/chronicle.js';
 import type { Config } from '../../src/config.js';
+import type { CanonicalEvent } from '../../src/events/schema.js';
 import { ADVISORY_STREAM, DEFAULT_STREAMS, durableName } from '../../src/sources/jetstream.js';
 import { type Logger, createLogger, silentLogger } from '../../src/telemetry/logger.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { type TestDatabase, createTestDatabase } from './db.js';
 import { NATS_URL } from './services.js';
+
+// Beside the instances whose counters tests read; it lives apart so that unit tests need not load this file.
+export { counterValue } from './metric-values.js';
 
 /** Polls until `predicate` returns something truthy and returns it; a throwing predicate counts as not yet. */
 export async function waitFor<T>(
@@ -47,6 +50,17 @@ export async function waitFor<T>(
 
 export function sleep(millis: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, millis));
+}
+
+/**
+ * The subject a swarm component publishes an event on (the payload carries its event_type): task.*,
+ * agent.* and system.* under swarm. (TASK_EVENTS, SYSTEM_EVENTS), anything else under swarm.lifecycle.
+ */
+export function subjectOf(event: CanonicalEvent): string {
+  const head = event.event_type.split('.')[0];
+  return head === 'task' || head === 'agent' || head === 'system'
+    ? `swarm.${event.event_type}`
+    : `swarm.lifecycle.${event.event_type}`;
 }
 
 /** Tunables a test may change; everything else is a small, fast default. */
@@ -278,19 +292,6 @@ export async function createChronicleTestEnv(options: { nats?: boolean } = {}): 
     },
   };
   return env;
-}
-
-/** Current value of a prom-client counter for the given labels (0 when never incremented). */
-export async function counterValue<L extends string>(
-  counter: Counter<L>,
-  labels: Partial<Record<L, string>> = {},
-): Promise<number> {
-  const { values } = await counter.get();
-  return values
-    .filter((v) =>
-      Object.entries(labels).every(([k, want]) => (v.labels as Record<string, unknown>)[k] === want),
-    )
-    .reduce((sum, v) => sum + v.value, 0);
 }
 
 export async function countRows(pool: pg.Pool, table: string, where = 'true'): Promise<number> {

@@ -1,16 +1,7 @@
 /**
- * Reading Chronicle's GET /metrics as Prometheus does: the samples of the text exposition format, and
- * the real `promtool check metrics` run on it.
+ * Reading Chronicle's GET /metrics as Prometheus does: the samples of the text exposition format
+ * (promtool.ts runs the real `promtool check metrics` on it).
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-
-/** Debian's prometheus package installs it here. */
-export const PROMTOOL = process.env.PROMTOOL ?? '/usr/bin/promtool';
-
-export function promtoolInstalled(): boolean {
-  return existsSync(PROMTOOL);
-}
 
 /** Samples keyed `name{a="x",b="y"}` (labels sorted by name; `name{}` without labels). */
 export type Samples = ReadonlyMap<string, number>;
@@ -57,17 +48,4 @@ export function labelValues(samples: Samples, name: string, label: string): Set<
     if (m) values.add(m[1]!);
   }
   return values;
-}
-
-/** Runs `promtool check metrics` on the text (its stdin); resolves with its exit code and output. */
-export function promtoolCheckMetrics(text: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PROMTOOL, ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (output += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (output += s));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, output }));
-    child.stdin.end(text);
-  });
 }

@@ -11,19 +11,7 @@ import {
 import type { WriteRecord } from '../../../src/sinks/postgres/records.js';
 import { silentLogger } from '../../../src/telemetry/logger.js';
 import { type Metrics, createMetrics } from '../../../src/telemetry/metrics.js';
-import type { Counter } from 'prom-client';
-
-/** A counter's value for the labels (0 when never incremented). */
-async function counterValue<L extends string>(
-  counter: Counter<L>,
-  labels: Partial<Record<L, string>> = {},
-): Promise<number> {
-  const { values } = await counter.get();
-  const matches = values.filter((v) =>
-    Object.entries(labels).every(([k, want]) => (v.labels as Record<string, unknown>)[k] === want),
-  );
-  return matches.reduce((sum, v) => sum + v.value, 0);
-}
+import { counterValue } from '../../support/metric-values.js';
 
 function eventDelivery(id: number): Delivery<WriteRecord> {
   return {

@@ -6,6 +6,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { DATASOURCES } from '../../../grafana/generate/model.js';
 
 export type Json = Record<string, unknown>;
 
@@ -83,6 +84,13 @@ function refOf(v: unknown): DataSourceRef | undefined {
 }
 
 export type QueryLanguage = 'sql' | 'promql' | 'traceql' | 'other';
+
+const MODEL_TYPES = new Map<string, string>(Object.values(DATASOURCES).map((d) => [d.uid, d.type]));
+
+/** The type of a data source the generator's model names by this uid (grafana/generate/model.ts). */
+export function modelTypeOfUid(uid: string): string | undefined {
+  return MODEL_TYPES.get(uid);
+}
 
 /** One query a dashboard runs, with the data source it runs on. */
 export interface Query {

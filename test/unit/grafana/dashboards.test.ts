@@ -16,6 +16,7 @@ import type { Json } from './dashboard-walk.js';
 import {
   DATASOURCES_YAML,
   datasourceRefsOf,
+  modelTypeOfUid,
   queriesOf,
   readDashboardFiles,
   variableRefs,
@@ -36,9 +37,7 @@ function provisionedDatasources(): Provisioned {
 }
 
 /** A reference that names only a uid gets its type from the generator's model (the uids the dashboards use). */
-const MODEL_TYPES = new Map<string, string>(Object.values(DATASOURCES).map((d) => [d.uid, d.type]));
-const typeOfUid = (uid: string): string | undefined => MODEL_TYPES.get(uid);
-const queriesOfDashboard = (d: Json) => queriesOf(d, typeOfUid);
+const queriesOfDashboard = (d: Json) => queriesOf(d, modelTypeOfUid);
 
 describe('dashboards - generated, not hand-edited', () => {
   it('grafana/dashboards holds exactly what `npm run dashboards` writes', () => {

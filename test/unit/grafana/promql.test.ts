@@ -2,16 +2,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { DATASOURCES } from '../../../grafana/generate/model.js';
 import { createMetrics } from '../../../src/telemetry/metrics.js';
+import { PROMTOOL, PROMTOOL_REQUIRED } from '../../support/promtool.js';
 import type { Variable } from './dashboard-walk.js';
-import { queriesOf, readDashboardFiles, variablesOf } from './dashboard-walk.js';
+import { modelTypeOfUid, queriesOf, readDashboardFiles, variablesOf } from './dashboard-walk.js';
 import type { PromExpression } from './promql.js';
 import {
   aggregates,
   chronicleMetricNames,
   expandPromQL,
-  findPromtool,
   groupingLabels,
   labelsUsed,
   legendLabels,
@@ -21,8 +20,6 @@ import {
 } from './promql.js';
 
 const ALERTS_YML = fileURLToPath(new URL('../../../otel/alerts.yml', import.meta.url));
-const REQUIRED = process.env.CHRONICLE_TEST_REQUIRE_SERVICES === '1';
-const MODEL_TYPES = new Map<string, string>(Object.values(DATASOURCES).map((d) => [d.uid, d.type]));
 
 /** An expression, where it is, and the variables in scope (the dashboard's; none for alert rules). */
 interface Found extends PromExpression {
@@ -35,7 +32,7 @@ function dashboardExpressions(): Found[] {
   const out: Found[] = [];
   for (const { json } of readDashboardFiles()) {
     const variables = variablesOf(json);
-    for (const q of queriesOf(json, (uid) => MODEL_TYPES.get(uid))) {
+    for (const q of queriesOf(json, modelTypeOfUid)) {
       if (q.language !== 'promql') continue;
       if (q.variable) {
         const inner = variableQueryPromQL(q.text);
@@ -98,27 +95,25 @@ function hasLabel(metric: string, label: string): boolean {
 /** Labels Prometheus adds to every scraped series, or that belong to histograms and summaries. */
 const TARGET_LABELS = new Set(['instance', 'job', 'le', 'quantile', '__name__']);
 
-const promtool = findPromtool();
-
 describe('PromQL - parsed by the real promtool', () => {
   it('there are expressions to check, from the dashboards (and the alert rules when present)', () => {
     expect(found.length).toBeGreaterThan(20);
   });
 
-  if (!promtool && !REQUIRED) {
+  if (!PROMTOOL && !PROMTOOL_REQUIRED) {
     it.skip('promtool is not on PATH (install Debian package prometheus): PromQL left unchecked', () => {});
     return;
   }
 
   it('promtool finds the check meaningful: it rejects a broken expression', () => {
-    expect(promtool, 'promtool on PATH (CHRONICLE_TEST_REQUIRE_SERVICES=1)').toBeDefined();
-    expect(promtoolCheck(promtool!, ['sum(rate(chronicle_flushes_total[5m])']).ok).toBe(false);
-    expect(promtoolCheck(promtool!, ['sum(rate(chronicle_flushes_total[$__rate_interval]))']).ok).toBe(false);
+    expect(PROMTOOL, 'promtool on PATH (CHRONICLE_TEST_REQUIRE_SERVICES=1)').toBeDefined();
+    expect(promtoolCheck(PROMTOOL!, ['sum(rate(chronicle_flushes_total[5m])']).ok).toBe(false);
+    expect(promtoolCheck(PROMTOOL!, ['sum(rate(chronicle_flushes_total[$__rate_interval]))']).ok).toBe(false);
   });
 
   it('every expression of every dashboard and alert rule passes `promtool check rules`', () => {
     const result = promtoolCheck(
-      promtool!,
+      PROMTOOL!,
       expanded.map((e) => e.promql),
     );
     const legend = expanded.map((e, i) => `${result.records[i]} = ${e.where}: ${e.promql}`).join('\n');

@@ -4,9 +4,9 @@
  * metric and label names it uses.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import type { Variable } from './dashboard-walk.js';
 import { isObject, replaceRefs, variableRefs } from './dashboard-walk.js';
 
@@ -123,20 +123,6 @@ export function multiValueMisuse(expr: string, variables: readonly Variable[]): 
     if (multi.has(ref.name) && !/(=~|!~)\s*"[^"]*$/.test(before)) out.push(ref.raw);
   }
   return out;
-}
-
-/** The promtool on PATH, or undefined. */
-export function findPromtool(): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const candidate = join(dir, 'promtool');
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
 }
 
 export interface PromtoolResult {

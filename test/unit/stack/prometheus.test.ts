@@ -5,16 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createMetrics } from '../../../src/telemetry/metrics.js';
-import {
-  PROMTOOL,
-  PROMTOOL_REQUIRED,
-  composeServices,
-  hostOf,
-  portOf,
-  promtool,
-  readYaml,
-  type YamlMap,
-} from './stack-files.js';
+import { PROMTOOL, PROMTOOL_REQUIRED, promtool } from '../../support/promtool.js';
+import { composeServices, hostOf, portOf, readYaml, type YamlMap } from './stack-files.js';
 
 interface Rule {
   alert?: string;

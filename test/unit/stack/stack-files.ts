@@ -1,14 +1,11 @@
 /**
  * The full stack's files as the tests read them: docker-compose.yml with Compose's variable
- * interpolation, the otel/ configs, Grafana's provisioning, and promtool.
+ * interpolation, the otel/ configs, Grafana's provisioning.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-
-export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+import { ROOT } from '../../support/build.js';
 
 /** A path of the repository, from its root. */
 export function repoPath(relative: string): string {
@@ -141,30 +138,4 @@ export function portOf(endpoint: string): number {
   if (url.protocol === 'http:') return 80;
   if (url.protocol === 'https:') return 443;
   throw new Error(`no port in ${endpoint}`);
-}
-
-/** Set by .ci/run: a missing promtool then fails the tests that need it instead of skipping them. */
-export const PROMTOOL_REQUIRED = process.env.CHRONICLE_TEST_REQUIRE_SERVICES === '1';
-
-function findPromtool(): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const candidate = path.join(dir, 'promtool');
-    if (dir !== '' && existsSync(candidate)) return candidate;
-  }
-  return undefined;
-}
-
-export const PROMTOOL = findPromtool();
-
-/** Runs promtool from the repository root; returns its output, throws with it when it fails. */
-export function promtool(args: string[]): string {
-  if (PROMTOOL === undefined) {
-    throw new Error("promtool is not installed: install Debian's prometheus package (.ci/run does)");
-  }
-  try {
-    return execFileSync(PROMTOOL, args, { cwd: ROOT, encoding: 'utf8', stdio: 'pipe', timeout: 30_000 });
-  } catch (err) {
-    const { stdout, stderr } = err as { stdout?: string; stderr?: string };
-    throw new Error(`promtool ${args.join(' ')} failed:\n${stdout ?? ''}${stderr ?? ''}`, { cause: err });
-  }
 }

@@ -1,0 +1,18 @@
+/**
+ * Waits for `work`, or until `signal` aborts, whichever comes first; at once when the signal has already
+ * aborted ('abort' fires only once, so a listener added after it would wait forever). A rejection of
+ * `work` before the signal aborts is passed on. The work itself is not stopped.
+ */
+export async function untilAborted(signal: AbortSignal, work: Promise<unknown>): Promise<void> {
+  if (signal.aborted) return;
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = resolve;
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    await Promise.race([work, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort!);
+  }
+}
