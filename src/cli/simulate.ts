@@ -26,6 +26,14 @@ Chronicle's HTTP ingest.
   --count <n>               messages to send, duplicates included (default 1000)
   --duration <seconds>      or: run this long, with --rate
   --rate <n>                messages per second (default: as fast as the target takes them)
+  --whole-tasks             every task the run starts runs to its end (completed, failed or timed
+                            out, after its retries): after the count the run sends the rest of the
+                            tasks already started, and heartbeats until their last event, so more
+                            messages than asked for: a few dozen at a live --rate such as 10; a few
+                            hundred when the simulated clock runs fast (no --rate, or a high one:
+                            the last retries and timeouts take tens of simulated seconds of
+                            heartbeats). The report says how many. Without it the run stops at the
+                            count, and the tasks still running then stay open for good
   --agents <n>              agents in the swarm (default 5)
   --error-rate <p>          probability an attempt fails (default 0.05)
   --timeout-rate <p>        probability an attempt times out (default 0.03)
@@ -44,8 +52,9 @@ Chronicle's HTTP ingest.
                             one report per round, until Ctrl-C (a standing check, like a trace
                             backend's vulture). Needs --verify: each round is verified. A round that
                             cannot publish or verify (Chronicle down) is reported as failed and the
-                            next one still runs. Exit 3 if any round found differences, else 1 if
-                            any round failed
+                            next one still runs. A round lasting longer than --every (a long
+                            --duration) is followed at once by the next. Exit 3 if any round found
+                            differences, else 1 if any round failed
   --rounds <n>              with --every: stop after n rounds (default: until stopped)
   --quiet                   no progress display
 
@@ -74,6 +83,7 @@ const FLAG_NAMES: OptionNames = {
   durationSeconds: '--duration',
   ratePerSecond: '--rate',
   startTimeMillis: '--start',
+  wholeTasks: '--whole-tasks',
 };
 
 /** `chronicle simulate`: 0 when sent (and verified), 1 when it failed, 3 when --verify found differences. */
@@ -88,6 +98,7 @@ export async function simulateCommand(args: string[], config: Config): Promise<n
       count: { type: 'string' },
       duration: { type: 'string' },
       rate: { type: 'string' },
+      'whole-tasks': { type: 'boolean' },
       agents: { type: 'string' },
       'error-rate': { type: 'string' },
       'timeout-rate': { type: 'string' },
@@ -186,6 +197,7 @@ export async function simulateCommand(args: string[], config: Config): Promise<n
     outOfOrderRate: number('out-of-order-rate'),
     seed: number('seed'),
     ...(start !== undefined ? { startTimeMillis: start } : {}),
+    ...(values['whole-tasks'] === true ? { wholeTasks: true } : {}),
   };
   for (const key of Object.keys(traffic) as (keyof TrafficOptions)[])
     if (traffic[key] === undefined) delete traffic[key];

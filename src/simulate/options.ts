@@ -26,11 +26,18 @@ export interface TrafficOptions {
   ratePerSecond?: number | undefined;
   /** Simulated time of the first event, epoch ms (default 2026-01-01T00:00:00Z, so traffic repeats). */
   startTimeMillis: number;
+  /**
+   * Every task the run starts runs to its end (completed, failed or timed out): the run sends its
+   * count, then the rest of the events of the tasks already started (and heartbeats until the last of
+   * them), so more than the count (a few dozen more at a live rate). Absent or false: the run stops at the count, and the tasks
+   * still running then stay open. A flag, not a number: resolved options carry it only when true.
+   */
+  wholeTasks?: boolean | undefined;
 }
 
 /** Defaults for every option but the size of the run. */
 export const DEFAULT_TRAFFIC_OPTIONS: Readonly<
-  Omit<TrafficOptions, 'count' | 'durationSeconds' | 'ratePerSecond'>
+  Omit<TrafficOptions, 'count' | 'durationSeconds' | 'ratePerSecond' | 'wholeTasks'>
 > = {
   seed: 1,
   agents: 5,
@@ -55,7 +62,8 @@ const RATE_KEYS = [
 
 /**
  * The keys of TrafficOptions, in the order the run id is computed from (the order earlier versions
- * hashed a `count` run in, so such runs keep their ids).
+ * hashed a `count` run in, so such runs keep their ids; keys added later go at the end, and are left
+ * out of the hash when absent, so runs without them keep their ids too).
  */
 export const TRAFFIC_OPTION_KEYS = [
   'seed',
@@ -65,15 +73,25 @@ export const TRAFFIC_OPTION_KEYS = [
   'count',
   'durationSeconds',
   'ratePerSecond',
+  'wholeTasks',
 ] as const satisfies readonly (keyof TrafficOptions)[];
+
+// Every key of TrafficOptions is listed above (a key missing there would be ignored by the run).
+type MissingKeys = Exclude<keyof TrafficOptions, (typeof TRAFFIC_OPTION_KEYS)[number]>;
+const everyKeyListed: [MissingKeys] extends [never] ? true : MissingKeys = true;
+void everyKeyListed;
 
 /**
  * The traffic options of `input` and nothing else: a caller may pass a larger object (the whole
  * SimulateOptions, with its target, verification and callbacks), none of which may change the traffic.
+ * Values are copied as given (resolveTrafficOptions checks them).
  */
 export function pickTrafficOptions(input: Partial<TrafficOptions>): Partial<TrafficOptions> {
-  const picked: Partial<Record<keyof TrafficOptions, number>> = {};
-  for (const key of TRAFFIC_OPTION_KEYS) if (input[key] !== undefined) picked[key] = input[key];
+  const picked: Partial<TrafficOptions> = {};
+  const copy = <K extends keyof TrafficOptions>(key: K): void => {
+    if (input[key] !== undefined) picked[key] = input[key];
+  };
+  for (const key of TRAFFIC_OPTION_KEYS) copy(key);
   return picked;
 }
 
@@ -90,13 +108,15 @@ export type OptionNames = Partial<Record<keyof TrafficOptions, string>>;
 
 /**
  * Fills in defaults, checks every option, and works out the message count. Only the TrafficOptions
- * keys of `input` are read. Problems name options by `names` when given, else by their keys.
+ * keys of `input` are read. Problems name options by `names` when given, else by their keys. The
+ * result has `wholeTasks` only when it is true (false and absent are the same run).
  */
 export function resolveTrafficOptions(
   input: Partial<TrafficOptions>,
   names: OptionNames = {},
 ): TrafficOptions & { count: number } {
-  const o = { ...DEFAULT_TRAFFIC_OPTIONS, ...pickTrafficOptions(input) };
+  const { wholeTasks, ...given } = pickTrafficOptions(input);
+  const o = { ...DEFAULT_TRAFFIC_OPTIONS, ...given };
   const n = (key: keyof TrafficOptions): string => names[key] ?? key;
   const problems: string[] = [];
   for (const name of RATE_KEYS) {
@@ -128,6 +148,10 @@ export function resolveTrafficOptions(
   } else {
     problems.push(`give ${n('count')}, or ${n('durationSeconds')} with ${n('ratePerSecond')}`);
   }
+  // A flag: true, or absent (false is its default, and must name the same run as leaving it out).
+  if (wholeTasks !== undefined && typeof wholeTasks !== 'boolean') {
+    problems.push(`${n('wholeTasks')} must be true or false`);
+  }
   if (problems.length > 0 || count === undefined) throw new SimulationOptionsError(problems);
-  return { ...o, count };
+  return { ...o, count, ...(wholeTasks === true ? { wholeTasks } : {}) };
 }

@@ -68,6 +68,13 @@ export interface SimulationReport {
   /** Prefix of every trace id and agent name of the run. */
   prefix: string;
   target: SimulationTarget['kind'];
+  /**
+   * Messages the options asked for (count, or duration × rate). A run sends exactly that many, but
+   * with wholeTasks more: the rest of the tasks it started (traffic.messages says how many).
+   */
+  requested: number;
+  /** Whether every task the run started was run to its end (TrafficOptions.wholeTasks). */
+  wholeTasks: boolean;
   traffic: TrafficStats;
   publish: PublishResult;
   /** Messages per second actually achieved. */
@@ -129,6 +136,8 @@ export async function runSimulation(
     runId: traffic.runId,
     prefix,
     target: options.target.kind,
+    requested: traffic.options.count,
+    wholeTasks: traffic.options.wholeTasks === true,
     traffic: traffic.stats,
     publish,
     ratePerSecond: Math.round((publish.sent * 1000) / Math.max(1, publish.elapsedMillis)),
@@ -205,8 +214,12 @@ export function formatSimulationReport(result: SimulationResult): string {
   const statuses = Object.entries(r.expected.statuses)
     .map(([status, n]) => `${status} ${n}`)
     .join(', ');
+  // With wholeTasks: how many of the messages ended the tasks still running at the count.
+  const whole = r.wholeTasks
+    ? `${r.requested} asked for + ${r.traffic.messages - r.requested} to end the tasks started; `
+    : '';
   const lines = [
-    `run ${r.runId} → ${r.target}: sent ${result.sent} messages (${result.duplicates} duplicates, ${r.traffic.reordered} reordered) in ${r.publish.elapsedMillis} ms, ${r.ratePerSecond}/s`,
+    `run ${r.runId} → ${r.target}: sent ${result.sent} messages (${whole}${result.duplicates} duplicates, ${r.traffic.reordered} reordered) in ${r.publish.elapsedMillis} ms, ${r.ratePerSecond}/s`,
     `  by type: ${types}`,
     `  expected: ${r.expected.events} events, ${r.expected.traces} traces (${statuses}), ${r.expected.agentDays} agent-day rows, ${r.expected.dlqEntries} dead-letter entries`,
     `  traces and agents are named ${r.prefix}*`,

@@ -7,6 +7,11 @@
  *
  * The simulated clock advances about 1000 / ratePerSecond ms per message, so a run published at its
  * rate from startTimeMillis = now looks live.
+ *
+ * A run stops at its count-th message: the tasks still running then never end (they stay pending,
+ * assigned or in progress for good). With wholeTasks the run goes on after the count with the rest of
+ * the tasks already started (and the agents' heartbeats until their last event), and nothing else, so
+ * every task it sends ends (completed, failed or timed out) and it sends more than the count.
  */
 import { createHash } from 'node:crypto';
 import { uuidV5 } from '../events/uuid.js';
@@ -41,6 +46,7 @@ export interface Traffic {
    * run's traces and agents, so runs never mix, and the same options always name the same run.
    */
   runId: string;
+  /** Resolved options; `count` is what was asked for (with wholeTasks, `messages` holds more). */
   options: TrafficOptions & { count: number };
   messages: SimMessage[];
   stats: TrafficStats;
@@ -91,8 +97,8 @@ interface Agent {
   speed: number;
   failureRate: number;
   timeoutRate: number;
-  /** Work intervals, for the busy_ms totals of heartbeats. */
-  work: { startMs: number; endMs: number }[];
+  /** Work intervals and their task, for the busy_ms totals of heartbeats. */
+  work: { startMs: number; endMs: number; task: string }[];
 }
 
 interface Item {
@@ -100,6 +106,14 @@ interface Item {
   seq: number;
   subject: string;
   payload: Record<string, unknown>;
+  /** The task trace the message belongs to; undefined for heartbeats and system errors. */
+  task: string | undefined;
+}
+
+/** A heartbeat's payload metadata, kept to recompute its busy_ms when the run drops tasks (wholeTasks). */
+interface Beat {
+  ms: number;
+  metadata: { agent: string; uptime_ms: number; busy_ms: number };
 }
 
 /** The run id of resolved options: a hash of the TrafficOptions values, in a fixed key order. */
@@ -135,8 +149,8 @@ export function generateTraffic(input: Partial<TrafficOptions>): Traffic {
 
   const items: Item[] = [];
   let seq = 0;
-  const emit = (ms: number, subject: string, payload: Record<string, unknown>): void => {
-    items.push({ ms, seq: seq++, subject, payload });
+  const emit = (ms: number, subject: string, payload: Record<string, unknown>, task?: string): void => {
+    items.push({ ms, seq: seq++, subject, payload, task });
   };
   const event = (
     traceId: string,
@@ -153,14 +167,15 @@ export function generateTraffic(input: Partial<TrafficOptions>): Traffic {
       timestamp: new Date(ms).toISOString(),
       metadata,
     };
-    emit(ms, `swarm.${type}`, payload);
+    emit(ms, `swarm.${type}`, payload, type.startsWith('task.') ? traceId : undefined);
     return payload;
   };
 
   let clock = options.startTimeMillis;
   let taskNumber = 0;
   let systemNumber = 0;
-  // Task messages beyond the count are cut off later; generate until there are enough.
+  // Each task is generated whole, from created to its end; generate until there are enough messages.
+  // The run is cut at its count below, and with wholeTasks goes on with the tasks it started.
   while (items.length < options.count) {
     clock += step(gapMs * MESSAGES_PER_TASK);
     taskNumber++;
@@ -176,17 +191,41 @@ export function generateTraffic(input: Partial<TrafficOptions>): Traffic {
     }
   }
   items.sort(byTime);
+  // The count is reached by this time at the latest (heartbeats and duplicates come on top).
   const cutoffMs = items[options.count - 1]!.ms;
-  addHeartbeats(cutoffMs);
+  // With wholeTasks, heartbeats go on as long as a task might (the ones not needed are left out).
+  const beats = addHeartbeats(options.wholeTasks === true ? items.at(-1)!.ms : cutoffMs);
   items.sort(byTime);
 
   const messages: SimMessage[] = [];
-  for (const item of items) {
-    if (messages.length >= options.count) break;
+  const send = (item: Item, limit: number): void => {
     messages.push({ subject: item.subject, payload: item.payload, duplicate: false });
-    if (messages.length < options.count && rnd.chance(options.duplicateRate)) {
+    if (messages.length < limit && rnd.chance(options.duplicateRate)) {
       messages.push({ subject: item.subject, payload: item.payload, duplicate: true });
     }
+  };
+  let next = 0;
+  const started = new Set<string>();
+  for (; next < items.length && messages.length < options.count; next++) {
+    const item = items[next]!;
+    if (item.task !== undefined) started.add(item.task);
+    send(item, options.count);
+  }
+  if (options.wholeTasks === true) {
+    // The rest of the tasks already started, to their ends, and the heartbeats until then; the tasks
+    // created after the count (and their agents' work), and later system errors, are not part of the run.
+    const rest = items.slice(next);
+    const endMs = rest.findLast((item) => item.task !== undefined && started.has(item.task))?.ms ?? -Infinity;
+    for (const item of rest) {
+      if (
+        item.task !== undefined
+          ? started.has(item.task)
+          : item.subject === HEARTBEAT_SUBJECT && item.ms <= endMs
+      ) {
+        send(item, Infinity);
+      }
+    }
+    countBusy(beats, (task) => started.has(task));
   }
   let reordered = 0;
   for (let i = 0; i < messages.length - 1; i++) {
@@ -263,7 +302,7 @@ export function generateTraffic(input: Partial<TrafficOptions>): Traffic {
     const startedMs = t;
     if (timeoutAt === 'in_progress') {
       const outcome = timeout('in_progress', { agent: agent.name });
-      agent.work.push({ startMs: startedMs, endMs: t });
+      agent.work.push({ startMs: startedMs, endMs: t, task: traceId });
       return outcome;
     }
     const workMs = step(3_000 * agent.speed);
@@ -274,7 +313,7 @@ export function generateTraffic(input: Partial<TrafficOptions>): Traffic {
       });
     }
     t += workMs;
-    agent.work.push({ startMs: startedMs, endMs: t });
+    agent.work.push({ startMs: startedMs, endMs: t, task: traceId });
     if (rnd.chance(agent.failureRate)) {
       event(traceId, 'task.failed', t, agent.name, { agent: agent.name, attempt, error: rnd.pick(FAILURES) });
       return { endMs: t, done: false };
@@ -294,49 +333,74 @@ export function generateTraffic(input: Partial<TrafficOptions>): Traffic {
       error: 'no agent offers the capability',
     }));
     const failedMs = createdMs + 3_000 + rnd.int(1, 500);
-    emit(failedMs, `${DLQ_SUBJECT_PREFIX}task`, {
-      dlq_id: uuidV5(`simulate:${runId}:${seq}`),
-      original_subject: 'swarm.task.created',
-      original_payload: created,
-      reason: 'no_capable_agent',
-      reason_detail: `no agent offers ${String((created.metadata as Record<string, unknown>).capability)}`,
-      failed_at: new Date(failedMs).toISOString(),
-      retry_count: 3,
-      max_retries: 3,
-      retry_history: history,
-      source: 'dispatcher',
-      recoverable: false,
-    });
+    emit(
+      failedMs,
+      `${DLQ_SUBJECT_PREFIX}task`,
+      {
+        dlq_id: uuidV5(`simulate:${runId}:${seq}`),
+        original_subject: 'swarm.task.created',
+        original_payload: created,
+        reason: 'no_capable_agent',
+        reason_detail: `no agent offers ${String((created.metadata as Record<string, unknown>).capability)}`,
+        failed_at: new Date(failedMs).toISOString(),
+        retry_count: 3,
+        max_retries: 3,
+        retry_history: history,
+        source: 'dispatcher',
+        recoverable: false,
+      },
+      traceId,
+    );
     event(traceId, 'task.failed', failedMs + 1, 'dispatcher', {
       reason: 'unassignable',
       error: 'dead-lettered: no capable agent',
     });
   }
 
-  function addHeartbeats(untilMs: number): void {
+  /** Each agent's heartbeats until `untilMs`, with their busy_ms counting all its work. */
+  function addHeartbeats(untilMs: number): Map<Agent, Beat[]> {
     // About one message in 20 is a heartbeat.
     const intervalMs = Math.max(250, Math.round(gapMs * 20 * agents.length));
+    const beats = new Map<Agent, Beat[]>();
     for (const agent of agents) {
       const bootMs = options.startTimeMillis - rnd.int(0, 600_000);
+      const list: Beat[] = [];
+      for (let ms = options.startTimeMillis + rnd.int(0, intervalMs); ms <= untilMs; ms += intervalMs) {
+        const metadata = { agent: agent.name, uptime_ms: ms - bootMs, busy_ms: 0 };
+        event(
+          `${prefix}heartbeat-${agent.name.slice(prefix.length)}`,
+          'agent.heartbeat',
+          ms,
+          agent.name,
+          metadata,
+        );
+        list.push({ ms, metadata });
+      }
+      beats.set(agent, list);
+    }
+    countBusy(beats, () => true);
+    return beats;
+  }
+
+  /** Sets the busy_ms of every heartbeat from the work (of the tasks `counts`) its agent has finished. */
+  function countBusy(beats: ReadonlyMap<Agent, readonly Beat[]>, counts: (task: string) => boolean): void {
+    for (const [agent, list] of beats) {
       // busy_ms counts work once it has finished (what an agent can report), capped by its uptime.
-      const finished = agent.work.map((w) => w).sort((a, b) => a.endMs - b.endMs);
+      const finished = agent.work.filter((w) => counts(w.task)).sort((a, b) => a.endMs - b.endMs);
       let next = 0;
       let busyMs = 0;
-      for (let ms = options.startTimeMillis + rnd.int(0, intervalMs); ms <= untilMs; ms += intervalMs) {
-        while (next < finished.length && finished[next]!.endMs <= ms) {
+      for (const beat of list) {
+        while (next < finished.length && finished[next]!.endMs <= beat.ms) {
           busyMs += finished[next]!.endMs - finished[next]!.startMs;
           next++;
         }
-        const uptimeMs = ms - bootMs;
-        event(`${prefix}heartbeat-${agent.name.slice(prefix.length)}`, 'agent.heartbeat', ms, agent.name, {
-          agent: agent.name,
-          uptime_ms: uptimeMs,
-          busy_ms: Math.min(busyMs, uptimeMs),
-        });
+        beat.metadata.busy_ms = Math.min(busyMs, beat.metadata.uptime_ms);
       }
     }
   }
 }
+
+const HEARTBEAT_SUBJECT = 'swarm.agent.heartbeat';
 
 function byTime(a: Item, b: Item): number {
   return a.ms - b.ms || a.seq - b.seq;

@@ -95,6 +95,68 @@ describeWithServices('chronicle simulate - the CLI end to end', () => {
     expect(again.stderr).toMatch(/^\rsent 400\/400/);
   });
 
+  it('cli simulate - --whole-tasks --verify over NATS, as the demo runs it: each round verifies, and leaves no task pending, assigned or in progress', async () => {
+    const run = await simulate(
+      [
+        '--target',
+        'nats',
+        '--api-url',
+        chronicle.url,
+        '--every',
+        '0.1',
+        '--rounds',
+        '2',
+        '--duration',
+        '2',
+        '--rate',
+        '200',
+        '--whole-tasks',
+        '--verify',
+        '--verify-timeout',
+        '15',
+        '--quiet',
+      ],
+      { NATS_URL, CHRONICLE_NATS_NAMESPACE: env.namespace },
+    );
+    expect(run.stderr).toBe('');
+    expect(run.code, run.stdout).toBe(0);
+    expect(run.stdout).toMatch(/^2 round\(s\), 0 with differences, 0 failed$/m);
+    const rounds = run.stdout.split(/^round \d+ /m).slice(1);
+    expect(rounds).toHaveLength(2);
+    for (const round of rounds) {
+      // The count (2 s × 200/s), then the rest of the tasks already started.
+      const sent = /→ nats: sent (\d+) messages \(400 asked for \+ (\d+) to end the tasks started; /.exec(
+        round,
+      );
+      expect(sent, round).not.toBeNull();
+      expect(Number(sent![1])).toBe(400 + Number(sent![2]));
+      expect(Number(sent![2])).toBeGreaterThan(0);
+      expect(round).toMatch(/^verify: Chronicle recorded everything/m);
+      // What the run expected: only ended tasks ...
+      const statuses = Object.fromEntries(
+        /^ {2}expected: \d+ events, \d+ traces \(([^)]*)\)/m
+          .exec(round)![1]!
+          .split(', ')
+          .map((s) => s.split(' '))
+          .map(([status, n]) => [status!, Number(n)]),
+      );
+      expect(statuses.completed).toBeGreaterThan(0);
+      for (const status of Object.keys(statuses))
+        expect(['completed', 'failed', 'timed_out']).toContain(status);
+      // ... and what Chronicle holds for the run: no open task, and as many ended ones as expected.
+      const prefix = prefixOf(round);
+      for (const status of ['pending', 'assigned', 'in_progress', 'completed', 'failed', 'timed_out']) {
+        const res = await fetch(
+          `${chronicle.url}/api/v1/traces?${new URLSearchParams({ trace_prefix: prefix, status, limit: '1000' }).toString()}`,
+        );
+        expect(res.status).toBe(200);
+        const page = (await res.json()) as { items: { trace_id: string }[]; next_cursor: string | null };
+        expect(page.next_cursor).toBeNull();
+        expect(page.items.length, `${prefix} ${status}`).toBe(statuses[status] ?? 0);
+      }
+    }
+  });
+
   it('cli simulate - exit 2 and the flag named for a bad flag', async () => {
     const bad = await simulate(['--error-rate', '2', '--count', '0']);
     expect(bad.code).toBe(2);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runSimulation } from '../../../src/simulate/simulate.js';
+import { formatSimulationReport, runSimulation } from '../../../src/simulate/simulate.js';
 import { generateTraffic, messageIdOf, runPrefix } from '../../../src/simulate/traffic.js';
 import { fakeChronicle, fakeNats } from './fake-chronicle.js';
 
@@ -44,6 +44,46 @@ describe('runSimulation', () => {
     // ... and the same messages over NATS, in order, on the prefixed subjects.
     expect(nats.received.map((m) => [m.subject, m.id])).toEqual(
       traffic.messages.map((m) => [`x_${m.subject}`, messageIdOf(m)]),
+    );
+  });
+
+  it('simulate - with wholeTasks the run publishes, expects and verifies every message it generated, more than the count', async () => {
+    const options = { ...TRAFFIC, count: 300, wholeTasks: true };
+    const traffic = generateTraffic(options);
+    expect(traffic.messages.length).toBeGreaterThan(300);
+    const chronicle = fakeChronicle(traffic.messages, runPrefix(traffic.runId));
+    const result = await runSimulation(
+      {
+        ...options,
+        target: { kind: 'http', url: 'http://c:8700' },
+        verify: { apiUrl: 'http://c:8700', timeoutMillis: 1_000, pollIntervalMillis: 10 },
+      },
+      chronicle,
+    );
+    expect(result.differences).toEqual([]);
+    expect(result.sent).toBe(traffic.messages.length);
+    expect(result.report).toMatchObject({ runId: traffic.runId, requested: 300, wholeTasks: true });
+    expect(result.report.traffic.messages).toBe(traffic.messages.length);
+    expect(chronicle.posts.flat()).toHaveLength(traffic.messages.length);
+    // Every task ended: no open status is expected.
+    const statuses = Object.keys(result.report.expected.statuses);
+    expect(statuses).toContain('completed');
+    expect(statuses.filter((st) => !['completed', 'failed', 'timed_out'].includes(st))).toEqual([]);
+    expect(formatSimulationReport(result).split('\n')[0]).toMatch(
+      new RegExp(
+        `^run ${traffic.runId} → http: sent ${traffic.messages.length} messages \\(300 asked for \\+ ${traffic.messages.length - 300} to end the tasks started; \\d+ duplicates, \\d+ reordered\\) in `,
+      ),
+    );
+
+    // Without it the report's first line is as it was.
+    const plain = generateTraffic(TRAFFIC);
+    const cut = await runSimulation(
+      { ...TRAFFIC, target: { kind: 'http', url: 'http://c:8700' } },
+      fakeChronicle(plain.messages, runPrefix(plain.runId)),
+    );
+    expect(cut.report).toMatchObject({ requested: 400, wholeTasks: false });
+    expect(formatSimulationReport(cut).split('\n')[0]).toMatch(
+      /^run [0-9a-f]{8} → http: sent 400 messages \(\d+ duplicates, \d+ reordered\) in /,
     );
   });
 });

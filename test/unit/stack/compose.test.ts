@@ -250,16 +250,25 @@ describe('docker-compose.yml', () => {
     expect(test).toContain(`http://127.0.0.1:${loadConfig(environmentOf(services.chronicle!)).port}/ready`);
   });
 
-  it('compose - the simulator publishes to NATS every 30 s, verified against Chronicle', () => {
+  it('compose - the simulator publishes live rounds to NATS every 5 min, every task ended, each verified against Chronicle', () => {
     const command = services.simulator!.command as string[];
     expect(command.slice(0, 3)).toEqual(['node', 'dist/cli/chronicle.js', 'simulate']);
-    const flag = (name: string) => command[command.indexOf(name) + 1];
+    const flag = (name: string) => {
+      expect(command, name).toContain(name);
+      return command[command.indexOf(name) + 1];
+    };
     expect(flag('--target')).toBe('nats');
     expect(hostOf(flag('--url')!)).toBe('nats');
     expect(hostOf(flag('--api-url')!)).toBe('chronicle');
     expect(portOf(flag('--api-url')!)).toBe(8700);
-    expect(flag('--every')).toBe('30');
+    // A round every 300 s: 280 s at 10 messages/s (a few more to end its tasks), then its verification.
+    expect(flag('--every')).toBe('300');
+    expect(flag('--duration')).toBe('280');
+    expect(flag('--rate')).toBe('10');
+    expect(command).not.toContain('--count');
+    expect(command).toContain('--whole-tasks');
     expect(command).toContain('--verify');
+    expect(command).toContain('--quiet');
   });
 
   it('compose - Grafana is provisioned for anonymous viewers, with its admin password from the environment', () => {
