@@ -155,20 +155,45 @@ export function panel(type: string, o: PanelOptions): PanelSpec {
 }
 
 /**
- * A time series graph; `bars` draws bars (per-interval counts), `stacked` stacks the series, `points`
- * marks every value (sparse series, e.g. one per day).
+ * Where a bar sits against its time: -1 ends at it, 0 is centred on it (Grafana's default), 1 starts
+ * at it (a day stamped at its midnight covers its day).
+ */
+export type BarAlignment = -1 | 0 | 1;
+
+/**
+ * A legend that stays readable with many series: a table on the right with these calculations
+ * (Grafana reducer ids, e.g. `mean`, `max`), sorted by one of them (its display name, e.g. `Max`),
+ * largest first.
+ */
+export function tableLegend(calcs: readonly string[], sortBy: string): Record<string, unknown> {
+  return { displayMode: 'table', placement: 'right', showLegend: true, calcs, sortBy, sortDesc: true };
+}
+
+/**
+ * A time series graph; `bars` draws bars (per-interval counts) aligned by `barAlignment`, `stacked`
+ * stacks the series, `points` marks every value (sparse series, e.g. one per day), `gaps` says the
+ * series has gaps (null-filled intervals): Grafana then marks a value standing alone between two gaps
+ * with a point, which it draws only with its automatic point visibility (no line has length there).
  */
 export function timeseries(
-  o: PanelOptions & { bars?: boolean; stacked?: boolean; points?: boolean; axisLabel?: string },
+  o: PanelOptions & {
+    bars?: boolean;
+    barAlignment?: BarAlignment;
+    stacked?: boolean;
+    points?: boolean;
+    gaps?: boolean;
+    axisLabel?: string;
+  },
 ): PanelSpec {
   return panel('timeseries', {
     ...o,
     defaults: {
       custom: {
         drawStyle: o.bars ? 'bars' : 'line',
+        ...(o.bars && o.barAlignment !== undefined ? { barAlignment: o.barAlignment } : {}),
         lineWidth: 1,
         fillOpacity: o.bars ? 80 : 10,
-        showPoints: o.points ? 'always' : 'never',
+        showPoints: o.points ? 'always' : o.gaps ? 'auto' : 'never',
         ...(o.points ? { pointSize: 6 } : {}),
         spanNulls: false,
         stacking: { mode: o.stacked ? 'normal' : 'none', group: 'A' },
@@ -185,12 +210,26 @@ export function timeseries(
   });
 }
 
-/** One or more big numbers (one per numeric column of the query's single row). */
+/**
+ * The colour of a stat that sets neither thresholds nor a colour: a fixed neutral one. Grafana's
+ * default would be its default thresholds (green, red from 80), which paint any count of 80 or more red
+ * whatever it means.
+ */
+export const NEUTRAL_STAT_COLOR = { mode: 'fixed', fixedColor: 'text' } as const;
+
+/**
+ * One or more big numbers (one per numeric column of the query's single row). Coloured by the
+ * panel's own thresholds or colour when it sets them (`defaults.thresholds`, `defaults.color`), else in
+ * a fixed neutral colour (per-field overrides still apply).
+ */
 export function stat(o: PanelOptions): PanelSpec {
+  const defaults = o.defaults ?? {};
+  const colored = defaults.thresholds !== undefined || defaults.color !== undefined;
   return panel('stat', {
     w: 6,
     h: 4,
     ...o,
+    defaults: colored ? defaults : { color: NEUTRAL_STAT_COLOR, ...defaults },
     options: {
       reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false },
       colorMode: 'value',

@@ -4,11 +4,11 @@
  * click away from its trace in Tempo or Jaeger and from the task drill-down), dead letters and rejects,
  * with task failures and Chronicle's write-failure alerts as annotations.
  *
- * Index use: tasks are found by created_at (swarm_traces_created_idx) or by status
- * (swarm_traces_status_idx); tasks that finished in the range by their terminal events
- * (swarm_events_type_idx: event type and time) joined on swarm_traces' key, since a finished task's
- * completed_at is the timestamp of one of its terminal events. Dead letters and rejects by their
- * received_at / rejected_at indexes.
+ * Index use: tasks are found by created_at (swarm_traces_created_idx) or by status and created_at
+ * (swarm_traces_status_idx: tasks in flight, stuck tasks); tasks that finished in the range by their
+ * terminal events (swarm_events_type_idx: event type and time) joined on swarm_traces' key, since a
+ * finished task's completed_at is the timestamp of one of its terminal events. Dead letters and rejects
+ * by their received_at / rejected_at indexes.
  */
 import {
   barchart,
@@ -66,6 +66,12 @@ const FAILED_TASKS = `${finishedTasks(['task.failed', 'task.timeout'])}
 export const TRACE_LINK_COLUMNS = `chronicle_otel_trace_id(t.trace_id) AS otel_trace_id,
   (extract(epoch FROM t.first_event_at) * 1000)::bigint - 3600000 AS trace_from_ms,
   (extract(epoch FROM t.last_event_at) * 1000)::bigint + 3600000 AS trace_to_ms`;
+
+/**
+ * A table's time column with milliseconds (Grafana shows them only when a column's first and last
+ * values are less than a minute apart), in the dashboard's time zone.
+ */
+export const TIME_WITH_MS = 'time: YYYY-MM-DD HH:mm:ss.SSS';
 
 /**
  * The overrides of a table of tasks whose SQL selects TRACE_LINK_COLUMNS: the trace_id cell links to
@@ -133,6 +139,67 @@ export function dashboardLinks(except: string): Record<string, unknown>[] {
     .filter((d) => d.uid !== except)
     .map((d) => dashboardLink({ title: d.title, tooltip: d.tooltip, url: `/d/${d.uid}`, keepTime: true }));
 }
+
+/**
+ * When a task entered its current status, assigned or in progress: its latest assignment or start,
+ * whichever is later (a retried task assigned again keeps the start of its earlier attempt in
+ * started_at, so coalesce(started_at, assigned_at) would date it from that attempt).
+ */
+const STUCK_SINCE = 'greatest(t.assigned_at, t.started_at)';
+
+/** The end of the range, or now when the range ends later: how long a task has been stuck is measured to it. */
+const STUCK_END = 'least($__timeTo()::timestamptz, now())';
+
+/** What "stuck" means, for the panels' descriptions. */
+const STUCK_DEFINITION =
+  'A task is stuck when it is assigned (not started) or in progress (not finished), was created in the range, and its latest assignment or start lies more than "Stuck after" minutes before the end of the range (or now, if the range ends later).';
+
+/**
+ * Stuck tasks (alias t), as STUCK_DEFINITION says. The status index serves it: status, then created_at
+ * in the range.
+ */
+const STUCK_TASKS = `swarm_traces t
+WHERE t.status IN ('assigned', 'in_progress') AND $__timeFilter(t.created_at)
+  AND ${STUCK_SINCE} < ${STUCK_END} - make_interval(mins => '$stuck_after'::int)`;
+
+/**
+ * The width of the buckets the "Task failures" annotation counts failures in, in seconds: the smallest
+ * of these steps that cuts the range into at most 40 buckets (a week for ranges over 40 days).
+ */
+const FAILURE_BUCKET = `SELECT coalesce(min(s), 604800)::float8 AS s
+FROM unnest(ARRAY[60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400]) AS s
+WHERE s >= extract(epoch FROM $__timeTo()::timestamptz - $__timeFrom()::timestamptz) / 40`;
+
+/**
+ * The "Task failures" annotation: one marker per bucket (FAILURE_BUCKET) in which tasks failed or timed
+ * out, at the bucket's start, saying how many and the most frequent error; not one per failed task,
+ * which floods the graphs. The failed tasks are found as FAILED_TASKS finds them (event-type index).
+ */
+const FAILURE_ANNOTATION_SQL = sql`
+  WITH bucket AS (
+    ${FAILURE_BUCKET}
+  ), failures AS (
+    SELECT floor(extract(epoch FROM t.completed_at) / b.s) * b.s AS start_s, b.s AS width_s,
+      coalesce(t.error, '(no error)') AS error, t.status
+    FROM bucket b, ${FAILED_TASKS}
+  ), by_error AS (
+    SELECT start_s, width_s, error, count(*) AS n,
+      count(*) FILTER (WHERE status = 'failed') AS failed,
+      count(*) FILTER (WHERE status = 'timed_out') AS timed_out
+    FROM failures
+    GROUP BY start_s, width_s, error
+  )
+  SELECT to_timestamp(start_s) AS "time",
+    sum(failed) || ' failed, ' || sum(timed_out) || ' timed out in the '
+      || CASE WHEN width_s < 3600 THEN (width_s / 60)::int || ' min'
+        WHEN width_s < 86400 THEN (width_s / 3600)::int || ' h'
+        ELSE (width_s / 86400)::int || ' d' END
+      || ' from here; most frequent error: ' || (array_agg(error ORDER BY n DESC, error COLLATE "C"))[1]
+      || ' (' || max(n) || ')' AS text,
+    'task,failures' AS tags
+  FROM by_error
+  GROUP BY start_s, width_s
+  ORDER BY 1`;
 
 const statusColors = (names: readonly string[]) =>
   names.filter((n) => STATUS_COLORS[n]).map((n) => fixedColor(n, STATUS_COLORS[n]!));
@@ -211,8 +278,7 @@ export function swarmOverview(): DashboardFile {
     }),
     stat({
       title: 'Stuck tasks (count)',
-      description:
-        'Tasks assigned or in progress for longer than the "Stuck after" threshold at the end of the range (listed below).',
+      description: `${STUCK_DEFINITION} Red from 1; listed in "Stuck tasks" below.`,
       datasource: pg,
       w: 4,
       unit: 'short',
@@ -226,22 +292,23 @@ export function swarmOverview(): DashboardFile {
           ],
         },
       },
-      targets: [postgresTarget(pg, sql`SELECT count(*) AS "Stuck" FROM ${stuckTasks()}`, 'table')],
+      targets: [postgresTarget(pg, sql`SELECT count(*) AS "Stuck" FROM ${STUCK_TASKS}`, 'table')],
     }),
     timeseries({
       title: 'Tasks created, by current status',
       description:
-        'Tasks created in each interval, split by the status they have now: a failure or timeout bar rising shows when the tasks that fail were created.',
+        'Tasks created in each interval, split by the status they have now: a failure or timeout bar rising shows when the tasks that fail were created. An interval with none shows 0.',
       datasource: pg,
       bars: true,
       stacked: true,
       unit: 'short',
+      defaults: { decimals: 0 },
       overrides: statusColors(Object.keys(STATUS_COLORS)),
       targets: [
         postgresTarget(
           pg,
           sql`
-          SELECT $__timeGroupAlias(created_at, $__interval),
+          SELECT $__timeGroupAlias(created_at, $__interval, 0),
             count(*) FILTER (WHERE status = 'completed') AS completed,
             count(*) FILTER (WHERE status = 'failed') AS failed,
             count(*) FILTER (WHERE status = 'timed_out') AS timed_out,
@@ -258,7 +325,8 @@ export function swarmOverview(): DashboardFile {
     }),
     timeseries({
       title: 'Throughput: tasks finished per minute, by outcome',
-      description: 'Tasks reaching completed, failed or timed_out, per minute, by when they finished.',
+      description:
+        'Tasks reaching completed, failed or timed_out, per minute, by when they finished; 0 in an interval where none finished.',
       datasource: pg,
       stacked: true,
       unit: 'short',
@@ -268,7 +336,7 @@ export function swarmOverview(): DashboardFile {
         postgresTarget(
           pg,
           sql`
-          SELECT $__timeGroupAlias(t.completed_at, $__interval),
+          SELECT $__timeGroupAlias(t.completed_at, $__interval, 0),
             count(*) FILTER (WHERE t.status = 'completed') * 60000.0 / $__interval_ms AS completed,
             count(*) FILTER (WHERE t.status = 'failed') * 60000.0 / $__interval_ms AS failed,
             count(*) FILTER (WHERE t.status = 'timed_out') * 60000.0 / $__interval_ms AS timed_out
@@ -281,17 +349,18 @@ export function swarmOverview(): DashboardFile {
     }),
     timeseries({
       title: 'Failure rate',
-      description: 'Of the tasks finished in each interval, the share that failed or timed out.',
+      gaps: true,
+      description:
+        'Of the tasks finished in each interval, the share that failed or timed out; a gap where no task finished. The axis fits the values (no fixed 100 %), so a few percent stay readable.',
       datasource: pg,
       w: 8,
       unit: 'percentunit',
-      defaults: { max: 1 },
       overrides: [fixedColor('failed', 'red'), fixedColor('timed_out', 'orange')],
       targets: [
         postgresTarget(
           pg,
           sql`
-          SELECT $__timeGroupAlias(t.completed_at, $__interval),
+          SELECT $__timeGroupAlias(t.completed_at, $__interval, NULL),
             count(*) FILTER (WHERE t.status = 'failed')::float8 / count(*) AS failed,
             count(*) FILTER (WHERE t.status = 'timed_out')::float8 / count(*) AS timed_out
           FROM ${finishedTasks()}
@@ -303,8 +372,9 @@ export function swarmOverview(): DashboardFile {
     }),
     timeseries({
       title: 'Task duration p50 / p95',
+      gaps: true,
       description:
-        'Duration (start to completion) of the tasks completed in each interval: median and 95th percentile.',
+        'Duration (start to completion) of the tasks completed in each interval: median and 95th percentile; a gap where none completed.',
       datasource: pg,
       w: 8,
       unit: 'ms',
@@ -312,7 +382,7 @@ export function swarmOverview(): DashboardFile {
         postgresTarget(
           pg,
           sql`
-          SELECT $__timeGroupAlias(t.completed_at, $__interval),
+          SELECT $__timeGroupAlias(t.completed_at, $__interval, NULL),
             percentile_cont(0.5) WITHIN GROUP (ORDER BY t.duration_ms) AS p50,
             percentile_cont(0.95) WITHIN GROUP (ORDER BY t.duration_ms) AS p95
           FROM ${finishedTasks(['task.completed'])}
@@ -325,8 +395,9 @@ export function swarmOverview(): DashboardFile {
     }),
     timeseries({
       title: 'Pickup time p50 / p95',
+      gaps: true,
       description:
-        'Time from assignment to start, for the tasks started in each interval (their latest start): median and 95th percentile.',
+        'Time from assignment to start, for the tasks started in each interval (their latest start): median and 95th percentile; a gap where none started.',
       datasource: pg,
       w: 8,
       unit: 'ms',
@@ -334,7 +405,7 @@ export function swarmOverview(): DashboardFile {
         postgresTarget(
           pg,
           sql`
-          SELECT $__timeGroupAlias(t.started_at, $__interval),
+          SELECT $__timeGroupAlias(t.started_at, $__interval, NULL),
             percentile_cont(0.5) WITHIN GROUP (ORDER BY t.time_to_pickup_ms) AS p50,
             percentile_cont(0.95) WITHIN GROUP (ORDER BY t.time_to_pickup_ms) AS p95
           FROM swarm_traces t
@@ -356,7 +427,10 @@ export function swarmOverview(): DashboardFile {
       datasource: pg,
       w: 24,
       h: 10,
-      overrides: taskTableOverrides(override('duration_ms', { unit: 'ms' })),
+      overrides: taskTableOverrides(
+        override('time', { unit: TIME_WITH_MS }),
+        override('duration_ms', { unit: 'ms' }),
+      ),
       targets: [
         postgresTarget(
           pg,
@@ -377,6 +451,7 @@ export function swarmOverview(): DashboardFile {
       datasource: pg,
       xField: 'error',
       unit: 'short',
+      defaults: { decimals: 0 },
       overrides: [fixedColor('failures', 'red')],
       targets: [
         postgresTarget(
@@ -398,6 +473,7 @@ export function swarmOverview(): DashboardFile {
       datasource: pg,
       xField: 'agent',
       unit: 'short',
+      defaults: { decimals: 0 },
       links: [
         {
           title: 'Task graph: which service gives work to which agent',
@@ -424,23 +500,22 @@ export function swarmOverview(): DashboardFile {
     row('Stuck'),
     table({
       title: 'Stuck tasks',
-      description:
-        'Tasks assigned (not started) or in progress (not finished) for longer than "Stuck after" minutes at the end of the range, longest first.',
+      description: `${STUCK_DEFINITION} Longest stuck first (at most 200): since is its latest assignment or start, stuck for runs from then to the end of the range (or now).`,
       datasource: pg,
       w: 24,
       h: 8,
-      overrides: taskTableOverrides(override('stuck_for_ms', { unit: 'ms', displayName: 'stuck for' })),
+      overrides: taskTableOverrides(
+        override('stuck_for_ms', { unit: 'dtdurationms', decimals: 1, displayName: 'stuck for' }),
+      ),
       targets: [
         postgresTarget(
           pg,
           sql`
-          SELECT t.trace_id, t.status, t.assigned_agent AS agent,
-            CASE t.status WHEN 'assigned' THEN t.assigned_at ELSE t.started_at END AS since,
-            (extract(epoch FROM $__timeTo()::timestamptz
-              - CASE t.status WHEN 'assigned' THEN t.assigned_at ELSE t.started_at END) * 1000)::bigint AS stuck_for_ms,
+          SELECT t.trace_id, t.status, t.assigned_agent AS agent, ${STUCK_SINCE} AS since,
+            (extract(epoch FROM ${STUCK_END} - ${STUCK_SINCE}) * 1000)::bigint AS stuck_for_ms,
             t.attempts, t.task_title AS title, t.created_at,
             ${TRACE_LINK_COLUMNS}
-          FROM ${stuckTasks()}
+          FROM ${STUCK_TASKS}
           ORDER BY since, t.trace_id
           LIMIT 200`,
           'table',
@@ -454,6 +529,7 @@ export function swarmOverview(): DashboardFile {
       datasource: pg,
       xField: 'reason',
       unit: 'short',
+      defaults: { decimals: 0 },
       targets: [
         postgresTarget(
           pg,
@@ -475,6 +551,7 @@ export function swarmOverview(): DashboardFile {
       datasource: pg,
       xField: 'reason',
       unit: 'short',
+      defaults: { decimals: 0 },
       options: { stacking: 'normal', legend: { displayMode: 'list', placement: 'bottom', showLegend: true } },
       targets: [
         postgresTarget(
@@ -511,7 +588,7 @@ export function swarmOverview(): DashboardFile {
           'Stuck after (min)',
           ['5', '10', '15', '30', '60', '240'],
           '15',
-          'A task assigned or in progress for longer than this many minutes counts as stuck',
+          'A task created in the range, assigned or in progress, whose latest assignment or start lies more than this many minutes before the end of the range (or now) is stuck',
         ),
         JAEGER_URL_VARIABLE,
       ],
@@ -520,18 +597,7 @@ export function swarmOverview(): DashboardFile {
           name: 'Task failures',
           datasource: pg,
           iconColor: 'red',
-          target: postgresTarget(
-            pg,
-            sql`
-            SELECT t.completed_at AS "time",
-              t.status || ': ' || t.trace_id || coalesce(' on ' || t.assigned_agent, '') || coalesce(' — ' || t.error, '') AS text,
-              concat_ws(',', 'task', t.status, t.assigned_agent) AS tags
-            FROM ${FAILED_TASKS}
-            ORDER BY t.completed_at DESC
-            LIMIT 500`,
-            'table',
-            'Anno',
-          ),
+          target: postgresTarget(pg, FAILURE_ANNOTATION_SQL, 'table', 'Anno'),
         }),
         queryAnnotation({
           name: 'Chronicle write failures',
@@ -556,15 +622,4 @@ export function swarmOverview(): DashboardFile {
       panels,
     }),
   };
-}
-
-/**
- * Tasks (alias t) assigned or in progress for longer than $stuck_after minutes at the end of the range.
- * The status index serves it (status, then created_at up to the end of the range).
- */
-function stuckTasks(): string {
-  return `swarm_traces t
-WHERE t.status IN ('assigned', 'in_progress') AND t.created_at <= $__timeTo()
-  AND CASE t.status WHEN 'assigned' THEN t.assigned_at ELSE t.started_at END
-    <= $__timeTo()::timestamptz - make_interval(mins => '$stuck_after'::int)`;
 }

@@ -3,7 +3,8 @@
  * links of the other dashboards); the task's row, its events in order with their metadata, its
  * dead-letter entries, and its trace from Tempo. Every Postgres panel but "Recent tasks" is filtered by
  * the trace id alone (the task's whole history, whatever the time range), each through an index on
- * trace_id; "Recent tasks" lists the range's newest tasks to pick one from.
+ * trace_id; "Recent tasks", at the top so the first load (no trace id yet) opens on something to pick,
+ * lists the range's newest tasks: a click on one shows it in the panels below.
  *
  * The trace id is quoted as '${trace_id}': Grafana doubles its single quotes and adds nothing else.
  * (The `sqlstring` format would also turn " into \", which Postgres keeps, so an id with a double quote
@@ -25,6 +26,7 @@ import {
 import { DASHBOARD_UIDS, DATASOURCES, type DashboardFile } from './model.js';
 import {
   JAEGER_URL_VARIABLE,
+  TIME_WITH_MS,
   TRACE_LINK_COLUMNS,
   dashboardLinks,
   taskTableOverrides,
@@ -37,6 +39,29 @@ const iso = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-
 
 export function taskDrilldown(): DashboardFile {
   const panels = [
+    table({
+      title: 'Recent tasks: click a trace id to open the task below',
+      description:
+        'The newest tasks created in the range (50). Click a trace id and choose "Task drill-down" to show that task in the panels below (or type a trace id in the Trace id box above), or open its trace in Tempo or Jaeger.',
+      datasource: pg,
+      w: 24,
+      h: 7,
+      overrides: taskTableOverrides(override('duration_ms', { unit: 'ms' })),
+      targets: [
+        postgresTarget(
+          pg,
+          sql`
+          SELECT t.created_at AS "time", t.trace_id, t.status, t.assigned_agent AS agent, t.task_title AS title,
+            t.attempts, t.duration_ms, t.error,
+            ${TRACE_LINK_COLUMNS}
+          FROM swarm_traces t
+          WHERE t.is_task AND $__timeFilter(t.created_at)
+          ORDER BY t.created_at DESC, t.trace_id DESC
+          LIMIT 50`,
+          'table',
+        ),
+      ],
+    }),
     table({
       title: 'Task',
       description:
@@ -81,11 +106,11 @@ export function taskDrilldown(): DashboardFile {
     table({
       title: 'Events',
       description:
-        "The task's events in the order Chronicle lists them (timestamp, then event id), with their metadata (first 1000).",
+        "The task's events in the order Chronicle lists them (timestamp, then event id), with their metadata (first 1000); times to the millisecond.",
       datasource: pg,
       w: 15,
       h: 14,
-      overrides: [override('metadata', { 'custom.width': 480 })],
+      overrides: [override('time', { unit: TIME_WITH_MS }), override('metadata', { 'custom.width': 480 })],
       targets: [
         postgresTarget(
           pg,
@@ -103,19 +128,23 @@ export function taskDrilldown(): DashboardFile {
     table({
       title: 'Dead-letter entries',
       description:
-        'Dead-letter entries whose original payload names this task, with their reason and retries.',
+        'Dead-letter entries whose original payload names this task: when the swarm gave up on it (failed_at), the reason and retries, and when Chronicle received the entry.',
       datasource: pg,
       w: 24,
       h: 6,
+      overrides: [
+        override('failed_at', { unit: TIME_WITH_MS }),
+        override('received_at', { unit: TIME_WITH_MS }),
+      ],
       targets: [
         postgresTarget(
           pg,
           sql`
-          SELECT received_at AS "time", dlq_id, reason, reason_detail, failed_at, retry_count, max_retries,
-            source, recoverable, recovered, original_subject, original_payload::text AS original_payload
+          SELECT failed_at, reason, reason_detail, retry_count, max_retries, dlq_id, source, recoverable, recovered,
+            received_at, original_subject, original_payload::text AS original_payload
           FROM swarm_dlq
           WHERE trace_id = '\${trace_id}'
-          ORDER BY received_at, dlq_id`,
+          ORDER BY failed_at NULLS LAST, received_at, dlq_id`,
           'table',
         ),
       ],
@@ -126,29 +155,6 @@ export function taskDrilldown(): DashboardFile {
         "The task's OpenTelemetry trace as Tempo holds it: root span, queue wait, pickup and execution per attempt, events as span events.",
       datasource: DATASOURCES.tempo,
       targets: [tempoTarget(DATASOURCES.tempo, '${otel_trace_id}')],
-    }),
-    table({
-      title: 'Recent tasks',
-      description:
-        'The newest tasks created in the range. Click a trace id to show it here, or open its trace.',
-      datasource: pg,
-      w: 24,
-      h: 9,
-      overrides: taskTableOverrides(override('duration_ms', { unit: 'ms' })),
-      targets: [
-        postgresTarget(
-          pg,
-          sql`
-          SELECT t.created_at AS "time", t.trace_id, t.status, t.assigned_agent AS agent, t.task_title AS title,
-            t.attempts, t.duration_ms, t.error,
-            ${TRACE_LINK_COLUMNS}
-          FROM swarm_traces t
-          WHERE t.is_task AND $__timeFilter(t.created_at)
-          ORDER BY t.created_at DESC, t.trace_id DESC
-          LIMIT 50`,
-          'table',
-        ),
-      ],
     }),
   ];
 

@@ -76,24 +76,44 @@ const pg = DATASOURCES.postgres;
 /** The node a task with no agent (never assigned) goes to. */
 const NO_AGENT = '(no agent)';
 
+/** How many agents the task graph draws, by tasks handled; the others are one node, OTHER_AGENTS. */
+export const GRAPH_AGENTS = 15;
+
+/** The node of the agents beyond the GRAPH_AGENTS busiest: their tasks summed. */
+const OTHER_AGENTS = '(other agents)';
+
 /**
  * The tasks created in the range (CTE `tasks`: creator, agent, status, duration_ms). The creator is the
  * source of the task's first task.created event, the service.name of its root span (docs/spans.md); the
- * agent is the one it was last assigned to, null when never assigned. The event-type index
- * (event_type, timestamp) finds the range's task.created events; each task is one primary-key probe.
- * A task's created_at is its earliest task.created, so requiring it in the range too leaves out a task
- * created before the range whose duplicate task.created (another event id) falls in it.
+ * agent is the one it was last assigned to, null when never assigned, and OTHER_AGENTS for an agent
+ * outside the GRAPH_AGENTS that handled the most of these tasks (ties by name, in code-point order), so
+ * a swarm of hundreds of agents stays a readable graph (CTE `folded`: how many agents that node holds).
+ * The event-type index (event_type, timestamp) finds the range's task.created events; each task is one
+ * primary-key probe. A task's created_at is its earliest task.created, so requiring it in the range too
+ * leaves out a task created before the range whose duplicate task.created (another event id) falls in it.
  */
 const CREATED_TASKS = `WITH created AS (
   SELECT DISTINCT ON (e.trace_id) e.trace_id, e.source
   FROM swarm_events e
   WHERE e.event_type = 'task.created' AND $__timeFilter(e."timestamp")
   ORDER BY e.trace_id, e."timestamp", e.event_id
-), tasks AS (
+), created_tasks AS (
   SELECT c.source AS creator, t.assigned_agent AS agent, t.status, t.duration_ms
   FROM created c
   JOIN swarm_traces t ON t.trace_id = c.trace_id
   WHERE t.is_task AND $__timeFilter(t.created_at)
+), ranked AS (
+  SELECT agent, row_number() OVER (ORDER BY count(*) DESC, agent COLLATE "C") <= ${GRAPH_AGENTS} AS shown
+  FROM created_tasks
+  WHERE agent IS NOT NULL
+  GROUP BY agent
+), folded AS (
+  SELECT count(*) FILTER (WHERE NOT shown) AS agents FROM ranked
+), tasks AS (
+  SELECT c.creator, CASE WHEN r.shown IS FALSE THEN '${OTHER_AGENTS}' ELSE c.agent END AS agent,
+    c.status, c.duration_ms
+  FROM created_tasks c
+  LEFT JOIN ranked r ON r.agent = c.agent
 )`;
 
 /** Outcome shares of a node's tasks (arc__*: fractions summing to 1) and their colours. */
@@ -133,7 +153,7 @@ function taskGraph(): PanelSpec {
     w: 12,
     h: 14,
     title: 'Task graph (Postgres)',
-    description: `Services that create tasks and the agents that work on them, for the tasks created in the range, from Chronicle's Postgres: an edge from the service that created each task (the source of its task.created event) to the agent it was assigned to (${NO_AGENT} while no agent has it). An agent that creates tasks itself is one node with edges in and out. Node: tasks handled (agents) or created (services), the share of those that finished which failed or timed out, and their outcomes as the coloured ring; click a node for tasks created, handled and the p95 duration. Edge: tasks and the share failed or timed out.`,
+    description: `Services that create tasks and the agents that work on them, for the tasks created in the range, from Chronicle's Postgres: an edge from the service that created each task (the source of its task.created event) to the agent it was last assigned to (${NO_AGENT}: never assigned). The ${GRAPH_AGENTS} agents that handled the most of these tasks have a node each; the others are one node, ${OTHER_AGENTS}, with their tasks summed (its subtitle says how many agents). An agent that creates tasks itself is one node with edges in and out. Node: tasks handled (agents) or created (services), the share of those that finished which failed or timed out, and their outcomes as the coloured ring; click a node for tasks created, handled and the p95 duration. Edge: tasks and the share failed or timed out.`,
     datasource: pg,
     targets: [
       postgresTarget(
@@ -146,7 +166,10 @@ function taskGraph(): PanelSpec {
             count(*) FILTER (WHERE status = 'timed_out') AS timed_out,
             percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status = 'completed') AS p95_ms
           FROM (
-            SELECT coalesce(agent, '${NO_AGENT}') AS name, CASE WHEN agent IS NULL THEN 'no agent yet' ELSE 'agent' END AS role,
+            SELECT coalesce(agent, '${NO_AGENT}') AS name,
+              CASE WHEN agent IS NULL THEN 'never assigned'
+                WHEN agent = '${OTHER_AGENTS}' THEN (SELECT agents FROM folded) || ' more agents'
+                ELSE 'agent' END AS role,
               status, duration_ms
             FROM tasks
             UNION ALL

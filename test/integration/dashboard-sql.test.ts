@@ -19,7 +19,15 @@ import {
   createChronicleTestEnv,
   waitFor,
 } from '../support/chronicle.js';
-import { ALL_VALUE, type SqlVariable, expandGrafanaSql } from '../support/grafana-sql.js';
+import {
+  ALL_VALUE,
+  type FillMode,
+  type SqlVariable,
+  expandGrafanaQuery,
+  expandGrafanaSql,
+  fillRows,
+  rowTimeMillis,
+} from '../support/grafana-sql.js';
 import { NATS_URL, describeWithServices } from '../support/services.js';
 import {
   modelTypeOfUid,
@@ -45,6 +53,19 @@ const TRAFFIC = {
   unassignableRate: 0.03,
   count: 6_000,
 };
+
+/**
+ * Agents and how each of their tasks ended (c completed, f failed, t timed out): tally-agent-01 fails 6
+ * of 20 (30 %), tally-agent-02 1 of 3 (33 %, from far fewer tasks).
+ */
+const TALLY: [string, string][] = [
+  ['tally-agent-01', 'cfccfcccfccfcccfcfcc'],
+  ['tally-agent-02', 'cfc'],
+  ['tally-agent-03', 'cccc'],
+  ['tally-agent-04', 'ct'],
+  ['tally-agent-05', 'c'],
+  ['tally-agent-06', 'f'],
+];
 
 /** A task id with both kinds of quote: found only if the dashboards quote it right. */
 const QUOTED_TRACE = `dash-it's a "quoted" task`;
@@ -98,10 +119,17 @@ const NUMERIC = new Set([20, 21, 23, 700, 701, 1700]);
 const TIME = new Set([1082, 1114, 1184]);
 const TEXT = new Set([25, 1043, 19, 18]);
 
+/** A row's time in milliseconds, as Grafana reads a `time` column (a date, or epoch seconds). */
+const rowTime = (row: Json): number => rowTimeMillis(row.time);
+
 interface Result {
   sql: string;
   columns: { name: string; type: number }[];
+  /** The rows the panel gets: for a time_series query with a fill, after Grafana's fill. */
   rows: Json[];
+  /** The rows the query returned, before any fill. */
+  queried: Json[];
+  fill?: FillMode;
 }
 
 describeWithServices('dashboard sql - every dashboard query on traffic Chronicle ingested', () => {
@@ -141,7 +169,11 @@ describeWithServices('dashboard sql - every dashboard query on traffic Chronicle
     await env?.cleanup();
   });
 
-  /** Tasks stuck and not, a task with quotes in its id (failed, dead-lettered), rejects, a write-failure alert. */
+  /**
+   * Tasks stuck and not, a task with quotes in its id (failed, dead-lettered), rejects, a write-failure
+   * alert, and TALLY: six more agents whose tasks ended two hours ago, so the agents' graphs have more
+   * agents than they draw, and the ranking has a rate from few tasks to weigh against one from many.
+   */
   async function seedEdgeCases(): Promise<void> {
     const at = (minutesAgo: number) => new Date(now - minutesAgo * MINUTE).toISOString();
     let n = 0;
@@ -191,6 +223,20 @@ describeWithServices('dashboard sql - every dashboard query on traffic Chronicle
         buffer_events: 120,
       },
     });
+    for (const [agent, outcomes] of TALLY) {
+      for (const [i, outcome] of [...outcomes].entries()) {
+        const id = `${agent}-task-${i}`;
+        const t = 150 - i;
+        await event(id, 'task.created', at(t), { title: 'Tallied' });
+        await event(id, 'task.assigned', at(t - 0.1), { agent });
+        await event(id, 'task.started', at(t - 0.2), { agent });
+        const end = { c: 'task.completed', f: 'task.failed', t: 'task.timeout' }[outcome]!;
+        await event(id, end, at(t - 0.2 - (i % 5) / 10), {
+          agent,
+          ...(outcome === 'f' ? { error: 'tally' } : {}),
+        });
+      }
+    }
     await env.publish('swarm.task.created', 'not json');
     await env.publish('swarm.task.created', { event_type: 'task.created', timestamp: at(10) });
     const response = await fetch(`${chronicle.url}/api/v1/events`, {
@@ -252,17 +298,29 @@ describeWithServices('dashboard sql - every dashboard query on traffic Chronicle
     return variables;
   }
 
+  /**
+   * A query as its panel gets it: expanded, run, and for a time_series query whose time group macro
+   * names a fill, filled as Grafana fills it.
+   */
   async function run(
     rawSql: string,
     variables: readonly SqlVariable[],
     window: { from: Date; to: Date } = range,
+    format: 'table' | 'time_series' = 'table',
   ): Promise<Result> {
-    const sql = expandGrafanaSql(rawSql, { ...window, intervalMillis: INTERVAL_MILLIS, variables });
+    const { sql, fill } = expandGrafanaQuery(rawSql, {
+      ...window,
+      intervalMillis: INTERVAL_MILLIS,
+      variables,
+    });
     const result = await pool.query<Json>(sql);
+    const filled = fill && format === 'time_series' ? fillRows(result.rows, fill, window) : result.rows;
     return {
       sql,
       columns: result.fields.map((f) => ({ name: f.name, type: f.dataTypeID })),
-      rows: result.rows,
+      rows: filled,
+      queried: result.rows,
+      ...(fill ? { fill } : {}),
     };
   }
 
@@ -378,7 +436,7 @@ describeWithServices('dashboard sql - every dashboard query on traffic Chronicle
       const variables = await variablesOf(dashboard, { trace_id: QUOTED_TRACE });
       const graphs = new Map<Json, Result[]>();
       for (const q of queries) {
-        const result = await run(q.sql, variables);
+        const result = await run(q.sql, variables, range, q.format);
         checkShape(q, result);
         if (q.panel?.type === 'nodeGraph') graphs.set(q.panel, [...(graphs.get(q.panel) ?? []), result]);
         expect(await unindexedScans(result.sql, false), `${file} ${q.where}:\n${result.sql}`).toEqual([]);
@@ -397,7 +455,7 @@ describeWithServices('dashboard sql - every dashboard query on traffic Chronicle
         for (const q of queries.filter(
           (x) => new RegExp(`\\$\\{?${v.name}\\b`).test(x.sql) && x.kind !== 'variable',
         )) {
-          const result = await run(q.sql, selected);
+          const result = await run(q.sql, selected, range, q.format);
           checkShape(q, result);
           if (result.columns.some((c) => c.name === 'agent' || c.name === 'metric')) {
             const shown = new Set(result.rows.map((r) => String(r.agent ?? r.metric)));
@@ -419,33 +477,71 @@ describeWithServices('dashboard sql - every dashboard query on traffic Chronicle
     return String((panels[0]!.targets as Json[])[0]!.rawSql);
   };
 
-  it('dashboard sql - stuck tasks: assigned or in progress longer than stuck_after at the end of the range, longest first', async () => {
-    // The reference: every unfinished task, and when it entered its status.
-    const { rows: open } = await pool.query<{ trace_id: string; status: string; since: Date }>(
-      `SELECT trace_id, status, CASE status WHEN 'assigned' THEN assigned_at ELSE started_at END AS since
+  it('dashboard sql - stuck tasks: created in the range, assigned or in progress since more than stuck_after before its end (or now), longest first', async () => {
+    // The reference: every task assigned or in progress, when it was created, and when it entered that
+    // status: its latest assignment or start, whichever is later.
+    const { rows: open } = await pool.query<{
+      trace_id: string;
+      created_at: Date;
+      assigned_at: Date | null;
+      started_at: Date | null;
+    }>(
+      `SELECT trace_id, created_at, assigned_at, started_at
        FROM swarm_traces WHERE status IN ('assigned', 'in_progress')`,
     );
-    const expected = (minutes: number) =>
-      open
-        .filter((r) => r.since.getTime() <= range.to.getTime() - minutes * MINUTE)
-        .sort((a, b) => a.since.getTime() - b.since.getTime() || (a.trace_id < b.trace_id ? -1 : 1))
-        .map((r) => r.trace_id);
-    const shown = async (minutes: number) => {
+    const since = (r: (typeof open)[number]) =>
+      Math.max(r.assigned_at?.getTime() ?? -Infinity, r.started_at?.getTime() ?? -Infinity);
+    /** An hour-long window that ended 45 minutes ago. */
+    const earlier = { from: new Date(now - 105 * MINUTE), to: new Date(now - 45 * MINUTE) };
+    const check = async (window: { from: Date; to: Date }, minutes: number): Promise<string[]> => {
+      const { rows: clock } = await pool.query<{ now: Date }>('SELECT now()');
+      const end = Math.min(window.to.getTime(), clock[0]!.now.getTime());
+      const expected = open
+        .filter(
+          (r) =>
+            r.created_at >= window.from && r.created_at <= window.to && since(r) < end - minutes * MINUTE,
+        )
+        .sort((a, b) => since(a) - since(b) || (a.trace_id < b.trace_id ? -1 : 1));
       const variables = await variablesOf(overview(), { stuck_after: String(minutes) });
-      const count = await run(panelSql(overview(), 'Stuck tasks (count)'), variables);
-      const list = await run(panelSql(overview(), 'Stuck tasks'), variables);
-      return { count: Number(count.rows[0]!.Stuck), list: list.rows.map((r) => String(r.trace_id)) };
+      const count = await run(panelSql(overview(), 'Stuck tasks (count)'), variables, window);
+      const list = await run(panelSql(overview(), 'Stuck tasks'), variables, window);
+      const where = `${window.from.toISOString()} – ${window.to.toISOString()}, stuck after ${minutes} min`;
+      expect(Number(count.rows[0]!.Stuck), where).toBe(expected.length);
+      expect(
+        list.rows.map((r) => String(r.trace_id)),
+        where,
+      ).toEqual(expected.slice(0, 200).map((r) => r.trace_id));
+      // Stuck for: from its latest assignment or start to the end of the range (or now, a moment later).
+      for (const [i, row] of list.rows.entries()) {
+        const stuckFor = end - since(expected[i]!);
+        expect((row.since as Date).getTime(), where).toBe(since(expected[i]!));
+        expect(
+          Number(row.stuck_for_ms) - stuckFor,
+          `${where}: ${String(row.trace_id)} stuck for`,
+        ).toBeGreaterThanOrEqual(window.to.getTime() < now ? 0 : -1);
+        expect(
+          Number(row.stuck_for_ms) - stuckFor,
+          `${where}: ${String(row.trace_id)} stuck for`,
+        ).toBeLessThanOrEqual(window.to.getTime() < now ? 0 : 5_000);
+      }
+      return expected.map((r) => r.trace_id);
     };
-    for (const minutes of [15, 240]) {
-      const { count, list } = await shown(minutes);
-      expect(count).toBe(expected(minutes).length);
-      expect(list).toEqual(expected(minutes).slice(0, 200));
-    }
-    expect(expected(15)).toEqual(expect.arrayContaining(['dash-stuck-assigned', 'dash-stuck-started']));
-    expect(expected(15)).not.toContain('dash-fresh-assigned');
-    expect(expected(240)).not.toContain('dash-stuck-assigned');
-    // Each simulator run left tasks unfinished, hours ago.
-    for (const r of runs) expect(expected(15).some((id) => id.startsWith(r.report.prefix))).toBe(true);
+
+    const day15 = await check(range, 15);
+    expect(day15).toEqual(expect.arrayContaining(['dash-stuck-assigned', 'dash-stuck-started']));
+    expect(day15).not.toContain('dash-fresh-assigned');
+    // Each simulator run left tasks unfinished, hours ago, created in the day's range.
+    for (const r of runs) expect(day15.some((id) => id.startsWith(r.report.prefix))).toBe(true);
+    expect(await check(range, 240)).not.toContain('dash-stuck-assigned');
+    // The last hour: only the tasks created in it count, so none of the simulator's; longest stuck first.
+    expect(await check(recent, 15)).toEqual(['dash-stuck-started', 'dash-stuck-assigned']);
+    expect(await check(recent, 45)).toEqual(['dash-stuck-started']);
+    // A range that ended 45 minutes ago: stuck as of its end. dash-stuck-started started 50 minutes ago
+    // (5 minutes before that end), dash-stuck-assigned was created after it.
+    const past4 = await check(earlier, 4);
+    expect(past4).toContain('dash-stuck-started');
+    expect(past4).not.toContain('dash-stuck-assigned');
+    expect(await check(earlier, 5)).not.toContain('dash-stuck-started');
   });
 
   it('dashboard sql - the task drill-down finds a task whose id has quotes, and its otel trace id is the exported one', async () => {
@@ -510,10 +606,210 @@ describeWithServices('dashboard sql - every dashboard query on traffic Chronicle
     );
   });
 
-  it('dashboard sql - task graph: an edge from the service that created each task to its agent, each task counted once', async () => {
+  const agentPerformance = () => dashboards.find((d) => d.file === 'agent-performance.json')!.dashboard;
+  /** Code-point order, as the dashboards' COLLATE "C" ties. */
+  const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  /** Largest first, nulls last, ties by name. */
+  const ranking = <T extends { agent: string }>(rows: T[], key: (r: T) => number | null) =>
+    [...rows].sort((a, b) => {
+      const [x, y] = [key(a), key(b)];
+      if (x !== y) {
+        if (x === null) return 1;
+        if (y === null) return -1;
+        return y - x;
+      }
+      return byName(a.agent, b.agent);
+    });
+
+  /** The selected agents' agent_metrics totals over the UTC days the range touches. */
+  async function agentTotals(window: { from: Date; to: Date }) {
+    const { rows } = await pool.query<Json>(
+      `SELECT agent_id, tasks_completed, tasks_failed, tasks_timed_out, p95_duration_ms, pickup_sum, pickup_count,
+         utilization_pct
+       FROM agent_metrics
+       WHERE metric_date BETWEEN ($1::timestamptz AT TIME ZONE 'UTC')::date AND ($2::timestamptz AT TIME ZONE 'UTC')::date`,
+      [window.from, window.to],
+    );
+    const by = new Map<string, Json[]>();
+    for (const r of rows) by.set(String(r.agent_id), [...(by.get(String(r.agent_id)) ?? []), r]);
+    const sum = (days: Json[], column: string) => days.reduce((s, d) => s + Number(d[column]), 0);
+    const values = (days: Json[], column: string) =>
+      days.filter((d) => d[column] !== null).map((d) => Number(d[column]));
+    return [...by].map(([agent, days]) => {
+      const utilization = values(days, 'utilization_pct');
+      const p95s = values(days, 'p95_duration_ms');
+      return {
+        agent,
+        completed: sum(days, 'tasks_completed'),
+        failures: sum(days, 'tasks_failed') + sum(days, 'tasks_timed_out'),
+        finished: sum(days, 'tasks_completed') + sum(days, 'tasks_failed') + sum(days, 'tasks_timed_out'),
+        maxP95: p95s.length ? Math.max(...p95s) : null,
+        pickup: sum(days, 'pickup_count') ? sum(days, 'pickup_sum') / sum(days, 'pickup_count') : null,
+        utilization: utilization.length ? utilization.reduce((s, u) => s + u, 0) / utilization.length : null,
+      };
+    });
+  }
+
+  it('dashboard sql - agent performance: each per-agent graph draws the 10 selected agents that rank first on what it answers', async () => {
+    const totals = await agentTotals(range);
+    expect(totals.length, 'agents in the range: more than a graph draws').toBeGreaterThan(10);
+    const variables = await variablesOf(agentPerformance());
+    const graphs: [string, (t: (typeof totals)[number]) => number | null][] = [
+      ['Failure rate per day', (t) => t.failures],
+      ['p95 task duration per day', (t) => t.maxP95],
+      ['Pickup time per day', (t) => t.pickup],
+      ['Utilization per day', (t) => t.utilization],
+    ];
+    for (const [prefix, rank] of graphs) {
+      const panels = allPanels(agentPerformance()).filter((p) => String(p.title).startsWith(prefix));
+      expect(panels, prefix).toHaveLength(1);
+      expect(String(panels[0]!.title), prefix).toContain('10');
+      const result = await run(
+        String((panels[0]!.targets as Json[])[0]!.rawSql),
+        variables,
+        range,
+        'time_series',
+      );
+      const drawn = [...new Set(result.rows.map((r) => String(r.metric)))].sort(byName);
+      const expected = ranking(totals, rank)
+        .slice(0, 10)
+        .map((t) => t.agent)
+        .sort(byName);
+      expect(drawn, prefix).toEqual(expected);
+    }
+  });
+
+  it("dashboard sql - agent ranking: every selected agent, worst first by the lower bound of its failure rate's Wilson interval, then p95", async () => {
+    const totals = await agentTotals(range);
+    const { rows: p95s } = await pool.query<{ agent: string; p95: number }>(
+      `SELECT assigned_agent AS agent, percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95
+       FROM swarm_traces
+       WHERE is_task AND status = 'completed' AND duration_ms IS NOT NULL
+         AND (completed_at AT TIME ZONE 'UTC')::date
+           BETWEEN ($1::timestamptz AT TIME ZONE 'UTC')::date AND ($2::timestamptz AT TIME ZONE 'UTC')::date
+       GROUP BY 1`,
+      [range.from, range.to],
+    );
+    const p95Of = new Map(p95s.map((r) => [r.agent, r.p95]));
+    /** Wilson score interval, 95 % (z = 1.96): its lower bound. */
+    const wilson = (failures: number, n: number) => {
+      if (n === 0) return null;
+      const z = 1.96;
+      const p = failures / n;
+      const low =
+        (p + (z * z) / (2 * n) - z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) /
+        (1 + (z * z) / n);
+      return failures === 0 ? 0 : low;
+    };
+    const expected = [...totals]
+      .map((t) => ({ ...t, low: wilson(t.failures, t.finished), p95: p95Of.get(t.agent) ?? null }))
+      .sort((a, b) => {
+        for (const [x, y] of [
+          [a.low, b.low],
+          [a.p95, b.p95],
+        ] as const) {
+          if (x === y) continue;
+          if (x === null) return 1;
+          if (y === null) return -1;
+          return y - x;
+        }
+        return byName(a.agent, b.agent);
+      });
+    const table = await run(
+      panelSql(agentPerformance(), 'Agents ranked by failure rate (95 % lower bound), then p95 duration'),
+      await variablesOf(agentPerformance()),
+    );
+    expect(table.rows.map((r) => r.agent)).toEqual(expected.map((t) => t.agent));
+    for (const [i, row] of table.rows.entries()) {
+      const want = expected[i]!;
+      expect(Number(row.finished), want.agent).toBe(want.finished);
+      if (want.low === null) expect(row.failure_rate_low, want.agent).toBeNull();
+      else expect(Number(row.failure_rate_low), want.agent).toBeCloseTo(want.low, 12);
+    }
+    expect(wilson(1, 5)).toBeCloseTo(0.0362, 4);
+    expect(wilson(28, 240)).toBeCloseTo(0.082, 3);
+    // 6 failures in 20 tasks rank above 1 in 3, whose rate is higher but rests on 3 tasks.
+    const place = (agent: string) => table.rows.findIndex((r) => r.agent === agent);
+    const rate = (agent: string) => Number(table.rows[place(agent)]!.failure_rate);
+    expect(rate('tally-agent-02')).toBeGreaterThan(rate('tally-agent-01'));
+    expect(place('tally-agent-01')).toBeLessThan(place('tally-agent-02'));
+  });
+
+  it('dashboard sql - per-interval graphs: an interval without rows is filled, with 0 for counts and nothing (a gap) for rates and percentiles', async () => {
+    const variables = await variablesOf(overview());
+    const fills: [string, number | null][] = [
+      ['Tasks created, by current status', 0],
+      ['Throughput: tasks finished per minute, by outcome', 0],
+      ['Failure rate', null],
+      ['Task duration p50 / p95', null],
+      ['Pickup time p50 / p95', null],
+    ];
+    const step = INTERVAL_MILLIS;
+    const start = Math.floor(range.from.getTime() / step) * step;
+    const intervals = Math.floor((range.to.getTime() - start) / step) + 1;
+    for (const [title, value] of fills) {
+      const result = await run(panelSql(overview(), title), variables, range, 'time_series');
+      expect(result.fill?.mode, title).toBe(value === null ? 'null' : 'value');
+      expect(result.rows, title).toHaveLength(intervals);
+      const queried = new Map(result.queried.map((r) => [rowTime(r), r]));
+      const columns = result.columns.map((c) => c.name).filter((c) => c !== 'time');
+      let filled = 0;
+      for (const [i, row] of result.rows.entries()) {
+        expect((row.time as Date).getTime(), title).toBe(start + i * step);
+        const from = queried.get((row.time as Date).getTime());
+        if (!from) filled++;
+        for (const c of columns) expect(row[c], `${title} ${c}`).toEqual(from ? from[c] : value);
+      }
+      // The simulator ran yesterday and three hours ago: hours without a task lie between.
+      expect(filled, `${title}: intervals filled`).toBeGreaterThan(100);
+      expect(result.queried.length, `${title}: intervals with rows`).toBe(intervals - filled);
+    }
+  });
+
+  it('dashboard sql - the task failures annotation: one marker per bucket of the range with failures, with their count and the most frequent error', async () => {
+    const annotation = ((overview().annotations as Json).list as Json[]).find(
+      (a) => a.name === 'Task failures',
+    )!;
+    expect(annotation.enable).toBe(true);
+    const result = await run(String((annotation.target as Json).rawSql), await variablesOf(overview()));
+    // The reference: the tasks that failed or timed out in the range, in buckets of an hour (the range
+    // spans 27 hours: the smallest step cutting it into at most 40 buckets).
+    const { rows: failed } = await pool.query<{ completed_at: Date; status: string; error: string | null }>(
+      `SELECT completed_at, status, error FROM swarm_traces
+       WHERE is_task AND status IN ('failed', 'timed_out') AND completed_at BETWEEN $1 AND $2`,
+      [range.from, range.to],
+    );
+    const buckets = new Map<number, typeof failed>();
+    for (const f of failed) {
+      const start = Math.floor(f.completed_at.getTime() / HOUR) * HOUR;
+      buckets.set(start, [...(buckets.get(start) ?? []), f]);
+    }
+    const expected = [...buckets]
+      .sort(([a], [b]) => a - b)
+      .map(([start, tasks]) => {
+        const errors = new Map<string, number>();
+        for (const t of tasks)
+          errors.set(t.error ?? '(no error)', (errors.get(t.error ?? '(no error)') ?? 0) + 1);
+        const [top, n] = [...errors].sort(([a, x], [b, y]) => y - x || byName(a, b))[0]!;
+        const count = (status: string) => tasks.filter((t) => t.status === status).length;
+        return {
+          time: start,
+          text: `${count('failed')} failed, ${count('timed_out')} timed out in the 1 h from here; most frequent error: ${top} (${n})`,
+        };
+      });
+    expect(result.rows.map((r) => ({ time: (r.time as Date).getTime(), text: r.text }))).toEqual(expected);
+    expect(failed.length, 'failures in the range').toBeGreaterThan(result.rows.length);
+    expect(result.rows.length, 'markers').toBeLessThanOrEqual(40);
+  });
+
+  it('dashboard sql - task graph: an edge from the service that created each task to its agent, each task counted once, the agents beyond the 15 busiest as one node', async () => {
     // A task an agent delegates: dash-agent creates it, dash-helper does it (dash-agent has edges in and
     // out). And a task created 90 minutes ago whose second task.created (another event id, another
-    // source) lies in the last hour: created before that window, so not in its graph.
+    // source) lies in the last hour: created before that window, so not in its graph. And 20 agents with
+    // one task each, created 100 to 105 minutes ago: with the simulator's 8 agents, dash-agent,
+    // dash-helper and the 6 TALLY agents, the day's graph has 36 agents; the 15 busiest keep their node:
+    // the simulator's, dash-agent, tally-agent-01 to 04, then, of the agents tied at one task, the first
+    // two by name (dash-helper, fold-agent-01). The other 21 are "(other agents)".
     const at = (minutesAgo: number) => new Date(now - minutesAgo * MINUTE).toISOString();
     const events: [string, string, string, number, Json][] = [
       ['graph-delegated', 'task.created', 'dash-agent', 25, { title: 'Delegated' }],
@@ -523,6 +819,17 @@ describeWithServices('dashboard sql - every dashboard query on traffic Chronicle
       ['graph-recreated', 'task.created', 'dashboard-test', 90, { title: 'Created twice' }],
       ['graph-recreated', 'task.created', 'dash-late', 20, { title: 'Created twice' }],
     ];
+    const FOLD_AGENTS = 20;
+    for (let i = 1; i <= FOLD_AGENTS; i++) {
+      const id = `graph-fold-${String(i).padStart(2, '0')}`;
+      const agent = `fold-agent-${String(i).padStart(2, '0')}`;
+      const t = 105 - i / 4;
+      events.push([id, 'task.created', 'dashboard-test', t, { title: 'One of many' }]);
+      events.push([id, 'task.assigned', 'dispatcher', t - 0.05, { agent }]);
+      if (i % 4 !== 0) events.push([id, 'task.started', agent, t - 0.1, { agent }]);
+      if (i % 4 === 1) events.push([id, 'task.completed', agent, t - 0.15, { agent }]);
+      if (i % 4 === 2) events.push([id, 'task.failed', agent, t - 0.15, { agent, error: 'fold' }]);
+    }
     for (const [i, [traceId, type, source, minutesAgo, metadata]] of events.entries())
       await env.publish(`swarm.${type}`, {
         event_id: `graph-${i}`,
@@ -536,7 +843,8 @@ describeWithServices('dashboard sql - every dashboard query on traffic Chronicle
       async () => {
         const { rows } = await pool.query<{ ok: boolean }>(
           `SELECT (SELECT status FROM swarm_traces WHERE trace_id = 'graph-delegated') = 'completed'
-             AND (SELECT count(*) FROM swarm_events WHERE trace_id = 'graph-recreated') = 2 AS ok`,
+             AND (SELECT count(*) FROM swarm_events WHERE trace_id = 'graph-recreated') = 2
+             AND (SELECT count(*) FROM swarm_events WHERE trace_id LIKE 'graph-fold-%') = ${events.filter(([id]) => id.startsWith('graph-fold-')).length} AS ok`,
         );
         return rows[0]!.ok === true;
       },
@@ -569,17 +877,48 @@ describeWithServices('dashboard sql - every dashboard query on traffic Chronicle
     const stat = (v: unknown) => (v === null ? null : Number(v));
     for (const window of [range, recent]) {
       // The reference: each task created in the window, the source of its first task.created, its agent.
-      const { rows: tasks } = await pool.query<{ creator: string | null; agent: string; status: string }>(
-        `SELECT coalesce(t.assigned_agent, '(no agent)') AS agent, t.status,
+      const { rows: tasks } = await pool.query<{
+        trace_id: string;
+        creator: string | null;
+        agent: string;
+        status: string;
+      }>(
+        `SELECT t.trace_id, coalesce(t.assigned_agent, '(no agent)') AS agent, t.status,
            (SELECT e.source FROM swarm_events e WHERE e.trace_id = t.trace_id AND e.event_type = 'task.created'
             ORDER BY e."timestamp", e.event_id LIMIT 1) AS creator
          FROM swarm_traces t WHERE t.is_task AND t.created_at BETWEEN $1 AND $2`,
         [window.from, window.to],
       );
-      const statusesBy = (key: (t: (typeof tasks)[number]) => string) => {
+      // The 15 agents that handled the most of these tasks keep their node (ties by name, in code-point
+      // order); the others' tasks go to one node, "(other agents)".
+      const created = tasks.filter((x) => x.creator !== null);
+      const handledBy = new Map<string, number>();
+      for (const t of created)
+        if (t.agent !== '(no agent)') handledBy.set(t.agent, (handledBy.get(t.agent) ?? 0) + 1);
+      const ranked = [...handledBy]
+        .sort(([a, n], [b, m]) => m - n || (a < b ? -1 : a > b ? 1 : 0))
+        .map(([agent]) => agent);
+      const shownAgents = new Set(ranked.slice(0, 15));
+      const foldedAgents = ranked.length - shownAgents.size;
+      const graphTasks = created.map((t) => ({
+        ...t,
+        agent: t.agent === '(no agent)' || shownAgents.has(t.agent) ? t.agent : '(other agents)',
+      }));
+      if (window === range) {
+        expect(foldedAgents, 'agents folded in the day').toBe(21);
+        expect([...shownAgents].filter((a) => !a.startsWith('sim-')).sort()).toEqual([
+          'dash-agent',
+          'dash-helper',
+          'fold-agent-01',
+          'tally-agent-01',
+          'tally-agent-02',
+          'tally-agent-03',
+          'tally-agent-04',
+        ]);
+      } else expect(foldedAgents, 'agents folded in the last hour').toBe(0);
+      const statusesBy = (key: (t: (typeof graphTasks)[number]) => string) => {
         const by = new Map<string, string[]>();
-        for (const t of tasks.filter((x) => x.creator !== null))
-          by.set(key(t), [...(by.get(key(t)) ?? []), t.status]);
+        for (const t of graphTasks) by.set(key(t), [...(by.get(key(t)) ?? []), t.status]);
         return by;
       };
       const byEdge = statusesBy((t) => JSON.stringify([t.creator, t.agent]));
@@ -592,7 +931,12 @@ describeWithServices('dashboard sql - every dashboard query on traffic Chronicle
       const expectedNodes = [...new Set([...byAgent.keys(), ...byCreator.keys()])].map((id) => {
         const handled = byAgent.get(id) ?? [];
         const made = byCreator.get(id) ?? [];
-        const agentRole = id === '(no agent)' ? 'no agent yet' : 'agent';
+        const agentRole =
+          id === '(no agent)'
+            ? 'never assigned'
+            : id === '(other agents)'
+              ? `${foldedAgents} more agents`
+              : 'agent';
         return {
           id,
           subtitle:
@@ -635,6 +979,19 @@ describeWithServices('dashboard sql - every dashboard query on traffic Chronicle
       });
       expect(sorted(shownNodes, (x) => x.id)).toEqual(sorted(expectedNodes, (x) => x.id));
       expect(shownEdges.length, 'edges').toBeGreaterThan(1);
+      // The folded node's ring and p95 are those of its agents' tasks together.
+      const other = nodes.rows.find((r) => r.id === '(other agents)');
+      if (foldedAgents === 0) expect(other).toBeUndefined();
+      else {
+        const { rows: p95 } = await pool.query<{ p95: number | null }>(
+          `SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95 FROM swarm_traces
+           WHERE trace_id = ANY($1) AND status = 'completed'`,
+          [graphTasks.filter((t) => t.agent === '(other agents)').map((t) => t.trace_id)],
+        );
+        expect(other!.detail__p95_duration_ms).toBe(p95[0]!.p95);
+        const agentNodes = nodes.rows.filter((r) => String(r.subtitle) !== 'service');
+        expect(agentNodes.length, 'agent nodes: 15, (other agents), (no agent)').toBeLessThanOrEqual(17);
+      }
     }
 
     // The last hour holds only the tasks seeded here: a delegation chain of two edges.

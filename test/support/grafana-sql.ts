@@ -15,9 +15,15 @@
  *    `$name(args)` (args split on `,`, spaces trimmed, no `)` inside) is a macro; an unknown one is an
  *    error, as in Grafana.
  *
+ * The fill argument of `$__timeGroup(column, interval, fill)` (and its Alias and unixEpoch forms) leaves
+ * the SQL as it is: Grafana records it (sqleng.SetupFillmode: `NULL`, `previous`, or a number) and,
+ * for a time_series query, resamples the result after the query (sqleng applyFill with the plugin
+ * SDK's sqlutil.ResampleWideFrame). expandGrafanaQuery returns that fill with the SQL, and fillRows
+ * resamples a result the same way, so a test sees the rows the panel draws.
+ *
  * Stricter than Grafana where Grafana would send broken SQL on: a variable the dashboard does not
- * define, a format this module does not know, a `$__…` left unexpanded, and fill modes (Grafana
- * resamples the result; this module only expands SQL) all throw, so a typo fails the test.
+ * define, a format this module does not know and a `$__…` left unexpanded all throw, so a typo fails
+ * the test.
  */
 
 /** Scenes' ALL_VARIABLE_VALUE: the value a variable has when "All" is selected. */
@@ -50,14 +56,35 @@ export class GrafanaSqlError extends Error {
   override readonly name = 'GrafanaSqlError';
 }
 
+/**
+ * How Grafana fills the intervals a time_series result has no row for (sqleng.SetupFillmode): with
+ * null, with the previous row's value, or with a number; `intervalMillis` is the macro's interval.
+ */
+export interface FillMode {
+  readonly mode: 'null' | 'previous' | 'value';
+  readonly value?: number;
+  readonly intervalMillis: number;
+}
+
+/** A query as Grafana's Postgres data source runs it: the SQL, and the fill a time group macro asked for. */
+export interface ExpandedQuery {
+  readonly sql: string;
+  readonly fill?: FillMode;
+}
+
 /** The SQL Grafana's Postgres data source would run for `rawSql`. */
 export function expandGrafanaSql(rawSql: string, options: ExpandOptions): string {
+  return expandGrafanaQuery(rawSql, options).sql;
+}
+
+/** The SQL Grafana's Postgres data source would run for `rawSql`, and the fill it applies to the result. */
+export function expandGrafanaQuery(rawSql: string, options: ExpandOptions): ExpandedQuery {
   const afterFrontend = interpolateVariables(rawSql, options);
   const afterGlobal = interpolateGlobalMacros(afterFrontend, options);
-  const sql = interpolatePostgresMacros(afterGlobal, options);
+  const { sql, fill } = interpolatePostgresMacros(afterGlobal, options);
   const left = /\$__\w+|\$\{|\[\[/.exec(sql);
   if (left) throw new GrafanaSqlError(`unexpanded "${left[0]}" in: ${sql}`);
-  return sql;
+  return fill ? { sql, fill } : { sql };
 }
 
 // ---- Stage 1: the frontend's variable interpolation -------------------------------------------------
@@ -270,7 +297,26 @@ export function parseGoInterval(text: string, now = new Date()): number {
 /** macros.go's sExpr: `$` identifier `(` anything but `)` `)`. */
 const MACRO_REGEX = /\$([_a-zA-Z0-9]+)\(([^)]*)\)/g;
 
-function interpolatePostgresMacros(sql: string, options: ExpandOptions): string {
+/**
+ * sqleng.SetupFillmode: `NULL` (exactly), `previous`, or a number as Go's strconv.ParseFloat reads it
+ * (decimal, exponent, Inf, NaN; hexadecimal floats and digit separators are refused here).
+ */
+function fillMode(text: string, intervalMillis: number): FillMode {
+  if (text === 'NULL') return { mode: 'null', intervalMillis };
+  if (text === 'previous') return { mode: 'previous', intervalMillis };
+  const number = /^[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)$/i.exec(text);
+  if (!number) throw new GrafanaSqlError(`error parsing fill value ${text}`);
+  const lower = text.toLowerCase().replace(/^\+/, '');
+  const value = lower.endsWith('nan')
+    ? Number.NaN
+    : lower.endsWith('inf') || lower.endsWith('infinity')
+      ? (lower.startsWith('-') ? -1 : 1) * Number.POSITIVE_INFINITY
+      : Number(text);
+  return { mode: 'value', value, intervalMillis };
+}
+
+function interpolatePostgresMacros(sql: string, options: ExpandOptions): { sql: string; fill?: FillMode } {
+  let fill: FillMode | undefined;
   const from = rfc3339Nano(options.from);
   const to = rfc3339Nano(options.to);
   const fromSeconds = Math.floor(options.from.getTime() / 1000);
@@ -286,9 +332,10 @@ function interpolatePostgresMacros(sql: string, options: ExpandOptions): string 
     if (args.length < 2) {
       throw new GrafanaSqlError(`macro ${name} needs time column and interval and optional fill value`);
     }
-    const seconds = goFloat(parseGoInterval(args[1]!.replace(/^'+|'+$/g, '')) / 1000);
-    if (args.length === 3)
-      throw new GrafanaSqlError(`${name}: fill modes are not supported by this expansion`);
+    const intervalMillis = parseGoInterval(args[1]!.replace(/^'+|'+$/g, ''));
+    const seconds = goFloat(intervalMillis / 1000);
+    // A fourth argument and beyond are ignored, as Grafana does (it reads args[2] only when there are 3).
+    if (args.length === 3) fill = fillMode(args[2]!, intervalMillis);
     return expression(args[0]!, seconds);
   };
   const column = (name: string, args: readonly string[]): string => {
@@ -334,7 +381,7 @@ function interpolatePostgresMacros(sql: string, options: ExpandOptions): string 
     }
   };
 
-  return sql.replace(MACRO_REGEX, (match: string, name: string, rawArgs: string) => {
+  const expanded = sql.replace(MACRO_REGEX, (match: string, name: string, rawArgs: string) => {
     let macro = name;
     // Pre-5.3 compatibility: `$__timeGroup(…),` (a comma right after the first such call) adds the alias.
     if (macro === '__timeGroup') {
@@ -344,4 +391,78 @@ function interpolatePostgresMacros(sql: string, options: ExpandOptions): string 
     const args = rawArgs.split(',').map((a) => a.replace(/^ +| +$/g, ''));
     return evaluate(macro, args);
   });
+  return fill ? { sql: expanded, fill } : { sql: expanded };
+}
+
+// ---- After the query: the fill of a time_series result ------------------------------------------------
+
+/** sqleng's epochPrecisionToMS: a numeric time in seconds (1e9 range) or nanoseconds (1e18) as milliseconds. */
+function epochMillis(value: number): number {
+  const exponent = Number(value.toExponential().split('e')[1]);
+  if (exponent === 9) return value * 1e3;
+  if (exponent === 18) return value / 1e6;
+  return value;
+}
+
+/** A row's time as Grafana reads the `time` column: a date, or a number (seconds or milliseconds since the epoch). */
+export function rowTimeMillis(value: unknown): number {
+  if (value instanceof Date) return value.getTime();
+  const n = typeof value === 'number' ? value : Number(value);
+  if (value === null || value === undefined || Number.isNaN(n))
+    throw new GrafanaSqlError(`time point is nil`);
+  return epochMillis(n);
+}
+
+/**
+ * A time_series result of a wide frame (a `time` column and value columns, no `metric` column) as
+ * Grafana fills it (sqleng applyFill → sqlutil.ResampleWideFrame): one row every interval from the range's
+ * start rounded down to a whole interval (in seconds since the epoch) to its end, each taking the last row
+ * of (t − interval, t] or, when there is none, the fill (null, the value, or the previous row's value).
+ * Every column but the time is a value column here (the dashboards' wide frames are numbers only). Rows
+ * must be ordered by time, as the dashboards' ORDER BY 1 gives them. No rows stay no rows (sqleng returns
+ * an empty frame before it fills). The `time` of each row becomes a Date.
+ */
+export function fillRows<Row extends Record<string, unknown>>(
+  rows: readonly Row[],
+  fill: FillMode,
+  range: { readonly from: Date; readonly to: Date },
+  timeColumn = 'time',
+): Record<string, unknown>[] {
+  if (rows.some((r) => 'metric' in r))
+    throw new GrafanaSqlError('filling a long frame (a metric column) is not supported here');
+  if (rows.length === 0) return [];
+  const stepSeconds = Math.trunc(fill.intervalMillis / 1000);
+  if (fill.intervalMillis === 0) return rows.map((r) => ({ ...r }));
+  const times = rows.map((r) => rowTimeMillis(r[timeColumn]));
+  for (let i = 1; i < times.length; i++)
+    if (times[i]! < times[i - 1]!) throw new GrafanaSqlError('fill needs rows ordered by time');
+  const columns = rows.length ? Object.keys(rows[0]!).filter((c) => c !== timeColumn) : [];
+  // Go: startUnixTime := From.Unix() / int64(Interval.Seconds()) * int64(Interval.Seconds())
+  const fromSeconds = Math.floor(range.from.getTime() / 1000);
+  const start =
+    stepSeconds > 0 ? Math.trunc(fromSeconds / stepSeconds) * stepSeconds * 1000 : fromSeconds * 1000;
+  const out: Record<string, unknown>[] = [];
+  let lastSeen = -1;
+  for (let current = start; current <= range.to.getTime(); current += fill.intervalMillis) {
+    // As ResampleWideFrame scans: from the row after the last one seen (from row 0 while that is row 0).
+    let index = lastSeen > 0 ? lastSeen + 1 : 0;
+    const within: number[] = [];
+    for (; index < rows.length; index++) {
+      const t = times[index]!;
+      if (t > current - fill.intervalMillis) {
+        if (t <= current) within.push(index);
+        else break;
+      }
+      lastSeen = index;
+    }
+    const row: Record<string, unknown> = { [timeColumn]: new Date(current) };
+    for (const c of columns) {
+      if (within.length) row[c] = rows[within[within.length - 1]!]![c];
+      else if (fill.mode === 'value') row[c] = fill.value;
+      else if (fill.mode === 'previous') row[c] = lastSeen >= 0 ? rows[lastSeen]![c] : null;
+      else row[c] = null;
+    }
+    out.push(row);
+  }
+  return out;
 }

@@ -2,8 +2,11 @@ import { describe, expect, it } from 'vitest';
 import {
   ALL_VALUE,
   type ExpandOptions,
+  type FillMode,
   GrafanaSqlError,
+  expandGrafanaQuery,
   expandGrafanaSql,
+  fillRows,
   goFloat,
   goFormatInterval,
   intervalText,
@@ -104,8 +107,126 @@ describe('grafana sql - Postgres macros as macros_test.go documents them', () =>
     expect(() => expand('WHERE $__timeFilter()')).toThrow(/missing time column/);
     expect(() => expand('SELECT $__timeGroup(t)')).toThrow(/needs time column and interval/);
     expect(() => expand("SELECT $__timeGroup(t, 'soon')")).toThrow(/error parsing interval/);
-    expect(() => expand("SELECT $__timeGroup(t, '1m', NULL)")).toThrow(/fill modes/);
+    expect(() => expand("SELECT $__timeGroup(t, '1m', null)")).toThrow(/error parsing fill value null/);
+    expect(() => expand("SELECT $__timeGroup(t, '1m', zero)")).toThrow(/error parsing fill value zero/);
     expect(() => expand('SELECT $__timeFilter')).toThrow(/unexpanded "\$__timeFilter"/);
+  });
+});
+
+describe('grafana sql - fill modes as sqleng.SetupFillmode reads them and ResampleWideFrame applies them', () => {
+  it('grafana sql - a fill argument leaves the SQL as it is and is returned with it: NULL, previous or a number', () => {
+    // testdata/time_series/fill_value.sql: $__timeGroup("time",5m,27)
+    expect(
+      expandGrafanaQuery(
+        'SELECT $__timeGroup("time",5m,27),c,avg(v) AS "v" FROM tbl GROUP BY 1,2 ORDER BY 1,2',
+        range,
+      ),
+    ).toEqual({
+      sql: 'SELECT floor(extract(epoch from "time")/300)*300 AS "time",c,avg(v) AS "v" FROM tbl GROUP BY 1,2 ORDER BY 1,2',
+      fill: { mode: 'value', value: 27, intervalMillis: 300_000 },
+    });
+    const fillOf = (arg: string) =>
+      expandGrafanaQuery(`SELECT $__timeGroupAlias(t, $__interval, ${arg})`, {
+        ...range,
+        intervalMillis: 120_000,
+      });
+    expect(fillOf('NULL')).toEqual({
+      sql: 'SELECT floor(extract(epoch from t)/120)*120 AS "time"',
+      fill: { mode: 'null', intervalMillis: 120_000 },
+    });
+    expect(fillOf('previous').fill).toEqual({ mode: 'previous', intervalMillis: 120_000 });
+    expect(fillOf('0').fill).toEqual({ mode: 'value', value: 0, intervalMillis: 120_000 });
+    expect(fillOf('-1.5e1').fill).toEqual({ mode: 'value', value: -15, intervalMillis: 120_000 });
+    expect(expandGrafanaQuery("SELECT $__unixEpochGroupAlias(t, '1h', NULL)", range).fill).toEqual({
+      mode: 'null',
+      intervalMillis: 3_600_000,
+    });
+    expect(expandGrafanaQuery("SELECT $__timeGroupAlias(t, '1m')", range)).toEqual({
+      sql: 'SELECT floor(extract(epoch from t)/60)*60 AS "time"',
+    });
+  });
+
+  // The cases of the plugin SDK's data/sqlutil/resample_test.go (TestResampleWideFrame).
+  const at = (second: number) => new Date(Date.UTC(2020, 0, 2, 3, 4, second));
+  const input = [
+    { time: at(19), ints: 10, floats: 10.5 },
+    { time: at(20), ints: 12, floats: 12.5 },
+    { time: at(24), ints: 15, floats: 15.0 },
+  ];
+  const window = { from: at(18), to: at(26) };
+  const column = (rows: Record<string, unknown>[], name: string) => rows.map((r) => r[name]);
+  const seconds = (rows: Record<string, unknown>[]) => rows.map((r) => (r.time as Date).getUTCSeconds());
+  const fill = (mode: FillMode['mode'], intervalMillis = 1000, value?: number): FillMode =>
+    value === undefined ? { mode, intervalMillis } : { mode, value, intervalMillis };
+
+  it('grafana sql - fill null, a value, previous: one row per interval over the range', () => {
+    const nulls = fillRows(input, fill('null'), window);
+    expect(seconds(nulls)).toEqual([18, 19, 20, 21, 22, 23, 24, 25, 26]);
+    expect(column(nulls, 'ints')).toEqual([null, 10, 12, null, null, null, 15, null, null]);
+    expect(column(nulls, 'floats')).toEqual([null, 10.5, 12.5, null, null, null, 15, null, null]);
+    expect(column(fillRows(input, fill('value', 1000, -1), window), 'ints')).toEqual([
+      -1, 10, 12, -1, -1, -1, 15, -1, -1,
+    ]);
+    expect(column(fillRows(input, fill('previous'), window), 'floats')).toEqual([
+      null,
+      10.5,
+      12.5,
+      12.5,
+      12.5,
+      12.5,
+      15,
+      15,
+      15,
+    ]);
+  });
+
+  it('grafana sql - fill with a coarser interval keeps the last row of each interval; rows outside the range are dropped', () => {
+    const coarse = fillRows(
+      [
+        { time: at(18), ints: 10 },
+        { time: at(19), ints: 12 },
+        { time: at(24), ints: 15 },
+      ],
+      fill('null', 2000),
+      window,
+    );
+    expect(seconds(coarse)).toEqual([18, 20, 22, 24, 26]);
+    expect(column(coarse, 'ints')).toEqual([10, 12, null, 15, null]);
+    const outside = fillRows(
+      [...input.map((r) => ({ time: r.time, ints: r.ints })), { time: at(27), ints: 18 }],
+      fill('null'),
+      { from: at(20), to: at(24) },
+    );
+    expect(seconds(outside)).toEqual([20, 21, 22, 23, 24]);
+    expect(column(outside, 'ints')).toEqual([12, null, null, null, 15]);
+  });
+
+  it('grafana sql - fill starts at the range start rounded down to a whole interval, reads epoch-second times, and leaves no rows alone', () => {
+    const from = new Date(Date.UTC(2023, 11, 24, 14, 17, 3));
+    const to = new Date(Date.UTC(2023, 11, 24, 14, 46, 0));
+    const bucket = (minute: number) => Date.UTC(2023, 11, 24, 14, minute) / 1000;
+    // testdata/time_series/fill_value: buckets of 5 min, times as epoch seconds (the macro's floor(...)*300).
+    const filled = fillRows(
+      [
+        { time: String(bucket(20)), v: 15 },
+        { time: String(bucket(35)), v: 50 },
+      ],
+      fill('value', 300_000, 27),
+      { from, to },
+    );
+    expect(filled.map((r) => (r.time as Date).toISOString().slice(11, 16))).toEqual([
+      '14:15',
+      '14:20',
+      '14:25',
+      '14:30',
+      '14:35',
+      '14:40',
+      '14:45',
+    ]);
+    expect(column(filled, 'v')).toEqual([27, 15, 27, 27, 50, 27, 27]);
+    expect(fillRows([], fill('value', 300_000, 0), { from, to })).toEqual([]);
+    expect(() => fillRows([{ time: at(20), metric: 'a', v: 1 }], fill('null'), window)).toThrow(/long frame/);
+    expect(() => fillRows([input[1]!, input[0]!], fill('null'), window)).toThrow(/ordered by time/);
   });
 });
 

@@ -296,3 +296,58 @@ export function panelProblems(dashboard: Json): string[] {
   }
   return problems;
 }
+
+/**
+ * Stat panels that leave their colour to Grafana's default thresholds (green, red from 80, which paints
+ * any count from 80 on red): each must set a colour mode (fixed, or thresholds with its own steps).
+ */
+export function statColorProblems(dashboard: Json): string[] {
+  const problems: string[] = [];
+  for (const { json: p, where } of panelsOf(dashboard)) {
+    if (p.type !== 'stat') continue;
+    const defaults =
+      isObject(p.fieldConfig) && isObject(p.fieldConfig.defaults) ? p.fieldConfig.defaults : {};
+    const color = isObject(defaults.color) ? defaults.color : undefined;
+    const steps =
+      isObject(defaults.thresholds) && Array.isArray(defaults.thresholds.steps)
+        ? defaults.thresholds.steps
+        : [];
+    if (color === undefined) problems.push(`${where}: no colour: Grafana's default thresholds colour it`);
+    else if (color.mode === 'fixed' && typeof color.fixedColor !== 'string')
+      problems.push(`${where}: a fixed colour without fixedColor`);
+    else if (color.mode === 'thresholds' && steps.length === 0)
+      problems.push(`${where}: coloured by thresholds it does not set (Grafana's default ones)`);
+  }
+  return problems;
+}
+
+/** macros.go's `$name(args)`: the time group macros and their arguments. */
+const TIME_GROUP = /\$(__timeGroup|__timeGroupAlias|__unixEpochGroup|__unixEpochGroupAlias)\(([^)]*)\)/g;
+
+/**
+ * Postgres time_series queries grouping by interval without a fill argument: Grafana then draws a line
+ * straight across the intervals that have no row, as if the values went on. And lines filled with NULL
+ * whose points are never shown: a value alone between two gaps is then drawn nowhere (Grafana marks such
+ * a value with a point only when point visibility is automatic).
+ */
+export function fillProblems(queries: readonly Query[]): string[] {
+  const problems: string[] = [];
+  for (const q of queries) {
+    if (q.language !== 'sql' || !q.panel || q.json.format !== 'time_series') continue;
+    const fieldConfig = isObject(q.panel.fieldConfig) ? q.panel.fieldConfig : {};
+    const defaults = isObject(fieldConfig.defaults) ? fieldConfig.defaults : {};
+    const custom = isObject(defaults.custom) ? defaults.custom : {};
+    for (const m of q.text.matchAll(TIME_GROUP)) {
+      const args = m[2]!.split(',').map((a) => a.trim());
+      if (args.length !== 3)
+        problems.push(
+          `${q.where}: $${m[1]}(${m[2]}) has no fill (0 for counts, NULL for rates and percentiles)`,
+        );
+      else if (args[2] === 'NULL' && custom.drawStyle !== 'bars' && custom.showPoints === 'never')
+        problems.push(
+          `${q.where}: filled with NULL but points never shown: a value between two gaps is invisible`,
+        );
+    }
+  }
+  return problems;
+}

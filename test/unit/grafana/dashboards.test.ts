@@ -6,9 +6,11 @@ import { DASHBOARD_UIDS, DATASOURCES } from '../../../grafana/generate/model.js'
 import type { Provisioned } from './dashboard-checks.js';
 import {
   datasourceProblems,
+  fillProblems,
   linkProblems,
   panelIdProblems,
   panelProblems,
+  statColorProblems,
   timeFilterProblems,
   undefinedVariableProblems,
 } from './dashboard-checks.js';
@@ -66,6 +68,24 @@ describe('dashboards - panels', () => {
   it('every panel has a title, a description, a data source, a query and a place; graphs have a unit', () => {
     expect(dashboards.flatMap(panelProblems)).toEqual([]);
   });
+
+  it('every stat sets its colour: a fixed one, or thresholds of its own (not Grafana’s default red from 80)', () => {
+    expect(dashboards.flatMap(statColorProblems)).toEqual([]);
+  });
+
+  it('graphs with many series (one per agent) have a table legend on the right, sorted', () => {
+    const perAgent = dashboards
+      .flatMap((d) => queriesOfDashboard(d))
+      .filter((q) => q.language === 'sql' && q.json.format === 'time_series' && /\bAS metric\b/.test(q.text));
+    expect(perAgent.length).toBeGreaterThan(0);
+    for (const q of perAgent) {
+      const legend = ((q.panel!.options as Json).legend ?? {}) as Json;
+      expect(legend, q.where).toMatchObject({ displayMode: 'table', placement: 'right', sortDesc: true });
+      expect(legend.calcs as string[], q.where).toEqual(expect.arrayContaining([expect.any(String)]));
+      const calcNames = (legend.calcs as string[]).map((c) => c[0]!.toUpperCase() + c.slice(1));
+      expect(calcNames, `${q.where}: sortBy names one of its calcs`).toContain(legend.sortBy);
+    }
+  });
 });
 
 describe('dashboards - data sources', () => {
@@ -93,6 +113,10 @@ describe('dashboards - queries', () => {
   it('every Postgres query is filtered by the time range or by the trace id', () => {
     const queries = dashboards.flatMap(queriesOfDashboard);
     expect(timeFilterProblems(queries)).toEqual([]);
+  });
+
+  it('every Postgres time series grouped by interval fills the intervals without rows (no line across a gap)', () => {
+    expect(fillProblems(dashboards.flatMap(queriesOfDashboard))).toEqual([]);
   });
 
   it('every query names its language: Postgres, Prometheus or Tempo', () => {
@@ -251,6 +275,42 @@ describe('dashboards - the checks catch breakage', () => {
       expect.stringContaining('$agent is not a variable'),
       expect.stringContaining('$__timeFilte is not a variable'),
     ]);
+  });
+
+  it('a stat left to Grafana’s default thresholds and an interval series without fill are caught', () => {
+    const stats = (defaults: Json): Json => ({
+      uid: 'probe',
+      panels: [{ id: 1, type: 'stat', title: 's', fieldConfig: { defaults } }],
+    });
+    expect(statColorProblems(stats({ unit: 'short' }))).toEqual([expect.stringContaining('no colour')]);
+    expect(statColorProblems(stats({ color: { mode: 'thresholds' } }))).toEqual([
+      expect.stringContaining('thresholds it does not set'),
+    ]);
+    expect(statColorProblems(stats({ color: { mode: 'fixed', fixedColor: 'text' } }))).toEqual([]);
+    const series = (rawSql: string, format = 'time_series', showPoints = 'auto') =>
+      queriesOfDashboard({
+        uid: 'probe',
+        panels: [
+          {
+            id: 1,
+            type: 'timeseries',
+            title: 't',
+            datasource: DATASOURCES.postgres,
+            targets: [{ refId: 'A', rawSql, format }],
+            fieldConfig: { defaults: { custom: { drawStyle: 'line', showPoints } } },
+          },
+        ],
+      });
+    const grouped = (args: string) =>
+      `SELECT $__timeGroupAlias(${args}), count(*) FROM t GROUP BY 1 ORDER BY 1`;
+    expect(fillProblems(series(grouped('c, $__interval')))).toEqual([expect.stringContaining('has no fill')]);
+    expect(fillProblems(series(grouped('c, $__interval, 0')))).toEqual([]);
+    expect(fillProblems(series(grouped('c, $__interval, NULL')))).toEqual([]);
+    expect(fillProblems(series(grouped('c, $__interval'), 'table'))).toEqual([]);
+    expect(fillProblems(series(grouped('c, $__interval, NULL'), 'time_series', 'never'))).toEqual([
+      expect.stringContaining('points never shown'),
+    ]);
+    expect(fillProblems(series(grouped('c, $__interval, 0'), 'time_series', 'never'))).toEqual([]);
   });
 
   it('unknown data source uids, wrong types, duplicate ids and missing units are caught', () => {
