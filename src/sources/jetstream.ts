@@ -398,11 +398,20 @@ export function createJetStreamSource(
         const arrived: MessageDelivery[] = [];
         let fetched = false;
         let wake: (() => void) | undefined;
+        // Counted as they arrive, added to the metrics whenever the loop below catches up (each inc
+        // hashes its labels: once per burst, not once per message).
+        let received = 0;
+        let redelivered = 0;
+        const count = (): void => {
+          if (received > 0) receivedCount.inc(received);
+          if (redelivered > 0) redeliveredCount.inc(redelivered);
+          received = redelivered = 0;
+        };
         const reader = (async () => {
           try {
             for await (const msg of messages) {
-              receivedCount.inc();
-              if (msg.redelivered) redeliveredCount.inc();
+              received++;
+              if (msg.redelivered) redelivered++;
               arrived.push(new MessageDelivery(msg, await recordOf(spec, jsm, msg), naks));
               wake?.();
             }
@@ -420,12 +429,14 @@ export function createJetStreamSource(
             if (next) {
               await offer(next, paused);
             } else {
+              count();
               await new Promise<void>((resolve) => (wake = resolve));
               wake = undefined;
             }
           }
           await reader;
         } finally {
+          count();
           stop.signal.removeEventListener('abort', onAbort);
         }
       } catch (err) {
