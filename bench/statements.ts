@@ -9,7 +9,7 @@ import pg from 'pg';
 import { createEventWriter } from '../src/sinks/postgres/event-writer.js';
 import { migrate } from '../src/sinks/postgres/migrate.js';
 import { createPool } from '../src/sinks/postgres/pool.js';
-import type { WriteRecord } from '../src/sinks/postgres/records.js';
+import type { WriteRecord } from '../src/pipeline/records.js';
 import { silentLogger } from '../src/telemetry/logger.js';
 import { generateTraffic } from './traffic.js';
 

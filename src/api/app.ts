@@ -1,5 +1,6 @@
 import express from 'express';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { classify } from '../pipeline/errors.js';
 import { InvalidCursorError, type QueryStore } from '../sinks/postgres/queries.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -29,32 +30,11 @@ interface ErrorBody {
   parameter?: string;
 }
 
-// Codes that mean "the database cannot be reached right now", not "this request is wrong":
-// socket errors, and SQLSTATE classes 08 (connection), 53 (insufficient resources), 57 (operator intervention).
-const UNAVAILABLE_ERRNO = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EPIPE',
-]);
-const UNAVAILABLE_MESSAGES = [
-  'timeout exceeded when trying to connect',
-  'Connection terminated',
-  'connection timeout',
-];
-
-function isUnavailable(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && (UNAVAILABLE_ERRNO.has(code) || /^(08|53|57)/.test(code))) return true;
-  if (err instanceof AggregateError) return err.errors.some(isUnavailable);
-  return UNAVAILABLE_MESSAGES.some((m) => err.message.includes(m));
-}
-
-/** Status and body for an error; client mistakes are 4xx, and a 500 never says why. */
-function describeError(err: unknown): { status: number; body: ErrorBody } {
+/**
+ * Status and body for an error; client mistakes are 4xx, a database that cannot be reached right now is
+ * a 503 (classify: unavailable), and a 500 never says why.
+ */
+export function describeError(err: unknown): { status: number; body: ErrorBody } {
   if (err instanceof BadParameterError) {
     return { status: 400, body: { error: 'bad_request', message: err.message, parameter: err.parameter } };
   }
@@ -78,7 +58,7 @@ function describeError(err: unknown): { status: number; body: ErrorBody } {
     const message = e.expose === true && typeof e.message === 'string' ? e.message : 'bad request';
     return { status: e.status, body: { error: e.status === 400 ? 'bad_request' : 'client_error', message } };
   }
-  if (isUnavailable(err)) {
+  if (classify(err) === 'unavailable') {
     return {
       status: 503,
       body: { error: 'unavailable', message: 'the database is unavailable; retry later' },

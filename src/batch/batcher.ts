@@ -1,9 +1,8 @@
-import type { Delivery, Origin } from '../pipeline/contracts.js';
+import type { Delivery, Origin, Sink } from '../pipeline/contracts.js';
+import { PartialWriteError } from '../pipeline/errors.js';
+import type { RecordResult, TerminalCounts, WriteRecord } from '../pipeline/records.js';
 import type { Logger } from '../telemetry/logger.js';
 import { type Metrics, TERMINAL_STATUSES } from '../telemetry/metrics.js';
-import type { TerminalCounts } from '../derive/task-state.js';
-import { type EventWriter, PartialWriteError } from '../sinks/postgres/event-writer.js';
-import type { RecordResult, WriteRecord } from '../sinks/postgres/records.js';
 
 export interface BatcherOptions {
   /** Flush as soon as this many inputs wait (BATCH_FLUSH_THRESHOLD). */
@@ -44,7 +43,8 @@ export interface WriteFailure {
 }
 
 export interface BatcherDeps {
-  writer: EventWriter;
+  /** Where each batch is written. */
+  writer: Sink;
   logger: Logger;
   metrics: Metrics;
   /** Raised after alertAfterFailures consecutive failures, then at most once a minute while failing. */

@@ -33,8 +33,9 @@
  * change of that key's totals: for each trace whose metric inputs (agent, completed_at, status,
  * duration, pickup) changed, what it counted for before is subtracted and what it counts for now is
  * added (ADR 0003). `terminal` (at most one row, none when zero): in completed, failed and timed_out,
- * the tasks whose first_terminal_at this statement set, by their status; the caller counts them in
- * chronicle_tasks_terminal_total once the transaction has committed. The trace locks make this exact
+ * the tasks whose first_terminal_at this statement set, by their status (the sink reports them as its
+ * TerminalCounts, src/pipeline/records.ts); the caller counts them in chronicle_tasks_terminal_total
+ * once the transaction has committed. The trace locks make this exact
  * across replicas: the statement reads each row after every earlier writer of it has committed.
  */
 export const RECOMPUTE_TRACES_SQL = `
@@ -173,13 +174,3 @@ SELECT 'terminal', NULL, NULL,
   (count(*) FILTER (WHERE status = 'timed_out'))::int, 0, 0, 0, 0
 FROM newly_terminal
 HAVING count(*) > 0`;
-
-/** The `terminal` row of RECOMPUTE_TRACES_SQL: tasks whose row first became terminal, by that status. */
-export interface TerminalCounts {
-  completed: number;
-  failed: number;
-  timed_out: number;
-}
-
-/** No task became terminal. */
-export const NO_TERMINAL: Readonly<TerminalCounts> = Object.freeze({ completed: 0, failed: 0, timed_out: 0 });

@@ -1,3 +1,5 @@
+import type { RecordResult, TerminalCounts, WriteRecord } from './records.js';
+
 /** A running part of the pipeline. */
 export interface Component {
   readonly name: string;
@@ -28,3 +30,22 @@ export interface Delivery<T> {
 
 /** Where an input entered Chronicle. */
 export type Origin = 'nats' | 'http' | 'otlp';
+
+/** What a committed write did. */
+export interface WriteResult {
+  /** How each record was settled, in the order of the records. */
+  results: RecordResult[];
+  /** Tasks whose state the committed write made terminal for the first time. */
+  terminalTasks: TerminalCounts;
+}
+
+/** Where the batcher writes: each call is one or more committed transactions. */
+export interface Sink {
+  /**
+   * Commits the batch and says how each record was settled. Throws RetryableError when the store is
+   * unavailable (nothing of the batch is committed then), or PartialWriteError when part of it was
+   * committed before the rest failed; a record the store refuses is settled as rejected (recorded with
+   * its reason) so that the rest still commits.
+   */
+  write(records: readonly WriteRecord[]): Promise<WriteResult>;
+}

@@ -9,7 +9,7 @@ import {
   parseJson,
 } from '../events/normalize.js';
 import type { Delivery } from '../pipeline/contracts.js';
-import type { RecordInput, WriteRecord } from '../sinks/postgres/records.js';
+import type { RecordInput, WriteRecord } from '../pipeline/records.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 

@@ -18,7 +18,7 @@ import {
 } from '../events/normalize.js';
 import type { Component, Delivery } from '../pipeline/contracts.js';
 import { untilAborted } from '../pipeline/deadline.js';
-import type { RecordInput, WriteRecord } from '../sinks/postgres/records.js';
+import type { RecordInput, WriteRecord } from '../pipeline/records.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { NatsLink } from './nats-connection.js';

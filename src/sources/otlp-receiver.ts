@@ -3,7 +3,7 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import type { Batcher } from '../batch/batcher.js';
 import { makeReject, stripNul } from '../events/normalize.js';
 import type { Delivery } from '../pipeline/contracts.js';
-import type { RecordInput, WriteRecord } from '../sinks/postgres/records.js';
+import type { RecordInput, WriteRecord } from '../pipeline/records.js';
 import type { SpanRecord } from '../spans/span-record.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';

@@ -8,6 +8,7 @@ import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type pg from 'pg';
 import type { Component } from '../pipeline/contracts.js';
 import { untilAborted } from '../pipeline/deadline.js';
+import { classify } from '../pipeline/errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { SpanRecord } from './span-record.js';
@@ -102,6 +103,15 @@ export function toReadableSpan(span: SpanRecord, resources: Map<string, Resource
     droppedEventsCount: 0,
     droppedLinksCount: 0,
   };
+}
+
+/**
+ * Whether the backend refused an export for what it holds (an HTTP 4xx other than 408 and 429: too
+ * large, or a span it will not take), so that sending the same spans again cannot help. Any other
+ * failure (a 5xx, 408, 429, a network error) is an outage: the same spans are sent again later.
+ */
+export function refusedByBackend(error: Error | undefined): boolean {
+  return classify(error) === 'permanent';
 }
 
 export interface ExportLoopOptions {
@@ -245,8 +255,7 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
       return { sent: rows.length, failed: 0 };
     }
     const status = (result.error as { code?: unknown } | undefined)?.code;
-    const refused =
-      typeof status === 'number' && status >= 400 && status < 500 && status !== 408 && status !== 429;
+    const refused = refusedByBackend(result.error);
     if (refused && rows.length > 1) {
       const mid = Math.ceil(rows.length / 2);
       const left = await exportRows(rows.slice(0, mid));

@@ -13,7 +13,7 @@ import type { CanonicalEvent } from '../../src/events/schema.js';
 import { createEventWriter } from '../../src/sinks/postgres/event-writer.js';
 import { createPool } from '../../src/sinks/postgres/pool.js';
 import { createQueryStore } from '../../src/sinks/postgres/queries.js';
-import type { WriteRecord } from '../../src/sinks/postgres/records.js';
+import type { WriteRecord } from '../../src/pipeline/records.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';

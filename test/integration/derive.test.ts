@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../src/events/schema.js';
 import { createEventWriter, type EventWriter } from '../../src/sinks/postgres/event-writer.js';
 import { createPool } from '../../src/sinks/postgres/pool.js';
-import type { RecordResult, WriteRecord } from '../../src/sinks/postgres/records.js';
+import type { RecordResult, WriteRecord } from '../../src/pipeline/records.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { createRandom, generateTraffic, type Random } from '../support/generate.js';

@@ -5,7 +5,7 @@ import { makeReject, normalizeEvent, parseJson } from '../../src/events/normaliz
 import type { CanonicalEvent } from '../../src/events/schema.js';
 import { createEventWriter, type EventWriter } from '../../src/sinks/postgres/event-writer.js';
 import { createPool } from '../../src/sinks/postgres/pool.js';
-import type { RecordInput, WriteRecord } from '../../src/sinks/postgres/records.js';
+import type { RecordInput, WriteRecord } from '../../src/pipeline/records.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { describeWithPostgres } from '../support/services.js';

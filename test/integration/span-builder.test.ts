@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../src/events/schema.js';
 import { createEventWriter, type EventWriter } from '../../src/sinks/postgres/event-writer.js';
-import type { WriteRecord } from '../../src/sinks/postgres/records.js';
+import type { WriteRecord } from '../../src/pipeline/records.js';
 import { otelTraceId } from '../../src/spans/ids.js';
 import { createSpanBuilder, type SpanBuilder } from '../../src/spans/span-builder.js';
 import type { SpanRecord } from '../../src/spans/span-record.js';

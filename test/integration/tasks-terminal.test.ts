@@ -9,11 +9,10 @@ import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { NO_TERMINAL } from '../../src/derive/task-state.js';
 import { type CanonicalEvent, LIFECYCLE_RANK } from '../../src/events/schema.js';
+import { NO_TERMINAL, type WriteRecord } from '../../src/pipeline/records.js';
 import { createEventWriter } from '../../src/sinks/postgres/event-writer.js';
 import { MIGRATIONS_DIR, loadMigrations, migrate } from '../../src/sinks/postgres/migrate.js';
-import type { WriteRecord } from '../../src/sinks/postgres/records.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { TERMINAL_STATUSES } from '../../src/telemetry/metrics.js';
 import {

@@ -1,48 +1,22 @@
 import type pg from 'pg';
 import { UPDATE_AGENT_METRICS_SQL } from '../../derive/agent-metrics.js';
 import { LOCK_CLASS, LOCK_KEYS_SQL } from '../../derive/key-locks.js';
-import { NO_TERMINAL, RECOMPUTE_TRACES_SQL, type TerminalCounts } from '../../derive/task-state.js';
+import { RECOMPUTE_TRACES_SQL } from '../../derive/task-state.js';
 import { makeReject } from '../../events/normalize.js';
 import type { CanonicalEvent, DlqEntry, Reject } from '../../events/schema.js';
-import { RetryableError } from '../../pipeline/errors.js';
+import type { Sink, WriteResult } from '../../pipeline/contracts.js';
+import { PartialWriteError, RetryableError, classify } from '../../pipeline/errors.js';
+import {
+  NO_TERMINAL,
+  type RecordResult,
+  type TerminalCounts,
+  type WriteRecord,
+} from '../../pipeline/records.js';
 import type { Logger } from '../../telemetry/logger.js';
-import type { RecordResult, WriteRecord } from './records.js';
 import { withTransaction } from './transaction.js';
 
-/** What a committed write did. */
-export interface WriteResult {
-  /** How each record was settled, in the order of the records. */
-  results: RecordResult[];
-  /** Tasks whose swarm_traces row the committed transactions made terminal for the first time. */
-  terminalTasks: TerminalCounts;
-}
-
-/** Writes batches of records; each call is one or more committed transactions. */
-export interface EventWriter {
-  /**
-   * Commits the batch and says how each record was settled. Throws RetryableError when the database
-   * is unavailable (nothing of the batch is committed then); a row the database refuses is isolated
-   * by splitting the batch and written to chronicle_rejects instead, so the rest still commits.
-   */
-  write(records: readonly WriteRecord[]): Promise<WriteResult>;
-}
-
-/**
- * Part of a split batch committed before a later part failed transiently: `results` holds the outcome
- * of every committed record and undefined for the rest, which the caller retries alone;
- * `terminalTasks` counts what the committed part made terminal.
- */
-export class PartialWriteError extends RetryableError {
-  override readonly name: string = 'PartialWriteError';
-  constructor(
-    message: string,
-    readonly results: readonly (RecordResult | undefined)[],
-    options?: ErrorOptions,
-    readonly terminalTasks: TerminalCounts = NO_TERMINAL,
-  ) {
-    super(message, options);
-  }
-}
+/** The Postgres sink, by the name of what it does (createEventWriter returns it). */
+export type EventWriter = Sink;
 
 function addTerminal(a: TerminalCounts, b: TerminalCounts): TerminalCounts {
   return {
@@ -156,19 +130,7 @@ ON CONFLICT (dlq_id) DO UPDATE SET recovered = true, recovered_at = now()
   WHERE excluded.recovered AND NOT d.recovered
 RETURNING dlq_id`;
 
-// SQLSTATE classes that mean "this data", not "this moment": cardinality violation, data exception,
-// integrity violation, program limit exceeded (e.g. an index row too large). Splitting the batch
-// isolates such a row. Everything else (connection, resources, shutdown, and a bug in our own SQL such
-// as a syntax error) is retried with the batch kept whole and alerted on: turning every input into a
-// reject because of a bug would lose nothing but bury everything.
-const DATA_ERROR_CLASSES = new Set(['21', '22', '23', '54']);
-
-function isDataError(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && DATA_ERROR_CLASSES.has(code.slice(0, 2));
-}
-
-export function createEventWriter(deps: EventWriterDeps): EventWriter {
+export function createEventWriter(deps: EventWriterDeps): Sink {
   const { pool, logger } = deps;
 
   async function apply(client: pg.PoolClient, records: readonly WriteRecord[]): Promise<WriteResult> {
@@ -316,7 +278,11 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
     try {
       return await withTransaction(pool, (client) => apply(client, records));
     } catch (err) {
-      if (err instanceof RetryableError || !isDataError(err)) {
+      // Only a row the database refuses for its data is isolated (split down to it, then rejected).
+      // Anything else (connection, resources, shutdown, and a bug in our own SQL such as a syntax
+      // error) is retried with the batch kept whole and alerted on: turning every input into a reject
+      // because of a bug would lose nothing but bury everything.
+      if (classify(err) !== 'permanent') {
         if (err instanceof RetryableError) throw err;
         throw new RetryableError(`write failed: ${(err as Error).message}`, { cause: err });
       }

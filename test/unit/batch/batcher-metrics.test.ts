@@ -1,14 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_BATCHER_OPTIONS, createBatcher } from '../../../src/batch/batcher.js';
-import { NO_TERMINAL, type TerminalCounts } from '../../../src/derive/task-state.js';
-import type { Delivery } from '../../../src/pipeline/contracts.js';
-import { RetryableError } from '../../../src/pipeline/errors.js';
-import {
-  type EventWriter,
-  PartialWriteError,
-  type WriteResult,
-} from '../../../src/sinks/postgres/event-writer.js';
-import type { WriteRecord } from '../../../src/sinks/postgres/records.js';
+import type { Delivery, Sink as EventWriter, WriteResult } from '../../../src/pipeline/contracts.js';
+import { PartialWriteError, RetryableError } from '../../../src/pipeline/errors.js';
+import { NO_TERMINAL, type TerminalCounts, type WriteRecord } from '../../../src/pipeline/records.js';
 import { silentLogger } from '../../../src/telemetry/logger.js';
 import { type Metrics, createMetrics } from '../../../src/telemetry/metrics.js';
 import { counterValue } from '../../support/metric-values.js';

@@ -1,10 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { type BatcherOptions, DEFAULT_BATCHER_OPTIONS, createBatcher } from '../../../src/batch/batcher.js';
-import { NO_TERMINAL } from '../../../src/derive/task-state.js';
-import type { Delivery, WriteOutcome } from '../../../src/pipeline/contracts.js';
-import { RetryableError } from '../../../src/pipeline/errors.js';
-import { type EventWriter, PartialWriteError } from '../../../src/sinks/postgres/event-writer.js';
-import type { RecordResult, WriteRecord } from '../../../src/sinks/postgres/records.js';
+import type { Delivery, Sink as EventWriter, WriteOutcome } from '../../../src/pipeline/contracts.js';
+import { PartialWriteError, RetryableError } from '../../../src/pipeline/errors.js';
+import { NO_TERMINAL, type RecordResult, type WriteRecord } from '../../../src/pipeline/records.js';
 import { silentLogger } from '../../../src/telemetry/logger.js';
 import { createMetrics } from '../../../src/telemetry/metrics.js';
 

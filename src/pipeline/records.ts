@@ -1,8 +1,8 @@
-import type { Origin } from '../../pipeline/contracts.js';
-import type { CanonicalEvent, DlqEntry, Reject } from '../../events/schema.js';
-import type { SpanRecord } from '../../spans/span-record.js';
+import type { CanonicalEvent, DlqEntry, Reject } from '../events/schema.js';
+import type { SpanRecord } from '../spans/span-record.js';
+import type { Origin } from './contracts.js';
 
-/** Where a record came from: enough to write it as a reject if the database refuses it. */
+/** Where a record came from: enough to write it as a reject if the sink refuses it. */
 export interface RecordInput {
   origin: Origin;
   subject: string | null;
@@ -10,7 +10,10 @@ export interface RecordInput {
   key: string | null;
 }
 
-/** One unit the store writes: an event, a dead-letter entry (with its trace event), or a reject. */
+/**
+ * One unit that flows from a source to a sink: an event, a dead-letter entry (with its trace event),
+ * or a reject.
+ */
 export type WriteRecord =
   | {
       kind: 'event';
@@ -25,3 +28,13 @@ export type WriteRecord =
 /** How one record was settled by a committed write. */
 export type RecordResult =
   { status: 'stored' } | { status: 'duplicate' } | { status: 'rejected'; reason: string; detail: string };
+
+/** Tasks a committed write made terminal for the first time, by that status (counted after the commit). */
+export interface TerminalCounts {
+  completed: number;
+  failed: number;
+  timed_out: number;
+}
+
+/** No task became terminal. */
+export const NO_TERMINAL: Readonly<TerminalCounts> = Object.freeze({ completed: 0, failed: 0, timed_out: 0 });
