@@ -288,7 +288,7 @@ async function rawCeiling(messages: { payload: string }[]) {
   const databaseUrl = await createDatabase();
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   try {
-    const migrate = await import('../src/sinks/postgres/migrate.js');
+    const migrate = await import('../src/db/migrate.js');
     const { silentLogger } = await import('../src/telemetry/logger.js');
     await migrate.migrate(pool, silentLogger());
     await pool.query(`CREATE TABLE raw_events (LIKE swarm_events INCLUDING ALL)`);

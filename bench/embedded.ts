@@ -32,8 +32,8 @@ import {
   type EmbeddedPostgres,
   freeLoopbackPort,
   startEmbeddedPostgres,
-} from '../src/sinks/postgres/embedded.js';
-import { migrate } from '../src/sinks/postgres/migrate.js';
+} from '../src/embedded-postgres/embedded-postgres.js';
+import { migrate } from '../src/db/migrate.js';
 import { createLogger, silentLogger } from '../src/telemetry/logger.js';
 import { RAW_INSERT_SQL } from './raw-insert.js';
 import { generateTraffic } from './traffic.js';

@@ -7,8 +7,8 @@
  */
 import pg from 'pg';
 import { createEventWriter } from '../src/sinks/postgres/event-writer.js';
-import { migrate } from '../src/sinks/postgres/migrate.js';
-import { createPool } from '../src/sinks/postgres/pool.js';
+import { migrate } from '../src/db/migrate.js';
+import { createPool } from '../src/db/pool.js';
 import type { WriteRecord } from '../src/pipeline/records.js';
 import { silentLogger } from '../src/telemetry/logger.js';
 import { generateTraffic } from './traffic.js';

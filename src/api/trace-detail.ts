@@ -1,5 +1,5 @@
 import type { StoredSpanRow } from '../sinks/postgres/queries.js';
-import type { SpanRecord } from '../spans/span-record.js';
+import type { SpanRecord } from '../events/span-record.js';
 
 /** Where the trace backend's UIs are, for links served with a trace. */
 export interface TraceLinkOptions {

@@ -5,7 +5,7 @@ import {
   freeLoopbackPort,
   hasEmbeddedCluster,
   startEmbeddedPostgres,
-} from '../sinks/postgres/embedded.js';
+} from '../embedded-postgres/embedded-postgres.js';
 import type { Logger } from '../telemetry/logger.js';
 import { exitOnSignals } from './signals.js';
 

@@ -1,8 +1,8 @@
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { Config } from '../config.js';
-import { createPool, endPool } from '../sinks/postgres/pool.js';
-import type { SpanRecord } from '../spans/span-record.js';
+import { createPool, endPool } from '../db/pool.js';
+import type { SpanRecord } from '../events/span-record.js';
 import { type OtlpExportOptions, createOtlpExporter, toReadableSpan } from '../spans/span-export.js';
 import { createLogger } from '../telemetry/logger.js';
 import { openDatabaseForCommand } from './database.js';

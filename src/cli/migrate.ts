@@ -1,6 +1,6 @@
 import type { Config } from '../config.js';
-import { ensureDatabase, migrate } from '../sinks/postgres/migrate.js';
-import { createPool, endPool } from '../sinks/postgres/pool.js';
+import { ensureDatabase, migrate } from '../db/migrate.js';
+import { createPool, endPool } from '../db/pool.js';
 import { createLogger } from '../telemetry/logger.js';
 import { openDatabaseForCommand } from './database.js';
 

@@ -1,5 +1,5 @@
 import type { CanonicalEvent, DlqEntry, Reject } from '../events/schema.js';
-import type { SpanRecord } from '../spans/span-record.js';
+import type { SpanRecord } from '../events/span-record.js';
 import type { Origin } from './contracts.js';
 
 /** Where a record came from: enough to write it as a reject if the sink refuses it. */

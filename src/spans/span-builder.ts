@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import type { Component } from '../pipeline/contracts.js';
 import { uuidV5 } from '../events/uuid.js';
-import { withTransaction } from '../sinks/postgres/transaction.js';
+import { withTransaction } from '../db/transaction.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import type { SpanRecord } from './span-record.js';
+import type { SpanRecord } from '../events/span-record.js';
 import {
   type PlannedSpan,
   type SpanRole,

@@ -11,7 +11,7 @@ import { untilAborted } from '../pipeline/deadline.js';
 import { classify } from '../pipeline/errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import type { SpanRecord } from './span-record.js';
+import type { SpanRecord } from '../events/span-record.js';
 
 /** Where and how spans are exported (the standard OTEL_EXPORTER_OTLP_* settings, parsed by config). */
 export interface OtlpExportOptions {

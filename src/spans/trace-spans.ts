@@ -7,7 +7,7 @@ import type {
   SpanEventRecord,
   SpanLinkRecord,
   SpanRecord,
-} from './span-record.js';
+} from '../events/span-record.js';
 
 /**
  * Events → spans: the one deterministic mapping (docs/spans.md). Pure: the same trace row and events

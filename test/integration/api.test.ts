@@ -11,7 +11,7 @@ import { normalizeDlq } from '../../src/events/dlq.js';
 import { makeReject } from '../../src/events/normalize.js';
 import type { CanonicalEvent } from '../../src/events/schema.js';
 import { createEventWriter } from '../../src/sinks/postgres/event-writer.js';
-import { createPool } from '../../src/sinks/postgres/pool.js';
+import { createPool } from '../../src/db/pool.js';
 import { createQueryStore } from '../../src/sinks/postgres/queries.js';
 import type { WriteRecord } from '../../src/pipeline/records.js';
 import { createLogger } from '../../src/telemetry/logger.js';

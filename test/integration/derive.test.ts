@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../src/events/schema.js';
 import { createEventWriter, type EventWriter } from '../../src/sinks/postgres/event-writer.js';
-import { createPool } from '../../src/sinks/postgres/pool.js';
+import { createPool } from '../../src/db/pool.js';
 import type { RecordResult, WriteRecord } from '../../src/pipeline/records.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';

@@ -12,9 +12,9 @@ import {
   type EmbeddedPostgres,
   freeLoopbackPort,
   startEmbeddedPostgres,
-} from '../../src/sinks/postgres/embedded.js';
-import { migrate } from '../../src/sinks/postgres/migrate.js';
-import { createPool } from '../../src/sinks/postgres/pool.js';
+} from '../../src/embedded-postgres/embedded-postgres.js';
+import { migrate } from '../../src/db/migrate.js';
+import { createPool } from '../../src/db/pool.js';
 import type { Logger } from '../../src/telemetry/logger.js';
 
 // Needs no machine Postgres: runs wherever the embedded binaries for this platform are installed.

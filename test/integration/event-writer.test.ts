@@ -4,7 +4,7 @@ import { normalizeDlq } from '../../src/events/dlq.js';
 import { makeReject, normalizeEvent, parseJson } from '../../src/events/normalize.js';
 import type { CanonicalEvent } from '../../src/events/schema.js';
 import { createEventWriter, type EventWriter } from '../../src/sinks/postgres/event-writer.js';
-import { createPool } from '../../src/sinks/postgres/pool.js';
+import { createPool } from '../../src/db/pool.js';
 import type { RecordInput, WriteRecord } from '../../src/pipeline/records.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';

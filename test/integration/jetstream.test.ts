@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { PubAck } from 'nats';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../src/events/schema.js';
-import { durableName } from '../../src/sources/jetstream.js';
+import { durableName } from '../../src/sources/jetstream/jetstream-source.js';
 import {
   type ChronicleTestEnv,
   type TestChronicle,

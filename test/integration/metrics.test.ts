@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { decodeRequest } from '../../src/sources/otlp/decode.js';
+import { decodeRequest } from '../../src/events/otlp/decode.js';
 import { TERMINAL_STATUSES, createMetrics } from '../../src/telemetry/metrics.js';
 import {
   type ChronicleTestEnv,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../src/events/schema.js';
 import { createEventWriter } from '../../src/sinks/postgres/event-writer.js';
-import { MIGRATIONS_DIR, migrate } from '../../src/sinks/postgres/migrate.js';
+import { MIGRATIONS_DIR, migrate } from '../../src/db/migrate.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { describeWithPostgres } from '../support/services.js';

@@ -11,9 +11,9 @@ import type { ExportResult } from '@opentelemetry/core';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { Config } from '../../src/config.js';
 import type { CanonicalEvent } from '../../src/events/schema.js';
-import { decodeRequest } from '../../src/sources/otlp/decode.js';
+import { decodeRequest } from '../../src/events/otlp/decode.js';
 import { otelTraceId } from '../../src/spans/ids.js';
-import type { SpanRecord } from '../../src/spans/span-record.js';
+import type { SpanRecord } from '../../src/events/span-record.js';
 import {
   type ChronicleTestEnv,
   type TestChronicle,

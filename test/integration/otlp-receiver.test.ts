@@ -18,7 +18,7 @@ import {
 import { uuidV5 } from '../../src/events/uuid.js';
 import { RetryableError } from '../../src/pipeline/errors.js';
 import { type EventWriter, createEventWriter } from '../../src/sinks/postgres/event-writer.js';
-import { type OtlpReceiver, createOtlpReceiver } from '../../src/sources/otlp-receiver.js';
+import { type OtlpReceiver, createOtlpReceiver } from '../../src/sources/otlp-http/otlp-receiver.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { type Metrics, createMetrics } from '../../src/telemetry/metrics.js';
 import { countRows, counterValue, waitFor } from '../support/chronicle.js';

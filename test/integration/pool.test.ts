@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createPool, endPool } from '../../src/sinks/postgres/pool.js';
-import { withTransaction } from '../../src/sinks/postgres/transaction.js';
+import { createPool, endPool } from '../../src/db/pool.js';
+import { withTransaction } from '../../src/db/transaction.js';
 import { type TestDatabase, createTestDatabase } from '../support/db.js';
 import { DATABASE_URL, describeWithPostgres } from '../support/services.js';
 

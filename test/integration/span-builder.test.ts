@@ -4,7 +4,7 @@ import { createEventWriter, type EventWriter } from '../../src/sinks/postgres/ev
 import type { WriteRecord } from '../../src/pipeline/records.js';
 import { otelTraceId } from '../../src/spans/ids.js';
 import { createSpanBuilder, type SpanBuilder } from '../../src/spans/span-builder.js';
-import type { SpanRecord } from '../../src/spans/span-record.js';
+import type { SpanRecord } from '../../src/events/span-record.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';

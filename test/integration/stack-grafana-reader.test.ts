@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { migrate } from '../../src/sinks/postgres/migrate.js';
+import { migrate } from '../../src/db/migrate.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { DATABASE_URL, describeWithPostgres } from '../support/services.js';
 import { compose, mapAt } from '../unit/stack/stack-files.js';

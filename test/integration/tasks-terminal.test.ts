@@ -12,7 +12,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type CanonicalEvent, LIFECYCLE_RANK } from '../../src/events/schema.js';
 import { NO_TERMINAL, type WriteRecord } from '../../src/pipeline/records.js';
 import { createEventWriter } from '../../src/sinks/postgres/event-writer.js';
-import { MIGRATIONS_DIR, loadMigrations, migrate } from '../../src/sinks/postgres/migrate.js';
+import { MIGRATIONS_DIR, loadMigrations, migrate } from '../../src/db/migrate.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { TERMINAL_STATUSES } from '../../src/telemetry/metrics.js';
 import {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { migrate } from '../../src/sinks/postgres/migrate.js';
-import { createPool } from '../../src/sinks/postgres/pool.js';
+import { migrate } from '../../src/db/migrate.js';
+import { createPool } from '../../src/db/pool.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { DATABASE_URL } from './services.js';
 

@@ -6,7 +6,7 @@
  */
 import { pino } from 'pino';
 import pg from 'pg';
-import { startEmbeddedPostgres } from '../../src/sinks/postgres/embedded.js';
+import { startEmbeddedPostgres } from '../../src/embedded-postgres/embedded-postgres.js';
 
 const [dataDir, port, mode] = process.argv.slice(2);
 if (dataDir === undefined || port === undefined || (mode !== 'hold' && mode !== 'graceful')) {

@@ -13,7 +13,7 @@ import {
   type WriteRecord,
 } from '../../pipeline/records.js';
 import type { Logger } from '../../telemetry/logger.js';
-import { withTransaction } from './transaction.js';
+import { withTransaction } from '../../db/transaction.js';
 
 /** The Postgres sink, by the name of what it does (createEventWriter returns it). */
 export type EventWriter = Sink;

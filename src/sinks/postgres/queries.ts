@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { parseTimestamp } from '../../events/timestamp.js';
-import type { SpanRecord } from '../../spans/span-record.js';
-import { withTransaction } from './transaction.js';
+import type { SpanRecord } from '../../events/span-record.js';
+import { withTransaction } from '../../db/transaction.js';
 
 /**
  * The reads the query API serves, with keyset pagination.

@@ -1,7 +1,7 @@
 import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { SWARM_EVENT_FAMILIES, describeThrown } from '../../../src/sdk/publisher.js';
-import { DEFAULT_STREAMS } from '../../../src/sources/jetstream.js';
+import { DEFAULT_STREAMS } from '../../../src/sources/jetstream/jetstream-source.js';
 
 describe('describeThrown', () => {
   it('describeThrown - an Error gives its name and message', () => {

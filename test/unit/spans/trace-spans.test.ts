@@ -3,7 +3,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../../src/events/schema.js';
 import { otelSpanId } from '../../../src/spans/ids.js';
-import type { Attributes, SpanEventRecord, SpanRecord } from '../../../src/spans/span-record.js';
+import type { Attributes, SpanEventRecord, SpanRecord } from '../../../src/events/span-record.js';
 import {
   SCOPE,
   type PlannedSpan,

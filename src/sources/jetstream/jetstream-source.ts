@@ -7,21 +7,21 @@ import {
   StorageType,
   nanos,
 } from 'nats';
-import type { Batcher } from '../batch/batcher.js';
-import { normalizeDlq } from '../events/dlq.js';
+import type { Batcher } from '../../batch/batcher.js';
+import { normalizeDlq } from '../../events/dlq.js';
 import {
   type InputContext,
   makeReject,
   mayNeedCleaning,
   normalizeEvent,
   parseJson,
-} from '../events/normalize.js';
-import type { Component, Delivery } from '../pipeline/contracts.js';
-import { untilAborted } from '../pipeline/deadline.js';
-import type { RecordInput, WriteRecord } from '../pipeline/records.js';
-import type { Logger } from '../telemetry/logger.js';
-import type { Metrics } from '../telemetry/metrics.js';
-import type { NatsLink } from './nats-connection.js';
+} from '../../events/normalize.js';
+import type { Component, Delivery } from '../../pipeline/contracts.js';
+import { untilAborted } from '../../pipeline/deadline.js';
+import type { RecordInput, WriteRecord } from '../../pipeline/records.js';
+import type { Logger } from '../../telemetry/logger.js';
+import type { Metrics } from '../../telemetry/metrics.js';
+import type { NatsLink } from '../nats/nats-link.js';
 
 /** A stream Chronicle consumes, and how its messages are read. */
 export interface StreamSpec {

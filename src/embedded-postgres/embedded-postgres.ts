@@ -18,7 +18,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import type { Logger } from '../../telemetry/logger.js';
+import type { Logger } from '../telemetry/logger.js';
 
 const execFileAsync = promisify(execFile);
 

@@ -9,8 +9,8 @@ import {
   decodeRequest,
   encodeExportResponse,
   encodeRpcStatus,
-} from '../../../src/sources/otlp/decode.js';
-import type { SpanRecord } from '../../../src/spans/span-record.js';
+} from '../../../src/events/otlp/decode.js';
+import type { SpanRecord } from '../../../src/events/span-record.js';
 import {
   DEFAULT_SCOPE,
   SpanKind,

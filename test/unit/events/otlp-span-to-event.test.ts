@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../../src/events/schema.js';
 import { uuidV5 } from '../../../src/events/uuid.js';
-import { nanosToRfc3339, spanToEvent } from '../../../src/sources/otlp/span-to-event.js';
-import type { SpanRecord } from '../../../src/spans/span-record.js';
+import { nanosToRfc3339, spanToEvent } from '../../../src/events/otlp/span-to-event.js';
+import type { SpanRecord } from '../../../src/events/span-record.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN = '00f067aa0ba902b7';

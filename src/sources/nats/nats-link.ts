@@ -1,5 +1,5 @@
 import { type NatsConnection, connect } from 'nats';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../telemetry/logger.js';
 
 export type NatsState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
 

@@ -1,7 +1,7 @@
-import { type Normalized, normalizeEvent } from '../../events/normalize.js';
-import type { CanonicalEvent } from '../../events/schema.js';
-import { uuidV5 } from '../../events/uuid.js';
-import type { AttributeValue, SpanRecord } from '../../spans/span-record.js';
+import { type Normalized, normalizeEvent } from '../normalize.js';
+import type { CanonicalEvent } from '../schema.js';
+import { uuidV5 } from '../uuid.js';
+import type { AttributeValue, SpanRecord } from '../span-record.js';
 
 /** event_type of a span that names none (no `swarm.event_type` attribute). */
 export const SPAN_EVENT_TYPE = 'otel.span';

@@ -6,7 +6,7 @@ import type {
   SpanEventRecord,
   SpanLinkRecord,
   SpanRecord,
-} from '../../spans/span-record.js';
+} from '../span-record.js';
 
 /** The two OTLP/HTTP encodings: binary protobuf (application/x-protobuf) and OTLP/JSON (application/json). */
 export type OtlpFormat = 'protobuf' | 'json';

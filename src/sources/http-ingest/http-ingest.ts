@@ -1,17 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response, type Router } from 'express';
-import type { Batcher } from '../batch/batcher.js';
+import type { Batcher } from '../../batch/batcher.js';
 import {
   type InputContext,
   makeReject,
   mayNeedCleaning,
   normalizeEvent,
   parseJson,
-} from '../events/normalize.js';
-import type { Delivery } from '../pipeline/contracts.js';
-import type { RecordInput, WriteRecord } from '../pipeline/records.js';
-import type { Logger } from '../telemetry/logger.js';
-import type { Metrics } from '../telemetry/metrics.js';
+} from '../../events/normalize.js';
+import type { Delivery } from '../../pipeline/contracts.js';
+import type { RecordInput, WriteRecord } from '../../pipeline/records.js';
+import type { Logger } from '../../telemetry/logger.js';
+import type { Metrics } from '../../telemetry/metrics.js';
 
 export interface HttpIngestOptions {
   /** Largest request body accepted (413 beyond). */

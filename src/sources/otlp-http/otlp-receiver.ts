@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import type { Batcher } from '../batch/batcher.js';
-import { makeReject, stripNul } from '../events/normalize.js';
-import type { Delivery } from '../pipeline/contracts.js';
-import type { RecordInput, WriteRecord } from '../pipeline/records.js';
-import type { SpanRecord } from '../spans/span-record.js';
-import type { Logger } from '../telemetry/logger.js';
-import type { Metrics } from '../telemetry/metrics.js';
+import type { Batcher } from '../../batch/batcher.js';
+import { makeReject, stripNul } from '../../events/normalize.js';
+import type { Delivery } from '../../pipeline/contracts.js';
+import type { RecordInput, WriteRecord } from '../../pipeline/records.js';
+import type { SpanRecord } from '../../events/span-record.js';
+import type { Logger } from '../../telemetry/logger.js';
+import type { Metrics } from '../../telemetry/metrics.js';
 import {
   type DecodedRequest,
   type OtlpFormat,
@@ -16,8 +16,8 @@ import {
   decodeRequest,
   encodeExportResponse,
   encodeRpcStatus,
-} from './otlp/decode.js';
-import { spanToEvent } from './otlp/span-to-event.js';
+} from '../../events/otlp/decode.js';
+import { spanToEvent } from '../../events/otlp/span-to-event.js';
 
 /** Tunables of the receiver. */
 export interface OtlpReceiverOptions {

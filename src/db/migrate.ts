@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import type { Logger } from '../../telemetry/logger.js';
+import type { Logger } from '../telemetry/logger.js';
 import { withTransaction } from './transaction.js';
 
 /** The repository's migrations/ folder, found from both src/ (tsx, vitest) and dist/. */
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations/', import.meta.url));
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
 // Any constant works; it only has to be the same for every Chronicle process.
 const MIGRATION_LOCK_KEY = 0x6368726f; // "chro"
