@@ -12,7 +12,11 @@ import { ensureDatabase, migrate } from './db/migrate.js';
 import { createPool, endPool } from './db/pool.js';
 import { createQueryStore } from './sinks/postgres/queries.js';
 import { createHttpIngest } from './sources/http-ingest/http-ingest.js';
-import { type JetStreamSource, DEFAULT_STREAMS, createJetStreamSource } from './sources/jetstream/jetstream-source.js';
+import {
+  type JetStreamSource,
+  DEFAULT_STREAMS,
+  createJetStreamSource,
+} from './sources/jetstream/jetstream-source.js';
 import { type NatsLink, createNatsLink } from './sources/nats/nats-link.js';
 import { createOtlpReceiver } from './sources/otlp-http/otlp-receiver.js';
 import { createSpanBuilder } from './spans/span-builder.js';

@@ -16,7 +16,11 @@ import type pg from 'pg';
 import { type Chronicle, createChronicle } from '../../src/chronicle.js';
 import type { Config } from '../../src/config.js';
 import type { CanonicalEvent } from '../../src/events/schema.js';
-import { ADVISORY_STREAM, DEFAULT_STREAMS, durableName } from '../../src/sources/jetstream/jetstream-source.js';
+import {
+  ADVISORY_STREAM,
+  DEFAULT_STREAMS,
+  durableName,
+} from '../../src/sources/jetstream/jetstream-source.js';
 import { type Logger, createLogger, silentLogger } from '../../src/telemetry/logger.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { type TestDatabase, createTestDatabase } from './db.js';
