@@ -3,10 +3,11 @@ import http from 'node:http';
 import express from 'express';
 import type { AddressInfo } from 'node:net';
 import { createApiApp, httpMetrics } from './api/app.js';
-import type { DependencyState, HealthReport } from './api/health.js';
+import type { HealthReport } from './api/health.js';
+import type { DependencyState } from './pipeline/contracts.js';
 import { type Batcher, createBatcher } from './batch/batcher.js';
 import type { Config } from './config.js';
-import { untilAborted } from './pipeline/deadline.js';
+import { untilAborted } from './pipeline/timing.js';
 import { createEventWriter } from './sinks/postgres/event-writer.js';
 import { ensureDatabase, migrate } from './db/migrate.js';
 import { createPool, endPool } from './db/pool.js';
@@ -111,7 +112,7 @@ export function createChronicle(
         fetchBatch: Math.min(config.jetstream.fetchBatch, config.batch.maxBufferEvents),
         maxAckPending: config.batch.maxBufferEvents,
       },
-      { link, batcher, logger, metrics },
+      { link, consumer: batcher, logger, metrics },
     );
   }
 
@@ -272,6 +273,7 @@ export function createChronicle(
       });
       server = http.createServer(app);
       await listen(server, config.port);
+      void link?.start();
       if (config.otlpReceiver.dedicatedPort !== undefined) {
         const otlpApp = express();
         otlpApp.disable('x-powered-by');

@@ -1,9 +1,4 @@
-/** State of one dependency as the health endpoints report it. */
-export interface DependencyState {
-  /** `up`, `down`, or `disabled` (not configured). */
-  state: 'up' | 'down' | 'disabled';
-  detail?: string;
-}
+import type { DependencyState } from '../pipeline/contracts.js';
 
 export interface HealthReport {
   /** `ok` when ready, else `degraded`. */

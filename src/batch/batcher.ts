@@ -1,4 +1,4 @@
-import type { Delivery, Origin, Sink } from '../pipeline/contracts.js';
+import type { Component, Consumer, Delivery, Origin, Sink } from '../pipeline/contracts.js';
 import { PartialWriteError } from '../pipeline/errors.js';
 import type { RecordResult, TerminalCounts, WriteRecord } from '../pipeline/records.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -60,25 +60,12 @@ export interface BatcherState {
   consecutiveFailures: number;
 }
 
-/** Collects deliveries and writes them in batches; settles each delivery after its commit. */
-export interface Batcher {
-  /**
-   * Takes all of the deliveries or none of them: false when they would exceed the buffer bounds
-   * (a request alone larger than the bounds is taken when nothing else is held). `urgent` deliveries
-   * have a caller waiting and are flushed after lingerMillis.
-   */
-  offer(deliveries: readonly Delivery<WriteRecord>[], options?: { urgent?: boolean }): boolean;
-  /** True when `events` more inputs of `bytes` in all would be taken now (the test offer() applies). */
-  hasRoom(events: number, bytes?: number): boolean;
-  /**
-   * Resolves when `events` more inputs of `bytes` would be taken, when the batcher stops taking input
-   * (drain), or when the signal aborts. Waiters are woken only when a flush frees room.
-   */
-  waitForRoom(events: number, bytes?: number, signal?: AbortSignal): Promise<void>;
-  /** False once drain() has begun: offer() then always refuses. */
-  accepting(): boolean;
+/**
+ * Collects deliveries and writes them in batches; settles each delivery after its commit. The
+ * Consumer every source offers to, and a Component whose shutdown is drain().
+ */
+export interface Batcher extends Consumer, Component {
   state(): BatcherState;
-  readonly maxBufferEvents: number;
   readonly maxBufferBytes: number;
   /**
    * Writes everything held, then resolves. At the deadline, deliveries not yet being written are
@@ -290,7 +277,10 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
     pump();
   }
 
+  let drained: Promise<void> | undefined;
+
   return {
+    name: 'batcher',
     maxBufferEvents: options.maxBufferEvents,
     maxBufferBytes: options.maxBufferBytes,
 
@@ -330,6 +320,24 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
         signal?.addEventListener('abort', check, { once: true });
         check();
       });
+    },
+
+    failing() {
+      return consecutiveFailures > 0;
+    },
+
+    start() {
+      return Promise.resolve();
+    },
+
+    shutdown(deadline) {
+      drained ??= this.drain(deadline);
+      return drained;
+    },
+
+    health() {
+      if (consecutiveFailures === 0) return {};
+      return { reasons: [`writes to Postgres failing (${consecutiveFailures} in a row)`] };
     },
 
     state() {

@@ -1,12 +1,46 @@
 import type { RecordResult, TerminalCounts, WriteRecord } from './records.js';
 
-/** A running part of the pipeline. */
+/** State of one dependency as the health endpoints report it. */
+export interface DependencyState {
+  /** `up`, `down`, or `disabled` (not configured). */
+  state: 'up' | 'down' | 'disabled';
+  detail?: string;
+}
+
+/** What a component says about itself for /ready and /api/v1/health. */
+export interface ComponentHealth {
+  /** Entries of the report's `dependencies`, by name (`postgres`, `nats`, ...). */
+  dependencies?: Record<string, DependencyState>;
+  /** Why this component keeps Chronicle from being ready; empty or absent when it does not. */
+  reasons?: string[];
+}
+
+/**
+ * A running part of the pipeline. The service runner (runner.ts) starts components in dependency
+ * order and shuts them down in reverse: intake first, then the drain, then the store.
+ */
 export interface Component {
+  /** Short and stable: it names the component in logs and errors. */
   readonly name: string;
-  /** Ready for data; long work continues in the background. */
+  /** Ready for data; long work (connecting, migrating, pulling) continues in the background. */
   start(): Promise<void>;
-  /** Stop intake, flush, release. Idempotent and safe before start(); respects the deadline. */
+  /** Stop intake, flush, release. Idempotent and safe before start(); returns by the deadline. */
   shutdown(deadline: AbortSignal): Promise<void>;
+  /** Its own state, when it has something to say about readiness; computed on each call. */
+  health?(): ComponentHealth | Promise<ComponentHealth>;
+}
+
+/** Where an input entered Chronicle (chronicle_rejects.origin and the metrics' origin label). */
+export type Origin = 'nats' | 'http' | 'otlp';
+
+/**
+ * A component that takes input from outside Chronicle and offers it to a Consumer. Its shutdown
+ * stops intake and returns once it will offer nothing more; what it already offered settles as the
+ * consumer drains (the runner shuts the consumer down after every source).
+ */
+export interface Source extends Component {
+  /** Where its input enters Chronicle. */
+  readonly origin: Origin;
 }
 
 /** How a write ended for one accepted input. */
@@ -28,8 +62,28 @@ export interface Delivery<T> {
   reject(reason: string, detail: string): void;
 }
 
-/** Where an input entered Chronicle. */
-export type Origin = 'nats' | 'http' | 'otlp';
+/** What a source offers its deliveries to (the batcher): a bounded buffer with backpressure. */
+export interface Consumer {
+  /**
+   * Takes all of the deliveries or none of them: false when they would exceed the buffer bounds
+   * (a request alone larger than the bounds is taken when nothing else is held). `urgent` deliveries
+   * have a caller waiting and are flushed after a short linger.
+   */
+  offer(deliveries: readonly Delivery<WriteRecord>[], options?: { urgent?: boolean }): boolean;
+  /** True when `events` more inputs of `bytes` in all would be taken now (the test offer() applies). */
+  hasRoom(events: number, bytes?: number): boolean;
+  /**
+   * Resolves when `events` more inputs of `bytes` would be taken, when the consumer stops taking
+   * input (drain), or when the signal aborts.
+   */
+  waitForRoom(events: number, bytes?: number, signal?: AbortSignal): Promise<void>;
+  /** False once the consumer has begun to drain: offer() then always refuses. */
+  accepting(): boolean;
+  /** True while writes keep failing: a source with a caller waiting refuses new input (503). */
+  failing(): boolean;
+  /** The most inputs the buffer holds; one request or message may carry no more. */
+  readonly maxBufferEvents: number;
+}
 
 /** What a committed write did. */
 export interface WriteResult {

@@ -7,7 +7,7 @@ import { resourceFromAttributes, type Resource } from '@opentelemetry/resources'
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type pg from 'pg';
 import type { Component } from '../pipeline/contracts.js';
-import { untilAborted } from '../pipeline/deadline.js';
+import { untilAborted } from '../pipeline/timing.js';
 import { classify } from '../pipeline/errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';

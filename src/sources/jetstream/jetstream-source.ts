@@ -7,7 +7,6 @@ import {
   StorageType,
   nanos,
 } from 'nats';
-import type { Batcher } from '../../batch/batcher.js';
 import { normalizeDlq } from '../../events/dlq.js';
 import {
   type InputContext,
@@ -16,8 +15,8 @@ import {
   normalizeEvent,
   parseJson,
 } from '../../events/normalize.js';
-import type { Component, Delivery } from '../../pipeline/contracts.js';
-import { untilAborted } from '../../pipeline/deadline.js';
+import type { Consumer, Delivery, Source } from '../../pipeline/contracts.js';
+import { untilAborted } from '../../pipeline/timing.js';
 import type { RecordInput, WriteRecord } from '../../pipeline/records.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Metrics } from '../../telemetry/metrics.js';
@@ -69,12 +68,13 @@ export const DEFAULT_JETSTREAM_OPTIONS: Omit<JetStreamSourceOptions, 'maxAckPend
 
 export interface JetStreamSourceDeps {
   link: NatsLink;
-  batcher: Batcher;
+  /** Where messages are offered (the batcher); its buffer bounds pause pulling. */
+  consumer: Consumer;
   logger: Logger;
   metrics: Metrics;
 }
 
-export interface JetStreamSource extends Component {
+export interface JetStreamSource extends Source {
   /** True once streams and consumers are in place and pulling has started. */
   consuming(): boolean;
 }
@@ -118,7 +118,7 @@ export function createJetStreamSource(
   options: JetStreamSourceOptions,
   deps: JetStreamSourceDeps,
 ): JetStreamSource {
-  const { link, batcher, logger, metrics } = deps;
+  const { link, consumer: batcher, logger, metrics } = deps;
   const ns = options.namespace;
   const stop = new AbortController();
   const loops: Promise<void>[] = [];
@@ -498,7 +498,16 @@ export function createJetStreamSource(
 
   return {
     name: 'jetstream',
+    origin: 'nats',
     consuming: () => consuming,
+    health() {
+      const state = link.state();
+      const up = state === 'connected' && consuming;
+      const detail = state === 'connected' ? 'setting up consumers' : state;
+      return up
+        ? { dependencies: { nats: { state: 'up' } } }
+        : { dependencies: { nats: { state: 'down', detail } }, reasons: [`nats ${detail}`] };
+    },
     start() {
       if (started) return Promise.resolve();
       started = true;

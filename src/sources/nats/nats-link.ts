@@ -1,10 +1,16 @@
 import { type NatsConnection, connect } from 'nats';
+import type { Component } from '../../pipeline/contracts.js';
+import { sleep, untilAborted } from '../../pipeline/timing.js';
 import type { Logger } from '../../telemetry/logger.js';
 
 export type NatsState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
-/** One NATS connection shared by the JetStream source and the write_failure alert. */
-export interface NatsLink {
+/**
+ * One NATS connection shared by the NATS sources and the write_failure alert. As a Component: start()
+ * begins connecting in the background; shutdown() drains (sending the acks still queued) until the
+ * deadline, then closes.
+ */
+export interface NatsLink extends Component {
   state(): NatsState;
   /** The connection once it has been established (it then reconnects on its own); undefined before. */
   connection(): NatsConnection | undefined;
@@ -26,7 +32,7 @@ export interface NatsLinkOptions {
 }
 
 /*
- * States: connecting (first connect, retried forever in the background) → connected ⇄ reconnecting
+ * States: idle → connecting (first connect, retried forever in the background, from start()) → connected ⇄ reconnecting
  * (the client reconnects on its own) → closed (after drain()). Chronicle keeps serving meanwhile.
  */
 export function createNatsLink(options: NatsLinkOptions, deps: { logger: Logger }): NatsLink {
@@ -34,6 +40,8 @@ export function createNatsLink(options: NatsLinkOptions, deps: { logger: Logger 
   let state: NatsState = 'connecting';
   let nc: NatsConnection | undefined;
   let closing = false;
+  let started = false;
+  const stop = new AbortController();
   let resolveReady!: (nc: NatsConnection | undefined) => void;
   const readyPromise = new Promise<NatsConnection | undefined>((resolve) => (resolveReady = resolve));
 
@@ -79,15 +87,45 @@ export function createNatsLink(options: NatsLinkOptions, deps: { logger: Logger 
       } catch (err) {
         if (!warned) logger.warn({ err, url: options.url }, 'NATS unreachable; retrying in the background');
         warned = true;
-        await new Promise((r) => setTimeout(r, options.reconnectWaitMillis));
+        await sleep(options.reconnectWaitMillis, stop.signal);
       }
     }
     resolveReady(undefined);
   }
 
-  void connectLoop().catch((err: unknown) => logger.error({ err }, 'NATS connect loop failed'));
+  async function drain(): Promise<void> {
+    if (closing) return;
+    closing = true;
+    stop.abort();
+    resolveReady(undefined);
+    if (nc && !nc.isClosed()) {
+      await nc.drain().catch(async () => nc?.close());
+    }
+    state = 'closed';
+  }
+
+  async function close(): Promise<void> {
+    closing = true;
+    stop.abort();
+    resolveReady(undefined);
+    if (nc && !nc.isClosed()) await nc.close().catch(() => undefined);
+    state = 'closed';
+  }
 
   return {
+    name: 'nats',
+    start() {
+      if (!started && !closing) {
+        started = true;
+        void connectLoop().catch((err: unknown) => logger.error({ err }, 'NATS connect loop failed'));
+      }
+      return Promise.resolve();
+    },
+    async shutdown(deadline) {
+      // Draining sends the acks still queued; while NATS is down it would wait for a reconnect.
+      await untilAborted(deadline, drain());
+      await close();
+    },
     state: () => state,
     connection: () => nc,
     ready: () => readyPromise,
@@ -100,20 +138,7 @@ export function createNatsLink(options: NatsLinkOptions, deps: { logger: Logger 
         return false;
       }
     },
-    async close() {
-      closing = true;
-      resolveReady(undefined);
-      if (nc && !nc.isClosed()) await nc.close().catch(() => undefined);
-      state = 'closed';
-    },
-    async drain() {
-      if (closing) return;
-      closing = true;
-      resolveReady(undefined);
-      if (nc && !nc.isClosed()) {
-        await nc.drain().catch(async () => nc?.close());
-      }
-      state = 'closed';
-    },
+    close,
+    drain,
   };
 }

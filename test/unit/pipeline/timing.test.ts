@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { untilAborted } from '../../../src/pipeline/deadline.js';
+import { untilAborted } from '../../../src/pipeline/timing.js';
 
 const never = new Promise<never>(() => undefined);
 

@@ -16,3 +16,20 @@ export async function untilAborted(signal: AbortSignal, work: Promise<unknown>):
     signal.removeEventListener('abort', onAbort!);
   }
 }
+
+/**
+ * Resolves after `millis`, or at once when `signal` aborts (or has already aborted): the pause of a
+ * retry or poll loop that a shutdown must be able to cut short. Never rejects.
+ */
+export function sleep(millis: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, millis);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
