@@ -1,27 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
 import express from 'express';
-import type { AddressInfo } from 'node:net';
-import { createApiApp, httpMetrics } from './api/app.js';
+import { createApiApp, createRouterApp } from './api/app.js';
 import type { HealthReport } from './api/health.js';
-import type { DependencyState } from './pipeline/contracts.js';
+import { type HttpServer, createHttpServer } from './api/server.js';
 import { type Batcher, createBatcher } from './batch/batcher.js';
 import type { Config } from './config.js';
-import { untilAborted } from './pipeline/timing.js';
+import { createDatabase } from './db/database.js';
+import type { Component, DependencyState } from './pipeline/contracts.js';
+import { createRunner, startWhen } from './pipeline/runner.js';
 import { createEventWriter } from './sinks/postgres/event-writer.js';
-import { ensureDatabase, migrate } from './db/migrate.js';
-import { createPool, endPool } from './db/pool.js';
 import { createQueryStore } from './sinks/postgres/queries.js';
 import { createHttpIngest } from './sources/http-ingest/http-ingest.js';
-import {
-  type JetStreamSource,
-  DEFAULT_STREAMS,
-  createJetStreamSource,
-} from './sources/jetstream/jetstream-source.js';
+import { DEFAULT_STREAMS, createJetStreamSource } from './sources/jetstream/jetstream-source.js';
 import { type NatsLink, createNatsLink } from './sources/nats/nats-link.js';
 import { createOtlpReceiver } from './sources/otlp-http/otlp-receiver.js';
 import { createSpanBuilder } from './spans/span-builder.js';
-import { type ExportLoop, createExportLoop, createOtlpExporter } from './spans/span-export.js';
+import { createExportLoop, createOtlpExporter } from './spans/span-export.js';
 import type { Logger } from './telemetry/logger.js';
 import { type Metrics, createMetrics } from './telemetry/metrics.js';
 
@@ -42,9 +36,10 @@ export interface Chronicle {
   readonly metrics: Metrics;
 }
 
-/*
- * States: created → starting (HTTP up; migrations retried until they succeed) → running (JetStream
- * consuming where configured) → stopping (HTTP and JetStream intake stopped, batcher draining) → stopped.
+/**
+ * Wiring only: builds the components from the configuration and hands them to the runner, which
+ * starts them in this order and shuts them down in reverse — sources stop taking input, the batcher
+ * drains, spans and the servers stop, NATS sends the last acks, Postgres closes (docs/adr/0006).
  */
 export function createChronicle(
   config: Config & { databaseUrl: string },
@@ -57,56 +52,141 @@ export function createChronicle(
 ): Chronicle {
   const { logger } = deps;
   const metrics = deps.metrics ?? createMetrics();
-  const pool = createPool({ connectionString: config.databaseUrl, maxConnections: config.pgPoolMax });
-  // Span building and export have their own connections, so they can never hold one ingest needs.
-  const spanPool = createPool({
-    connectionString: config.databaseUrl,
-    maxConnections: 3,
-    applicationName: 'chronicle-spans',
-  });
-  const writer = createEventWriter({ pool, logger });
-  const ns = config.natsNamespace;
-  let link: NatsLink | undefined;
+  const components: Component[] = [];
+  const add = <C extends Component>(component: C): C => {
+    components.push(component);
+    return component;
+  };
+
+  const database = add(
+    createDatabase(
+      {
+        url: config.databaseUrl,
+        maxConnections: config.pgPoolMax,
+        spanConnections: 3,
+        migrateRetryInitialMillis: 500,
+        migrateRetryMaxMillis: 10_000,
+      },
+      { logger },
+    ),
+  );
+  const migrated = database.migrated();
+  const link = config.natsUrl
+    ? add(createNatsLink({ url: config.natsUrl, name: 'chronicle', reconnectWaitMillis: 1_000 }, { logger }))
+    : undefined;
+
   const batcher = createBatcher(
+    { ...config.batch, retryInitialMillis: 100, retryMaxMillis: 10_000, alertAfterFailures: 3 },
     {
-      ...config.batch,
-      retryInitialMillis: 100,
-      retryMaxMillis: 10_000,
-      alertAfterFailures: 3,
-    },
-    {
-      writer,
+      writer: createEventWriter({ pool: database.pool, logger }),
       logger,
       metrics,
-      onWriteFailure: (failure) => {
-        logger.error(failure, 'writes to Postgres keep failing; publishing write_failure alert');
-        const published = link?.publish(`${ns.toLowerCase()}${WRITE_FAILURE_SUBJECT}`, {
-          event_id: randomUUID(),
-          trace_id: 'chronicle',
-          source: 'chronicle',
-          event_type: 'system.chronicle.write_failure',
-          timestamp: new Date().toISOString(),
-          metadata: { ...failure, buffer_events: batcher.state().heldEvents },
-        });
-        if (!published) logger.warn('write_failure alert not published: NATS is not connected');
-      },
+      onWriteFailure: (failure) => publishWriteFailure(link, config.natsNamespace, logger, failure, batcher),
     },
   );
   const ingest = createHttpIngest(
     { maxBodyBytes: config.ingestMaxBodyBytes, retryAfterSeconds: 1 },
-    { batcher, logger, metrics },
+    { consumer: batcher, logger, metrics },
   );
   const otlp = createOtlpReceiver(
     { maxBodyBytes: config.otlpReceiver.maxBodyBytes, retryAfterSeconds: 1 },
-    { batcher, logger, metrics },
+    { consumer: batcher, logger, metrics },
   );
-  let jetstream: JetStreamSource | undefined;
-  if (config.natsUrl) {
-    link = createNatsLink({ url: config.natsUrl, name: 'chronicle', reconnectWaitMillis: 1_000 }, { logger });
-    jetstream = createJetStreamSource(
+
+  const api = add(
+    createHttpServer(
+      { name: 'api', host: config.host, port: config.port },
+      createApiApp({
+        store: createQueryStore(database.pool),
+        health,
+        metrics,
+        logger,
+        ingest: express.Router().use(ingest.router, otlp.router),
+        links: config.links,
+      }),
+    ),
+  );
+  let otlpPort: HttpServer | undefined;
+  if (config.otlpReceiver.dedicatedPort !== undefined) {
+    otlpPort = add(
+      createHttpServer(
+        { name: 'otlp-port', host: config.host, port: config.otlpReceiver.dedicatedPort },
+        createRouterApp(otlp.router, metrics),
+      ),
+    );
+  }
+
+  // Spans are built from what each flush committed, and exported when an endpoint is set
+  // (docs/spans.md): both after the commit, never in the ingest path.
+  add(
+    startWhen(
+      migrated,
+      createSpanBuilder(
+        {
+          resource: config.resource.attributes,
+          serviceName: config.resource.serviceName,
+          batchTraces: 100,
+          concurrency: 2,
+          parkMillis: 60_000,
+          ...config.spans,
+          idleMillis: 250,
+        },
+        {
+          pool: database.spanPool,
+          logger,
+          metrics,
+          ingestBusy: () => batcher.state().heldEvents >= config.batch.flushThresholdEvents,
+        },
+      ),
+      { logger },
+    ),
+  );
+  if (config.export) {
+    const endpoint = config.export.url;
+    const exportLoop = createExportLoop(
+      {
+        batchSpans: 512,
+        idleMillis: 250,
+        minBackoffMillis: 1_000,
+        maxBackoffMillis: 60_000,
+        leaseMillis: config.export.timeoutMillis * 3 + 5_000,
+        shutdownGraceMillis: 1_000,
+        maxBatchBytes: 4 * 1024 * 1024,
+      },
+      { pool: database.spanPool, exporter: createOtlpExporter(config.export), logger, metrics },
+    );
+    add(
+      startWhen(
+        migrated,
+        {
+          name: exportLoop.name,
+          start: () => exportLoop.start(),
+          shutdown: (deadline) => exportLoop.shutdown(deadline),
+          // The trace backend is reported, but never makes Chronicle unready: spans wait in the outbox.
+          health() {
+            const { consecutiveFailures, lastError } = exportLoop.state();
+            const detail = `${endpoint}: ${consecutiveFailures} failed exports in a row (${lastError ?? 'unknown'}); spans are kept and retried`;
+            return {
+              dependencies: {
+                otlp_export:
+                  consecutiveFailures === 0 ? { state: 'up', detail: endpoint } : { state: 'down', detail },
+              },
+            };
+          },
+        },
+        { logger },
+      ),
+    );
+  }
+
+  add(batcher);
+  add(ingest);
+  add(otlp);
+  if (link) {
+    const jetstream = createJetStreamSource(
       {
         streams: DEFAULT_STREAMS,
-        namespace: ns,
+        namespace: config.natsNamespace,
         maxDeliver: config.jetstream.maxDeliver,
         ackWaitMillis: config.jetstream.ackWaitMillis,
         fetchBatch: Math.min(config.jetstream.fetchBatch, config.batch.maxBufferEvents),
@@ -114,62 +194,34 @@ export function createChronicle(
       },
       { link, consumer: batcher, logger, metrics },
     );
+    add(startWhen(migrated, jetstream, { logger }));
   }
 
-  let migrated = false;
-  let migrationError: string | undefined;
-  let server: http.Server | undefined;
+  const runner = createRunner(components, { logger });
   let stopping: Promise<void> | undefined;
-  const stopMigrating = new AbortController();
+
+  /** What is not configured, as the health report shows it. */
+  const disabled: Record<string, DependencyState> = {
+    ...(link ? {} : { nats: { state: 'disabled', detail: 'NATS_URL not set: HTTP ingest only' } }),
+    ...(config.export
+      ? {}
+      : {
+          otlp_export: {
+            state: 'disabled',
+            detail: 'no OTEL_EXPORTER_OTLP_ENDPOINT: spans are built and served by the API',
+          },
+        }),
+  };
 
   async function health(): Promise<HealthReport> {
-    const dependencies: Record<string, DependencyState> = {};
-    const reasons: string[] = [];
-    try {
-      await pool.query('SELECT 1');
-      dependencies.postgres = { state: 'up' };
-    } catch (err) {
-      dependencies.postgres = { state: 'down', detail: (err as Error).message };
-      reasons.push(`postgres unreachable: ${(err as Error).message}`);
-    }
-    dependencies.migrations = migrated
-      ? { state: 'up' }
-      : { state: 'down', detail: migrationError ?? 'not applied yet' };
-    if (!migrated) reasons.push(`migrations not applied${migrationError ? `: ${migrationError}` : ''}`);
-    if (link && jetstream) {
-      const state = link.state();
-      const up = state === 'connected' && jetstream.consuming();
-      dependencies.nats = up
-        ? { state: 'up' }
-        : { state: 'down', detail: state === 'connected' ? 'setting up consumers' : state };
-      if (!up) reasons.push(`nats ${dependencies.nats.detail}`);
-    } else {
-      dependencies.nats = { state: 'disabled', detail: 'NATS_URL not set: HTTP ingest only' };
-    }
-    // The trace backend is reported, but never makes Chronicle unready: spans wait in the outbox.
-    if (exportLoop && config.export) {
-      const { consecutiveFailures, lastError } = exportLoop.state();
-      dependencies.otlp_export =
-        consecutiveFailures === 0
-          ? { state: 'up', detail: config.export.url }
-          : {
-              state: 'down',
-              detail: `${config.export.url}: ${consecutiveFailures} failed exports in a row (${lastError ?? 'unknown'}); spans are kept and retried`,
-            };
-    } else {
-      dependencies.otlp_export = {
-        state: 'disabled',
-        detail: 'no OTEL_EXPORTER_OTLP_ENDPOINT: spans are built and served by the API',
-      };
-    }
+    const { dependencies, reasons } = await runner.health();
     const b = batcher.state();
-    if (b.failing) reasons.push(`writes to Postgres failing (${b.consecutiveFailures} in a row)`);
     const ready = reasons.length === 0;
     return {
       status: ready ? 'ok' : 'degraded',
       ready,
       reasons,
-      dependencies,
+      dependencies: { ...dependencies, ...disabled },
       buffer: {
         events: b.heldEvents,
         bytes: b.heldBytes,
@@ -183,152 +235,56 @@ export function createChronicle(
   // chronicle_ready: the same check as /ready, computed on each scrape.
   metrics.observeReadiness(async () => (await health()).ready);
 
-  async function migrateUntilDone(): Promise<void> {
-    let delay = 500;
-    while (!stopMigrating.signal.aborted) {
-      try {
-        await ensureDatabase(pool, config.databaseUrl, logger);
-        await migrate(pool, logger);
-        migrated = true;
-        migrationError = undefined;
-        return;
-      } catch (err) {
-        migrationError = (err as Error).message;
-        logger.warn({ err, retryInMillis: delay }, 'cannot migrate the database yet; retrying');
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 10_000);
-      }
-    }
-  }
-
-  // Builds the spans of the traces each flush touched, and exports them when an endpoint is set
-  // (docs/spans.md): both after the commit, never in the ingest path.
-  const spanBuilder = createSpanBuilder(
-    {
-      resource: config.resource.attributes,
-      serviceName: config.resource.serviceName,
-      batchTraces: 100,
-      concurrency: 2,
-      parkMillis: 60_000,
-      ...config.spans,
-      idleMillis: 250,
-    },
-    {
-      pool: spanPool,
-      logger,
-      metrics,
-      ingestBusy: () => batcher.state().heldEvents >= config.batch.flushThresholdEvents,
-    },
-  );
-  let exportLoop: ExportLoop | undefined;
-  if (config.export) {
-    exportLoop = createExportLoop(
-      {
-        batchSpans: 512,
-        idleMillis: 250,
-        minBackoffMillis: 1_000,
-        maxBackoffMillis: 60_000,
-        leaseMillis: config.export.timeoutMillis * 3 + 5_000,
-        shutdownGraceMillis: 1_000,
-        maxBatchBytes: 4 * 1024 * 1024,
-      },
-      { pool: spanPool, exporter: createOtlpExporter(config.export), logger, metrics },
-    );
-  }
-  let otlpServer: http.Server | undefined;
-
-  const baseUrl = (s: http.Server | undefined): string | undefined => {
-    const address = s?.address() as AddressInfo | null | undefined;
-    if (!address) return undefined;
-    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
-  };
-  const listen = async (s: http.Server, port: number): Promise<void> =>
-    new Promise<void>((resolve, reject) => {
-      s.once('error', reject);
-      s.listen(port, config.host, () => resolve());
-    });
-
   return {
     batcher,
     metrics,
     health,
     url() {
-      const url = baseUrl(server);
+      const url = api.url();
       if (url === undefined) throw new Error('Chronicle is not listening');
       return url;
     },
-    otlpUrl() {
-      return baseUrl(otlpServer);
-    },
-
+    otlpUrl: () => otlpPort?.url(),
     async start() {
-      const app = createApiApp({
-        store: createQueryStore(pool),
-        health,
-        metrics,
-        logger,
-        ingest: express.Router().use(ingest.router, otlp.router),
-        links: config.links,
-      });
-      server = http.createServer(app);
-      await listen(server, config.port);
-      void link?.start();
-      if (config.otlpReceiver.dedicatedPort !== undefined) {
-        const otlpApp = express();
-        otlpApp.disable('x-powered-by');
-        otlpApp.use(httpMetrics(metrics));
-        otlpApp.use(otlp.router);
-        otlpApp.use((req, res) => {
-          res.status(404).json({ error: 'not_found', message: `no route for ${req.method} ${req.path}` });
-        });
-        otlpServer = http.createServer(otlpApp);
-        await listen(otlpServer, config.otlpReceiver.dedicatedPort);
-      }
+      await runner.start();
       logger.info(
         {
-          url: this.url(),
-          otlp: this.otlpUrl() ?? 'API port only',
+          url: api.url(),
+          otlp: otlpPort?.url() ?? 'API port only',
           nats: config.natsUrl ?? 'disabled',
           export: config.export?.url ?? 'disabled',
         },
         'Chronicle listening',
       );
-      void migrateUntilDone().then(() => {
-        if (!migrated) return;
-        void jetstream?.start();
-        void spanBuilder.start();
-        void exportLoop?.start();
-      });
     },
-
     shutdown(deadline) {
       stopping ??= (async () => {
-        stopMigrating.abort();
-        ingest.stopIntake();
-        otlp.stopIntake();
-        // Upstream first: stop pulling, then drain what was accepted, then settle and close.
-        const jetstreamStopped = jetstream?.shutdown(deadline);
-        await batcher.drain(deadline);
-        await jetstreamStopped;
-        const untilDeadline = (work: Promise<unknown>): Promise<void> => untilAborted(deadline, work);
-        await untilDeadline(Promise.all([spanBuilder.shutdown(deadline), exportLoop?.shutdown(deadline)]));
-        // Draining NATS sends the acks still queued; while NATS is down it would wait for a reconnect.
-        await untilDeadline(link?.drain() ?? Promise.resolve());
-        await link?.close();
-        for (const s of [server, otlpServer]) {
-          if (!s) continue;
-          s.closeIdleConnections();
-          const closed = new Promise<void>((resolve) => s.close(() => resolve()));
-          await untilDeadline(closed);
-          s.closeAllConnections();
-        }
-        await untilDeadline(Promise.all([endPool(pool), endPool(spanPool)]).catch(() => undefined));
-        // Last: the database outlives every write (it has its own bounded stop).
+        await runner.shutdown(deadline);
+        // Last, and awaited even past the deadline: the server outlives every write (its stop is bounded).
         await deps.embeddedPostgres?.stop();
         logger.info('Chronicle stopped');
       })();
       return stopping;
     },
   };
+}
+
+/** Publishes the write_failure alert on NATS, for the swarm's own alerting; logged either way. */
+function publishWriteFailure(
+  link: NatsLink | undefined,
+  namespace: string,
+  logger: Logger,
+  failure: { consecutiveFailures: number; batchSize: number; error: string },
+  batcher: Batcher,
+): void {
+  logger.error(failure, 'writes to Postgres keep failing; publishing write_failure alert');
+  const published = link?.publish(`${namespace.toLowerCase()}${WRITE_FAILURE_SUBJECT}`, {
+    event_id: randomUUID(),
+    trace_id: 'chronicle',
+    source: 'chronicle',
+    event_type: 'system.chronicle.write_failure',
+    timestamp: new Date().toISOString(),
+    metadata: { ...failure, buffer_events: batcher.state().heldEvents },
+  });
+  if (!published) logger.warn('write_failure alert not published: NATS is not connected');
 }

@@ -98,6 +98,16 @@ export function httpMetrics(metrics: Metrics): RequestHandler {
   };
 }
 
+/** A port that serves only `router` (the dedicated OTLP/HTTP port): counted like the API, 404 for the rest. */
+export function createRouterApp(router: express.Router, metrics: Metrics): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(httpMetrics(metrics));
+  app.use(router);
+  app.use((req, res) => notFound(res, `no route for ${req.method} ${req.path}`));
+  return app;
+}
+
 /** The HTTP API: health, Prometheus metrics, the /api/v1 reads, and (when given) ingest. */
 export function createApiApp(deps: ApiDeps): express.Express {
   const { store, health, metrics, logger } = deps;

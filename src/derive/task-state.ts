@@ -1,12 +1,32 @@
+import { LIFECYCLE, TERMINAL_STATUSES } from '../events/lifecycle.js';
+import { sqlText, sqlTextList } from './sql-literal.js';
+
+/**
+ * The lifecycle table as SQL (generated from LIFECYCLE, src/events/lifecycle.ts): the WHEN arms of a
+ * `CASE <event_type>` that give the status a task has when that is its last lifecycle event.
+ */
+export const STATUS_CASE_ARMS_SQL = LIFECYCLE.map(
+  (s) => `WHEN ${sqlText(s.eventType)} THEN ${sqlText(s.status)}`,
+).join('\n      ');
+
+/** The event types that end a task, for `IN (…)`. */
+export const TERMINAL_EVENT_TYPES_SQL = sqlTextList(
+  LIFECYCLE.filter((s) => s.terminal).map((s) => s.eventType),
+);
+
+/** The statuses that end a task, for `IN (…)`. */
+export const TERMINAL_STATUSES_SQL = sqlTextList(TERMINAL_STATUSES);
+
 /**
  * Task state: one swarm_traces row per trace_id, recomputed set-based from the trace's distinct
  * events, so arrival order, duplicates and redeliveries cannot change it. The rules (issue #3):
  *
- * - Lifecycle events and their rank: task.created 0, task.assigned 1, task.started 2,
- *   task.completed / task.failed / task.timeout 3. They are ordered by (timestamp, rank, event_id);
- *   `last` is the greatest. A trace with no lifecycle event is not a task (is_task = false).
- * - status from last: created pending, assigned assigned, started in_progress, completed completed,
- *   failed failed, timeout timed_out.
+ * - Lifecycle events, their rank and the status each leads to: the table LIFECYCLE
+ *   (src/events/lifecycle.ts), from which the status CASE and the terminal lists below are generated
+ *   (the rank comes from the SQL function chronicle_lifecycle_rank, tested equal to the table). They are
+ *   ordered by (timestamp, rank, event_id); `last` is the greatest. A trace with no lifecycle event is
+ *   not a task (is_task = false).
+ * - status: the status of last's event type.
  * - created_at: earliest task.created timestamp, else the earliest event of the trace.
  * - task_title, owner, scoring_breakdown: from the earliest task.created carrying each (non-null).
  * - assigned_agent: metadata agent (or agent_id) of the latest task.assigned carrying one; if none
@@ -18,7 +38,7 @@
  * - span_count: distinct events of any type.
  * - error (failed or timed_out): last's metadata error, else its reason, else 'timeout' for timed_out.
  * - first_terminal_at: set once, to the time (now()) of the transaction that first gave the row a
- *   terminal status (completed, failed, timed_out); kept when a later event makes the task active again
+ *   terminal status; kept when a later event makes the task active again
  *   (a failed task retried), so the task is counted once, by its first terminal status.
  *
  * One statement per flush, under the trace locks. span_count, first_event_at and last_event_at add the
@@ -100,10 +120,9 @@ computed AS (
     a.started_at, a.picked_from, a.last_error, a.task_title, a.owner, a.scoring_breakdown, a.assigned_agent,
     a.trace_id IS NOT NULL AS is_task, o.first_terminal_at IS NOT NULL AS had_terminal,
     CASE a.last_type
-      WHEN 'task.created' THEN 'pending' WHEN 'task.assigned' THEN 'assigned' WHEN 'task.started' THEN 'in_progress'
-      WHEN 'task.completed' THEN 'completed' WHEN 'task.failed' THEN 'failed' WHEN 'task.timeout' THEN 'timed_out'
+      ${STATUS_CASE_ARMS_SQL}
     END AS status,
-    CASE WHEN a.last_type IN ('task.completed', 'task.failed', 'task.timeout') THEN a.last_ts END AS completed_at
+    CASE WHEN a.last_type IN (${TERMINAL_EVENT_TYPES_SQL}) THEN a.last_ts END AS completed_at
   FROM old o LEFT JOIN agg a USING (trace_id)
 ),
 upserted AS (
@@ -121,7 +140,7 @@ upserted AS (
     CASE WHEN c.status IN ('failed', 'timed_out')
       THEN coalesce(c.last_error, CASE WHEN c.status = 'timed_out' THEN 'timeout' END) END,
     c.scoring_breakdown, c.first_event_at, c.last_event_at,
-    CASE WHEN c.status IN ('completed', 'failed', 'timed_out') THEN now() END, now()
+    CASE WHEN c.status IN (${TERMINAL_STATUSES_SQL}) THEN now() END, now()
   FROM computed c
   ON CONFLICT (trace_id) DO UPDATE SET
     is_task = excluded.is_task, task_title = excluded.task_title, owner = excluded.owner, status = excluded.status,
@@ -135,7 +154,7 @@ upserted AS (
 ),
 -- Tasks whose row is terminal for the first time: first_terminal_at was unset and the upsert sets it.
 newly_terminal AS (
-  SELECT status FROM computed WHERE NOT had_terminal AND status IN ('completed', 'failed', 'timed_out')
+  SELECT status FROM computed WHERE NOT had_terminal AND status IN (${TERMINAL_STATUSES_SQL})
 ),
 -- Only traces whose metric inputs changed touch agent_metrics: a span added to a finished task does not.
 changed AS (
@@ -166,7 +185,7 @@ SELECT 'metric' AS kind, agent_id, (completed_at AT TIME ZONE 'UTC')::date::text
   coalesce(sum(sign) FILTER (WHERE pickup_ms IS NOT NULL), 0)::int AS pickup_count,
   coalesce(sum(sign * pickup_ms), 0)::bigint AS pickup_sum
 FROM contribution
-WHERE agent_id IS NOT NULL AND status IN ('completed', 'failed', 'timed_out')
+WHERE agent_id IS NOT NULL AND status IN (${TERMINAL_STATUSES_SQL})
 GROUP BY 2, 3
 UNION ALL
 SELECT 'terminal', NULL, NULL,

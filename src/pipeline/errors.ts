@@ -27,6 +27,19 @@ export class PartialWriteError extends RetryableError {
   }
 }
 
+/** A component's start() failed; `component` names it and `cause` is what its start() threw. */
+export class StartError extends Error {
+  override readonly name = 'StartError';
+  constructor(
+    /** The name of the component that failed to start. */
+    readonly component: string,
+    options?: ErrorOptions,
+  ) {
+    const cause: unknown = options?.cause;
+    super(`${component} failed to start: ${cause instanceof Error ? cause.message : String(cause)}`, options);
+  }
+}
+
 /** The configuration is invalid; `problems` lists every issue found, one per line. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';

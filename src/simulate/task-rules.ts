@@ -1,11 +1,16 @@
 /**
+ * An independent oracle, kept apart on purpose: `chronicle simulate --verify` checks what Chronicle
+ * computed against this module, so it deliberately restates the task-state rules (the lifecycle event
+ * types, their rank, the status each leads to) instead of reading them from Chronicle's own table
+ * (src/events/lifecycle.ts, which src/derive and src/spans use). It must not import that table, or
+ * anything derived from it: a mistake there would then be repeated here, and --verify would not see it.
+ *
  * The task-state rules of README "Task state and agent metrics" (issue 3), reduced to the columns the
  * simulator verifies. Ported from test/support/reference.ts, which tests compare with the SQL in
  * src/derive; src must not import tests, hence the copy. Only string metadata is read: the simulator
  * never sends other types for these fields.
  */
 import type { CanonicalEvent } from '../events/schema.js';
-import { LIFECYCLE_RANK } from '../events/schema.js';
 
 /** A task's status as swarm_traces reports it. */
 export type TaskStatus = 'pending' | 'assigned' | 'in_progress' | 'completed' | 'failed' | 'timed_out';
@@ -26,6 +31,16 @@ export interface TraceOutcome {
   /** Time of the terminal event when the status is terminal; epoch ms. */
   completed_at_ms: number | null;
 }
+
+/** Rank of each lifecycle event type (order within one timestamp); restated, see the top of this file. */
+const RANK_OF: ReadonlyMap<string, number> = new Map([
+  ['task.created', 0],
+  ['task.assigned', 1],
+  ['task.started', 2],
+  ['task.completed', 3],
+  ['task.failed', 3],
+  ['task.timeout', 3],
+]);
 
 const STATUS_OF: Readonly<Record<string, TaskStatus>> = {
   'task.created': 'pending',
@@ -49,7 +64,7 @@ interface Lifecycle {
 export function traceOutcome(traceId: string, events: readonly CanonicalEvent[]): TraceOutcome {
   const lifecycle: Lifecycle[] = [];
   for (const event of events) {
-    const rank = LIFECYCLE_RANK[event.event_type];
+    const rank = RANK_OF.get(event.event_type);
     if (rank !== undefined) lifecycle.push({ event, ms: Date.parse(event.timestamp), rank });
   }
   // (timestamp, rank, event_id): code-unit order of lower-case UUIDs is Postgres's uuid order.

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Component } from '../pipeline/contracts.js';
+import { sleep } from '../pipeline/timing.js';
 import { uuidV5 } from '../events/uuid.js';
 import { withTransaction } from '../db/transaction.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -269,15 +270,7 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
         else logger.warn({ err }, 'span build failed; retrying');
       }
       if ((built > 0 && !busy) || stop.signal.aborted) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, options.idleMillis);
-        function done(): void {
-          clearTimeout(timer);
-          stop.signal.removeEventListener('abort', done);
-          resolve();
-        }
-        stop.signal.addEventListener('abort', done, { once: true });
-      });
+      await sleep(options.idleMillis, stop.signal);
     }
   }
 

@@ -7,7 +7,7 @@ import { resourceFromAttributes, type Resource } from '@opentelemetry/resources'
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type pg from 'pg';
 import type { Component } from '../pipeline/contracts.js';
-import { untilAborted } from '../pipeline/timing.js';
+import { sleep, untilAborted } from '../pipeline/timing.js';
 import { classify } from '../pipeline/errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -285,18 +285,6 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
     return sent > 0 ? sent : -1;
   }
 
-  async function pause(millis: number): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, millis);
-      function done(): void {
-        clearTimeout(timer);
-        stop.signal.removeEventListener('abort', done);
-        resolve();
-      }
-      stop.signal.addEventListener('abort', done, { once: true });
-    });
-  }
-
   async function run(): Promise<void> {
     while (!stop.signal.aborted) {
       let exported: number;
@@ -309,7 +297,7 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
         failures += 1;
       }
       if (exported > 0) continue;
-      await pause(exported < 0 ? backoffMillis() : options.idleMillis);
+      await sleep(exported < 0 ? backoffMillis() : options.idleMillis, stop.signal);
     }
   }
 

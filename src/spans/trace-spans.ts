@@ -1,5 +1,10 @@
 import { createHash } from 'node:crypto';
-import { LIFECYCLE_RANK } from '../events/schema.js';
+import {
+  LIFECYCLE_RANK,
+  TERMINAL_STATUS_OF,
+  type TerminalStatus,
+  isTerminalStatus,
+} from '../events/lifecycle.js';
 import { otelSpanId, otelTraceId, unixNanos } from './ids.js';
 import type {
   AttributeValue,
@@ -73,12 +78,6 @@ export interface TraceSpansOptions {
 /** The instrumentation scope of every span Chronicle builds. */
 export const SCOPE = { name: 'chronicle.swarm' } as const;
 
-const TERMINAL: Readonly<Record<string, string>> = {
-  'task.completed': 'completed',
-  'task.failed': 'failed',
-  'task.timeout': 'timed_out',
-};
-
 const STATUS_UNSET = 0;
 const STATUS_ERROR = 2;
 const KIND_INTERNAL = 1;
@@ -97,7 +96,7 @@ interface Attempt {
   agent: string | null;
   assigned: Ev | null;
   started: Ev | null;
-  end: { millis: number; outcome: 'completed' | 'failed' | 'timed_out' | 'reassigned'; ev: Ev | null } | null;
+  end: { millis: number; outcome: TerminalStatus | 'reassigned'; ev: Ev | null } | null;
   events: Ev[];
 }
 
@@ -210,6 +209,7 @@ function attemptsOf(lifecycle: readonly Ev[]): Attempt[] {
     return attempt;
   };
   for (const ev of lifecycle) {
+    const outcome = TERMINAL_STATUS_OF[ev.type];
     if (ev.type === 'task.assigned') {
       if (current && !current.end) current.end = { millis: ev.millis, outcome: 'reassigned', ev: null };
       current = open(ev, ev);
@@ -218,12 +218,8 @@ function attemptsOf(lifecycle: readonly Ev[]): Attempt[] {
       // The latest start and the latest terminal event win, as in the task state (started_at, last).
       current.started = ev;
       current.agent ??= agentOf(ev);
-    } else if (TERMINAL[ev.type] && current && (!current.end || current.end.ev !== null)) {
-      current.end = {
-        millis: ev.millis,
-        outcome: TERMINAL[ev.type] as 'completed' | 'failed' | 'timed_out',
-        ev,
-      };
+    } else if (outcome !== undefined && current && (!current.end || current.end.ev !== null)) {
+      current.end = { millis: ev.millis, outcome, ev };
       current.agent ??= agentOf(ev);
     }
     if (current) current.events.push(ev);
@@ -321,10 +317,9 @@ export function planTraceSpans(
   const createdMillis = millisOf(trace.created_at);
   const planned: PlannedSpan[] = [];
 
-  const terminal = trace.status === 'completed' || trace.status === 'failed' || trace.status === 'timed_out';
-  if (terminal && trace.completed_at !== null) {
+  if (isTerminalStatus(trace.status) && trace.completed_at !== null) {
     const attributes: Attributes = {
-      'swarm.task.status': trace.status!,
+      'swarm.task.status': trace.status,
       'swarm.task.attempts': trace.attempts,
     };
     const optional: [string, AttributeValue | null][] = [
@@ -350,7 +345,7 @@ export function planTraceSpans(
         links: contextLinks(evs),
         ...(trace.status === 'completed'
           ? {}
-          : { status: { code: STATUS_ERROR, message: trace.error ?? trace.status! } }),
+          : { status: { code: STATUS_ERROR, message: trace.error ?? trace.status } }),
       }),
     });
   }

@@ -66,7 +66,7 @@ async function startHarness(
   );
   const receiver = createOtlpReceiver(
     { maxBodyBytes: MAX_BODY_BYTES, retryAfterSeconds: 2 },
-    { batcher, logger, metrics },
+    { consumer: batcher, logger, metrics },
   );
   const requests: Harness['requests'] = [];
   const app = express();
@@ -86,7 +86,7 @@ async function startHarness(
     url: `http://127.0.0.1:${port}/v1/traces`,
     requests,
     async stop() {
-      receiver.stopIntake();
+      await receiver.shutdown(AbortSignal.abort());
       await batcher.drain(AbortSignal.timeout(5_000));
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
@@ -685,7 +685,7 @@ describe.each([
     });
 
     it('503 with Retry-After once intake has stopped (shutdown)', async () => {
-      h.receiver.stopIntake();
+      await h.receiver.shutdown(AbortSignal.abort());
 
       const refused = await post(h.url, body(), { 'content-type': type });
 

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response, type Router } from 'express';
-import type { Batcher } from '../../batch/batcher.js';
 import {
   type InputContext,
   makeReject,
@@ -8,8 +7,10 @@ import {
   normalizeEvent,
   parseJson,
 } from '../../events/normalize.js';
-import type { Delivery } from '../../pipeline/contracts.js';
+import type { Consumer, Source } from '../../pipeline/contracts.js';
+import { createRequestIntake } from '../../pipeline/intake.js';
 import type { RecordInput, WriteRecord } from '../../pipeline/records.js';
+import type { Offer } from '../../pipeline/settle.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Metrics } from '../../telemetry/metrics.js';
 
@@ -21,22 +22,16 @@ export interface HttpIngestOptions {
 }
 
 export interface HttpIngestDeps {
-  batcher: Batcher;
+  /** Where a request's events are offered (the batcher); each is settled after its commit. */
+  consumer: Consumer;
   logger: Logger;
   metrics: Metrics;
 }
 
-export interface HttpIngest {
-  router: Router;
-  /** Refuse new requests (503); requests already accepted still get their answer. */
-  stopIntake(): void;
+/** The source: its route, to mount on the API app. Its shutdown refuses new requests (503). */
+export interface HttpIngest extends Source {
+  readonly router: Router;
 }
-
-/** One settled item of a request. */
-type ItemOutcome =
-  | { status: 'stored' | 'duplicate' }
-  | { status: 'rejected'; reason: string; detail: string }
-  | { status: 'returned' };
 
 interface Item {
   raw: string;
@@ -95,8 +90,11 @@ function splitBody(body: string, contentType: string): Item[] | { error: string 
  * reason; 429 with Retry-After when the buffer is full; 503 while writes are failing or at shutdown.
  */
 export function createHttpIngest(options: HttpIngestOptions, deps: HttpIngestDeps): HttpIngest {
-  const { batcher, logger, metrics } = deps;
-  let accepting = true;
+  const { logger, metrics } = deps;
+  const intake = createRequestIntake({
+    consumer: deps.consumer,
+    onBufferFull: () => metrics.backpressure.inc({ source: 'http' }),
+  });
   const router = express.Router();
 
   function unavailable(res: Response, status: 429 | 503, error: string, message: string): void {
@@ -104,10 +102,19 @@ export function createHttpIngest(options: HttpIngestOptions, deps: HttpIngestDep
     res.status(status).json({ error, message });
   }
 
+  function tooMany(res: Response, count: number): void {
+    res.status(413).json({
+      error: 'too_many_events',
+      message: `a request may carry at most ${intake.maxRecords} events; got ${count}`,
+    });
+  }
+
   async function ingest(req: Request, res: Response): Promise<void> {
-    if (!accepting) return unavailable(res, 503, 'shutting_down', 'Chronicle is shutting down');
-    const state = batcher.state();
-    if (state.failing) {
+    const refusal = intake.refusal();
+    if (refusal === 'shutting_down') {
+      return unavailable(res, 503, 'shutting_down', 'Chronicle is shutting down');
+    }
+    if (refusal === 'store_unavailable') {
       return unavailable(res, 503, 'store_unavailable', 'writes to Postgres are failing; retry later');
     }
     const body = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
@@ -122,56 +129,38 @@ export function createHttpIngest(options: HttpIngestOptions, deps: HttpIngestDep
       'error' in split
         ? [{ raw: body, parsed: { ok: false, reason: 'invalid_json', detail: split.error } }]
         : split;
-    if (items.length > batcher.maxBufferEvents) {
-      res.status(413).json({
-        error: 'too_many_events',
-        message: `a request may carry at most ${batcher.maxBufferEvents} events; got ${items.length}`,
-      });
-      return;
-    }
-    metrics.received.inc({ origin: 'http', stream: 'none' }, items.length);
-
+    if (items.length > intake.maxRecords) return tooMany(res, items.length);
     const ctx: InputContext = {
       origin: 'http',
       defaultTimeMillis: receivedAt,
       cleanText: !mayNeedCleaning(body),
     };
-    const outcomes: Promise<ItemOutcome>[] = [];
-    const deliveries: Delivery<WriteRecord>[] = items.map((item) => {
-      let record: WriteRecord;
+    const offers = items.map((item): Offer => {
       const normalized = item.parsed.ok ? normalizeSafely(item.parsed.value, ctx) : item.parsed;
-      if (normalized.ok) {
-        record = { kind: 'event', input, event: normalized.value };
-      } else {
-        record = {
-          kind: 'reject',
-          input,
-          // A unique key per record, so a retried write after a partial commit records it once.
-          reject: makeReject(
-            item.raw,
-            { origin: 'http' },
-            normalized.reason,
-            normalized.detail,
-            `http:${randomUUID()}`,
-          ),
-        };
-      }
-      let settle!: (o: ItemOutcome) => void;
-      outcomes.push(new Promise<ItemOutcome>((resolve) => (settle = resolve)));
-      return {
-        value: record,
-        sizeBytes: item.raw.length * 2 + 512,
-        ack: (status) => settle({ status }),
-        retry: () => settle({ status: 'returned' }),
-        reject: (reason, detail) => settle({ status: 'rejected', reason, detail }),
-      };
+      const record: WriteRecord = normalized.ok
+        ? { kind: 'event', input, event: normalized.value }
+        : {
+            kind: 'reject',
+            input,
+            // A unique key per record, so a retried write after a partial commit records it once.
+            reject: makeReject(
+              item.raw,
+              { origin: 'http' },
+              normalized.reason,
+              normalized.detail,
+              `http:${randomUUID()}`,
+            ),
+          };
+      return { record, sizeBytes: item.raw.length * 2 + 512 };
     });
 
-    if (!batcher.offer(deliveries, { urgent: true })) {
-      metrics.backpressure.inc({ source: 'http' });
+    const submitted = intake.submit(offers);
+    if (submitted.refused === 'too_many') return tooMany(res, items.length);
+    metrics.received.inc({ origin: 'http', stream: 'none' }, items.length);
+    if (submitted.refused === 'buffer_full') {
       return unavailable(res, 429, 'buffer_full', 'the ingest buffer is full; retry later');
     }
-    const settled = await Promise.all(outcomes);
+    const settled = await submitted.settled;
 
     if ('error' in split) {
       res.status(400).json({ error: 'invalid_json', message: `body is not JSON: ${split.error}` });
@@ -202,9 +191,13 @@ export function createHttpIngest(options: HttpIngestOptions, deps: HttpIngestDep
   );
 
   return {
+    name: 'http-ingest',
+    origin: 'http',
     router,
-    stopIntake() {
-      accepting = false;
+    start: () => Promise.resolve(),
+    shutdown() {
+      intake.stop();
+      return Promise.resolve();
     },
   };
 }

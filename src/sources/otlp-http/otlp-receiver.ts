@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import type { Batcher } from '../../batch/batcher.js';
 import { makeReject, stripNul } from '../../events/normalize.js';
-import type { Delivery } from '../../pipeline/contracts.js';
+import type { Consumer, Source } from '../../pipeline/contracts.js';
+import { createRequestIntake } from '../../pipeline/intake.js';
 import type { RecordInput, WriteRecord } from '../../pipeline/records.js';
+import type { Offer, Settlement } from '../../pipeline/settle.js';
 import type { SpanRecord } from '../../events/span-record.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Metrics } from '../../telemetry/metrics.js';
@@ -29,19 +30,17 @@ export interface OtlpReceiverOptions {
 
 /** What the receiver works with. */
 export interface OtlpReceiverDeps {
-  /** Takes the request's records and settles each after its commit. */
-  batcher: Batcher;
+  /** Takes the request's records (the batcher) and settles each after its commit. */
+  consumer: Consumer;
   logger: Logger;
   /** Counts received spans (inputs_received, origin otlp), refusals (backpressure, source otlp) and answers. */
   metrics: Metrics;
 }
 
-/** The running receiver: its route, and the switch that stops intake at shutdown. */
-export interface OtlpReceiver {
+/** The receiver: its route. Its shutdown refuses new requests (503); accepted ones still get their answer. */
+export interface OtlpReceiver extends Source {
   /** POST /v1/traces; mount it on the API app, on a dedicated OTLP port, or both. */
-  router: Router;
-  /** Refuse new requests (503); requests already accepted still get their answer. */
-  stopIntake(): void;
+  readonly router: Router;
 }
 
 /** google.rpc.Code values of the error answers. */
@@ -51,12 +50,6 @@ const CONTENT_TYPES: Record<string, OtlpFormat> = {
   'application/x-protobuf': 'protobuf',
   'application/json': 'json',
 };
-
-/** One settled span of a request. */
-type SpanOutcome =
-  | { status: 'stored' | 'duplicate' }
-  | { status: 'rejected'; reason: string; detail: string }
-  | { status: 'returned' };
 
 /** The request's encoding from its Content-Type (parameters such as charset ignored); undefined when unsupported. */
 function formatOf(req: Request): OtlpFormat | undefined {
@@ -95,9 +88,12 @@ function summarize(rejected: readonly { reason: string; detail: string }[]): str
  * Retry-After when the buffer is full; 503 with Retry-After while writes fail or at shutdown.
  */
 export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpReceiverDeps): OtlpReceiver {
-  const { batcher, logger, metrics } = deps;
+  const { logger, metrics } = deps;
   const input: RecordInput = { origin: 'otlp', subject: null, key: null };
-  let accepting = true;
+  const intake = createRequestIntake({
+    consumer: deps.consumer,
+    onBufferFull: () => metrics.backpressure.inc({ source: 'otlp' }),
+  });
   const router = express.Router();
 
   function send(res: Response, status: number, body: Buffer, format: OtlpFormat): void {
@@ -112,14 +108,15 @@ export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpRecei
   }
 
   /** A reject to offer, with its buffer size. */
-  function rejectOffer(
-    raw: string,
-    reason: string,
-    detail: string,
-  ): { record: WriteRecord; sizeBytes: number } {
+  function rejectOffer(raw: string, reason: string, detail: string): Offer {
     // A unique key per record, so a retried write after a partial commit records it once.
     const reject = makeReject(raw, input, reason, detail, `otlp:${randomUUID()}`);
     return { record: { kind: 'reject', input, reject }, sizeBytes: raw.length * 2 + 512 };
+  }
+
+  function tooMany(res: Response, total: number, format: OtlpFormat): void {
+    const message = `a request may carry at most ${intake.maxRecords} spans; got ${total}`;
+    fail(res, 413, { code: RPC_CODE.resourceExhausted, message }, format);
   }
 
   function bufferFull(res: Response, format: OtlpFormat): void {
@@ -131,29 +128,6 @@ export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpRecei
     );
   }
 
-  /** Offers the records as one request; undefined when the buffer refused them. */
-  function offer(
-    records: readonly { record: WriteRecord; sizeBytes: number }[],
-  ): Promise<SpanOutcome[]> | undefined {
-    const outcomes: Promise<SpanOutcome>[] = [];
-    const deliveries = records.map(({ record, sizeBytes }): Delivery<WriteRecord> => {
-      let settle!: (o: SpanOutcome) => void;
-      outcomes.push(new Promise<SpanOutcome>((resolve) => (settle = resolve)));
-      return {
-        value: record,
-        sizeBytes,
-        ack: (status) => settle({ status }),
-        retry: () => settle({ status: 'returned' }),
-        reject: (reason, detail) => settle({ status: 'rejected', reason, detail }),
-      };
-    });
-    if (!batcher.offer(deliveries, { urgent: true })) {
-      metrics.backpressure.inc({ source: 'otlp' });
-      return undefined;
-    }
-    return Promise.all(outcomes);
-  }
-
   /** Refuses before the body is read: unsupported content type, shutdown, failing writes. */
   function admit(req: Request, res: Response, next: NextFunction): void {
     const format = formatOf(req);
@@ -162,10 +136,11 @@ export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpRecei
       return fail(res, 415, { code: RPC_CODE.invalidArgument, message });
     }
     res.locals.otlpFormat = format;
-    if (!accepting) {
+    const refusal = intake.refusal();
+    if (refusal === 'shutting_down') {
       return fail(res, 503, { code: RPC_CODE.unavailable, message: 'Chronicle is shutting down' }, format);
     }
-    if (batcher.state().failing) {
+    if (refusal === 'store_unavailable') {
       const message = 'writes to Postgres are failing; retry later';
       return fail(res, 503, { code: RPC_CODE.unavailable, message }, format);
     }
@@ -186,19 +161,15 @@ export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpRecei
       // Recorded like any bad input; a protobuf body as base64, since the reject payload is text.
       const raw = format === 'json' ? body.toString('utf8') : body.toString('base64');
       const detail = format === 'json' ? err.message : `${err.message} (payload: the body, base64)`;
-      const settled = offer([rejectOffer(raw, 'invalid_otlp', detail)]);
-      if (settled === undefined) return bufferFull(res, format);
-      await settled;
+      const submitted = intake.submit([rejectOffer(raw, 'invalid_otlp', detail)]);
+      if (submitted.refused !== undefined) return bufferFull(res, format);
+      await submitted.settled;
       return fail(res, 400, { code: RPC_CODE.invalidArgument, message: err.message }, format);
     }
 
     const total = decoded.spans.length + decoded.rejected.length;
     if (total === 0) return send(res, 200, encodeExportResponse(undefined, format), format);
-    if (total > batcher.maxBufferEvents) {
-      const message = `a request may carry at most ${batcher.maxBufferEvents} spans; got ${total}`;
-      return fail(res, 413, { code: RPC_CODE.resourceExhausted, message }, format);
-    }
-    metrics.received.inc({ origin: 'otlp', stream: 'none' }, total);
+    if (total > intake.maxRecords) return tooMany(res, total, format);
 
     const records = decoded.spans.map((span) => {
       const event = spanToEvent(span);
@@ -217,9 +188,11 @@ export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpRecei
       records.push(rejectOffer(raw, r.reason, r.detail));
     }
 
-    const settled = offer(records);
-    if (settled === undefined) return bufferFull(res, format);
-    const outcomes = await settled;
+    const submitted = intake.submit(records);
+    if (submitted.refused === 'too_many') return tooMany(res, total, format);
+    metrics.received.inc({ origin: 'otlp', stream: 'none' }, total);
+    if (submitted.refused === 'buffer_full') return bufferFull(res, format);
+    const outcomes: Settlement[] = await submitted.settled;
     if (outcomes.some((o) => o.status === 'returned')) {
       // Shutdown reached its deadline before these were written; the span ids make a retry safe.
       const message = 'not every span was written before shutdown; retry';
@@ -273,9 +246,13 @@ export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpRecei
   router.use('/v1/traces', answerError);
 
   return {
+    name: 'otlp-http',
+    origin: 'otlp',
     router,
-    stopIntake() {
-      accepting = false;
+    start: () => Promise.resolve(),
+    shutdown() {
+      intake.stop();
+      return Promise.resolve();
     },
   };
 }
