@@ -14,6 +14,7 @@ import { createHttpIngest } from './sources/http-ingest/http-ingest.js';
 import { DEFAULT_STREAMS, createJetStreamSource } from './sources/jetstream/jetstream-source.js';
 import { type NatsLink, createNatsLink } from './sources/nats/nats-link.js';
 import { createOtlpReceiver } from './sources/otlp-http/otlp-receiver.js';
+import { createOtlpNatsSource } from './sources/otlp-nats/otlp-nats-source.js';
 import { createSpanBuilder } from './spans/span-builder.js';
 import { createExportLoop, createOtlpExporter } from './spans/span-export.js';
 import type { Logger } from './telemetry/logger.js';
@@ -142,7 +143,6 @@ export function createChronicle(
     ),
   );
   if (config.export) {
-    const endpoint = config.export.url;
     const exportLoop = createExportLoop(
       {
         batchSpans: 512,
@@ -152,31 +152,11 @@ export function createChronicle(
         leaseMillis: config.export.timeoutMillis * 3 + 5_000,
         shutdownGraceMillis: 1_000,
         maxBatchBytes: 4 * 1024 * 1024,
+        endpoint: config.export.url,
       },
       { pool: database.spanPool, exporter: createOtlpExporter(config.export), logger, metrics },
     );
-    add(
-      startWhen(
-        migrated,
-        {
-          name: exportLoop.name,
-          start: () => exportLoop.start(),
-          shutdown: (deadline) => exportLoop.shutdown(deadline),
-          // The trace backend is reported, but never makes Chronicle unready: spans wait in the outbox.
-          health() {
-            const { consecutiveFailures, lastError } = exportLoop.state();
-            const detail = `${endpoint}: ${consecutiveFailures} failed exports in a row (${lastError ?? 'unknown'}); spans are kept and retried`;
-            return {
-              dependencies: {
-                otlp_export:
-                  consecutiveFailures === 0 ? { state: 'up', detail: endpoint } : { state: 'down', detail },
-              },
-            };
-          },
-        },
-        { logger },
-      ),
-    );
+    add(startWhen(migrated, exportLoop, { logger }));
   }
 
   add(batcher);
@@ -195,6 +175,10 @@ export function createChronicle(
       { link, consumer: batcher, logger, metrics },
     );
     add(startWhen(migrated, jetstream, { logger }));
+    if (config.otlpNats) {
+      const otlpNats = createOtlpNatsSource(config.otlpNats, { link, consumer: batcher, logger, metrics });
+      add(startWhen(migrated, otlpNats, { logger }));
+    }
   }
 
   const runner = createRunner(components, { logger });

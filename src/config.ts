@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from './pipeline/errors.js';
+import { OTLP_NATS_ENV, otlpNatsOptions, otlpNatsProblems } from './sources/otlp-nats/config.js';
+import type { OtlpNatsSourceOptions } from './sources/otlp-nats/otlp-nats-source.js';
 import type { OtlpExportOptions } from './spans/span-export.js';
 
 /**
@@ -112,8 +114,13 @@ const envSchema = z
     JAEGER_UI_URL: url(['http:', 'https:']).optional(),
     GRAFANA_URL: url(['http:', 'https:']).optional(),
     GRAFANA_TEMPO_DATASOURCE_UID: z.string().min(1).default('tempo'),
+    // OTLP trace payloads from NATS: off unless enabled (sources/otlp-nats/config.ts).
+    ...OTLP_NATS_ENV,
   })
   .superRefine((e, ctx) => {
+    for (const { variable, message } of otlpNatsProblems(e, { natsUrl: natsUrlOf(e.NATS_URL) })) {
+      ctx.addIssue({ code: 'custom', path: [variable], message });
+    }
     // The traces-specific variable wins (OTLP exporter spec), so only the protocol in use is checked.
     const key = e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
       ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'
@@ -164,6 +171,13 @@ export interface Config {
   /** Chronicle's own resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES). */
   resource: { serviceName: string; attributes: Record<string, string> };
   links: { jaegerUiUrl: string | undefined; grafanaUrl: string | undefined; tempoDatasourceUid: string };
+  /** The OTLP-over-NATS source; undefined (or absent): not enabled. */
+  otlpNats?: OtlpNatsSourceOptions | undefined;
+}
+
+/** Unset, empty or none: no NATS. */
+function natsUrlOf(value: string | undefined): string | undefined {
+  return value === undefined || value === '' || value === 'none' ? undefined : value;
 }
 
 /** OTEL_EXPORTER_OTLP_ENDPOINT is a base URL: the traces path is appended to it (OTLP exporter spec). */
@@ -206,7 +220,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: e.CHRONICLE_HOST ?? (e.DATABASE_URL === undefined ? '127.0.0.1' : '0.0.0.0'),
     databaseUrl: e.DATABASE_URL,
     embedded: { dataDir: e.CHRONICLE_DATA_DIR, port: e.CHRONICLE_EMBEDDED_PG_PORT },
-    natsUrl: e.NATS_URL === undefined || e.NATS_URL === '' || e.NATS_URL === 'none' ? undefined : e.NATS_URL,
+    natsUrl: natsUrlOf(e.NATS_URL),
     natsNamespace: e.CHRONICLE_NATS_NAMESPACE,
     batch: {
       flushIntervalMillis: e.BATCH_FLUSH_INTERVAL_MS,
@@ -241,5 +255,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       grafanaUrl: e.GRAFANA_URL,
       tempoDatasourceUid: e.GRAFANA_TEMPO_DATASOURCE_UID,
     },
+    otlpNats: otlpNatsOptions(e, {
+      natsUrl: natsUrlOf(e.NATS_URL),
+      namespace: e.CHRONICLE_NATS_NAMESPACE,
+      maxDeliver: e.JETSTREAM_MAX_DELIVER,
+      ackWaitMillis: e.JETSTREAM_ACK_WAIT_MS,
+      fetchBatch: e.JETSTREAM_FETCH_BATCH,
+      maxBufferEvents: e.BUFFER_MAX_SIZE,
+    }),
   };
 }

@@ -130,6 +130,8 @@ export interface ExportLoopOptions {
   shutdownGraceMillis: number;
   /** How often the backlog and the age of its oldest span are sampled (default 5 s). */
   backlogSampleMillis?: number;
+  /** Where spans go, as the health report names it (`otlp_export`); the exporter's URL. */
+  endpoint?: string;
 }
 
 export interface ExportLoopDeps {
@@ -304,6 +306,16 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
   return {
     name: 'span-export',
     state: () => ({ consecutiveFailures: failures, lastError }),
+    // The trace backend is reported, but never makes Chronicle unready: spans wait in the outbox.
+    health() {
+      const endpoint = options.endpoint ?? 'the OTLP endpoint';
+      const detail = `${endpoint}: ${failures} failed exports in a row (${lastError ?? 'unknown'}); spans are kept and retried`;
+      return {
+        dependencies: {
+          otlp_export: failures === 0 ? { state: 'up', detail: endpoint } : { state: 'down', detail },
+        },
+      };
+    },
     exportOnce,
     start() {
       if (loop || stop.signal.aborted) return Promise.resolve();

@@ -79,6 +79,8 @@ export interface ChronicleOverrides {
   /** Export spans to this OTLP endpoint. */
   export?: Config['export'];
   links?: Partial<Config['links']>;
+  /** Consume OTLP traces from NATS with these options. */
+  otlpNats?: Config['otlpNats'];
 }
 
 /** One Chronicle instance started by a test. */
@@ -225,6 +227,7 @@ export async function createChronicleTestEnv(options: { nats?: boolean } = {}): 
           tempoDatasourceUid: 'tempo',
           ...overrides.links,
         },
+        otlpNats: overrides.otlpNats,
       };
       const chronicle = createChronicle(config, {
         logger: testLogger(),

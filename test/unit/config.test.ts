@@ -39,6 +39,7 @@ const DEFAULTS = {
   export: undefined,
   resource: { serviceName: 'chronicle', attributes: {} },
   links: { jaegerUiUrl: undefined, grafanaUrl: undefined, tempoDatasourceUid: 'tempo' },
+  otlpNats: undefined,
 };
 
 /** Every variable set to a valid value that differs from its default. */
@@ -83,6 +84,9 @@ const EVERY_VARIABLE = {
   JAEGER_UI_URL: 'http://jaeger:16686',
   GRAFANA_URL: 'http://grafana:3000',
   GRAFANA_TEMPO_DATASOURCE_UID: 'tempo-eu',
+  CHRONICLE_OTLP_NATS_ENABLED: 'true',
+  CHRONICLE_OTLP_NATS_STREAM: 'SWARM_TRACES',
+  CHRONICLE_OTLP_NATS_SUBJECTS: 'otlp.traces.eu, otlp.traces.us.>',
 };
 
 describe('loadConfig - defaults', () => {
@@ -140,6 +144,16 @@ describe('loadConfig - every variable is read', () => {
         jaegerUiUrl: 'http://jaeger:16686',
         grafanaUrl: 'http://grafana:3000',
         tempoDatasourceUid: 'tempo-eu',
+      },
+      // The JetStream tunables are shared with the event streams; the fetch batch is bounded by the buffer.
+      otlpNats: {
+        stream: 'SWARM_TRACES',
+        subjects: ['otlp.traces.eu', 'otlp.traces.us.>'],
+        namespace: 'T_side-1',
+        maxDeliver: 7,
+        ackWaitMillis: 45_000,
+        fetchBatch: 300,
+        maxAckPending: 2000,
       },
     });
   });
@@ -233,6 +247,62 @@ describe('loadConfig - NATS can be disabled', () => {
 
   it('an unset NATS_URL means no NATS (HTTP and OTLP ingest only)', () => {
     expect(loadConfig({}).natsUrl).toBeUndefined();
+  });
+});
+
+describe('loadConfig - OTLP over NATS', () => {
+  it('is off unless enabled, even with NATS', () => {
+    expect(loadConfig({ NATS_URL: 'nats://n:4222' }).otlpNats).toBeUndefined();
+    expect(
+      loadConfig({ NATS_URL: 'nats://n:4222', CHRONICLE_OTLP_NATS_ENABLED: 'false' }).otlpNats,
+    ).toBeUndefined();
+  });
+
+  it('enabled: stream OTLP_TRACES on otlp.traces, with the JetStream tunables and the namespace', () => {
+    expect(
+      loadConfig({
+        NATS_URL: 'nats://n:4222',
+        CHRONICLE_NATS_NAMESPACE: 'T1_',
+        CHRONICLE_OTLP_NATS_ENABLED: '1',
+        BUFFER_MAX_SIZE: '500',
+      }).otlpNats,
+    ).toEqual({
+      stream: 'OTLP_TRACES',
+      subjects: ['otlp.traces'],
+      namespace: 'T1_',
+      maxDeliver: 3,
+      ackWaitMillis: 30_000,
+      fetchBatch: 500,
+      maxAckPending: 500,
+    });
+  });
+
+  it('enabled without NATS is a configuration error that says what is missing', () => {
+    for (const NATS_URL of [undefined, '', 'none']) {
+      expect(configError({ NATS_URL, CHRONICLE_OTLP_NATS_ENABLED: 'true' }).problems).toEqual([
+        'CHRONICLE_OTLP_NATS_ENABLED: OTLP over NATS needs NATS: set NATS_URL',
+      ]);
+    }
+  });
+
+  it('refuses a stream name a JetStream stream cannot have, and subjects that are not NATS subjects', () => {
+    expect(
+      configError({
+        NATS_URL: 'nats://n:4222',
+        CHRONICLE_OTLP_NATS_ENABLED: 'yes',
+        CHRONICLE_OTLP_NATS_STREAM: 'otlp.traces',
+        CHRONICLE_OTLP_NATS_SUBJECTS: 'otlp traces',
+      }).problems,
+    ).toEqual([
+      'CHRONICLE_OTLP_NATS_ENABLED: must be true or false',
+      'CHRONICLE_OTLP_NATS_STREAM: may only contain letters, digits, _ and -',
+      'CHRONICLE_OTLP_NATS_SUBJECTS: must be comma-separated NATS subjects; "otlp traces" is not one',
+    ]);
+    for (const subjects of [',', 'otlp..traces', 'otlp.traces.']) {
+      expect(configError({ CHRONICLE_OTLP_NATS_SUBJECTS: subjects }).problems).toEqual([
+        expect.stringMatching(/^CHRONICLE_OTLP_NATS_SUBJECTS: must be comma-separated NATS subjects/),
+      ]);
+    }
   });
 });
 

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { makeReject, stripNul } from '../../events/normalize.js';
+import { makeReject } from '../../events/normalize.js';
 import type { Consumer, Source } from '../../pipeline/contracts.js';
 import { createRequestIntake } from '../../pipeline/intake.js';
 import type { RecordInput, WriteRecord } from '../../pipeline/records.js';
 import type { Offer, Settlement } from '../../pipeline/settle.js';
-import type { SpanRecord } from '../../events/span-record.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Metrics } from '../../telemetry/metrics.js';
 import {
@@ -18,7 +17,7 @@ import {
   encodeExportResponse,
   encodeRpcStatus,
 } from '../../events/otlp/decode.js';
-import { spanToEvent } from '../../events/otlp/span-to-event.js';
+import { otlpFormatOf, spanInputs, undecodableInput } from '../../events/otlp/request-inputs.js';
 
 /** Tunables of the receiver. */
 export interface OtlpReceiverOptions {
@@ -46,23 +45,9 @@ export interface OtlpReceiver extends Source {
 /** google.rpc.Code values of the error answers. */
 const RPC_CODE = { invalidArgument: 3, resourceExhausted: 8, unavailable: 14 } as const;
 
-const CONTENT_TYPES: Record<string, OtlpFormat> = {
-  'application/x-protobuf': 'protobuf',
-  'application/json': 'json',
-};
-
-/** The request's encoding from its Content-Type (parameters such as charset ignored); undefined when unsupported. */
+/** The request's encoding from its Content-Type; undefined when unsupported. */
 function formatOf(req: Request): OtlpFormat | undefined {
-  const mediaType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  return CONTENT_TYPES[mediaType];
-}
-
-function rawOf(span: SpanRecord): string {
-  try {
-    return JSON.stringify(span);
-  } catch {
-    return '(not serializable: nested too deeply)';
-  }
+  return otlpFormatOf(req.headers['content-type'] ?? '');
 }
 
 /** `3 spans rejected: invalid_span_id ×2 (span id must be …); metadata_too_large ×1 (…)`: one reason each. */
@@ -159,9 +144,8 @@ export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpRecei
       if (!(err instanceof OtlpDecodeError)) throw err;
       metrics.received.inc({ origin: 'otlp', stream: 'none' });
       // Recorded like any bad input; a protobuf body as base64, since the reject payload is text.
-      const raw = format === 'json' ? body.toString('utf8') : body.toString('base64');
-      const detail = format === 'json' ? err.message : `${err.message} (payload: the body, base64)`;
-      const submitted = intake.submit([rejectOffer(raw, 'invalid_otlp', detail)]);
+      const bad = undecodableInput(body, format, err);
+      const submitted = intake.submit([rejectOffer(bad.raw, bad.reason, bad.detail)]);
       if (submitted.refused !== undefined) return bufferFull(res, format);
       await submitted.settled;
       return fail(res, 400, { code: RPC_CODE.invalidArgument, message: err.message }, format);
@@ -171,22 +155,12 @@ export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpRecei
     if (total === 0) return send(res, 200, encodeExportResponse(undefined, format), format);
     if (total > intake.maxRecords) return tooMany(res, total, format);
 
-    const records = decoded.spans.map((span) => {
-      const event = spanToEvent(span);
-      const raw = rawOf(span);
-      if (!event.ok) {
-        return rejectOffer(raw, event.reason, event.detail);
-      }
-      // Unchanged except for what Postgres cannot store (NUL, lone surrogates), as in the event.
-      const forward = stripNul(span) as SpanRecord;
-      const record: WriteRecord = { kind: 'event', input, event: event.value, forward };
+    const records = spanInputs(decoded).map((span): Offer => {
+      if (!span.ok) return rejectOffer(span.raw, span.reason, span.detail);
+      const record: WriteRecord = { kind: 'event', input, event: span.event, forward: span.forward };
       // The event's metadata and the forwarded span each hold about the span's JSON.
-      return { record, sizeBytes: raw.length * 4 + 512 };
+      return { record, sizeBytes: span.raw.length * 4 + 512 };
     });
-    for (const r of decoded.rejected) {
-      const raw = rawOf(r.span);
-      records.push(rejectOffer(raw, r.reason, r.detail));
-    }
 
     const submitted = intake.submit(records);
     if (submitted.refused === 'too_many') return tooMany(res, total, format);
