@@ -1,41 +1,19 @@
 import { z } from 'zod';
+import { int, url } from './pipeline/env.js';
 import { ConfigError } from './pipeline/errors.js';
+import { HTTP_INGEST_ENV, httpIngestOptions } from './sources/http-ingest/config.js';
+import { JETSTREAM_ENV, type JetStreamConfig, jetstreamOptions } from './sources/jetstream/config.js';
+import { OTLP_HTTP_ENV, type OtlpHttpConfig, otlpHttpOptions } from './sources/otlp-http/config.js';
 import { OTLP_NATS_ENV, otlpNatsOptions, otlpNatsProblems } from './sources/otlp-nats/config.js';
 import type { OtlpNatsSourceOptions } from './sources/otlp-nats/otlp-nats-source.js';
 import type { OtlpExportOptions } from './spans/span-export.js';
 
 /**
  * The only reader of process.env. Every variable is validated; an invalid configuration is reported
- * with every problem at once. Names follow the Go service Chronicle replaces where it had them.
+ * with every problem at once. Names follow the Go service Chronicle replaces where it had them. Each
+ * source's variables are its config slice (src/sources/<name>/config.ts), composed here; the value
+ * parsers they share are in src/pipeline/env.ts.
  */
-// Decimal digits only: no '0x10', '1e3' or ' ' sneaking through Number().
-const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z
-    .string()
-    .trim()
-    .regex(/^\d+$/, 'must be a whole number')
-    .transform(Number)
-    .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
-
-const url = (protocols: string[]) =>
-  z.string().refine(
-    (v) => {
-      try {
-        return protocols.includes(new URL(v).protocol);
-      } catch {
-        return false;
-      }
-    },
-    `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
-  );
-
-const bool = z
-  .string()
-  .trim()
-  .toLowerCase()
-  .pipe(z.enum(['true', 'false', '1', '0'], { error: 'must be true or false' }))
-  .transform((v) => v === 'true' || v === '1');
-
 /** `key1=value1,key2=value2` with percent-encoded values (the OpenTelemetry list format). */
 const headers = z.string().transform((value, ctx) => {
   const out: Record<string, string> = {};
@@ -84,17 +62,15 @@ const envSchema = z
     BUFFER_MAX_BYTES: int(1024).default(64 * 1024 * 1024),
     HTTP_LINGER_MS: int(0, 10_000).default(20),
     FLUSH_CONCURRENCY: int(1, 16).default(3),
-    INGEST_MAX_BODY_BYTES: int(1024).default(5 * 1024 * 1024),
-    JETSTREAM_MAX_DELIVER: int(1, 1000).default(3),
-    JETSTREAM_ACK_WAIT_MS: int(1000, 3_600_000).default(30_000),
-    JETSTREAM_FETCH_BATCH: int(1, 10_000).default(1000),
+    // HTTP ingest (sources/http-ingest/config.ts).
+    ...HTTP_INGEST_ENV,
+    // The JetStream consumers' tunables, shared by both NATS sources (sources/jetstream/config.ts).
+    ...JETSTREAM_ENV,
     PG_POOL_MAX: int(2, 100).default(8),
     SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(30_000),
     LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-    // OTLP/HTTP receiver: always on the API port; on its own port too when enabled.
-    CHRONICLE_OTLP_ENABLED: bool.default(false),
-    CHRONICLE_OTLP_PORT: int(0, 65535).default(4318),
-    OTLP_MAX_BODY_BYTES: int(1024).default(5 * 1024 * 1024),
+    // The OTLP/HTTP receiver (sources/otlp-http/config.ts).
+    ...OTLP_HTTP_ENV,
     SPAN_SETTLE_MS: int(0, 600_000).default(2_000),
     SPAN_MAX_DELAY_MS: int(0, 3_600_000).default(30_000),
     // Span export, with the standard OpenTelemetry variables (the traces-specific ones win).
@@ -155,15 +131,12 @@ export interface Config {
     maxConcurrentFlushes: number;
   };
   ingestMaxBodyBytes: number;
-  jetstream: { maxDeliver: number; ackWaitMillis: number; fetchBatch: number };
+  jetstream: JetStreamConfig;
   pgPoolMax: number;
   shutdownTimeoutMillis: number;
   logLevel: string;
-  otlpReceiver: {
-    /** Also serve POST /v1/traces on its own port (it is always on the API port). */
-    dedicatedPort: number | undefined;
-    maxBodyBytes: number;
-  };
+  /** The OTLP/HTTP receiver: its body limit, and its own port when enabled (sources/otlp-http/config.ts). */
+  otlpReceiver: OtlpHttpConfig;
   /** When a touched trace's spans are built: after it settles, or at the latest after maxDelayMillis. */
   spans: { settleMillis: number; maxDelayMillis: number };
   /** undefined: no export (spans are still built and served by the API). */
@@ -214,6 +187,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
   const e = parsed.data;
+  const jetstream = jetstreamOptions(e);
   return {
     port: e.CHRONICLE_PORT,
     // Embedded mode listens on loopback unless told otherwise: a laptop default, not a server one.
@@ -230,19 +204,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       lingerMillis: e.HTTP_LINGER_MS,
       maxConcurrentFlushes: e.FLUSH_CONCURRENCY,
     },
-    ingestMaxBodyBytes: e.INGEST_MAX_BODY_BYTES,
-    jetstream: {
-      maxDeliver: e.JETSTREAM_MAX_DELIVER,
-      ackWaitMillis: e.JETSTREAM_ACK_WAIT_MS,
-      fetchBatch: e.JETSTREAM_FETCH_BATCH,
-    },
+    ingestMaxBodyBytes: httpIngestOptions(e).maxBodyBytes,
+    jetstream,
     pgPoolMax: e.PG_POOL_MAX,
     shutdownTimeoutMillis: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
-    otlpReceiver: {
-      dedicatedPort: e.CHRONICLE_OTLP_ENABLED ? e.CHRONICLE_OTLP_PORT : undefined,
-      maxBodyBytes: e.OTLP_MAX_BODY_BYTES,
-    },
+    otlpReceiver: otlpHttpOptions(e),
     spans: { settleMillis: e.SPAN_SETTLE_MS, maxDelayMillis: e.SPAN_MAX_DELAY_MS },
     export: exportOptions(e),
     // OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES (SDK environment spec).
@@ -258,9 +225,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     otlpNats: otlpNatsOptions(e, {
       natsUrl: natsUrlOf(e.NATS_URL),
       namespace: e.CHRONICLE_NATS_NAMESPACE,
-      maxDeliver: e.JETSTREAM_MAX_DELIVER,
-      ackWaitMillis: e.JETSTREAM_ACK_WAIT_MS,
-      fetchBatch: e.JETSTREAM_FETCH_BATCH,
+      ...jetstream,
       maxBufferEvents: e.BUFFER_MAX_SIZE,
     }),
   };

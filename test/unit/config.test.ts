@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/pipeline/errors.js';
+import { HTTP_INGEST_ENV } from '../../src/sources/http-ingest/config.js';
+import { JETSTREAM_ENV } from '../../src/sources/jetstream/config.js';
+import { OTLP_HTTP_ENV } from '../../src/sources/otlp-http/config.js';
+import { OTLP_NATS_ENV } from '../../src/sources/otlp-nats/config.js';
 
 /** Calls loadConfig and returns the ConfigError it throws; fails the test when it does not throw one. */
 function configError(env: NodeJS.ProcessEnv): ConfigError {
@@ -387,5 +391,51 @@ describe('loadConfig - an invalid environment', () => {
     expect(configError({ NATS_URL: '127.0.0.1:4222' }).problems).toEqual([
       expect.stringMatching(/^NATS_URL: /),
     ]);
+  });
+});
+
+describe("loadConfig - the sources' config slices", () => {
+  it('every variable of every slice is read (and covered by the test above)', () => {
+    for (const shape of [HTTP_INGEST_ENV, JETSTREAM_ENV, OTLP_HTTP_ENV, OTLP_NATS_ENV]) {
+      for (const name of Object.keys(shape)) expect(Object.keys(EVERY_VARIABLE)).toContain(name);
+    }
+  });
+
+  it("a slice's variables are checked like the others, every problem at once", () => {
+    expect(
+      configError({
+        INGEST_MAX_BODY_BYTES: '1023',
+        JETSTREAM_MAX_DELIVER: '0',
+        JETSTREAM_ACK_WAIT_MS: '999',
+        JETSTREAM_FETCH_BATCH: '10001',
+        CHRONICLE_OTLP_PORT: '65536',
+        OTLP_MAX_BODY_BYTES: '1k',
+      }).problems,
+    ).toEqual([
+      'INGEST_MAX_BODY_BYTES: must be at least 1024',
+      'JETSTREAM_MAX_DELIVER: must be at least 1',
+      'JETSTREAM_ACK_WAIT_MS: must be at least 1000',
+      'JETSTREAM_FETCH_BATCH: must be at most 10000',
+      'CHRONICLE_OTLP_PORT: must be at most 65535',
+      'OTLP_MAX_BODY_BYTES: must be a whole number',
+    ]);
+  });
+
+  it('the OTLP port is used only when the receiver is enabled (true, 1, any case)', () => {
+    expect(loadConfig({ CHRONICLE_OTLP_PORT: '14318' }).otlpReceiver.dedicatedPort).toBeUndefined();
+    expect(loadConfig({ CHRONICLE_OTLP_ENABLED: '0' }).otlpReceiver.dedicatedPort).toBeUndefined();
+    expect(loadConfig({ CHRONICLE_OTLP_ENABLED: 'TRUE' }).otlpReceiver.dedicatedPort).toBe(4318);
+    expect(
+      loadConfig({ CHRONICLE_OTLP_ENABLED: '1', CHRONICLE_OTLP_PORT: '0' }).otlpReceiver.dedicatedPort,
+    ).toBe(0);
+  });
+
+  it('the OTLP-over-NATS fetch batch is JETSTREAM_FETCH_BATCH, bounded by BUFFER_MAX_SIZE', () => {
+    const nats = { NATS_URL: 'nats://n:4222', CHRONICLE_OTLP_NATS_ENABLED: 'true' };
+    expect(loadConfig({ ...nats, JETSTREAM_FETCH_BATCH: '50' }).otlpNats?.fetchBatch).toBe(50);
+    expect(loadConfig({ ...nats, JETSTREAM_FETCH_BATCH: '50' }).jetstream.fetchBatch).toBe(50);
+    expect(loadConfig({ ...nats, JETSTREAM_FETCH_BATCH: '800', BUFFER_MAX_SIZE: '600' }).otlpNats).toEqual(
+      expect.objectContaining({ fetchBatch: 600, maxAckPending: 600 }),
+    );
   });
 });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type EnvOf, bool, list } from '../../pipeline/env.js';
 import {
   type OtlpNatsSourceOptions,
   DEFAULT_OTLP_NATS_STREAM,
@@ -10,13 +11,6 @@ import {
  * src/config.ts, the only reader of process.env) and the options they give. Off unless enabled.
  */
 
-const enabled = z
-  .string()
-  .trim()
-  .toLowerCase()
-  .pipe(z.enum(['true', 'false', '1', '0'], { error: 'must be true or false' }))
-  .transform((v) => v === 'true' || v === '1');
-
 // A JetStream stream name: no whitespace, dots, wildcards or path separators.
 const streamName = z
   .string()
@@ -24,32 +18,18 @@ const streamName = z
   .regex(/^[A-Za-z0-9_-]+$/, 'may only contain letters, digits, _ and -');
 
 // Comma-separated NATS subjects: dot-separated tokens without whitespace (wildcards allowed).
-const subjects = z.string().transform((value, ctx) => {
-  const list = value
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-  const bad = list.find((s) => !/^[^\s.]+(\.[^\s.]+)*$/.test(s));
-  if (list.length === 0 || bad !== undefined) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `must be comma-separated NATS subjects${bad === undefined ? '' : `; "${bad}" is not one`}`,
-    });
-    return z.NEVER;
-  }
-  return list;
-});
+const subjects = list('NATS subjects', (s) => /^[^\s.]+(\.[^\s.]+)*$/.test(s));
 
 /** The variables of the slice. */
 export const OTLP_NATS_ENV = {
   /** Consume OTLP trace payloads from NATS (requires NATS_URL). */
-  CHRONICLE_OTLP_NATS_ENABLED: enabled.default(false),
+  CHRONICLE_OTLP_NATS_ENABLED: bool.default(false),
   CHRONICLE_OTLP_NATS_STREAM: streamName.default(DEFAULT_OTLP_NATS_STREAM),
   CHRONICLE_OTLP_NATS_SUBJECTS: subjects.default([...DEFAULT_OTLP_NATS_SUBJECTS]),
 };
 
 /** The slice's variables once parsed. */
-export type OtlpNatsEnv = { [K in keyof typeof OTLP_NATS_ENV]: z.output<(typeof OTLP_NATS_ENV)[K]> };
+export type OtlpNatsEnv = EnvOf<typeof OTLP_NATS_ENV>;
 
 /** What the slice takes from the rest of the configuration (its JetStream tunables are shared). */
 export interface OtlpNatsShared {
