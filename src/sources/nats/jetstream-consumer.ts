@@ -379,6 +379,11 @@ export function createJetStreamPuller(
           if (stop.signal.aborted) break;
         }
         pull ??= await js.consumers.get(stream.name, durableName(stream.name));
+        // Known race (measured, not fixed): nats.js ends a fetch on its own timer at 1.05 × expires and
+        // drops what the server still sends to it; on a loaded machine (an event-loop stall past the
+        // 50 ms margin) those messages wait for ack_wait before they are redelivered: late, never lost.
+        // A longer expires narrows the race but lets a stopped source's open pull request swallow
+        // messages for as long; the fix is one subscription per stream held for the whole loop.
         const messages = await pull.fetch({ max_messages: options.fetchBatch, expires: 1_000 });
         const onAbort = (): void => messages.stop();
         stop.signal.addEventListener('abort', onAbort, { once: true });
