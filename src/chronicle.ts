@@ -7,7 +7,7 @@ import { type Batcher, createBatcher } from './batch/batcher.js';
 import type { Config } from './config.js';
 import { createDatabase } from './db/database.js';
 import type { Component, DependencyState } from './pipeline/contracts.js';
-import { createRunner, startWhen } from './pipeline/runner.js';
+import { createRunner, startWhen, together } from './pipeline/runner.js';
 import { createEventWriter } from './sinks/postgres/event-writer.js';
 import { createQueryStore } from './sinks/postgres/queries.js';
 import { createHttpIngest } from './sources/http-ingest/http-ingest.js';
@@ -39,8 +39,8 @@ export interface Chronicle {
 
 /**
  * Wiring only: builds the components from the configuration and hands them to the runner, which
- * starts them in this order and shuts them down in reverse — sources stop taking input, the batcher
- * drains, spans and the servers stop, NATS sends the last acks, Postgres closes (docs/adr/0006).
+ * starts them in this order and shuts them down in reverse — the sources stop taking input (all at
+ * once), the batcher drains, spans and the servers stop, NATS sends the last acks, Postgres closes (docs/adr/0006).
  */
 export function createChronicle(
   config: Config & { databaseUrl: string },
@@ -160,8 +160,8 @@ export function createChronicle(
   }
 
   add(batcher);
-  add(ingest);
-  add(otlp);
+  // The sources last: they start once everything they feed runs, and stop first, all at once.
+  const sources: Component[] = [ingest, otlp];
   if (link) {
     const jetstream = createJetStreamSource(
       {
@@ -174,12 +174,13 @@ export function createChronicle(
       },
       { link, consumer: batcher, logger, metrics },
     );
-    add(startWhen(migrated, jetstream, { logger }));
+    sources.push(startWhen(migrated, jetstream, { logger }));
     if (config.otlpNats) {
       const otlpNats = createOtlpNatsSource(config.otlpNats, { link, consumer: batcher, logger, metrics });
-      add(startWhen(migrated, otlpNats, { logger }));
+      sources.push(startWhen(migrated, otlpNats, { logger }));
     }
   }
+  add(together('sources', sources));
 
   const runner = createRunner(components, { logger });
   let stopping: Promise<void> | undefined;

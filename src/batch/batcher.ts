@@ -1,5 +1,6 @@
 import type { Component, Consumer, Delivery, Origin, Sink } from '../pipeline/contracts.js';
 import { PartialWriteError } from '../pipeline/errors.js';
+import { sleep, untilAborted } from '../pipeline/timing.js';
 import type { RecordResult, TerminalCounts, WriteRecord } from '../pipeline/records.js';
 import type { Logger } from '../telemetry/logger.js';
 import { type Metrics, TERMINAL_STATUSES } from '../telemetry/metrics.js';
@@ -96,7 +97,8 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
   const inFlightBatches = new Set<Delivery<WriteRecord>[]>();
   const roomWaiters = new Set<() => void>();
   const idleWaiters = new Set<() => void>();
-  const retryWakers = new Set<() => void>();
+  // Aborted to cut the current retry backoffs short (drain begins, or is abandoned), then replaced.
+  let wakeRetry = new AbortController();
 
   function updateGauges(): void {
     metrics.bufferEvents.set(heldEvents);
@@ -159,21 +161,9 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
     }
   }
 
-  /** A retry backoff that drain() can cut short; every sleeping flush has its own waker. */
-  function sleep(millis: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(done, millis);
-      function done(): void {
-        clearTimeout(t);
-        retryWakers.delete(done);
-        resolve();
-      }
-      retryWakers.add(done);
-    });
-  }
-
   function wakeRetries(): void {
-    for (const wake of [...retryWakers]) wake();
+    wakeRetry.abort();
+    wakeRetry = new AbortController();
   }
 
   /** Settles each delivery that has a result; returns those still without one. */
@@ -261,7 +251,7 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
             error: (err as Error).message,
           });
         }
-        await sleep(draining ? Math.min(delay, 1_000) : delay);
+        await sleep(draining ? Math.min(delay, 1_000) : delay, wakeRetry.signal);
       }
     }
     if (consecutiveFailures === 0) lastAlertAt = 0;
@@ -357,16 +347,11 @@ export function createBatcher(options: BatcherOptions, deps: BatcherDeps): Batch
       pump();
       wakeRetries();
       if (pending.length > 0 || inFlight > 0) {
-        await new Promise<void>((resolve) => {
-          const done = (): void => {
-            idleWaiters.delete(done);
-            deadline.removeEventListener('abort', done);
-            resolve();
-          };
-          idleWaiters.add(done);
-          deadline.addEventListener('abort', done, { once: true });
-          if (deadline.aborted) done();
-        });
+        let onIdle!: () => void;
+        const idle = new Promise<void>((resolve) => (onIdle = resolve));
+        idleWaiters.add(onIdle);
+        await untilAborted(deadline, idle);
+        idleWaiters.delete(onIdle);
       }
       if (pending.length > 0 || inFlight > 0) {
         abandoned = true;

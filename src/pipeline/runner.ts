@@ -151,16 +151,6 @@ export function createRunner(
     }
   }
 
-  async function healthOf(component: Component): Promise<ComponentHealth> {
-    if (!component.health) return {};
-    try {
-      return await component.health();
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      return { reasons: [`${component.name}: health check failed: ${message}`] };
-    }
-  }
-
   return {
     start() {
       if (!starting) {
@@ -179,18 +169,74 @@ export function createRunner(
     },
 
     async health() {
-      const reports = await Promise.all(components.map(healthOf));
-      const dependencies: Record<string, DependencyState> = {};
-      const reasons: string[] = [];
-      for (const report of reports) {
-        for (const [name, dependency] of Object.entries(report.dependencies ?? {})) {
-          const known = dependencies[name];
-          if (!known || STATE_RANK[dependency.state] > STATE_RANK[known.state])
-            dependencies[name] = dependency;
-        }
-        reasons.push(...(report.reasons ?? []));
-      }
-      return { dependencies, reasons };
+      return mergeHealth(await Promise.all(components.map(healthOf)));
+    },
+  };
+}
+
+/** A component's health; one that throws or rejects becomes a reason naming it. */
+async function healthOf(component: Component): Promise<ComponentHealth> {
+  if (!component.health) return {};
+  try {
+    return await component.health();
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    return { reasons: [`${component.name}: health check failed: ${message}`] };
+  }
+}
+
+/** Dependencies merged by name (the worse state wins), reasons concatenated in order. */
+function mergeHealth(reports: readonly ComponentHealth[]): {
+  dependencies: Record<string, DependencyState>;
+  reasons: string[];
+} {
+  const dependencies: Record<string, DependencyState> = {};
+  const reasons: string[] = [];
+  for (const report of reports) {
+    for (const [name, dependency] of Object.entries(report.dependencies ?? {})) {
+      const known = dependencies[name];
+      if (!known || STATE_RANK[dependency.state] > STATE_RANK[known.state]) dependencies[name] = dependency;
+    }
+    reasons.push(...(report.reasons ?? []));
+  }
+  return { dependencies, reasons };
+}
+
+/**
+ * Components that start together and stop together, all at once: the sources, so that one slow to
+ * stop (a NATS source waiting on an unreachable server) never delays stopping another's intake, nor
+ * the drain after them. start() starts every one; if one fails, the others are shut down (within
+ * `startFailureShutdownMillis`) and its error is rethrown. shutdown() shuts every one down with the
+ * same deadline and rethrows the first failure once all have settled. health() merges theirs.
+ */
+export function together(
+  name: string,
+  components: readonly Component[],
+  options: RunnerOptions = {},
+): Component {
+  const startFailureShutdownMillis =
+    options.startFailureShutdownMillis ?? DEFAULT_START_FAILURE_SHUTDOWN_MILLIS;
+  const shutdownAll = async (deadline: AbortSignal): Promise<void> => {
+    const results = await Promise.allSettled(
+      components.map((c) => Promise.resolve().then(() => c.shutdown(deadline))),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  };
+  return {
+    name,
+    async start() {
+      const results = await Promise.allSettled(
+        components.map((c) => Promise.resolve().then(() => c.start())),
+      );
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (!failed) return;
+      await shutdownAll(AbortSignal.timeout(startFailureShutdownMillis)).catch(() => undefined);
+      throw failed.reason;
+    },
+    shutdown: shutdownAll,
+    async health() {
+      return mergeHealth(await Promise.all(components.map(healthOf)));
     },
   };
 }

@@ -565,6 +565,51 @@ describeWithServices('otlp over nats', () => {
     expect(await counterValue(metrics.duplicates, { origin: 'otlp' })).toBe(2);
   });
 
+  it('otlp over nats - while the buffer is full, what waits decoded for room is bounded in bytes, not by the batch of messages', async () => {
+    setup();
+    // Holds what it takes, settles nothing: the buffer fills and stays full.
+    const held: unknown[] = [];
+    const stalled: Consumer = {
+      offer: (deliveries) => {
+        if (held.length + deliveries.length > 1000) return false;
+        held.push(...deliveries);
+        return true;
+      },
+      hasRoom: (events) => held.length + events <= 1000,
+      waitForRoom: (_events, _bytes, signal) =>
+        new Promise<void>((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true })),
+      accepting: () => true,
+      failing: () => false,
+      maxBufferEvents: 1000,
+    };
+    // 40 messages of 80 spans, about 0.7 MB each: one pull of 100 messages would take all 40.
+    const blob = 'x'.repeat(9_000);
+    const spans = (m: number): ReadableSpan[] =>
+      Array.from({ length: 80 }, (_, i) =>
+        readableSpan({ traceId: traceIdOf(m + 1), spanId: spanIdOf(m * 100 + i + 1), attributes: { blob } }),
+      );
+    // The stream is created by a first source, published to once that one has stopped (and its last
+    // pull request has expired), then read by a second.
+    await (await startSource()).shutdown(AbortSignal.timeout(5_000));
+    await sleep(1_500);
+    const sizes: number[] = [];
+    for (let m = 0; m < 40; m++) {
+      const payload = protobuf(spans(m));
+      sizes.push(payload.length);
+      await publish(payload, PROTOBUF);
+    }
+    await startSource({ fetchBatch: 100 }, stalled);
+    await waitFor(() => held.length === 960, 10_000, '12 messages (960 spans) to fill the buffer');
+    await sleep(1_500);
+
+    // Offered: 12 messages. Delivered and waiting (decoded) for room: what one pull of 4 MiB brings.
+    const perPull = Math.ceil((4 * 1024 * 1024) / Math.min(...sizes)) + 1;
+    const info = await jsm.consumers.info(streamName(), durableName(streamName()));
+    expect(info.num_ack_pending).toBeLessThanOrEqual(12 + perPull);
+    expect(info.num_pending).toBeGreaterThan(0);
+    expect(held).toHaveLength(960);
+  });
+
   it('otlp over nats - a message that exhausts max_deliver is recorded as a max_deliver reject with its payload', async () => {
     // As for the event streams: only a process dying with the message exhausts max_deliver (Chronicle
     // keeps the ack deadline of what it holds alive). Done by hand on the durable while no source runs.

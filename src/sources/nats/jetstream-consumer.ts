@@ -69,6 +69,15 @@ export interface JetStreamPuller {
   shutdown(deadline: AbortSignal): Promise<void>;
 }
 
+/**
+ * The bytes one pull of a stream whose messages hold many records may bring: a few MiB, and never
+ * less than the server's largest message (a message over a pull's max_bytes could never be pulled).
+ */
+const PULL_MAX_BYTES = 4 * 1024 * 1024;
+function pullMaxBytes(nc: NatsConnection): number {
+  return Math.max(PULL_MAX_BYTES, nc.info?.max_payload ?? 0);
+}
+
 /** A stream's chronicle_jetstream_paused, bound to its label. */
 type PausedGauge = { set(value: number): void };
 
@@ -384,7 +393,13 @@ export function createJetStreamPuller(
         // 50 ms margin) those messages wait for ack_wait before they are redelivered: late, never lost.
         // A longer expires narrows the race but lets a stopped source's open pull request swallow
         // messages for as long; the fix is one subscription per stream held for the whole loop.
-        const messages = await pull.fetch({ max_messages: options.fetchBatch, expires: 1_000 });
+        // A stream whose messages hold many records is pulled by bytes (nats.js takes one bound or
+        // the other); max_ack_pending still bounds the messages.
+        const messages = await pull.fetch(
+          stream.manyRecordsPerMessage
+            ? { max_bytes: pullMaxBytes(nc), expires: 1_000 }
+            : { max_messages: options.fetchBatch, expires: 1_000 },
+        );
         const onAbort = (): void => messages.stop();
         stop.signal.addEventListener('abort', onAbort, { once: true });
         const arrived: HeldMessage[] = [];

@@ -27,6 +27,11 @@ export interface PulledStream {
   readonly failureReason: string;
   /** Reason code of the reject recorded for a message with more records than the consumer holds. */
   readonly tooManyReason: string;
+  /**
+   * True when one message may become many records (an OTLP request of thousands of spans): each pull
+   * is then bounded in bytes too, so that what has arrived and waits for buffer room stays small.
+   */
+  readonly manyRecordsPerMessage?: boolean;
   /** A payload as text for chronicle_rejects (UTF-8 when absent; base64 suits binary payloads). */
   payloadText?(data: Uint8Array, headers: MsgHdrs | undefined): string;
 }

@@ -135,6 +135,7 @@ export function createOtlpNatsSource(
     toOffers,
     failureReason: 'invalid_otlp',
     tooManyReason: 'too_many_spans',
+    manyRecordsPerMessage: true,
     payloadText,
   };
   const advisories = maxDeliveriesAdvisories({

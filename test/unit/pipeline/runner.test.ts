@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Component, ComponentHealth } from '../../../src/pipeline/contracts.js';
 import { StartError } from '../../../src/pipeline/errors.js';
-import { createRunner, startWhen } from '../../../src/pipeline/runner.js';
+import { createRunner, startWhen, together } from '../../../src/pipeline/runner.js';
 import { createLogger, type Logger } from '../../../src/telemetry/logger.js';
 
 interface Deferred<T> {
@@ -542,5 +542,86 @@ describe('startWhen', () => {
     );
     expect(await withHealth.health?.()).toBe(health);
     expect('health' in startWhen(Promise.resolve(false), fake('b', []), recordingLogger())).toBe(false);
+  });
+});
+
+describe('together', () => {
+  it('together - shuts every component down at once: one slow to stop delays no other', async () => {
+    const calls: string[] = [];
+    const slow = deferred();
+    const group = together('sources', [
+      fake('a', calls, { shutdown: () => slow.promise }),
+      fake('b', calls),
+      fake('c', calls),
+    ]);
+    await group.start();
+    let done = false;
+    const stopping = group.shutdown(open()).then(() => (done = true));
+    await settle();
+    expect(calls).toEqual(['start a', 'start b', 'start c', 'shutdown a', 'shutdown b', 'shutdown c']);
+    expect(done).toBe(false);
+    slow.resolve();
+    await stopping;
+    expect(done).toBe(true);
+  });
+
+  it('together - in a runner, the group stops before what it feeds, which waits for all of it', async () => {
+    const calls: string[] = [];
+    const slow = deferred();
+    const runner = createRunner(
+      [
+        fake('batcher', calls),
+        together('sources', [fake('nats', calls, { shutdown: () => slow.promise }), fake('http', calls)]),
+      ],
+      { logger: recordingLogger().logger },
+    );
+    await runner.start();
+    const stopping = runner.shutdown(open());
+    await settle();
+    expect(calls.slice(3)).toEqual(['shutdown nats', 'shutdown http']);
+    slow.resolve();
+    await stopping;
+    expect(calls.slice(3)).toEqual(['shutdown nats', 'shutdown http', 'shutdown batcher']);
+  });
+
+  it('together - a failed start shuts the others down and rejects with its error', async () => {
+    const calls: string[] = [];
+    const group = together('sources', [
+      fake('a', calls),
+      fake('b', calls, { start: () => Promise.reject(new Error('port in use')) }),
+    ]);
+    await expect(group.start()).rejects.toThrow('port in use');
+    expect(calls).toEqual(['start a', 'start b', 'shutdown a', 'shutdown b']);
+  });
+
+  it('together - a shutdown that fails is passed on once every other one has ended', async () => {
+    const calls: string[] = [];
+    const slow = deferred();
+    const group = together('sources', [
+      fake('a', calls, { shutdown: () => Promise.reject(new Error('stuck')) }),
+      fake('b', calls, { shutdown: () => slow.promise }),
+    ]);
+    let failure: unknown;
+    const stopping = group.shutdown(open()).catch((err: unknown) => (failure = err));
+    await settle();
+    expect(failure).toBeUndefined();
+    slow.resolve();
+    await stopping;
+    expect((failure as Error).message).toBe('stuck');
+  });
+
+  it('together - health merges its components: the worse state wins, reasons in order', async () => {
+    const calls: string[] = [];
+    const group = together('sources', [
+      fake('a', calls, { health: () => ({ dependencies: { nats: { state: 'up' } } }) }),
+      fake('b', calls, {
+        health: () => ({ dependencies: { nats: { state: 'down', detail: 'x' } }, reasons: ['nats x'] }),
+      }),
+      fake('c', calls, { health: () => Promise.reject(new Error('boom')) }),
+    ]);
+    expect(await group.health!()).toEqual({
+      dependencies: { nats: { state: 'down', detail: 'x' } },
+      reasons: ['nats x', 'c: health check failed: boom'],
+    });
   });
 });
