@@ -24,7 +24,7 @@ import { silentLogger } from '../../src/telemetry/logger.js';
 import { type Metrics, createMetrics } from '../../src/telemetry/metrics.js';
 import { countRows, counterValue, sleep, waitFor } from '../support/chronicle.js';
 import { type TestDatabase, createTestDatabase, truncateStore } from '../support/db.js';
-import { at, readableSpan, spanIdOf, traceIdOf } from '../support/otlp-spans.js';
+import { at, partlyBadSpans, readableSpan, spanIdOf, traceIdOf } from '../support/otlp-spans.js';
 import { NATS_URL, describeWithServices } from '../support/services.js';
 
 const PROTOBUF = 'application/x-protobuf';
@@ -66,23 +66,7 @@ const eventIdOf = (trace: number, span: number): string =>
 
 /** Good spans around three bad ones: two break an OTLP rule, one a canonical rule (its size). */
 function partialSpans(): ReadableSpan[] {
-  return [
-    ...twoSpans(1),
-    readableSpan({ traceId: traceIdOf(3), spanId: '0'.repeat(16), name: 'zero id' }),
-    readableSpan({
-      traceId: traceIdOf(3),
-      spanId: spanIdOf(31),
-      start: at(5),
-      end: at(4),
-      name: 'backwards',
-    }),
-    readableSpan({
-      traceId: traceIdOf(3),
-      spanId: spanIdOf(32),
-      attributes: { blob: 'x'.repeat(300 * 1024) },
-    }),
-    readableSpan({ traceId: traceIdOf(3), spanId: spanIdOf(33), name: 'fine' }),
-  ];
+  return [...twoSpans(1), ...partlyBadSpans()];
 }
 
 /** A consumer whose settlements never reach the message: as if the process died after each commit. */

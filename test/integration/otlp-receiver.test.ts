@@ -23,7 +23,15 @@ import { silentLogger } from '../../src/telemetry/logger.js';
 import { type Metrics, createMetrics } from '../../src/telemetry/metrics.js';
 import { countRows, counterValue, waitFor } from '../support/chronicle.js';
 import { type TestDatabase, createTestDatabase } from '../support/db.js';
-import { SpanKind, SpanStatusCode, at, readableSpan, spanIdOf, traceIdOf } from '../support/otlp-spans.js';
+import {
+  SpanKind,
+  SpanStatusCode,
+  at,
+  partlyBadSpans,
+  readableSpan,
+  spanIdOf,
+  traceIdOf,
+} from '../support/otlp-spans.js';
 import { describeWithPostgres } from '../support/services.js';
 
 const BUFFER_EVENTS = 100;
@@ -403,23 +411,7 @@ describeWithPostgres('otlp receiver - POST /v1/traces', () => {
     const serializer = format === 'protobuf' ? ProtobufTraceSerializer : JsonTraceSerializer;
 
     it(`${format} - partial_success counts the bad spans, which are recorded as rejects; the good ones are stored`, async () => {
-      const spans = [
-        ...twoSpans(1),
-        readableSpan({ traceId: traceIdOf(3), spanId: '0'.repeat(16), name: 'zero id' }),
-        readableSpan({
-          traceId: traceIdOf(3),
-          spanId: spanIdOf(31),
-          start: at(5),
-          end: at(4),
-          name: 'backwards',
-        }),
-        readableSpan({
-          traceId: traceIdOf(3),
-          spanId: spanIdOf(32),
-          attributes: { blob: 'x'.repeat(300 * 1024) },
-        }),
-        readableSpan({ traceId: traceIdOf(3), spanId: spanIdOf(33), name: 'fine' }),
-      ];
+      const spans = [...twoSpans(1), ...partlyBadSpans()];
       const body = gzipSync(serializer.serializeRequest(spans)!);
 
       const answer = await post(h.url, body, { 'content-type': type, 'content-encoding': 'gzip' });

@@ -87,3 +87,26 @@ export function traceIdOf(n: number): string {
 export function spanIdOf(n: number): string {
   return `5a${n.toString(16).padStart(14, '0')}`;
 }
+
+/**
+ * Spans of trace 3 that make a payload partly bad: two break an OTLP rule (a zero span id, an end before
+ * the start), one a canonical rule (its metadata over 256 KiB), and the last one is fine.
+ */
+export function partlyBadSpans(): ReadableSpan[] {
+  return [
+    readableSpan({ traceId: traceIdOf(3), spanId: '0'.repeat(16), name: 'zero id' }),
+    readableSpan({
+      traceId: traceIdOf(3),
+      spanId: spanIdOf(31),
+      start: at(5),
+      end: at(4),
+      name: 'backwards',
+    }),
+    readableSpan({
+      traceId: traceIdOf(3),
+      spanId: spanIdOf(32),
+      attributes: { blob: 'x'.repeat(300 * 1024) },
+    }),
+    readableSpan({ traceId: traceIdOf(3), spanId: spanIdOf(33), name: 'fine' }),
+  ];
+}

@@ -6,7 +6,11 @@ import type { RecordInput, WriteRecord } from '../../pipeline/records.js';
 import type { Offer } from '../../pipeline/settle.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Metrics } from '../../telemetry/metrics.js';
-import { DEFAULT_LAG_REFRESH_MILLIS, createJetStreamPuller } from '../nats/jetstream-consumer.js';
+import {
+  DEFAULT_LAG_REFRESH_MILLIS,
+  type JetStreamPullOptions,
+  createJetStreamPuller,
+} from '../nats/jetstream-consumer.js';
 import { maxDeliveriesAdvisories } from '../nats/max-deliver-advisories.js';
 import type { NatsLink } from '../nats/nats-link.js';
 import {
@@ -38,19 +42,9 @@ export const DEFAULT_STREAMS: readonly StreamSpec[] = [
   { name: 'DLQ', subjects: ['dlq.>'], kind: 'dlq' },
 ];
 
-export interface JetStreamSourceOptions {
+/** The streams, and the pulling's tunables (the namespace lets tests run side by side on one server). */
+export interface JetStreamSourceOptions extends JetStreamPullOptions {
   streams: readonly StreamSpec[];
-  /** Prepended to stream names and subjects, so tests can run side by side on one server; '' in production. */
-  namespace: string;
-  /** Consumer max_deliver: deliveries before the server gives up on a message. */
-  maxDeliver: number;
-  ackWaitMillis: number;
-  /** Consumer max_ack_pending (bounded by the buffer). */
-  maxAckPending: number;
-  /** Messages asked for per pull request. */
-  fetchBatch: number;
-  /** How often the consumers' lag (chronicle_jetstream_consumer_lag_messages) is read from the server. */
-  lagRefreshMillis?: number;
 }
 
 export const DEFAULT_JETSTREAM_OPTIONS: Omit<JetStreamSourceOptions, 'maxAckPending'> = {

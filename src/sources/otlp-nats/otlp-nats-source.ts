@@ -11,7 +11,7 @@ import type { RecordInput } from '../../pipeline/records.js';
 import type { Offer } from '../../pipeline/settle.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Metrics } from '../../telemetry/metrics.js';
-import { createJetStreamPuller } from '../nats/jetstream-consumer.js';
+import { type JetStreamPullOptions, createJetStreamPuller } from '../nats/jetstream-consumer.js';
 import { maxDeliveriesAdvisories } from '../nats/max-deliver-advisories.js';
 import type { NatsLink } from '../nats/nats-link.js';
 import {
@@ -23,22 +23,11 @@ import {
 } from '../nats/pulled-stream.js';
 
 /** Tunables of the OTLP-over-NATS source (see config.ts for the variables that set them). */
-export interface OtlpNatsSourceOptions {
+export interface OtlpNatsSourceOptions extends JetStreamPullOptions {
   /** The JetStream stream, without the namespace (`OTLP_TRACES`). */
   stream: string;
   /** Its subjects when Chronicle creates it, without the namespace (`otlp.traces`). */
   subjects: readonly string[];
-  /** Prepended to the stream names and (lower-cased) subjects, as for the event streams; '' in production. */
-  namespace: string;
-  /** Consumer max_deliver: deliveries before the server gives up on a message (then a max_deliver reject). */
-  maxDeliver: number;
-  ackWaitMillis: number;
-  /** Consumer max_ack_pending (bounded by the buffer). */
-  maxAckPending: number;
-  /** Messages asked for per pull request. */
-  fetchBatch: number;
-  /** How often the durables' lag is read from the server. */
-  lagRefreshMillis?: number;
 }
 
 export const DEFAULT_OTLP_NATS_STREAM = 'OTLP_TRACES';
