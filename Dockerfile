@@ -15,7 +15,8 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-# Runtime: production dependencies, the compiled code and the files it reads (migrations, OTLP protos).
+# Runtime: production dependencies, the compiled code and the files it reads (migrations, OTLP protos,
+# the console's pages and modules, served as they are: no build step; preact and htm come from node_modules).
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
@@ -24,6 +25,7 @@ RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
 COPY proto ./proto
+COPY console ./console
 
 # The image's own unprivileged user; the application files stay root's (read-only to it).
 USER node

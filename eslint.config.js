@@ -17,4 +17,33 @@ export default tseslint.config(
     },
   },
   { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
+  // The console: plain browser ES modules served as they are (docs/adr/0008), outside the TS project.
+  { files: ['console/**/*.js'], ...tseslint.configs.disableTypeChecked },
+  {
+    files: ['console/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        [
+          'AbortController',
+          'addEventListener',
+          'clearInterval',
+          'clearTimeout',
+          'document',
+          'Element',
+          'EventSource',
+          'fetch',
+          'history',
+          'location',
+          'removeEventListener',
+          'ResizeObserver',
+          'setInterval',
+          'setTimeout',
+          'URL',
+          'URLSearchParams',
+          'window',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
 );

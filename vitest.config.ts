@@ -12,6 +12,18 @@ export default defineConfig({
           hookTimeout: 60_000,
         },
       },
+      {
+        // The console in headless Chromium against Chronicle on Postgres: one browser and one Chronicle
+        // per file, fed with simulator traffic in beforeAll.
+        test: {
+          name: 'browser',
+          include: ['test/browser/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          // What a page shows settles after its API answers: a loaded CI machine may take seconds.
+          expect: { poll: { timeout: 10_000 } },
+        },
+      },
     ],
   },
 });

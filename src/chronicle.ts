@@ -3,6 +3,7 @@ import express from 'express';
 import { createApiApp, createRouterApp } from './api/app.js';
 import type { HealthReport } from './api/health.js';
 import { type HttpServer, createHttpServer } from './api/server.js';
+import { STREAM_DEFAULTS, createEventStream } from './api/stream/event-stream.js';
 import { type Batcher, createBatcher } from './batch/batcher.js';
 import type { Config } from './config.js';
 import { createDatabase } from './db/database.js';
@@ -94,19 +95,24 @@ export function createChronicle(
     { consumer: batcher, logger, metrics },
   );
 
+  const store = createQueryStore(database.pool);
+  // Added after the API server, so it shuts down just before it: its streams end, then the server closes.
+  const stream = createEventStream(config.stream ?? STREAM_DEFAULTS, { store, logger, metrics });
   const api = add(
     createHttpServer(
       { name: 'api', host: config.host, port: config.port },
       createApiApp({
-        store: createQueryStore(database.pool),
+        store,
         health,
         metrics,
         logger,
         ingest: express.Router().use(ingest.router, otlp.router),
         links: config.links,
+        stream: stream.router,
       }),
     ),
   );
+  add(stream);
   let otlpPort: HttpServer | undefined;
   if (config.otlpReceiver.dedicatedPort !== undefined) {
     otlpPort = add(

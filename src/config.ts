@@ -92,6 +92,11 @@ const envSchema = z
     GRAFANA_TEMPO_DATASOURCE_UID: z.string().min(1).default('tempo'),
     // OTLP trace payloads from NATS: off unless enabled (sources/otlp-nats/config.ts).
     ...OTLP_NATS_ENV,
+    // The live stream, GET /api/v1/stream (src/api/stream/event-stream.ts).
+    CHRONICLE_STREAM_POLL_MS: int(10, 60_000).default(250),
+    CHRONICLE_STREAM_CLIENT_QUEUE_EVENTS: int(1, 1_000_000).default(1000),
+    CHRONICLE_STREAM_MAX_CLIENTS: int(0, 1_000_000).default(1000),
+    CHRONICLE_STREAM_KEEPALIVE_MS: int(100, 3_600_000).default(15_000),
   })
   .superRefine((e, ctx) => {
     for (const { variable, message } of otlpNatsProblems(e, { natsUrl: natsUrlOf(e.NATS_URL) })) {
@@ -146,6 +151,20 @@ export interface Config {
   links: { jaegerUiUrl: string | undefined; grafanaUrl: string | undefined; tempoDatasourceUid: string };
   /** The OTLP-over-NATS source; undefined (or absent): not enabled. */
   otlpNats?: OtlpNatsSourceOptions | undefined;
+  /** The live stream (GET /api/v1/stream); absent: its defaults, which are those of the variables. */
+  stream?: StreamConfig | undefined;
+}
+
+/** The live stream's tunables (CHRONICLE_STREAM_*). */
+export interface StreamConfig {
+  /** Pause between reads of the store once the stream's poller has caught up. */
+  pollMillis: number;
+  /** Events a client may have waiting while its socket is backed up; one more and it is disconnected. */
+  clientQueueEvents: number;
+  /** Streams open at once per process; the next request gets 503 too_many_streams. */
+  maxClients: number;
+  /** A keep-alive comment after this long without a write. */
+  keepAliveMillis: number;
 }
 
 /** Unset, empty or none: no NATS. */
@@ -221,6 +240,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       jaegerUiUrl: e.JAEGER_UI_URL,
       grafanaUrl: e.GRAFANA_URL,
       tempoDatasourceUid: e.GRAFANA_TEMPO_DATASOURCE_UID,
+    },
+    stream: {
+      pollMillis: e.CHRONICLE_STREAM_POLL_MS,
+      clientQueueEvents: e.CHRONICLE_STREAM_CLIENT_QUEUE_EVENTS,
+      maxClients: e.CHRONICLE_STREAM_MAX_CLIENTS,
+      keepAliveMillis: e.CHRONICLE_STREAM_KEEPALIVE_MS,
     },
     otlpNats: otlpNatsOptions(e, {
       natsUrl: natsUrlOf(e.NATS_URL),

@@ -4,8 +4,10 @@ import { classify } from '../pipeline/errors.js';
 import { InvalidCursorError, type QueryStore } from '../sinks/postgres/queries.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { createConsoleRoutes } from './console.js';
 import type { HealthCheck } from './health.js';
 import { BadParameterError, parseParams, querySchemas } from './params.js';
+import { createPipelineRoutes } from './pipeline.js';
 import { createQueryRoutes, notFound } from './routes.js';
 import type { TraceLinkOptions } from './trace-detail.js';
 
@@ -21,6 +23,8 @@ export interface ApiDeps {
   ingest?: express.Router;
   /** Trace backend UIs linked from GET /api/v1/traces/:id; none when omitted. */
   links?: TraceLinkOptions;
+  /** GET /api/v1/stream (src/api/stream/event-stream.ts); not served when omitted. */
+  stream?: express.Router;
 }
 
 /** Error body of every non-2xx answer. */
@@ -88,7 +92,8 @@ export function routeTemplate(req: Request): string {
 export function httpMetrics(metrics: Metrics): RequestHandler {
   return (req, res, next) => {
     const started = process.hrtime.bigint();
-    res.once('finish', () => {
+    // 'close', not 'finish': a response the client hung up on (a stream it closed) counts too.
+    res.once('close', () => {
       const route = routeTemplate(req);
       const method = METRIC_METHODS.has(req.method) ? req.method : 'OTHER';
       metrics.httpRequests.inc({ route, method, status: String(res.statusCode) });
@@ -138,10 +143,14 @@ export function createApiApp(deps: ApiDeps): express.Express {
     res.json(await health());
   });
 
+  app.use(createPipelineRoutes({ health, metrics, store, logger }));
+
   app.get('/metrics', async (_req, res) => {
     const text = await metrics.registry.metrics();
     res.type(metrics.registry.contentType).send(text);
   });
+
+  if (deps.stream) app.use(deps.stream);
 
   app.use(
     createQueryRoutes(
@@ -149,6 +158,8 @@ export function createApiApp(deps: ApiDeps): express.Express {
       deps.links ?? { jaegerUiUrl: undefined, grafanaUrl: undefined, tempoDatasourceUid: 'tempo' },
     ),
   );
+
+  app.use(createConsoleRoutes());
 
   app.use((req, res) => notFound(res, `no route for ${req.method} ${req.path}`));
 

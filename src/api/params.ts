@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseTimestamp } from '../events/timestamp.js';
 import { REJECT_ORIGINS, TRACE_STATUSES } from '../sinks/postgres/queries.js';
+import { parseStreamPosition } from './stream/position.js';
 
 /** Rows per page when `limit` is absent, and the most a client may ask for. */
 export const DEFAULT_LIMIT = 50;
@@ -52,17 +53,37 @@ const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
 
 const page = { limit: limit.optional(), cursor: cursor.optional() };
 
+const trueOrFalse = oneOf(['true', 'false']).transform((v) => v === 'true');
+
+/** The filters of the events list and of the stream (src/sinks/postgres/queries.ts eventFilterSql). */
+const eventFilters = {
+  trace_id: text.optional(),
+  trace_prefix: text.optional(),
+  event_type: text.optional(),
+  source: text.optional(),
+  since: timestamp.optional(),
+  until: timestamp.optional(),
+  agent: text.optional(),
+  errors: trueOrFalse.optional(),
+};
+
+/** A stream position as the stream's `id:` lines give it: `<txid>-<seq>`, both decimal. */
+export const streamPosition = z.string().transform((v, ctx) => {
+  const position = parseStreamPosition(v);
+  if (position !== undefined) return position;
+  ctx.issues.push({
+    code: 'custom',
+    input: v,
+    message: 'must be an event id of the stream: <txid>-<seq> (decimal)',
+  });
+  return z.NEVER;
+});
+
 /** Query parameters of each route; any other parameter is refused. */
 export const querySchemas = {
-  events: z.object({
-    trace_id: text.optional(),
-    trace_prefix: text.optional(),
-    event_type: text.optional(),
-    source: text.optional(),
-    since: timestamp.optional(),
-    until: timestamp.optional(),
-    ...page,
-  }),
+  events: z.object({ ...eventFilters, ...page }),
+  // The events' filters, and where to resume (the Last-Event-ID header wins; neither: from now).
+  stream: z.object({ ...eventFilters, last_event_id: streamPosition.optional() }),
   traces: z.object({
     trace_prefix: text.optional(),
     status: oneOf(TRACE_STATUSES).optional(),
@@ -70,7 +91,17 @@ export const querySchemas = {
     owner: text.optional(),
     since: timestamp.optional(),
     until: timestamp.optional(),
+    task: trueOrFalse.optional(),
     ...page,
+  }),
+  // The filters of traces but status (the counts are by status) and paging.
+  traceCounts: z.object({
+    trace_prefix: text.optional(),
+    agent: text.optional(),
+    owner: text.optional(),
+    since: timestamp.optional(),
+    until: timestamp.optional(),
+    task: trueOrFalse.optional(),
   }),
   dlq: z.object({
     reason: text.optional(),
@@ -78,6 +109,7 @@ export const querySchemas = {
     recovered: oneOf(['true', 'false'])
       .transform((v) => v === 'true')
       .optional(),
+    trace_id: text.optional(),
     ...page,
   }),
   rejects: z.object({
@@ -86,6 +118,7 @@ export const querySchemas = {
     ...page,
   }),
   metricsSummary: z.object({ date: date.optional() }),
+  metricsDaily: z.object({ from: date.optional(), to: date.optional(), agent: text.optional() }),
   none: z.object({}),
 } as const;
 
@@ -103,6 +136,41 @@ function isUtcDate(value: string): boolean {
 /** Today's UTC day, YYYY-MM-DD. */
 export function todayUtc(now = new Date()): string {
   return now.toISOString().slice(0, 10);
+}
+
+/** Days GET /api/v1/metrics/daily covers without `from`, and the most it covers. */
+export const DEFAULT_DAILY_DAYS = 14;
+export const MAX_DAILY_DAYS = 92;
+
+const DAY_MILLIS = 86_400_000;
+const FIRST_DAY = '0001-01-01';
+
+// YYYY-MM-DD of four-digit years compare as strings; anything before year 1 (0000-…, -0000…) sorts first.
+const maxDay = (a: string, b: string): string => (a > b ? a : b);
+
+/** A UTC day (YYYY-MM-DD) moved by whole days. */
+export function addDays(day: string, days: number): string {
+  return new Date(Date.parse(`${day}T00:00:00.000Z`) + days * DAY_MILLIS).toISOString().slice(0, 10);
+}
+
+/**
+ * The inclusive day range of /api/v1/metrics/daily: `to` defaults to today (UTC), `from` to the
+ * DEFAULT_DAILY_DAYS days ending at `to`; throws BadParameterError (naming `from`) when `from` is after
+ * `to` or the range is over MAX_DAILY_DAYS days.
+ */
+export function dailyRange(
+  q: { from?: string | undefined; to?: string | undefined },
+  today: string,
+): { from: string; to: string } {
+  const to = q.to ?? today;
+  // Days before year 1 are not valid dates: the default range of a `to` in its first days is shorter.
+  const from = q.from ?? maxDay(addDays(to, 1 - DEFAULT_DAILY_DAYS), FIRST_DAY);
+  if (from > to) throw new BadParameterError('from', `must not be after to (${to})`);
+  const days = (Date.parse(to) - Date.parse(from)) / DAY_MILLIS + 1;
+  if (days > MAX_DAILY_DAYS) {
+    throw new BadParameterError('from', `the range is ${days} days; at most ${MAX_DAILY_DAYS}`);
+  }
+  return { from, to };
 }
 
 /**

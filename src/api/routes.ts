@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { QueryStore } from '../sinks/postgres/queries.js';
 import { otelTraceId } from '../spans/ids.js';
 import { type TraceLinkOptions, spanTree, traceLinks } from './trace-detail.js';
-import { DEFAULT_LIMIT, parseParams, pathId, querySchemas, todayUtc } from './params.js';
+import { DEFAULT_LIMIT, dailyRange, parseParams, pathId, querySchemas, todayUtc } from './params.js';
 
 /** Answers 404 with the JSON error shape every route uses. */
 export function notFound(res: Response, message: string): void {
@@ -27,6 +27,10 @@ export function createQueryRoutes(store: QueryStore, links: TraceLinkOptions): e
   router.get('/api/v1/traces', async (req, res) => {
     const q = query(querySchemas.traces, req);
     res.json(await store.listTraces({ ...q, limit: q.limit ?? DEFAULT_LIMIT }));
+  });
+
+  router.get('/api/v1/trace-counts', async (req, res) => {
+    res.json(await store.countTraces(query(querySchemas.traceCounts, req)));
   });
 
   router.get('/api/v1/traces/:id', async (req, res) => {
@@ -52,6 +56,12 @@ export function createQueryRoutes(store: QueryStore, links: TraceLinkOptions): e
   router.get('/api/v1/metrics/summary', async (req, res) => {
     const date = query(querySchemas.metricsSummary, req).date ?? todayUtc();
     res.json({ date, agents: await store.metricsSummary(date) });
+  });
+
+  router.get('/api/v1/metrics/daily', async (req, res) => {
+    const q = query(querySchemas.metricsDaily, req);
+    const { from, to } = dailyRange(q, todayUtc());
+    res.json({ from, to, agents: await store.metricsDaily({ from, to, agent: q.agent }) });
   });
 
   router.get('/api/v1/metrics/:agent_id/latest', async (req, res) => {

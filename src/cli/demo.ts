@@ -1,52 +1,73 @@
 /**
- * `npm run demo`: Chronicle on the embedded default, fed by the simulator over HTTP, and where to look.
- * Runs until Ctrl-C (which stops Chronicle, and its embedded PostgreSQL, cleanly).
+ * `npm run demo`: simulated swarm traffic into Chronicle, verified, then a live trickle until Ctrl-C, and
+ * where to look. Feeds the Chronicle already answering on CHRONICLE_PORT (a `npm start` in another
+ * terminal) when there is one; else starts Chronicle on the embedded default and stops it (and its
+ * embedded PostgreSQL) cleanly on Ctrl-C.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { formatSimulationReport, runSimulation } from '../simulate/simulate.js';
 
 const port = process.env.CHRONICLE_PORT ?? '8700';
 const url = `http://127.0.0.1:${port}`;
 const cli = fileURLToPath(new URL('./chronicle.js', import.meta.url));
+/** Events per second of the live traffic after the verified burst: enough to watch the live tail move. */
+const LIVE_RATE_PER_SECOND = 20;
 
-const chronicle = spawn(process.execPath, [cli, 'serve'], {
-  env: { ...process.env, CHRONICLE_PORT: port, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
-  stdio: ['ignore', 'inherit', 'inherit'],
-  // Its own process group: Ctrl-C reaches the demo only, which asks Chronicle to stop once.
-  detached: true,
-});
-const exited = new Promise<number>((resolve) => chronicle.once('exit', (code) => resolve(code ?? 1)));
+async function answers(path: string): Promise<boolean> {
+  try {
+    return (await fetch(`${url}${path}`)).status === 200;
+  } catch {
+    return false; // not listening
+  }
+}
+
 const interrupted = new AbortController();
+let chronicle: ChildProcess | undefined;
+let exited: Promise<number> = Promise.resolve(0);
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
     interrupted.abort(new Error(`demo stopped by ${signal}`));
-    chronicle.kill('SIGTERM');
+    chronicle?.kill('SIGTERM');
   });
+}
+
+if (await answers('/live')) {
+  process.stderr.write(`demo: feeding the Chronicle already running at ${url}\n`);
+} else {
+  const child = spawn(process.execPath, [cli, 'serve'], {
+    env: { ...process.env, CHRONICLE_PORT: port, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+    // Its own process group: Ctrl-C reaches the demo only, which asks Chronicle to stop once.
+    detached: true,
+  });
+  chronicle = child;
+  exited = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? 1)));
 }
 
 async function ready(): Promise<boolean> {
   for (let i = 0; i < 120; i++) {
-    if (chronicle.exitCode !== null) return false;
-    try {
-      if ((await fetch(`${url}/ready`)).status === 200) return true;
-    } catch {
-      // not listening yet
-    }
+    if (chronicle?.exitCode != null) return false;
+    if (await answers('/ready')) return true;
     await new Promise((r) => setTimeout(r, 250));
   }
   return false;
 }
 
+/** Stops what the demo started, and exits with `code` (Chronicle's own when the demo started it). */
+async function finish(code: number): Promise<never> {
+  chronicle?.kill('SIGTERM');
+  const chronicleCode = await exited;
+  process.exit(chronicle ? chronicleCode || code : code);
+}
+
 if (!(await ready())) {
   process.stderr.write('demo: Chronicle did not become ready\n');
-  chronicle.kill('SIGTERM');
-  process.exit(await exited);
+  await finish(1);
 }
 process.stderr.write('\ndemo: simulating a swarm over HTTP (2,000 events/s for 5 s), then verifying...\n');
-let result;
 try {
-  result = await runSimulation({
+  const result = await runSimulation({
     count: 10_000,
     ratePerSecond: 2_000,
     startTimeMillis: Date.now() - 10_000,
@@ -54,34 +75,50 @@ try {
     verify: { apiUrl: url, timeoutMillis: 60_000 },
     signal: interrupted.signal,
   });
+  process.stderr.write(`${formatSimulationReport(result)}\n`);
 } catch (err) {
   // Ctrl-C while simulating: Chronicle is already stopping; wait for it, and say nothing more.
-  if (!interrupted.signal.aborted) {
+  if (!interrupted.signal.aborted)
     process.stderr.write(`demo: the simulation failed: ${(err as Error).message}\n`);
-    chronicle.kill('SIGTERM');
-  }
-  await exited;
-  process.exit(interrupted.signal.aborted ? 130 : 1);
+  await finish(interrupted.signal.aborted ? 130 : 1);
 }
-process.stderr.write(`${formatSimulationReport(result)}\n`);
+
 // A task that failed in this run, as Chronicle serves it: the first thing an operator looks at.
-let example = '<trace_id>';
+let example = '';
 try {
   const failed = (await (await fetch(`${url}/api/v1/traces?status=failed&limit=1`)).json()) as {
     items?: { trace_id: string }[];
   };
-  example = failed.items?.[0]?.trace_id ?? example;
+  example = failed.items?.[0]?.trace_id ?? '';
 } catch {
-  // the placeholder will do
+  // the list link will do
 }
 process.stderr.write(`
 Where to look:
-  ${url}/api/v1/traces?status=failed          failed tasks, newest first
-  ${url}/api/v1/traces/${example}
-                                              one of them: its row, events in order, spans and links
-  ${url}/api/v1/metrics/summary               every agent today
+  ${url}/                                     the console: tasks, agents, pipeline, live tail
+  ${url}/tasks?status=failed                  failed tasks${example ? `\n  ${url}/tasks/${encodeURIComponent(example)}\n                                              one of them: why it failed, its waterfall and events` : ''}
+  ${url}/tail                                 events as they commit (the demo keeps a trickle going)
+  ${url}/api/v1/traces?status=failed          the same over the API
   ${url}/metrics                              Chronicle's own Prometheus metrics
-  node dist/cli/chronicle.js simulate --help  more traffic
-Ctrl-C stops Chronicle and its embedded PostgreSQL.
+Live traffic: ${LIVE_RATE_PER_SECOND} events/s until Ctrl-C${chronicle ? ', which stops Chronicle and its embedded PostgreSQL' : ''}.
 `);
-process.exitCode = await exited;
+
+// Live traffic: rounds of whole tasks stamped with the current time, each round a new run (its seed).
+for (let round = 1; !interrupted.signal.aborted; round++) {
+  try {
+    await runSimulation({
+      seed: 1_000 + round,
+      durationSeconds: 30,
+      ratePerSecond: LIVE_RATE_PER_SECOND,
+      wholeTasks: true,
+      startTimeMillis: Date.now(),
+      target: { kind: 'http', url },
+      signal: interrupted.signal,
+    });
+  } catch (err) {
+    if (interrupted.signal.aborted) break;
+    process.stderr.write(`demo: live traffic failed: ${(err as Error).message}; retrying in 5 s\n`);
+    await new Promise((r) => setTimeout(r, 5_000));
+  }
+}
+await finish(130);

@@ -70,12 +70,13 @@ function banner(chronicle: Chronicle, config: Config, embedded: boolean): void {
   const url = chronicle.url();
   const lines = [
     `Chronicle is up: ${url}`,
+    `  console   ${url}/  (tasks, agents, pipeline, live tail)`,
     `  store     ${embedded ? `embedded PostgreSQL in ${config.embedded.dataDir}/ (set DATABASE_URL to use a server)` : 'PostgreSQL at DATABASE_URL'}`,
     `  NATS      ${config.natsUrl ? `consuming from ${config.natsUrl}` : 'off: HTTP and OTLP ingest only (set NATS_URL)'}`,
     `  ingest    POST ${url}/api/v1/events`,
     `  OTLP in   POST ${url}/v1/traces${chronicle.otlpUrl() ? ` and ${chronicle.otlpUrl()}/v1/traces` : ''}`,
     `  spans out ${config.export ? config.export.url : 'kept and served by the API (set OTEL_EXPORTER_OTLP_ENDPOINT to export)'}`,
-    `  look at   ${url}/api/v1/traces  ·  ${url}/api/v1/metrics/summary  ·  ${url}/metrics`,
+    `  API       ${url}/api/v1/traces  ·  ${url}/api/v1/stream  ·  ${url}/metrics`,
   ];
   // On stderr: stdout carries the structured (JSON) log.
   process.stderr.write(`${lines.join('\n')}\n`);

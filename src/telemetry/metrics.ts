@@ -60,6 +60,18 @@ export interface Metrics {
   readonly httpRequestSeconds: Histogram<'route' | 'method'>;
   /** OTLP/HTTP export requests answered, by status. */
   readonly otlpRequests: Counter<'status'>;
+  /** Streams (GET /api/v1/stream) open on this replica. */
+  readonly streamClients: Gauge;
+  /** Events written to stream clients. */
+  readonly streamEventsSent: Counter;
+  /** Events waiting in stream clients' queues (a socket backed up), summed over the clients. */
+  readonly streamQueuedEvents: Gauge;
+  /** Stream clients disconnected because their queue overflowed (too slow to keep up). */
+  readonly streamSlowDisconnects: Counter;
+  /** Stream requests refused with 503, by reason (STREAM_REFUSED_REASONS). */
+  readonly streamRefused: Counter<'reason'>;
+  /** How long the stream's horizon has stood still behind a running transaction; 0 when nothing holds it. */
+  readonly streamHorizonAgeSeconds: Gauge;
   /** 1 when /ready would answer 200: computed on each scrape by the probe given to observeReadiness(). */
   readonly ready: Gauge;
   /** Sets the check behind chronicle_ready (the health check /ready uses). */
@@ -76,6 +88,9 @@ const DLQ_REASON_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
 /** A readiness probe that takes longer than this counts as not ready (the scrape must not hang). */
 export const READY_PROBE_TIMEOUT_MILLIS = 2_000;
+
+/** Why a stream request is refused with 503; the values of chronicle_stream_refused_total's label. */
+export const STREAM_REFUSED_REASONS = ['too_many_streams', 'shutting_down'] as const;
 
 /** Statuses of a task that has finished; the values of chronicle_tasks_terminal_total's label. */
 export const TERMINAL_STATUSES = ['completed', 'failed', 'timed_out'] as const;
@@ -113,6 +128,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     registers,
   });
   for (const status of TERMINAL_STATUSES) tasksTerminal.inc({ status }, 0);
+  const streamRefused = new Counter({
+    name: 'chronicle_stream_refused_total',
+    help: 'Stream requests refused with 503, by reason (too_many_streams, shutting_down).',
+    labelNames: ['reason'],
+    registers,
+  });
+  for (const reason of STREAM_REFUSED_REASONS) streamRefused.inc({ reason }, 0);
 
   return {
     registry,
@@ -272,6 +294,32 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'chronicle_otlp_requests_total',
       help: 'OTLP/HTTP trace export requests (POST /v1/traces) answered, by status.',
       labelNames: ['status'],
+      registers,
+    }),
+    streamClients: new Gauge({
+      name: 'chronicle_stream_clients',
+      help: 'Streams (GET /api/v1/stream) open on this replica.',
+      registers,
+    }),
+    streamEventsSent: new Counter({
+      name: 'chronicle_stream_events_sent_total',
+      help: 'Events written to stream clients (GET /api/v1/stream).',
+      registers,
+    }),
+    streamQueuedEvents: new Gauge({
+      name: 'chronicle_stream_queued_events',
+      help: "Events waiting in stream clients' queues while their sockets are backed up, summed over the clients.",
+      registers,
+    }),
+    streamSlowDisconnects: new Counter({
+      name: 'chronicle_stream_slow_disconnects_total',
+      help: 'Stream clients disconnected because their queue overflowed (too slow to keep up).',
+      registers,
+    }),
+    streamRefused,
+    streamHorizonAgeSeconds: new Gauge({
+      name: 'chronicle_stream_horizon_age_seconds',
+      help: 'How long the stream has been held back by a transaction still running on the Postgres cluster (0 when none holds it); sampled by the stream poller while streams are open.',
       registers,
     }),
     ready: new Gauge({

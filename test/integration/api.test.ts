@@ -73,6 +73,11 @@ async function columnsOf(db: TestDatabase, table: string): Promise<string[]> {
   return rows.map((r) => r.column_name);
 }
 
+// An event's keys: the swarm_events columns, and the event's agent and error flag (migration 0007).
+async function eventKeys(db: TestDatabase): Promise<string[]> {
+  return [...(await columnsOf(db, 'swarm_events')), 'agent', 'is_error'].sort();
+}
+
 describeWithPostgres('query API', () => {
   let db: TestDatabase;
   let server: http.Server;
@@ -528,7 +533,7 @@ describeWithPostgres('query API', () => {
       at('10:00:03'),
       at('10:00:10'),
     ]);
-    expect(Object.keys(events[0]!).sort()).toEqual(await columnsOf(db, 'swarm_events'));
+    expect(Object.keys(events[0]!).sort()).toEqual(await eventKeys(db));
     expect(events[0]).toMatchObject({
       trace_id: 't-completed',
       source: 'dispatch',
@@ -605,7 +610,15 @@ describeWithPostgres('query API', () => {
       'task.failed',
       'dlq.entry',
     ]);
-    expect(Object.keys(items[0]!).sort()).toEqual(await columnsOf(db, 'swarm_events'));
+    expect(Object.keys(items[0]!).sort()).toEqual(await eventKeys(db));
+    // The agent its metadata names, and the error events: the failure and its dead letter.
+    expect(items.map((e) => [e.agent, e.is_error])).toEqual([
+      [null, false],
+      ['agent-b', false],
+      [null, false],
+      [null, true],
+      [null, true],
+    ]);
     expect(items[3]).toMatchObject({
       timestamp: at('11:00:05'),
       metadata: { error: 'boom' },
@@ -658,7 +671,9 @@ describeWithPostgres('query API', () => {
   it('metrics - latest row of an agent is its latest day', async () => {
     const { status, body } = await request('/api/v1/metrics/agent-a/latest');
     expect(status).toBe(200);
-    expect(Object.keys(body).sort()).toEqual(await columnsOf(db, 'agent_metrics'));
+    expect(Object.keys(body).sort()).toEqual(
+      [...(await columnsOf(db, 'agent_metrics')), 'failure_rate'].sort(),
+    );
     expect(body).toMatchObject({
       agent_id: 'agent-a',
       metric_date: NEXT_DAY,
@@ -693,14 +708,23 @@ describeWithPostgres('query API', () => {
       uptime_ms: 4000,
       busy_ms: 1000,
       utilization_pct: 25,
+      failure_rate: 0,
     });
     expect(agents[1]).toMatchObject({
       tasks_completed: 0,
       tasks_failed: 1,
       avg_duration_ms: null,
       uptime_ms: null,
+      failure_rate: 1,
     });
-    expect(agents[2]).toMatchObject({ tasks_completed: 0, uptime_ms: 1000, busy_ms: 0, utilization_pct: 0 });
+    // No finished task: no failure rate.
+    expect(agents[2]).toMatchObject({
+      tasks_completed: 0,
+      uptime_ms: 1000,
+      busy_ms: 0,
+      utilization_pct: 0,
+      failure_rate: null,
+    });
   });
 
   it('metrics - summary defaults to today (UTC) and is empty for a day without rows', async () => {

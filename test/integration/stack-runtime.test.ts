@@ -84,7 +84,7 @@ describeWithServices("the image's runtime: dist/ with production dependencies on
       stdio: 'pipe',
       timeout: 90_000,
     });
-    for (const entry of ['package.json', 'package-lock.json', 'migrations', 'proto']) {
+    for (const entry of ['package.json', 'package-lock.json', 'migrations', 'proto', 'console']) {
       cpSync(path.join(ROOT, entry), path.join(dir, entry), { recursive: true });
     }
     execFileSync(
@@ -168,6 +168,11 @@ describeWithServices("the image's runtime: dist/ with production dependencies on
     exitedEarly.catch(() => undefined);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(metrics).toContain('chronicle_inputs_received_total');
+    // The console: its page, and preact from the production dependencies.
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('/console/vendor/preact.mjs');
+    expect((await fetch(`http://127.0.0.1:${port}/console/vendor/preact.mjs`)).status).toBe(200);
 
     // The Dockerfile's HEALTHCHECK reads CHRONICLE_PORT; compose's probes the compose port (8700).
     expect(await runHealthcheck(dockerfileHealthcheck(), dir, { CHRONICLE_PORT: String(port) })).toBe(0);

@@ -302,7 +302,10 @@ describeWithPostgres('tasks terminal - migration 0006', () => {
         ('old-open', true, 'in_progress', '2026-03-01T00:00:00Z', NULL, 2, '2026-03-01T00:00:00Z', '2026-03-01T00:30:00Z'),
         ('old-other', false, NULL, '2026-03-01T00:00:00Z', NULL, 1, '2026-03-01T00:00:00Z', '2026-03-01T00:00:00Z')`);
 
-    expect(await migrate(db.pool, silentLogger())).toEqual([6]);
+    // The upgrade applies 0006 and every migration after it.
+    const later = (await loadMigrations()).map((m) => m.version).filter((v) => v > 5);
+    expect(later[0]).toBe(6);
+    expect(await migrate(db.pool, silentLogger())).toEqual(later);
 
     const { rows } = await db.pool.query<{ trace_id: string; backfilled: boolean | null }>(
       `SELECT trace_id, first_terminal_at = completed_at AS backfilled FROM swarm_traces ORDER BY trace_id`,

@@ -44,6 +44,7 @@ const DEFAULTS = {
   resource: { serviceName: 'chronicle', attributes: {} },
   links: { jaegerUiUrl: undefined, grafanaUrl: undefined, tempoDatasourceUid: 'tempo' },
   otlpNats: undefined,
+  stream: { pollMillis: 250, clientQueueEvents: 1000, maxClients: 1000, keepAliveMillis: 15_000 },
 };
 
 /** Every variable set to a valid value that differs from its default. */
@@ -91,6 +92,10 @@ const EVERY_VARIABLE = {
   CHRONICLE_OTLP_NATS_ENABLED: 'true',
   CHRONICLE_OTLP_NATS_STREAM: 'SWARM_TRACES',
   CHRONICLE_OTLP_NATS_SUBJECTS: 'otlp.traces.eu, otlp.traces.us.>',
+  CHRONICLE_STREAM_POLL_MS: '100',
+  CHRONICLE_STREAM_CLIENT_QUEUE_EVENTS: '50',
+  CHRONICLE_STREAM_MAX_CLIENTS: '20',
+  CHRONICLE_STREAM_KEEPALIVE_MS: '5000',
 };
 
 describe('loadConfig - defaults', () => {
@@ -159,6 +164,7 @@ describe('loadConfig - every variable is read', () => {
         fetchBatch: 300,
         maxAckPending: 2000,
       },
+      stream: { pollMillis: 100, clientQueueEvents: 50, maxClients: 20, keepAliveMillis: 5000 },
     });
   });
 

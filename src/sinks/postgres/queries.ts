@@ -27,6 +27,17 @@ export interface EventRow {
   metadata: Record<string, unknown>;
   /** When Chronicle stored the event. */
   created_at: Date;
+  /**
+   * The event's place in the stream of committed events (GET /api/v1/stream): the id of the
+   * transaction that stored it and its number from a sequence, as decimal strings; `0` and `0` for
+   * events stored before the stream existed (migrations/0007_event_stream.sql).
+   */
+  txid: string;
+  seq: string;
+  /** The event's agent (chronicle_event_agent): metadata `agent`, else `agent_id`; a heartbeat's source. */
+  agent: string | null;
+  /** Whether it is an error event (chronicle_is_error_event; README, "Error events"). */
+  is_error: boolean;
 }
 
 /** One row of swarm_traces: the task state of one trace_id. */
@@ -153,6 +164,56 @@ export interface EventFilter extends PageRequest {
   since?: string | undefined;
   /** Exclusive upper bound on `timestamp`, RFC 3339. */
   until?: string | undefined;
+  /** Events of this agent: SQL chronicle_event_agent (migrations/0007_event_stream.sql). */
+  agent?: string | undefined;
+  /** true: only error events, false: none of them (SQL chronicle_is_error_event). */
+  errors?: boolean | undefined;
+}
+
+/** The filters of the stream: those of the events list without paging. */
+export type StreamFilter = Omit<EventFilter, keyof PageRequest>;
+
+/**
+ * A place in the stream of committed events: rows are ordered by (txid, seq). Every event is at a
+ * position; a position need not be an event's (the horizon (xmin, 0) is one).
+ */
+export interface StreamPosition {
+  /** The inserting transaction's id (xid8). */
+  readonly txid: bigint;
+  /** The row's number from swarm_events_seq; 0 with a horizon. */
+  readonly seq: bigint;
+}
+
+/** An event read from the stream, with its position and the values the stream's filters test. */
+export interface CommittedEvent {
+  readonly position: StreamPosition;
+  /** The row as the events list serves it; its agent and is_error are what the stream filters on. */
+  readonly event: EventRow;
+}
+
+/** What readCommitted reads. */
+export interface CommittedRead {
+  /** Events after this position (exclusive). */
+  after: StreamPosition;
+  /** Events up to this position (inclusive); absent: up to the horizon. */
+  through?: StreamPosition | undefined;
+  /** At most this many events. */
+  limit: number;
+  /** Only the events that pass these filters; absent: every event. */
+  filter?: StreamFilter | undefined;
+}
+
+/** One read of the stream. */
+export interface CommittedPage {
+  /** In stream order; fewer than the limit when every matching event in the range was read. */
+  events: CommittedEvent[];
+  /**
+   * (xmin of the statement's snapshot, 0): every transaction below it had ended, so every event
+   * before this position that will ever exist was visible to the read.
+   */
+  horizon: StreamPosition;
+  /** The snapshot's xmax: the next transaction id to be assigned. Equal to horizon.txid when none was running. */
+  nextTxid: bigint;
 }
 
 export interface TraceFilter extends PageRequest {
@@ -166,12 +227,37 @@ export interface TraceFilter extends PageRequest {
   since?: string | undefined;
   /** Exclusive upper bound on created_at, RFC 3339. */
   until?: string | undefined;
+  /** true: only tasks (is_task); false: only the traces that are not tasks; absent: both. */
+  task?: boolean | undefined;
 }
 
 export interface DlqFilter extends PageRequest {
   reason?: string | undefined;
   source?: string | undefined;
   recovered?: boolean | undefined;
+  /** The entries whose original payload named this trace (exact). */
+  trace_id?: string | undefined;
+}
+
+/** The filters of listTraces other than status and paging: which rows countTraces counts. */
+export type TraceCountFilter = Omit<TraceFilter, 'status' | keyof PageRequest>;
+
+/** How many rows listTraces lists for a filter, by status. */
+export interface TraceCounts {
+  /** Rows of each status; 0 for a status without rows. */
+  counts: Record<TraceStatus, number>;
+  /** Rows that are not tasks (is_task false, no status): listed by listTraces, in no status. */
+  not_tasks: number;
+  /** Every row listTraces lists for the filter: the sum of counts and not_tasks. */
+  total: number;
+}
+
+/** The span export queue (the otel_spans outbox) as the store holds it, for every replica. */
+export interface ExportBacklog {
+  /** Spans stored and not exported yet. */
+  spans: number;
+  /** Age in seconds of the oldest of them (by created_at); 0 when none waits. */
+  oldest_seconds: number;
 }
 
 export interface RejectFilter extends PageRequest {
@@ -183,6 +269,11 @@ export interface RejectFilter extends PageRequest {
 export interface QueryStore {
   /** Events oldest first by (timestamp, event_id). Throws InvalidCursorError for a foreign or damaged cursor. */
   listEvents(filter: EventFilter): Promise<Page<EventRow>>;
+  /**
+   * Events of committed transactions in stream order (txid, seq), after a position, from transactions
+   * below the snapshot's xmin only: a later read never finds an event before what this one returned.
+   */
+  readCommitted(read: CommittedRead): Promise<CommittedPage>;
   /** Traces newest first by (created_at DESC, trace_id DESC). Throws InvalidCursorError for a bad cursor. */
   listTraces(filter: TraceFilter): Promise<Page<TraceRow>>;
   /** One trace and all its events by (timestamp, event_id); null when the trace is unknown. */
@@ -191,6 +282,12 @@ export interface QueryStore {
   latestMetrics(agentId: string): Promise<AgentMetricsRow | null>;
   /** Every agent's row for one UTC day (YYYY-MM-DD), ordered by agent_id. */
   metricsSummary(date: string): Promise<AgentMetricsRow[]>;
+  /** Rows of the UTC days from `from` to `to` (inclusive, YYYY-MM-DD), of one agent or all, by (agent_id, metric_date). */
+  metricsDaily(range: { from: string; to: string; agent?: string | undefined }): Promise<AgentMetricsRow[]>;
+  /** Rows listTraces lists for the filter, counted by status in one statement. */
+  countTraces(filter: TraceCountFilter): Promise<TraceCounts>;
+  /** The spans waiting for export and the age of the oldest. */
+  exportBacklog(): Promise<ExportBacklog>;
   /** Dead-letter entries newest first by (received_at DESC, dlq_id DESC). Throws InvalidCursorError for a bad cursor. */
   listDlq(filter: DlqFilter): Promise<Page<DlqRow>>;
   /** Rejects newest first by (rejected_at DESC, id DESC). Throws InvalidCursorError for a bad cursor. */
@@ -213,20 +310,73 @@ export class InvalidCursorError extends Error {
 const cursorTime = (column: string) =>
   `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_time`;
 
-const EVENT_COLUMNS = `event_id::text AS event_id, trace_id, source, event_type, "timestamp", metadata, created_at`;
+// agent and is_error: the rules of chronicle_event_agent and chronicle_is_error_event (migration 0007),
+// served with each event so that no client recomputes them.
+const EVENT_COLUMNS = `event_id::text AS event_id, trace_id, source, event_type, "timestamp", metadata, created_at,
+  txid::text AS txid, seq::text AS seq, chronicle_event_agent(event_type, metadata, source) AS agent,
+  chronicle_is_error_event(event_type, metadata) AS is_error`;
 
+/**
+ * The event filters, one definition for the events list and the stream's reads: parameters $first to
+ * $first+7 are trace_id, event_type, source, since, until, trace_prefix, agent, errors (eventFilterValues).
+ * The stream's clients test the same filters in memory on what Postgres computed for each row
+ * (src/api/stream/event-filter.ts).
+ */
+function eventFilterSql(first: number): string {
+  const [traceId, type, source, since, until, prefix, agent, errors] = Array.from(
+    { length: 8 },
+    (_, i) => `$${first + i}`,
+  );
+  return `(${traceId}::text IS NULL OR trace_id = ${traceId})
+  AND (${type}::text IS NULL OR event_type = ${type})
+  AND (${source}::text IS NULL OR source = ${source})
+  AND (${since}::timestamptz IS NULL OR "timestamp" >= ${since})
+  AND (${until}::timestamptz IS NULL OR "timestamp" < ${until})
+  AND (${prefix}::text IS NULL OR starts_with(trace_id, ${prefix}))
+  AND (${agent}::text IS NULL OR chronicle_event_agent(event_type, metadata, source) = ${agent})
+  AND (${errors}::boolean IS NULL OR chronicle_is_error_event(event_type, metadata) = ${errors})`;
+}
+
+/** The values of eventFilterSql's parameters, in its order. */
+function eventFilterValues(f: StreamFilter): unknown[] {
+  return [
+    f.trace_id ?? null,
+    f.event_type ?? null,
+    f.source ?? null,
+    f.since ?? null,
+    f.until ?? null,
+    f.trace_prefix ?? null,
+    f.agent ?? null,
+    f.errors ?? null,
+  ];
+}
+
+// errors=true reads swarm_events_error_idx: the planner sees `chronicle_is_error_event(...) = true`
+// with the bound value and matches the partial index's predicate.
 const LIST_EVENTS_SQL = `
 SELECT ${EVENT_COLUMNS}, ${cursorTime('"timestamp"')}
 FROM swarm_events
-WHERE ($1::text IS NULL OR trace_id = $1)
-  AND ($2::text IS NULL OR event_type = $2)
-  AND ($3::text IS NULL OR source = $3)
-  AND ($4::timestamptz IS NULL OR "timestamp" >= $4)
-  AND ($5::timestamptz IS NULL OR "timestamp" < $5)
-  AND ($6::timestamptz IS NULL OR ("timestamp", event_id) > ($6, $7::uuid))
-  AND ($9::text IS NULL OR starts_with(trace_id, $9))
+WHERE ${eventFilterSql(4)}
+  AND ($1::timestamptz IS NULL OR ("timestamp", event_id) > ($1, $2::uuid))
 ORDER BY "timestamp", event_id
-LIMIT $8`;
+LIMIT $3`;
+
+// The horizon is the xmin of the statement's own snapshot (pg_current_snapshot() is the snapshot the
+// statement reads with): every transaction below it has ended, and what it wrote is visible now or never.
+const READ_COMMITTED_SQL = `
+WITH snapshot AS MATERIALIZED (SELECT pg_current_snapshot() AS s)
+SELECT pg_snapshot_xmin(snapshot.s)::text AS horizon, pg_snapshot_xmax(snapshot.s)::text AS next_txid, e.*
+FROM snapshot LEFT JOIN LATERAL (
+  SELECT ${EVENT_COLUMNS}
+  FROM swarm_events s
+  WHERE (txid, seq) > ($1::xid8, $2::bigint)
+    AND txid < pg_snapshot_xmin(snapshot.s)
+    AND ($3::xid8 IS NULL OR (txid, seq) <= ($3, $4::bigint))
+    AND ${eventFilterSql(6)}
+  -- Qualified: a bare name would sort by the text columns of the same names.
+  ORDER BY s.txid, s.seq
+  LIMIT $5
+) e ON true`;
 
 const TRACE_COLUMNS = `trace_id, is_task, task_title, owner, status, assigned_agent, created_at, assigned_at,
   started_at, completed_at, duration_ms, time_to_pickup_ms, attempts, span_count, error, scoring_breakdown,
@@ -242,8 +392,22 @@ WHERE ($1::text IS NULL OR status = $1)
   AND ($5::timestamptz IS NULL OR created_at < $5)
   AND ($6::timestamptz IS NULL OR (created_at, trace_id) < ($6, $7::text))
   AND ($9::text IS NULL OR starts_with(trace_id, $9))
+  AND ($10::boolean IS NULL OR is_task = $10)
 ORDER BY created_at DESC, trace_id DESC
 LIMIT $8`;
+
+// The WHERE of LIST_TRACES_SQL without status and cursor, so the counts are of exactly the rows the list
+// shows; the same (col, created_at) indexes serve a time window. NULL status: the traces that are not tasks.
+const COUNT_TRACES_SQL = `
+SELECT status, count(*) AS n
+FROM swarm_traces
+WHERE ($1::text IS NULL OR assigned_agent = $1)
+  AND ($2::text IS NULL OR owner = $2)
+  AND ($3::timestamptz IS NULL OR created_at >= $3)
+  AND ($4::timestamptz IS NULL OR created_at < $4)
+  AND ($5::text IS NULL OR starts_with(trace_id, $5))
+  AND ($6::boolean IS NULL OR is_task = $6)
+GROUP BY status`;
 
 const GET_TRACE_SQL = `SELECT ${TRACE_COLUMNS} FROM swarm_traces WHERE trace_id = $1`;
 
@@ -258,9 +422,12 @@ FROM swarm_events
 WHERE trace_id = $1
 ORDER BY "timestamp", event_id`;
 
+// failure_rate: failed and timed-out tasks over every finished one (the Grafana dashboards' definition).
 const METRIC_COLUMNS = `agent_id, metric_date, tasks_completed, tasks_failed, tasks_timed_out, avg_duration_ms,
   p95_duration_ms, min_duration_ms, max_duration_ms, time_to_pickup_avg_ms, uptime_ms, busy_ms, utilization_pct,
-  duration_count, duration_sum, pickup_count, pickup_sum, updated_at`;
+  duration_count, duration_sum, pickup_count, pickup_sum, updated_at,
+  (tasks_failed + tasks_timed_out)::float8
+    / nullif(tasks_completed + tasks_failed + tasks_timed_out, 0) AS failure_rate`;
 
 const LATEST_METRICS_SQL = `
 SELECT ${METRIC_COLUMNS}
@@ -275,6 +442,21 @@ FROM agent_metrics
 WHERE metric_date = $1::date
 ORDER BY agent_id`;
 
+// The primary key (agent_id, metric_date) serves one agent; agent_metrics_date_idx all of them.
+const METRICS_DAILY_SQL = `
+SELECT ${METRIC_COLUMNS}
+FROM agent_metrics
+WHERE metric_date >= $1::date AND metric_date <= $2::date
+  AND ($3::text IS NULL OR agent_id = $3)
+ORDER BY agent_id, metric_date`;
+
+// Spans waiting and the age of the oldest (0 when none waits): the export loop's own sample
+// (src/spans/span-export.ts), one scan of the queue's partial index.
+const EXPORT_BACKLOG_SQL = `
+SELECT count(*) AS spans,
+  greatest(0, coalesce(extract(epoch FROM now() - min(created_at)), 0))::float8 AS oldest_seconds
+FROM otel_spans WHERE exported_at IS NULL`;
+
 const LIST_DLQ_SQL = `
 SELECT dlq_id, trace_id, subject, original_subject, original_payload, reason, reason_detail, failed_at,
   retry_count, max_retries, retry_history, source, recoverable, recovered, recovered_at, received_at,
@@ -284,6 +466,7 @@ WHERE ($1::text IS NULL OR reason = $1)
   AND ($2::text IS NULL OR source = $2)
   AND ($3::boolean IS NULL OR recovered = $3)
   AND ($4::timestamptz IS NULL OR (received_at, dlq_id) < ($4, $5::text))
+  AND ($7::text IS NULL OR trace_id = $7)
 ORDER BY received_at DESC, dlq_id DESC
 LIMIT $6`;
 
@@ -366,17 +549,50 @@ export function createQueryStore(pool: pg.Pool): QueryStore {
     async listEvents(f) {
       const key = keyOf('events', f.cursor);
       const { rows } = await pool.query<WithCursor<EventRow>>(LIST_EVENTS_SQL, [
-        f.trace_id ?? null,
-        f.event_type ?? null,
-        f.source ?? null,
-        f.since ?? null,
-        f.until ?? null,
         key.time,
         key.id,
         f.limit + 1,
-        f.trace_prefix ?? null,
+        ...eventFilterValues(f),
       ]);
       return toPage('events', rows, f.limit, (r) => r.event_id);
+    },
+
+    async readCommitted({ after, through, limit, filter }) {
+      const { rows } = await pool.query<
+        { horizon: string; next_txid: string } & (EventRow | Record<keyof EventRow, null>)
+      >(READ_COMMITTED_SQL, [
+        String(after.txid),
+        String(after.seq),
+        through === undefined ? null : String(through.txid),
+        through === undefined ? null : String(through.seq),
+        limit,
+        ...eventFilterValues(filter ?? {}),
+      ]);
+      const first = rows[0]!;
+      const events: CommittedEvent[] = [];
+      for (const row of rows) {
+        // The LEFT JOIN gives one row of NULLs when no event is in range.
+        if (row.event_id === null) continue;
+        const { event_id, trace_id, source, event_type, timestamp, metadata, created_at, txid, seq } = row;
+        const { agent, is_error } = row;
+        events.push({
+          position: { txid: BigInt(txid), seq: BigInt(seq) },
+          event: {
+            event_id,
+            trace_id,
+            source,
+            event_type,
+            timestamp,
+            metadata,
+            created_at,
+            txid,
+            seq,
+            agent,
+            is_error,
+          },
+        });
+      }
+      return { events, horizon: { txid: BigInt(first.horizon), seq: 0n }, nextTxid: BigInt(first.next_txid) };
     },
 
     async listTraces(f) {
@@ -391,6 +607,7 @@ export function createQueryStore(pool: pg.Pool): QueryStore {
         key.id,
         f.limit + 1,
         f.trace_prefix ?? null,
+        f.task ?? null,
       ]);
       return toPage('traces', rows, f.limit, (r) => r.trace_id);
     },
@@ -422,6 +639,34 @@ export function createQueryStore(pool: pg.Pool): QueryStore {
       return rows;
     },
 
+    async metricsDaily({ from, to, agent }) {
+      const { rows } = await pool.query<AgentMetricsRow>(METRICS_DAILY_SQL, [from, to, agent ?? null]);
+      return rows;
+    },
+
+    async countTraces(f) {
+      const { rows } = await pool.query<{ status: TraceStatus | null; n: number }>(COUNT_TRACES_SQL, [
+        f.agent ?? null,
+        f.owner ?? null,
+        f.since ?? null,
+        f.until ?? null,
+        f.trace_prefix ?? null,
+        f.task ?? null,
+      ]);
+      const counts = Object.fromEntries(TRACE_STATUSES.map((s) => [s, 0])) as Record<TraceStatus, number>;
+      let notTasks = 0;
+      for (const { status, n } of rows) {
+        if (status === null) notTasks = n;
+        else counts[status] = n;
+      }
+      return { counts, not_tasks: notTasks, total: rows.reduce((sum, r) => sum + r.n, 0) };
+    },
+
+    async exportBacklog() {
+      const { rows } = await pool.query<ExportBacklog>(EXPORT_BACKLOG_SQL);
+      return rows[0]!;
+    },
+
     async listDlq(f) {
       const key = keyOf('dlq', f.cursor);
       const { rows } = await pool.query<WithCursor<DlqRow>>(LIST_DLQ_SQL, [
@@ -431,6 +676,7 @@ export function createQueryStore(pool: pg.Pool): QueryStore {
         key.time,
         key.id,
         f.limit + 1,
+        f.trace_id ?? null,
       ]);
       return toPage('dlq', rows, f.limit, (r) => r.dlq_id);
     },

@@ -72,6 +72,8 @@ describe('Dockerfile', () => {
     // dist/sinks/postgres/migrate.js reads ../../../migrations; dist/sources/otlp/decode.js ../../../proto.
     expect(copies).toContain('migrations ./migrations');
     expect(copies).toContain('proto ./proto');
+    // dist/api/console.js serves ../../console (and preact, htm from the production node_modules).
+    expect(copies).toContain('console ./console');
     expect(copies).toContain('package.json package-lock.json ./');
     expect(args(runtime, 'WORKDIR')).toEqual(['/app']);
   });

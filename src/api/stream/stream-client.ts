@@ -1,0 +1,325 @@
+import type {
+  CommittedEvent,
+  QueryStore,
+  StreamFilter,
+  StreamPosition,
+} from '../../sinks/postgres/queries.js';
+import type { Logger } from '../../telemetry/logger.js';
+import type { Metrics } from '../../telemetry/metrics.js';
+import type { FeedBatch, FeedSubscriber } from './event-feed.js';
+import { type EventPredicate, compileEventFilter } from './event-filter.js';
+import { comparePositions, formatStreamPosition, laterPosition } from './position.js';
+
+/** The part of an HTTP response a stream client writes to (express's Response is one). */
+export interface StreamSink {
+  /** Like stream.Writable#write: false when the socket is backed up (the chunk is still taken). */
+  write(chunk: string): boolean;
+  /** Ends the response after what was written (FIN once the socket has sent it). */
+  end(): void;
+  /** Closes the socket at once, dropping what was not sent. */
+  destroy(): void;
+  once(event: 'drain' | 'close', listener: () => void): unknown;
+  off(event: 'drain' | 'close', listener: () => void): unknown;
+}
+
+export interface StreamClientOptions {
+  /** Events a client may have waiting while its socket is backed up; one more and it is disconnected. */
+  queueEvents: number;
+  /** Events per read of the store while catching up. */
+  catchUpEvents: number;
+  /** A keep-alive comment after this long without a write. */
+  keepAliveMillis: number;
+  /** After an overflow or a shutdown, how long the client may take to read what was written before its socket is closed. */
+  lingerMillis: number;
+}
+
+export interface StreamClientDeps {
+  /** Reads of the store while catching up, each through `limit` (which bounds how many run at once). */
+  store: Pick<QueryStore, 'readCommitted'>;
+  limit: <T>(read: () => Promise<T>) => Promise<T>;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+/** Why a stream ended. */
+export type StreamEnd = 'client_closed' | 'slow_client' | 'shutdown' | 'failed';
+
+/** One connected stream: a feed subscriber that writes server-sent events to one response. */
+export interface StreamClient extends FeedSubscriber {
+  /**
+   * Starts writing: from `resumeFrom` (the client's Last-Event-ID) through `joinedAt` (the feed's
+   * position when this client subscribed) from the store, then the feed's batches held meanwhile, then
+   * live. Without `resumeFrom`, live from `joinedAt`. The headers must already be sent.
+   */
+  start(joinedAt: StreamPosition, resumeFrom: StreamPosition | undefined): void;
+  /** Ends the stream (idempotent); `shutdown` ends it after what was written, lingering at most lingerMillis. */
+  close(why: StreamEnd): void;
+  /** Resolves once the stream has ended and its socket is released. */
+  readonly closed: Promise<StreamEnd>;
+}
+
+// The feed hands the same event objects to every client: each message is serialized once.
+const messages = new WeakMap<CommittedEvent, string>();
+
+/** One SSE message of an event: its position as the id, the event row as JSON (as /api/v1/events lists it). */
+export function eventMessage(e: CommittedEvent): string {
+  let message = messages.get(e);
+  if (message === undefined) {
+    message = `id: ${formatStreamPosition(e.position)}\nevent: event\ndata: ${JSON.stringify(e.event)}\n\n`;
+    messages.set(e, message);
+  }
+  return message;
+}
+
+/** The last message of a client too slow to keep up: resume from `lastEventId` to miss nothing. */
+export function overflowMessage(lastEventId: string, queueEvents: number): string {
+  const data = {
+    reason: 'slow_client',
+    message: `more than ${queueEvents} events waited for this client; reconnect with Last-Event-ID to resume`,
+    last_event_id: lastEventId,
+  };
+  return `id: ${lastEventId}\nevent: overflow\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+export const KEEP_ALIVE_MESSAGE = ': keep-alive\n\n';
+
+/*
+ * States and transitions:
+ *   created     --start()----------------------------> catching_up (reads the store, holds feed batches)
+ *   catching_up --more than queueEvents held-----------> catching_up (drops them, reads the store further)
+ *   catching_up --read through the join position-----> live        (the held batches are written first)
+ *   live        --queue over queueEvents-------------> closed      (overflow message, end, linger, destroy)
+ *   any         --close(): client gone, shutdown, a failed catch-up read--> closed
+ * Catching up writes a page of the store at a time and reads the next once the socket took it, so a
+ * slow reader of history is never cut off: it goes at its own pace, holding at most a page.
+ * `cursor` is where this client's view is complete: every event up to it that passes the filter was
+ * written or queued. `lastWritten` is the position of the last message handed to the socket (the
+ * overflow's last_event_id: everything up to it was written, nothing after it was).
+ */
+export function createStreamClient(
+  sink: StreamSink,
+  filter: StreamFilter,
+  options: StreamClientOptions,
+  deps: StreamClientDeps,
+): StreamClient {
+  const { store, limit, logger, metrics } = deps;
+  const matches: EventPredicate = compileEventFilter(filter);
+  let state: 'created' | 'catching_up' | 'live' | 'closed' = 'created';
+  let cursor: StreamPosition | undefined;
+  let lastWritten: StreamPosition | undefined;
+  // Messages waiting for the socket to drain, with their positions.
+  const queue: { chunk: string; position: StreamPosition }[] = [];
+  // The socket took a write over its buffer: wait for 'drain' (listened to once at a time).
+  let backedUp = false;
+  let drainListened = false;
+  // What the feed handed out while catching up: the events that pass the filter (all after the join
+  // position, or after storeThrough), and how far the feed had read.
+  let held: CommittedEvent[] = [];
+  let heldThrough: StreamPosition | undefined;
+  // Set when more than queueEvents were held: they were dropped, and catching up reads the store on
+  // through this position (the feed's then) instead.
+  let storeThrough: StreamPosition | undefined;
+  let keepAlive: NodeJS.Timeout | undefined;
+  let lingering: NodeJS.Timeout | undefined;
+  let settleClosed!: (why: StreamEnd) => void;
+  const closed = new Promise<StreamEnd>((resolve) => (settleClosed = resolve));
+  let endedAs: StreamEnd | undefined;
+  let wakeCatchUp: (() => void) | undefined;
+
+  const onDrain = (): void => {
+    drainListened = false;
+    backedUp = false;
+    while (queue.length > 0 && !backedUp) {
+      const { chunk, position } = queue.shift()!;
+      metrics.streamQueuedEvents.dec();
+      writeNow(chunk, position);
+    }
+    if (!backedUp) wakeCatchUp?.();
+  };
+
+  const onSocketClose = (): void => finish(endedAs ?? 'client_closed');
+
+  sink.once('close', onSocketClose);
+
+  function writeNow(chunk: string, position: StreamPosition | undefined): void {
+    if (!sink.write(chunk)) {
+      backedUp = true;
+      if (!drainListened) {
+        drainListened = true;
+        sink.once('drain', onDrain);
+      }
+    }
+    if (position !== undefined) {
+      lastWritten = position;
+      metrics.streamEventsSent.inc();
+    }
+    keepAlive?.refresh();
+  }
+
+  function send(e: CommittedEvent): void {
+    if (state === 'closed') return;
+    if (!backedUp && queue.length === 0) {
+      writeNow(eventMessage(e), e.position);
+      return;
+    }
+    if (queue.length >= options.queueEvents) {
+      overflow();
+      return;
+    }
+    queue.push({ chunk: eventMessage(e), position: e.position });
+    metrics.streamQueuedEvents.inc();
+  }
+
+  /** Writes the events of a batch this client has not seen and that pass its filter. */
+  function deliver(batch: FeedBatch): void {
+    for (const e of batch.events) {
+      if (state === 'closed') return;
+      if (comparePositions(e.position, cursor!) <= 0) continue;
+      cursor = e.position;
+      if (matches(e)) send(e);
+    }
+    cursor = laterPosition(cursor!, batch.through);
+  }
+
+  function overflow(): void {
+    metrics.streamSlowDisconnects.inc();
+    // The messages already handed to the socket reach the client before this one; the queue is dropped.
+    dropQueue();
+    sink.write(overflowMessage(formatStreamPosition(lastWritten!), options.queueEvents));
+    endAfterWritten('slow_client');
+  }
+
+  function dropQueue(): void {
+    metrics.streamQueuedEvents.dec(queue.length);
+    queue.length = 0;
+    held = [];
+  }
+
+  /** Ends the response after what was written; a client that does not read it within lingerMillis is cut off. */
+  function endAfterWritten(why: StreamEnd): void {
+    if (state === 'closed') return;
+    endedAs = why;
+    leave();
+    sink.end();
+    lingering = setTimeout(() => sink.destroy(), options.lingerMillis);
+    lingering.unref();
+  }
+
+  /** Stops taking events: off the feed's list (by the owner, on `closed`), timers stopped. */
+  function leave(): void {
+    state = 'closed';
+    clearInterval(keepAlive);
+    keepAlive = undefined;
+    dropQueue();
+    sink.off('drain', onDrain);
+    wakeCatchUp?.();
+  }
+
+  function finish(why: StreamEnd): void {
+    clearTimeout(lingering);
+    sink.off('close', onSocketClose);
+    if (state !== 'closed') leave();
+    settleClosed(why);
+  }
+
+  /** Resolves when the socket has taken everything queued (or the client is closed). */
+  function writable(): Promise<void> {
+    if (state === 'closed' || (!backedUp && queue.length === 0)) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      wakeCatchUp = () => {
+        if (state !== 'closed' && (backedUp || queue.length > 0)) return;
+        wakeCatchUp = undefined;
+        resolve();
+      };
+    });
+  }
+
+  async function catchUp(joinedAt: StreamPosition): Promise<void> {
+    let through = joinedAt;
+    for (;;) {
+      await readStore(through);
+      if (state !== 'catching_up' || storeThrough === undefined) return;
+      through = storeThrough;
+      storeThrough = undefined;
+    }
+  }
+
+  async function readStore(through: StreamPosition): Promise<void> {
+    const pageEvents = Math.max(1, Math.min(options.catchUpEvents, options.queueEvents));
+    while (state === 'catching_up' && comparePositions(cursor!, through) < 0) {
+      const page = await limit(() =>
+        store.readCommitted({ after: cursor!, through, limit: pageEvents, filter }),
+      );
+      if (state !== 'catching_up') return;
+      for (const e of page.events) {
+        cursor = e.position;
+        send(e);
+      }
+      if (page.events.length < pageEvents) cursor = through;
+      // One page at a time: the next is read once the socket took this one.
+      await writable();
+    }
+  }
+
+  /** From catching up to live: the events held meanwhile first. */
+  function goLive(): void {
+    state = 'live';
+    const events = held;
+    const through = heldThrough;
+    held = [];
+    heldThrough = undefined;
+    deliver({ events, through: through ?? cursor! });
+  }
+
+  const client: StreamClient = {
+    closed,
+    onBatch(batch) {
+      if (state === 'live') {
+        deliver(batch);
+        return;
+      }
+      if (state !== 'catching_up' && state !== 'created') return;
+      for (const e of batch.events) if (matches(e)) held.push(e);
+      heldThrough = batch.through;
+      if (held.length > options.queueEvents) {
+        // Not a slow client: one still reading the store. Those events are read from the store too.
+        held = [];
+        storeThrough = batch.through;
+      }
+    },
+    start(joinedAt, resumeFrom) {
+      if (state !== 'created') return;
+      keepAlive = setInterval(() => {
+        if (!backedUp && queue.length === 0) writeNow(KEEP_ALIVE_MESSAGE, undefined);
+      }, options.keepAliveMillis);
+      keepAlive.unref();
+      const from = resumeFrom ?? joinedAt;
+      cursor = from;
+      lastWritten = from;
+      state = 'catching_up';
+      if (comparePositions(from, joinedAt) >= 0 && storeThrough === undefined) {
+        goLive();
+        return;
+      }
+      void (async () => {
+        try {
+          await catchUp(joinedAt);
+        } catch (err) {
+          logger.warn({ err }, 'stream: catching up from the store failed; closing the stream');
+          endAfterWritten('failed');
+          return;
+        }
+        if (state === 'catching_up') goLive();
+      })();
+    },
+    close(why) {
+      if (why === 'client_closed') {
+        finish(why);
+        sink.destroy();
+        return;
+      }
+      endAfterWritten(why);
+    },
+  };
+  return client;
+}

@@ -1,0 +1,259 @@
+import { EventEmitter } from 'node:events';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  KEEP_ALIVE_MESSAGE,
+  type StreamClientOptions,
+  createStreamClient,
+} from '../../../../src/api/stream/stream-client.js';
+import type { StreamFilter } from '../../../../src/sinks/postgres/queries.js';
+import { silentLogger } from '../../../../src/telemetry/logger.js';
+import { createMetrics } from '../../../../src/telemetry/metrics.js';
+import { counterValue } from '../../../support/metric-values.js';
+import { committed, fakeStore } from './fake-store.js';
+
+/** A response whose socket takes `room` more writes before it is backed up; drain() empties it. */
+class FakeSink extends EventEmitter {
+  chunks: string[] = [];
+  room = Infinity;
+  ended = false;
+  destroyed = false;
+  write(chunk: string): boolean {
+    this.chunks.push(chunk);
+    this.room--;
+    return this.room > 0;
+  }
+  end(): void {
+    this.ended = true;
+  }
+  destroy(): void {
+    this.destroyed = true;
+    this.emit('close');
+  }
+  /** The client read everything: `room` more writes fit. */
+  drain(room = Infinity): void {
+    this.room = room;
+    this.emit('drain');
+  }
+  /** Ids of the event messages written, in order. */
+  ids(): string[] {
+    return this.chunks.filter((c) => c.includes('event: event')).map((c) => /^id: (\S+)/.exec(c)![1]!);
+  }
+}
+
+const OPTIONS: StreamClientOptions = {
+  queueEvents: 5,
+  catchUpEvents: 3,
+  keepAliveMillis: 1_000,
+  lingerMillis: 2_000,
+};
+const p = (txid: number, seq: number) => ({ txid: BigInt(txid), seq: BigInt(seq) });
+const flush = async () => {
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+};
+
+function setup(events = [] as ReturnType<typeof committed>[], filter: StreamFilter = {}, options = OPTIONS) {
+  const sink = new FakeSink();
+  const store = fakeStore(events);
+  const metrics = createMetrics({ defaultMetrics: false });
+  const client = createStreamClient(sink, filter, options, {
+    store,
+    limit: (read) => read(),
+    logger: silentLogger(),
+    metrics,
+  });
+  return { sink, store, metrics, client };
+}
+
+const gauge = async (g: { get(): Promise<{ values: { value: number }[] }> }) =>
+  (await g.get()).values[0]?.value ?? 0;
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('stream client', () => {
+  it('live - writes the batches it has not seen, once, in order, with the filter applied', () => {
+    const { sink, client } = setup([], { errors: true });
+    client.start(p(10, 0), undefined);
+    client.onBatch({
+      events: [committed(10, 1, {}, null, true), committed(10, 2), committed(11, 3, {}, null, true)],
+      through: p(11, 3),
+    });
+    // A batch that repeats a position already seen (an overlap) writes nothing twice.
+    client.onBatch({
+      events: [committed(11, 3, {}, null, true), committed(12, 4, {}, null, true)],
+      through: p(13, 0),
+    });
+    expect(sink.ids()).toEqual(['10-1', '11-3', '12-4']);
+    const message = sink.chunks[0]!;
+    expect(message).toMatch(/^id: 10-1\nevent: event\ndata: \{.*\}\n\n$/);
+    expect(JSON.parse(message.split('data: ')[1]!)).toMatchObject({ txid: '10', seq: '1' });
+  });
+
+  it('backed up - events wait in the queue, drain writes them in order', async () => {
+    const { sink, client, metrics } = setup();
+    client.start(p(10, 0), undefined);
+    sink.room = 1;
+    client.onBatch({ events: [1, 2, 3, 4].map((s) => committed(10, s)), through: p(10, 4) });
+    expect(sink.ids()).toEqual(['10-1']);
+    expect(await gauge(metrics.streamQueuedEvents)).toBe(3);
+    sink.drain(2);
+    expect(sink.ids()).toEqual(['10-1', '10-2', '10-3']);
+    sink.drain();
+    expect(sink.ids()).toEqual(['10-1', '10-2', '10-3', '10-4']);
+    expect(await gauge(metrics.streamQueuedEvents)).toBe(0);
+    expect(await counterValue(metrics.streamEventsSent)).toBe(4);
+  });
+
+  it('slow - one event over the queue bound: overflow with the last written id, end, cut off after the linger', async () => {
+    vi.useFakeTimers();
+    const { sink, client, metrics } = setup();
+    client.start(p(10, 0), undefined);
+    sink.room = 2;
+    // 2 written, then 5 queued (the bound), then one more.
+    client.onBatch({ events: [1, 2, 3, 4, 5, 6, 7].map((s) => committed(10, s)), through: p(10, 7) });
+    expect(await gauge(metrics.streamQueuedEvents)).toBe(5);
+    expect(sink.ended).toBe(false);
+    client.onBatch({ events: [committed(10, 8), committed(10, 9)], through: p(10, 9) });
+    expect(sink.ids()).toEqual(['10-1', '10-2']);
+    const last = sink.chunks.at(-1)!;
+    expect(last).toMatch(/^id: 10-2\nevent: overflow\ndata: /);
+    expect(JSON.parse(last.split('data: ')[1]!)).toEqual({
+      reason: 'slow_client',
+      message: expect.stringContaining('more than 5 events') as unknown,
+      last_event_id: '10-2',
+    });
+    expect(sink.ended).toBe(true);
+    expect(await gauge(metrics.streamQueuedEvents)).toBe(0);
+    expect(await counterValue(metrics.streamSlowDisconnects)).toBe(1);
+    // Nothing more is taken, however much comes.
+    client.onBatch({ events: [committed(11, 10)], through: p(11, 10) });
+    sink.drain();
+    expect(sink.chunks.at(-1)).toBe(last);
+    expect(sink.destroyed).toBe(false);
+    vi.advanceTimersByTime(2_000);
+    expect(sink.destroyed).toBe(true);
+    await expect(client.closed).resolves.toBe('slow_client');
+  });
+
+  it('slow - the overflow names the last event written, or where the stream started when none was', () => {
+    vi.useFakeTimers();
+    const one = setup([], {}, { ...OPTIONS, queueEvents: 1 });
+    one.client.start(p(10, 0), undefined);
+    one.sink.room = 1;
+    one.client.onBatch({ events: [committed(10, 1), committed(10, 2), committed(10, 3)], through: p(10, 3) });
+    expect(one.sink.chunks.at(-1)).toMatch(/^id: 10-1\nevent: overflow/);
+
+    const none = setup([], {}, { ...OPTIONS, queueEvents: 1 });
+    none.client.start(p(10, 0), undefined);
+    // The keep-alive is the write that finds the socket backed up.
+    none.sink.room = 1;
+    vi.advanceTimersByTime(1_000);
+    none.client.onBatch({ events: [committed(10, 1), committed(10, 2)], through: p(10, 2) });
+    expect(none.sink.ids()).toEqual([]);
+    expect(none.sink.chunks.at(-1)).toMatch(/^id: 10-0\nevent: overflow.*"last_event_id":"10-0"/s);
+  });
+
+  it('catch-up - from Last-Event-ID through the join position from the store, a page at a time, then the batches held meanwhile', async () => {
+    const log = [1, 2, 3, 4, 5, 6, 7].map((s) => committed(10 + s, s));
+    const { sink, store, client } = setup(log);
+    // Joined at 15-5; the client had seen 12-2.
+    client.start(p(15, 5), p(12, 2));
+    // Batches arrive while it reads the store: held.
+    client.onBatch({ events: [committed(16, 6), committed(17, 7)], through: p(18, 0) });
+    sink.room = 1;
+    await flush();
+    // First page (3 events) written or queued; the next page waits for the socket.
+    expect(store.reads).toHaveLength(1);
+    expect(store.reads[0]).toMatchObject({ after: p(12, 2), through: p(15, 5), limit: 3 });
+    expect(sink.ids()).toEqual(['13-3']);
+    sink.drain();
+    await flush();
+    // The page ended at the join position: no more reads.
+    expect(store.reads).toHaveLength(1);
+    expect(sink.ids()).toEqual(['13-3', '14-4', '15-5', '16-6', '17-7']);
+    // Live now.
+    client.onBatch({ events: [committed(17, 7), committed(18, 8)], through: p(18, 8) });
+    expect(sink.ids()).toEqual(['13-3', '14-4', '15-5', '16-6', '17-7', '18-8']);
+  });
+
+  it('catch-up - more held than the queue takes is not a slow client: those events are read from the store too', async () => {
+    const log = Array.from({ length: 20 }, (_, i) => committed(100 + i, i + 1));
+    const { sink, store, client, metrics } = setup(log);
+    client.start(p(103, 4), p(100, 1));
+    // The feed moves on by 12 events while the client reads its first page.
+    client.onBatch({ events: log.slice(4, 10), through: p(109, 10) });
+    client.onBatch({ events: log.slice(10, 16), through: p(115, 16) });
+    client.onBatch({ events: log.slice(16, 18), through: p(117, 18) });
+    await flush();
+    await flush();
+    expect(sink.ended).toBe(false);
+    expect(await counterValue(metrics.streamSlowDisconnects)).toBe(0);
+    expect(sink.ids()).toEqual(log.slice(1, 18).map((e) => `${e.position.txid}-${e.position.seq}`));
+    expect(store.reads.at(-1)).toMatchObject({ through: p(115, 16) });
+  });
+
+  it('catch-up - a resume point at or after the join position goes live at once, skipping what it saw', () => {
+    const { sink, store, client } = setup();
+    client.start(p(10, 0), p(12, 3));
+    client.onBatch({ events: [committed(12, 3), committed(12, 4)], through: p(12, 4) });
+    expect(store.reads).toHaveLength(0);
+    expect(sink.ids()).toEqual(['12-4']);
+  });
+
+  it('catch-up - filters are applied by the store read', async () => {
+    const log = [committed(11, 1, {}, 'a'), committed(12, 2, {}, 'b'), committed(13, 3, {}, 'a')];
+    const { sink, store, client } = setup(log, { agent: 'a' });
+    client.start(p(20, 0), p(0, 0));
+    await flush();
+    expect(store.reads[0]!.filter).toEqual({ agent: 'a' });
+    expect(sink.ids()).toEqual(['11-1', '13-3']);
+  });
+
+  it('catch-up - a failed read ends the stream (the client resumes from what it got)', async () => {
+    const { sink, store, client } = setup([committed(11, 1)]);
+    store.fail = new Error('connection lost');
+    client.start(p(20, 0), p(0, 0));
+    await flush();
+    expect(sink.ended).toBe(true);
+    sink.emit('close');
+    await expect(client.closed).resolves.toBe('failed');
+  });
+
+  it('keep-alive - a comment after keepAliveMillis without a write, none while backed up', () => {
+    vi.useFakeTimers();
+    const { sink, client } = setup();
+    client.start(p(10, 0), undefined);
+    vi.advanceTimersByTime(999);
+    expect(sink.chunks).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(sink.chunks).toEqual([KEEP_ALIVE_MESSAGE]);
+    vi.advanceTimersByTime(500);
+    client.onBatch({ events: [committed(10, 1)], through: p(10, 1) });
+    vi.advanceTimersByTime(999);
+    expect(sink.chunks).toHaveLength(2);
+    sink.room = 0;
+    vi.advanceTimersByTime(1);
+    expect(sink.chunks).toHaveLength(3);
+    vi.advanceTimersByTime(5_000);
+    expect(sink.chunks).toHaveLength(3);
+  });
+
+  it('close - the client going away releases everything; shutdown ends after what was written', async () => {
+    const a = setup();
+    a.client.start(p(10, 0), undefined);
+    a.sink.room = 0;
+    a.client.onBatch({ events: [committed(10, 1), committed(10, 2)], through: p(10, 2) });
+    expect(await gauge(a.metrics.streamQueuedEvents)).toBe(1);
+    a.sink.emit('close');
+    await expect(a.client.closed).resolves.toBe('client_closed');
+    expect(await gauge(a.metrics.streamQueuedEvents)).toBe(0);
+
+    const b = setup();
+    b.client.start(p(10, 0), undefined);
+    b.client.close('shutdown');
+    expect(b.sink.ended).toBe(true);
+    b.sink.emit('close');
+    await expect(b.client.closed).resolves.toBe('shutdown');
+  });
+});
