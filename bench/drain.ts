@@ -11,6 +11,8 @@
  * 5. Peak RSS of the Chronicle process.
  *
  * Needs Postgres and NATS (DATABASE_URL, NATS_URL as in the tests). BENCH_EVENTS sets N.
+ * BENCH_STREAMS=k opens k live streams (GET /api/v1/stream from the start of the log) during the drain:
+ * Chronicle's CPU then includes serving them, and each must receive every event exactly once.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -25,6 +27,7 @@ const N = Number(process.env.BENCH_EVENTS ?? 500_000);
 const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const PORT = 18700 + Math.floor(Math.random() * 1000);
+const STREAMS = Number(process.env.BENCH_STREAMS ?? 0);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -63,6 +66,45 @@ function startChronicle(databaseUrl: string, namespace: string): ChildProcess {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   return child;
+}
+
+/**
+ * Live streams read from the start of the log (`last_event_id=0-0`: every event stored since migration
+ * 0007, i.e. all of the bench's), each counting the distinct event ids it receives and any repeat.
+ */
+function openStreams(count: number) {
+  const abort = new AbortController();
+  const streams = Array.from({ length: count }, () => ({ ids: new Set<string>(), repeats: 0 }));
+  const done = streams.map(async (stream) => {
+    const res = await fetch(`http://127.0.0.1:${PORT}/api/v1/stream?last_event_id=0-0`, {
+      signal: abort.signal,
+    });
+    if (!res.ok || !res.body) throw new Error(`stream answered ${res.status}`);
+    const decoder = new TextDecoder();
+    let carry = '';
+    try {
+      for await (const chunk of res.body) {
+        const lines = (carry + decoder.decode(chunk as Uint8Array, { stream: true })).split('\n');
+        carry = lines.pop()!;
+        for (const line of lines) {
+          if (!line.startsWith('data: {"event_id":"')) continue;
+          const id = line.slice(19, 55);
+          if (stream.ids.has(id)) stream.repeats += 1;
+          else stream.ids.add(id);
+        }
+      }
+    } catch (err) {
+      if (!abort.signal.aborted) throw err;
+    }
+  });
+  return {
+    received: () => streams.map((s) => s.ids.size),
+    repeats: () => streams.reduce((sum, s) => sum + s.repeats, 0),
+    async close() {
+      abort.abort();
+      await Promise.all(done);
+    },
+  };
 }
 
 /** CPU seconds (user + system) a process has used so far. */
@@ -160,9 +202,12 @@ async function drainBenchmark(nc: NatsConnection) {
     const child = startChronicle(databaseUrl, namespace);
     let rss = 0;
     let chronicleCpu: number;
+    let streams: ReturnType<typeof openStreams> | undefined;
+    let streamsCaughtUpSeconds: number | undefined;
     try {
       await waitReady();
       const readyAt = Date.now();
+      if (STREAMS > 0) streams = openStreams(STREAMS);
       // Drained when every message is acked: Chronicle acks only after the commit that holds it.
       // Polling the consumers costs the database nothing; the row counts are checked once, after.
       const jsm = await nc.jetstreamManager();
@@ -183,6 +228,16 @@ async function drainBenchmark(nc: NatsConnection) {
           throw new Error(`drain stalled: ${outstanding} messages outstanding`);
       }
       const drainedAt = Date.now();
+      if (streams) {
+        // Every stream gets every event (they lag the commits by at most a poll, or their backlog).
+        while (Math.min(...streams.received()) < distinct) {
+          if (Date.now() - drainedAt > 300_000) {
+            throw new Error(`streams stalled at ${streams.received().join(', ')} of ${distinct} events`);
+          }
+          await sleep(50);
+        }
+        streamsCaughtUpSeconds = (Date.now() - drainedAt) / 1000;
+      }
       const drainRss = peakRssMiB(child.pid!);
       // Postgres CPU of Chronicle's own backends, read while they are alive (before any check below).
       const { rows: backends } = await pool.query<{ pid: number }>(
@@ -196,6 +251,9 @@ async function drainBenchmark(nc: NatsConnection) {
         }
       }, 0);
       chronicleCpu = cpuSeconds(child.pid!);
+      const streamRepeats = streams?.repeats() ?? 0;
+      await streams?.close();
+      if (streamRepeats > 0) throw new Error(`streams received ${streamRepeats} events twice`);
       const natsCpu = natsServer ? cpuSeconds(natsServer) - natsBefore : 0;
       const { rows } = await pool.query<{ events: string; traces: string }>(
         `SELECT (SELECT count(*) FROM swarm_events) AS events, (SELECT count(*) FROM swarm_traces) AS traces`,
@@ -269,6 +327,7 @@ async function drainBenchmark(nc: NatsConnection) {
         rssMiB: drainRss,
         catchUpRssMiB: rss,
         rows: messages,
+        streamsCaughtUpSeconds,
       };
     } finally {
       if (child.exitCode === null) {
@@ -443,6 +502,11 @@ async function main(): Promise<void> {
       console.log(
         `drain: ${drain.seconds.toFixed(1)} s, ${Math.round(drain.eventsPerSecond)} events/s, RSS ${drain.rssMiB.toFixed(0)} MiB, ${cpuLine(drain)}; ${drain.spans} spans built ${drain.spansCaughtUpSeconds.toFixed(1)} s after the drain (peak RSS then ${drain.catchUpRssMiB.toFixed(0)} MiB)`,
       );
+      if (drain.streamsCaughtUpSeconds !== undefined) {
+        console.log(
+          `streams: ${STREAMS} received all ${drain.distinct} events each, once, ${drain.streamsCaughtUpSeconds.toFixed(1)} s after the drain (counted in Chronicle's CPU)`,
+        );
+      }
       return;
     }
     const raw = await rawCeiling(drain.rows);

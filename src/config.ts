@@ -163,7 +163,10 @@ export interface StreamConfig {
   clientQueueEvents: number;
   /** Streams open at once per process; the next request gets 503 too_many_streams. */
   maxClients: number;
-  /** A keep-alive comment after this long without a write. */
+  /**
+   * A keep-alive after this long without a write: a position message when the client's place moved,
+   * else a comment.
+   */
   keepAliveMillis: number;
 }
 

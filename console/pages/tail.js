@@ -3,8 +3,11 @@
 // the order the stream delivers them: commit order, newest on top. An event's time is its publisher's
 // clock, so times need not descend down the list; the # column numbers the events as they arrived.
 //
-// A filter change opens a new stream from the last event id received (?last_event_id=), so the events
-// committed while the streams were switched, that pass the new filters, are not missed.
+// A filter change opens a new stream from where the old one was (?last_event_id=), so the events
+// committed while the streams were switched, that pass the new filters, are not missed. Where it was:
+// the id of the latest message taken, an event or a `position` message. The server sends a position as
+// the stream goes live and, on keep-alive, whenever it has moved past events the filters skip, so a
+// page whose filters pass little (errors only) has a recent place even when it has shown nothing.
 //
 // Pause keeps the stream open and holds what arrives (the newest 500 as well) until Resume, so nothing
 // is missed in between while the page stays bounded. A stream the server ends for falling behind
@@ -149,9 +152,10 @@ export function TailPage({ url }) {
   const [notice, setNotice] = useState(null);
   const [busy, setBusy] = useState(true);
   const pausedRef = useRef(false);
-  // Across filter changes: the id of the last event taken into the page (shown, or held while paused),
-  // where a new stream resumes, and how many events were taken (the # of each row). An event received
-  // but not yet taken when the filters change is read again by the new stream, if it passes them.
+  // Across filter changes: where a new stream resumes — the id of the last event taken into the page
+  // (shown, or held while paused) or of a later position message — and how many events were taken (the
+  // # of each row). An event received but not yet taken when the filters change is read again by the
+  // new stream, if it passes them (a position received after it waits for it to be taken).
   const lastEventIdRef = useRef('');
   const arrivedRef = useRef(0);
 
@@ -165,6 +169,8 @@ export function TailPage({ url }) {
     let retryTimer = 0;
     let flushTimer = 0;
     let incoming = [];
+    // The id of the latest message received (event or position): the page is there once `incoming` is taken.
+    let receivedThrough = '';
     let stopped = false;
 
     const flush = () => {
@@ -172,7 +178,7 @@ export function TailPage({ url }) {
       const batch = incoming.map((e) => ({ ...e, arrived: ++arrivedRef.current }));
       incoming = [];
       if (batch.length === 0) return;
-      lastEventIdRef.current = batch.at(-1).position || lastEventIdRef.current;
+      lastEventIdRef.current = receivedThrough || lastEventIdRef.current;
       if (pausedRef.current) {
         setHeld((h) => {
           const all = prepend(h.rows, batch);
@@ -193,11 +199,28 @@ export function TailPage({ url }) {
       source.addEventListener('event', (message) => {
         if (stopped) return;
         try {
-          incoming.push({ ...JSON.parse(message.data), position: message.lastEventId });
+          incoming.push(JSON.parse(message.data));
         } catch {
           return;
         }
+        receivedThrough = message.lastEventId || receivedThrough;
         if (!flushTimer) flushTimer = setTimeout(flush, FLUSH_MILLIS);
+      });
+      // Where the stream is, past the events the filters skip (EventSource keeps the id for its own
+      // reconnects, but does not show it to the page).
+      source.addEventListener('position', (message) => {
+        if (stopped) return;
+        let at = '';
+        try {
+          at = JSON.parse(message.data).last_event_id ?? '';
+        } catch {
+          // the id is enough
+        }
+        at = at || message.lastEventId;
+        if (!at) return;
+        receivedThrough = at;
+        // Nothing waits to be taken: the page is there now.
+        if (incoming.length === 0) lastEventIdRef.current = at;
       });
       source.addEventListener('overflow', (message) => {
         let detail = {};
@@ -289,7 +312,8 @@ export function TailPage({ url }) {
     <p class="hint">
       In commit order, newest on top (# counts the events as they arrived; times are the publishers' and need
       not descend). The latest ${MAX_ROWS} are kept; Pause holds new events until Resume. A filter change
-      resumes from the last event received, so nothing committed meanwhile is missed.
+      resumes from where the stream was (its last event, or a later point the server reported), so nothing
+      committed meanwhile is missed.
     </p>
     ${notice ? html`<p class="notice">${notice}</p>` : null}
     <div class="table-wrap">

@@ -117,6 +117,12 @@ function attributes(locator: Locator, name: string): Promise<string[]> {
   return locator.evaluateAll((els: DomElement[], n: string) => els.map((e) => e.getAttribute(n) ?? ''), name);
 }
 
+/** A stream id (`<txid>-<seq>`) as a number that sorts in stream order; -1 when it is not one. */
+function positionOf(id: string): bigint {
+  const m = /^(\d+)-(\d+)$/.exec(id);
+  return m ? (BigInt(m[1]!) << 64n) + BigInt(m[2]!) : -1n;
+}
+
 /** Depth-first pre-order of the span tree, siblings by start time (then span id, as the API stores them). */
 function preOrder(nodes: readonly SpanNode[]): SpanNode[] {
   const byStart = [...nodes].sort((a, b) => {
@@ -782,7 +788,7 @@ describeWithBrowser('console - in a real browser', () => {
     expect(await rows.first().getAttribute('data-event-id')).toBe(afterResume.event_id);
   });
 
-  it('live tail - a filter change says Connecting… until the new stream opens and resumes it from the last event received: an event committed during the switch shows', async () => {
+  it('live tail - a filter change says Connecting… until the new stream opens and resumes it from where the old one was: an event committed during the switch shows', async () => {
     await newPage();
     await open('/tail', 'Live tail');
     const status = page.locator('p[role="status"]');
@@ -831,7 +837,14 @@ describeWithBrowser('console - in a real browser', () => {
     await page.locator(`tr[data-event-id="${during.event_id}"]`).waitFor({ timeout: 10_000 });
     expect(held).toHaveLength(1);
     expect(held[0]!.status).toBe('Connecting…');
-    expect(held[0]!.url.searchParams.get('last_event_id')).toBe(`${stored!.txid}-${stored!.seq}`);
+    // From the last event received, or a later position the old stream reported (on a keep-alive),
+    // before the event of the switch.
+    const [duringStored] = (
+      await api<{ items: EventRow[] }>(`/api/v1/events?trace_id=${traceId}&event_type=custom.note&limit=10`)
+    ).items.filter((e) => e.event_id === during.event_id);
+    const resumedFrom = positionOf(held[0]!.url.searchParams.get('last_event_id') ?? '');
+    expect(resumedFrom).toBeGreaterThanOrEqual(positionOf(`${stored!.txid}-${stored!.seq}`));
+    expect(resumedFrom).toBeLessThan(positionOf(`${duringStored!.txid}-${duringStored!.seq}`));
     await expect.poll(() => status.textContent()).toBe('Live');
     // Only what the new stream gave: the event of the switch, not the one before it (already shown
     // under the old filters), then a new one on top.
@@ -840,6 +853,72 @@ describeWithBrowser('console - in a real browser', () => {
     await post(after);
     await expect.poll(() => attributes(rows, 'data-event-id')).toEqual([after.event_id, during.event_id]);
     await page.unrouteAll({ behavior: 'wait' });
+  });
+
+  it('live tail - a page whose filters showed nothing resumes a filter change from the position the server reported, past the events it skipped', async () => {
+    // A replica of its own with a short keep-alive, so the position past the skipped event comes soon.
+    const other = await env.start({ stream: { keepAliveMillis: 200 } });
+    try {
+      await newPage();
+      const traceId = `position-${randomBytes(4).toString('hex')}`;
+      await page.goto(`${other.url}/tail?trace_id=${traceId}&errors=true`);
+      await loaded();
+      const status = page.locator('p[role="status"]');
+      await expect.poll(() => status.textContent()).toBe('Live');
+      const rows = page.locator('table[aria-label="Live events"] tbody tr[data-event-id]');
+      const note = (text: string) => ({
+        event_id: randomUUID(),
+        trace_id: traceId,
+        source: 'browser-test',
+        event_type: 'custom.note',
+        timestamp: new Date().toISOString(),
+        metadata: { text },
+      });
+
+      // Not an error: the page skips it, and has no event id to resume from.
+      const skipped = note('skipped under errors only');
+      await post(skipped);
+      const idOf = async (eventId: string) => {
+        const [e] = (
+          await api<{ items: EventRow[] }>(`/api/v1/events?trace_id=${traceId}&limit=10`)
+        ).items.filter((x) => x.event_id === eventId);
+        return positionOf(`${e!.txid}-${e!.seq}`);
+      };
+      const skippedAt = await idOf(skipped.event_id);
+      // Several keep-alives: the stream reports a position past the skipped event.
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect(await rows.count()).toBe(0);
+
+      // Errors only off: the new stream's request is held while an event is committed.
+      const during = note('committed during the switch');
+      const held: URL[] = [];
+      await page.route(
+        (u) => u.pathname === '/api/v1/stream' && u.searchParams.get('errors') === null,
+        async (route) => {
+          if (held.length === 0) {
+            held.push(new URL(route.request().url()));
+            await post(during);
+          }
+          await route.continue();
+        },
+      );
+      await page.getByRole('form', { name: 'Filters' }).getByLabel('Errors only').uncheck();
+      await page.waitForURL((u) => u.searchParams.get('errors') === null);
+      await page.locator(`tr[data-event-id="${during.event_id}"]`).waitFor({ timeout: 10_000 });
+      expect(held).toHaveLength(1);
+      const resumedFrom = positionOf(held[0]!.searchParams.get('last_event_id') ?? '');
+      expect(resumedFrom).toBeGreaterThanOrEqual(skippedAt);
+      expect(resumedFrom).toBeLessThan(await idOf(during.event_id));
+      // The event of the switch, not the one skipped before it (the page had considered it already).
+      await expect.poll(() => status.textContent()).toBe('Live');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await attributes(rows, 'data-event-id')).toEqual([during.event_id]);
+      await page.unrouteAll({ behavior: 'wait' });
+    } finally {
+      // The page leaves the replica before it stops (no reconnecting stream left behind).
+      await page.goto('about:blank').catch(() => undefined);
+      await other.stop();
+    }
   });
 
   it('pipeline - shows the health as ready with the dependencies the API reports, and a posted reject under Recent rejects with its reason', async () => {

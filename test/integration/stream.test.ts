@@ -1,7 +1,7 @@
 /**
  * GET /api/v1/stream on real Postgres: events as they commit (never before), resume without gaps on one
- * replica and across two, the filters equal to the events list's, a slow client cut off while ingest
- * goes on, the limit on streams, and shutdown.
+ * replica and across two, the filters equal to the events list's, position messages as resume points,
+ * a slow client cut off while ingest goes on, the limit on streams, and shutdown.
  */
 import { randomUUID } from 'node:crypto';
 import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -41,6 +41,10 @@ interface OpenStream {
   headers: http.IncomingHttpHeaders;
   /** Messages so far (event, overflow), in order. */
   messages: SseMessage[];
+  /** The position messages so far, in order. */
+  positions: SseMessage[];
+  /** Every message so far (event, overflow, position), in order. */
+  all: SseMessage[];
   /** `retry:` values and comments (`: keep-alive`) seen. */
   retries: string[];
   comments: string[];
@@ -63,6 +67,8 @@ function openStream(url: string, headers: Record<string, string> = {}): Promise<
         status: res.statusCode!,
         headers: res.headers,
         messages: [],
+        positions: [],
+        all: [],
         retries: [],
         comments: [],
         body: undefined,
@@ -94,7 +100,10 @@ function openStream(url: string, headers: Record<string, string> = {}): Promise<
               isMessage = true;
             }
           }
-          if (isMessage) stream.messages.push(message);
+          if (!isMessage) continue;
+          stream.all.push(message);
+          if (message.event === 'position') stream.positions.push(message);
+          else stream.messages.push(message);
         }
       });
       res.on('end', () => {
@@ -156,6 +165,12 @@ async function listAll(base: string, query: string): Promise<Json[]> {
   } while (cursor !== null);
   return out;
 }
+
+/** A stream id (`<txid>-<seq>`) as a number that sorts in stream order. */
+const positionOf = (id: string): bigint => {
+  const [txid, seq] = id.split('-');
+  return (BigInt(txid!) << 64n) + BigInt(seq!);
+};
 
 /** Stream ids of the events of a trace prefix in stream order, as the store has them. */
 async function storeOrder(env: ChronicleTestEnv, prefix: string): Promise<string[]> {
@@ -460,6 +475,132 @@ describeWithPostgres('stream - GET /api/v1/stream', () => {
     for (const s of [...live, ...resumed]) s.close();
   });
 
+  it('stream - position: a stream whose filter passes little gets where it is on keep-alive; resuming from there gives only what was committed after, nothing missed', async () => {
+    const replica = await startTuned({
+      pollMillis: 50,
+      clientQueueEvents: 100,
+      maxClients: 10,
+      keepAliveMillis: 200,
+    });
+    const base = replica.url();
+    const prefix = `s7-${randomUUID()}-`;
+    const failure = (n: string) => event(`${prefix}${n}`, 'system.error', { error: `boom ${n}` });
+    const stream = await openStream(`${base}/api/v1/stream?trace_prefix=${prefix}&errors=true`);
+    await waitFor(() => stream.positions.length === 1, 5_000, 'the position as the stream goes live');
+    expect(stream.all[0]!.event).toBe('position');
+
+    // One error event, then traffic the filter skips.
+    const first = failure('first');
+    await post(base, [first]);
+    for (let i = 0; i < 4; i++) {
+      await post(
+        base,
+        Array.from({ length: 10 }, (_, j) => event(`${prefix}plain`, 'task.progress', { i, j })),
+      );
+    }
+    const order = await storeOrder(env, prefix);
+    expect(order).toHaveLength(41);
+    const lastSkipped = positionOf(order.at(-1)!);
+    // A keep-alive after that traffic: a position at or past the last event skipped.
+    const position = await waitFor(
+      () => stream.positions.find((m) => positionOf(m.id!) >= lastSkipped),
+      5_000,
+      'a position past the skipped events',
+    );
+    expect(JSON.parse(position.data)).toEqual({ last_event_id: position.id });
+    expect(eventsOf(stream).map((e) => e.event_id)).toEqual([first.event_id]);
+    // In stream order: the go-live position, the error event, positions after it, never going back.
+    const ids = stream.all.map((m) => positionOf(m.id!));
+    expect(ids).toEqual([...ids].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
+    expect(stream.messages.map((m) => m.id)).toEqual([order[0]]);
+    const resumeAt = stream.all.at(-1)!.id!;
+    stream.close();
+
+    // While away: an error event among others.
+    const missed = failure('while away');
+    await post(base, [
+      event(`${prefix}plain`, 'task.progress'),
+      missed,
+      event(`${prefix}plain`, 'task.progress'),
+    ]);
+    const resumed = await openStream(`${base}/api/v1/stream?trace_prefix=${prefix}&errors=true`, {
+      'Last-Event-ID': resumeAt,
+    });
+    await waitFor(() => resumed.messages.length >= 1, 5_000, 'the error event committed while away');
+    const live = failure('live');
+    await post(base, [live]);
+    await waitFor(() => resumed.messages.length >= 2, 5_000, 'the live error event');
+    await sleep(300);
+    expect(eventsOf(resumed).map((e) => e.event_id)).toEqual([missed.event_id, live.event_id]);
+    const idOf = new Map(
+      (await listAll(base, `trace_prefix=${prefix}&errors=true`)).map((e) => [
+        e.event_id,
+        `${String(e.txid)}-${String(e.seq)}`,
+      ]),
+    );
+    expect(resumed.messages.map((m) => m.id)).toEqual([idOf.get(missed.event_id), idOf.get(live.event_id)]);
+    resumed.close();
+  });
+
+  it('stream - position: a stream without a resume point gets one as it goes live, before any event; resuming from it misses nothing committed after it', async () => {
+    const prefix = `s8-${randomUUID()}-`;
+    // Traffic all along, errors among it: some commits before the stream starts, some during, some after.
+    let posting = true;
+    const postedAfter: string[] = [];
+    let positionSeen = false;
+    const traffic = (async () => {
+      for (let i = 0; posting; i++) {
+        const batch = [
+          event(`${prefix}plain`, 'task.progress', { i }),
+          event(`${prefix}err`, 'system.error', { error: `boom ${i}` }),
+        ];
+        // Sent once the client had its position: each must come on the resumed stream.
+        const after = positionSeen;
+        await post(a.url, batch);
+        if (after) postedAfter.push(batch[1]!.event_id as string);
+      }
+    })();
+    let resumeAt: string;
+    let seenFirst: string[];
+    try {
+      await sleep(200);
+      const stream = await openStream(`${a.url}/api/v1/stream?trace_prefix=${prefix}&errors=true`);
+      await waitFor(() => stream.positions.length === 1, 5_000, 'the position as the stream goes live');
+      positionSeen = true;
+      // The first message: no event before it.
+      expect(stream.all[0]!.event).toBe('position');
+      resumeAt = stream.positions[0]!.id!;
+      expect(JSON.parse(stream.positions[0]!.data)).toEqual({ last_event_id: resumeAt });
+      await sleep(300);
+      stream.close();
+      seenFirst = stream.messages.map((m) => m.id!);
+      await waitFor(() => postedAfter.length >= 5, 10_000, 'errors posted after the position');
+    } finally {
+      posting = false;
+      await traffic;
+    }
+    // What the first stream got is after its position.
+    expect(seenFirst.filter((id) => positionOf(id) <= positionOf(resumeAt))).toEqual([]);
+
+    // From the position: every error event after it, in stream order, once; among them every one posted
+    // after the client had the position.
+    const expected = (await listAll(a.url, `trace_prefix=${prefix}&errors=true`))
+      .map((e) => ({ id: `${String(e.txid)}-${String(e.seq)}`, eventId: e.event_id as string }))
+      .filter((e) => positionOf(e.id) > positionOf(resumeAt))
+      .sort((x, y) => (positionOf(x.id) < positionOf(y.id) ? -1 : 1));
+    const resumed = await openStream(`${a.url}/api/v1/stream?trace_prefix=${prefix}&errors=true`, {
+      'Last-Event-ID': resumeAt,
+    });
+    await waitFor(() => resumed.messages.length >= expected.length, 10_000, 'the events after the position');
+    await sleep(300);
+    expect(resumed.messages.map((m) => m.id)).toEqual(expected.map((e) => e.id));
+    const resumedIds = new Set(eventsOf(resumed).map((e) => e.event_id));
+    expect(postedAfter.filter((id) => !resumedIds.has(id))).toEqual([]);
+    // The first stream's events are the start of the resumed one's.
+    expect(resumed.messages.slice(0, seenFirst.length).map((m) => m.id)).toEqual(seenFirst);
+    resumed.close();
+  });
+
   it('stream - a client that stops reading is disconnected with an overflow event while ingest goes on at full speed', async () => {
     const queueEvents = 50;
     const replica = await startTuned({
@@ -557,8 +698,13 @@ describeWithPostgres('stream - GET /api/v1/stream', () => {
       message: expect.stringContaining('at most 2 streams') as unknown,
     });
     expect(await counterValue(replica.metrics.streamRefused, { reason: 'too_many_streams' })).toBe(1);
-    // Keep-alive comments while nothing happens.
-    await waitFor(() => one.comments.includes(': keep-alive'), 3_000, 'a keep-alive comment');
+    // Keep-alives while nothing happens: the comment, or a position message when the client's cursor
+    // moved (any transaction on the cluster moves the horizon), after the one sent when it went live.
+    await waitFor(
+      () => one.comments.includes(': keep-alive') || one.positions.length > 1,
+      3_000,
+      'a keep-alive',
+    );
     one.close();
     await waitFor(async () => (await replica.metrics.streamClients.get()).values[0]?.value === 1);
     const four = await openStream(url);

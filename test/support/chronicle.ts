@@ -14,7 +14,8 @@ import {
 } from 'nats';
 import type pg from 'pg';
 import { type Chronicle, createChronicle } from '../../src/chronicle.js';
-import type { Config } from '../../src/config.js';
+import { STREAM_DEFAULTS } from '../../src/api/stream/event-stream.js';
+import type { Config, StreamConfig } from '../../src/config.js';
 import type { CanonicalEvent } from '../../src/events/schema.js';
 import {
   ADVISORY_STREAM,
@@ -81,6 +82,8 @@ export interface ChronicleOverrides {
   links?: Partial<Config['links']>;
   /** Consume OTLP traces from NATS with these options. */
   otlpNats?: Config['otlpNats'];
+  /** The live stream's tunables (the rest its defaults). */
+  stream?: Partial<StreamConfig>;
 }
 
 /** One Chronicle instance started by a test. */
@@ -228,6 +231,7 @@ export async function createChronicleTestEnv(options: { nats?: boolean } = {}): 
           ...overrides.links,
         },
         otlpNats: overrides.otlpNats,
+        stream: overrides.stream && { ...STREAM_DEFAULTS, ...overrides.stream },
       };
       const chronicle = createChronicle(config, {
         logger: testLogger(),

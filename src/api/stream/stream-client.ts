@@ -27,7 +27,7 @@ export interface StreamClientOptions {
   queueEvents: number;
   /** Events per read of the store while catching up. */
   catchUpEvents: number;
-  /** A keep-alive comment after this long without a write. */
+  /** A keep-alive after this long without a write: a position message if the cursor moved, else a comment. */
   keepAliveMillis: number;
   /** After an overflow or a shutdown, how long the client may take to read what was written before its socket is closed. */
   lingerMillis: number;
@@ -49,7 +49,8 @@ export interface StreamClient extends FeedSubscriber {
   /**
    * Starts writing: from `resumeFrom` (the client's Last-Event-ID) through `joinedAt` (the feed's
    * position when this client subscribed) from the store, then the feed's batches held meanwhile, then
-   * live. Without `resumeFrom`, live from `joinedAt`. The headers must already be sent.
+   * a position message, then live. Without `resumeFrom`, live from `joinedAt` (the position message
+   * first). The headers must already be sent.
    */
   start(joinedAt: StreamPosition, resumeFrom: StreamPosition | undefined): void;
   /** Ends the stream (idempotent); `shutdown` ends it after what was written, lingering at most lingerMillis. */
@@ -81,20 +82,33 @@ export function overflowMessage(lastEventId: string, queueEvents: number): strin
   return `id: ${lastEventId}\nevent: overflow\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
+/**
+ * Where the client is: every event up to `lastEventId` was sent to it or did not pass its filter, so
+ * resuming from it gives exactly the events it has not considered. Its `id` makes it EventSource's
+ * Last-Event-ID too; `data` repeats it, since EventSource does not show page code the id of a message
+ * it has no listener for.
+ */
+export function positionMessage(lastEventId: string): string {
+  return `id: ${lastEventId}\nevent: position\ndata: ${JSON.stringify({ last_event_id: lastEventId })}\n\n`;
+}
+
 export const KEEP_ALIVE_MESSAGE = ': keep-alive\n\n';
 
 /*
  * States and transitions:
  *   created     --start()----------------------------> catching_up (reads the store, holds feed batches)
  *   catching_up --more than queueEvents held-----------> catching_up (drops them, reads the store further)
- *   catching_up --read through the join position-----> live        (the held batches are written first)
+ *   catching_up --read through the join position-----> live        (the held batches, then a position)
  *   live        --queue over queueEvents-------------> closed      (overflow message, end, linger, destroy)
  *   any         --close(): client gone, shutdown, a failed catch-up read--> closed
  * Catching up writes a page of the store at a time and reads the next once the socket took it, so a
  * slow reader of history is never cut off: it goes at its own pace, holding at most a page.
  * `cursor` is where this client's view is complete: every event up to it that passes the filter was
- * written or queued. `lastWritten` is the position of the last message handed to the socket (the
- * overflow's last_event_id: everything up to it was written, nothing after it was).
+ * written or queued (it moves over the events that do not pass, and to each batch's `through`).
+ * `lastWritten` is the position of the last message with an `id:` handed to the socket, an event or a
+ * position message (the overflow's last_event_id: everything up to it was written, nothing after it was).
+ * A position message carries `cursor`: at go-live, and in place of the keep-alive comment when `cursor`
+ * is past `lastWritten` (a client whose filter passes little still gets a recent resume point).
  */
 export function createStreamClient(
   sink: StreamSink,
@@ -107,8 +121,10 @@ export function createStreamClient(
   let state: 'created' | 'catching_up' | 'live' | 'closed' = 'created';
   let cursor: StreamPosition | undefined;
   let lastWritten: StreamPosition | undefined;
-  // Messages waiting for the socket to drain, with their positions.
-  const queue: { chunk: string; position: StreamPosition }[] = [];
+  // Messages waiting for the socket to drain, with their positions; `queuedEvents` of them are events
+  // (the bound counts those; the others are at most one position message, queued at go-live).
+  const queue: { chunk: string; position: StreamPosition; event: boolean }[] = [];
+  let queuedEvents = 0;
   // The socket took a write over its buffer: wait for 'drain' (listened to once at a time).
   let backedUp = false;
   let drainListened = false;
@@ -130,9 +146,12 @@ export function createStreamClient(
     drainListened = false;
     backedUp = false;
     while (queue.length > 0 && !backedUp) {
-      const { chunk, position } = queue.shift()!;
-      metrics.streamQueuedEvents.dec();
-      writeNow(chunk, position);
+      const { chunk, position, event } = queue.shift()!;
+      if (event) {
+        queuedEvents--;
+        metrics.streamQueuedEvents.dec();
+      }
+      writeNow(chunk, position, event);
     }
     if (!backedUp) wakeCatchUp?.();
   };
@@ -141,7 +160,8 @@ export function createStreamClient(
 
   sink.once('close', onSocketClose);
 
-  function writeNow(chunk: string, position: StreamPosition | undefined): void {
+  /** Writes a message; `position` for one with an `id:`, `event` when it is an event. */
+  function writeNow(chunk: string, position: StreamPosition | undefined, event: boolean): void {
     if (!sink.write(chunk)) {
       backedUp = true;
       if (!drainListened) {
@@ -149,25 +169,40 @@ export function createStreamClient(
         sink.once('drain', onDrain);
       }
     }
-    if (position !== undefined) {
-      lastWritten = position;
-      metrics.streamEventsSent.inc();
-    }
+    if (position !== undefined) lastWritten = position;
+    if (event) metrics.streamEventsSent.inc();
     keepAlive?.refresh();
   }
 
   function send(e: CommittedEvent): void {
     if (state === 'closed') return;
     if (!backedUp && queue.length === 0) {
-      writeNow(eventMessage(e), e.position);
+      writeNow(eventMessage(e), e.position, true);
       return;
     }
-    if (queue.length >= options.queueEvents) {
+    if (queuedEvents >= options.queueEvents) {
       overflow();
       return;
     }
-    queue.push({ chunk: eventMessage(e), position: e.position });
+    queue.push({ chunk: eventMessage(e), position: e.position, event: true });
+    queuedEvents++;
     metrics.streamQueuedEvents.inc();
+  }
+
+  /** Writes (or queues, after what waits) a position message with the client's cursor. */
+  function sendPosition(): void {
+    if (state === 'closed') return;
+    const position = cursor!;
+    const chunk = positionMessage(formatStreamPosition(position));
+    if (!backedUp && queue.length === 0) writeNow(chunk, position, false);
+    else queue.push({ chunk, position, event: false });
+  }
+
+  /** After keepAliveMillis without a write: where the client is when that moved, else a comment. */
+  function keepAliveTick(): void {
+    if (state === 'closed' || backedUp || queue.length > 0) return;
+    if (comparePositions(cursor!, lastWritten!) > 0) sendPosition();
+    else writeNow(KEEP_ALIVE_MESSAGE, undefined, false);
   }
 
   /** Writes the events of a batch this client has not seen and that pass its filter. */
@@ -190,7 +225,8 @@ export function createStreamClient(
   }
 
   function dropQueue(): void {
-    metrics.streamQueuedEvents.dec(queue.length);
+    metrics.streamQueuedEvents.dec(queuedEvents);
+    queuedEvents = 0;
     queue.length = 0;
     held = [];
   }
@@ -261,7 +297,7 @@ export function createStreamClient(
     }
   }
 
-  /** From catching up to live: the events held meanwhile first. */
+  /** From catching up to live: the events held meanwhile first, then where the client is now. */
   function goLive(): void {
     state = 'live';
     const events = held;
@@ -269,6 +305,7 @@ export function createStreamClient(
     held = [];
     heldThrough = undefined;
     deliver({ events, through: through ?? cursor! });
+    sendPosition();
   }
 
   const client: StreamClient = {
@@ -289,9 +326,7 @@ export function createStreamClient(
     },
     start(joinedAt, resumeFrom) {
       if (state !== 'created') return;
-      keepAlive = setInterval(() => {
-        if (!backedUp && queue.length === 0) writeNow(KEEP_ALIVE_MESSAGE, undefined);
-      }, options.keepAliveMillis);
+      keepAlive = setInterval(keepAliveTick, options.keepAliveMillis);
       keepAlive.unref();
       const from = resumeFrom ?? joinedAt;
       cursor = from;

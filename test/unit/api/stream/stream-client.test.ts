@@ -4,7 +4,9 @@ import {
   KEEP_ALIVE_MESSAGE,
   type StreamClientOptions,
   createStreamClient,
+  positionMessage,
 } from '../../../../src/api/stream/stream-client.js';
+import { parseStreamPosition } from '../../../../src/api/stream/position.js';
 import type { StreamFilter } from '../../../../src/sinks/postgres/queries.js';
 import { silentLogger } from '../../../../src/telemetry/logger.js';
 import { createMetrics } from '../../../../src/telemetry/metrics.js';
@@ -37,6 +39,14 @@ class FakeSink extends EventEmitter {
   /** Ids of the event messages written, in order. */
   ids(): string[] {
     return this.chunks.filter((c) => c.includes('event: event')).map((c) => /^id: (\S+)/.exec(c)![1]!);
+  }
+  /** Every message written, as `<event>:<id>` (`keep-alive` for the comment), in order. */
+  log(): string[] {
+    return this.chunks.map((c) =>
+      c === KEEP_ALIVE_MESSAGE
+        ? 'keep-alive'
+        : `${/\nevent: (\S+)/.exec(c)![1]!}:${/^id: (\S+)/.exec(c)![1]!}`,
+    );
   }
 }
 
@@ -85,7 +95,7 @@ describe('stream client', () => {
       through: p(13, 0),
     });
     expect(sink.ids()).toEqual(['10-1', '11-3', '12-4']);
-    const message = sink.chunks[0]!;
+    const message = sink.chunks.find((c) => c.includes('event: event'))!;
     expect(message).toMatch(/^id: 10-1\nevent: event\ndata: \{.*\}\n\n$/);
     expect(JSON.parse(message.split('data: ')[1]!)).toMatchObject({ txid: '10', seq: '1' });
   });
@@ -224,19 +234,126 @@ describe('stream client', () => {
     vi.useFakeTimers();
     const { sink, client } = setup();
     client.start(p(10, 0), undefined);
+    expect(sink.log()).toEqual(['position:10-0']);
     vi.advanceTimersByTime(999);
-    expect(sink.chunks).toEqual([]);
+    expect(sink.chunks).toHaveLength(1);
     vi.advanceTimersByTime(1);
-    expect(sink.chunks).toEqual([KEEP_ALIVE_MESSAGE]);
+    expect(sink.chunks.at(-1)).toBe(KEEP_ALIVE_MESSAGE);
     vi.advanceTimersByTime(500);
     client.onBatch({ events: [committed(10, 1)], through: p(10, 1) });
     vi.advanceTimersByTime(999);
-    expect(sink.chunks).toHaveLength(2);
+    expect(sink.chunks).toHaveLength(3);
     sink.room = 0;
     vi.advanceTimersByTime(1);
-    expect(sink.chunks).toHaveLength(3);
+    // The last id sent is where the client is: a comment.
+    expect(sink.log()).toEqual(['position:10-0', 'keep-alive', 'event:10-1', 'keep-alive']);
     vi.advanceTimersByTime(5_000);
-    expect(sink.chunks).toHaveLength(3);
+    expect(sink.chunks).toHaveLength(4);
+  });
+
+  it('position - a stream without a resume point gets one as it goes live: the join position, as id and data', async () => {
+    const { sink, client, metrics } = setup([], { errors: true });
+    client.start(p(10, 0), undefined);
+    expect(sink.chunks).toEqual(['id: 10-0\nevent: position\ndata: {"last_event_id":"10-0"}\n\n']);
+    expect(positionMessage('10-0')).toBe(sink.chunks[0]);
+    // Not an event: not counted as one.
+    expect(await counterValue(metrics.streamEventsSent)).toBe(0);
+  });
+
+  it('position - on keep-alive, where the client is when that moved past the last id sent (over events its filter skips), else the comment', () => {
+    vi.useFakeTimers();
+    const { sink, client } = setup([], { errors: true });
+    client.start(p(10, 0), undefined);
+    // Events the filter skips, and a read through the horizon 12-0.
+    client.onBatch({ events: [committed(10, 1), committed(11, 2)], through: p(12, 0) });
+    vi.advanceTimersByTime(1_000);
+    expect(sink.log()).toEqual(['position:10-0', 'position:12-0']);
+    expect(sink.chunks.at(-1)).toBe(positionMessage('12-0'));
+    // Nothing moved: the comment.
+    vi.advanceTimersByTime(1_000);
+    expect(sink.log().at(-1)).toBe('keep-alive');
+    // An event it takes, the last the feed read: that id is where it is.
+    client.onBatch({ events: [committed(12, 3), committed(12, 4, {}, null, true)], through: p(12, 4) });
+    vi.advanceTimersByTime(1_000);
+    // A read that found nothing but moved the horizon.
+    client.onBatch({ events: [], through: p(14, 0) });
+    vi.advanceTimersByTime(1_000);
+    expect(sink.log()).toEqual([
+      'position:10-0',
+      'position:12-0',
+      'keep-alive',
+      'event:12-4',
+      'keep-alive',
+      'position:14-0',
+    ]);
+  });
+
+  it('position - after catching up, once the held batches are written: where the client is, past what its filter skipped', async () => {
+    const log = [
+      committed(11, 1),
+      committed(12, 2, {}, null, true),
+      committed(13, 3),
+      committed(14, 4),
+      committed(15, 5, {}, null, true),
+      committed(16, 6),
+    ];
+    const { sink, client } = setup(log, { errors: true });
+    client.start(p(14, 4), p(11, 1));
+    client.onBatch({ events: log.slice(4), through: p(17, 0) });
+    await flush();
+    expect(sink.log()).toEqual(['event:12-2', 'event:15-5', 'position:17-0']);
+  });
+
+  it('position - queued behind the events waiting for the socket; not counted against the queue bound, nor as an event sent', async () => {
+    const log = Array.from({ length: 10 }, (_, i) => committed(11 + i, i + 1));
+    const { sink, client, metrics } = setup(log);
+    client.start(p(15, 5), p(14, 4));
+    // Held while it reads the store: 5 events, the feed through the horizon 21-0.
+    client.onBatch({ events: log.slice(5), through: p(21, 0) });
+    // The store's 15-5 and the first held event fit; the socket is backed up after that.
+    sink.room = 2;
+    await flush();
+    expect(sink.log()).toEqual(['event:15-5', 'event:16-6']);
+    expect(await gauge(metrics.streamQueuedEvents)).toBe(4);
+    // 4 events and the position wait; a fifth event still fits the bound of 5.
+    client.onBatch({ events: [committed(21, 11)], through: p(21, 11) });
+    expect(sink.ended).toBe(false);
+    expect(await gauge(metrics.streamQueuedEvents)).toBe(5);
+    sink.drain();
+    expect(sink.log()).toEqual([
+      'event:15-5',
+      'event:16-6',
+      'event:17-7',
+      'event:18-8',
+      'event:19-9',
+      'event:20-10',
+      'position:21-0',
+      'event:21-11',
+    ]);
+    expect(await gauge(metrics.streamQueuedEvents)).toBe(0);
+    expect(await counterValue(metrics.streamEventsSent)).toBe(7);
+  });
+
+  it('position - resuming from a position gives exactly the events after it: nothing the client saw or skipped again, nothing missed', async () => {
+    vi.useFakeTimers();
+    const error = (txid: number, seq: number) => committed(txid, seq, {}, null, true);
+    const log = [committed(11, 1), error(11, 2), committed(12, 3), committed(13, 4)];
+    const first = setup(log, { errors: true });
+    first.client.start(p(10, 0), undefined);
+    first.client.onBatch({ events: log, through: p(14, 0) });
+    vi.advanceTimersByTime(1_000);
+    const resumeAt = /^id: (\S+)/.exec(first.sink.chunks.at(-1)!)![1]!;
+    expect(first.sink.log()).toEqual(['position:10-0', 'event:11-2', 'position:14-0']);
+    first.sink.emit('close');
+    // Committed while it was away: an error event among others.
+    const later = [committed(14, 5), error(14, 6), committed(15, 7)];
+    const again = setup([...log, ...later], { errors: true });
+    expect(resumeAt).toBe('14-0');
+    again.client.start(p(16, 0), parseStreamPosition(resumeAt));
+    vi.useRealTimers();
+    await flush();
+    expect(again.store.reads[0]).toMatchObject({ after: p(14, 0), through: p(16, 0) });
+    expect(again.sink.log()).toEqual(['event:14-6', 'position:16-0']);
   });
 
   it('close - the client going away releases everything; shutdown ends after what was written', async () => {
