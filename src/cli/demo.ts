@@ -70,6 +70,8 @@ try {
   const result = await runSimulation({
     count: 10_000,
     ratePerSecond: 2_000,
+    // Every task it starts ends (completed, failed or timed out): nothing stays in progress for ever.
+    wholeTasks: true,
     startTimeMillis: Date.now() - 10_000,
     target: { kind: 'http', url },
     verify: { apiUrl: url, timeoutMillis: 60_000 },
@@ -93,13 +95,24 @@ try {
 } catch {
   // the list link will do
 }
+const places: [string, string][] = [
+  ['the console: tasks, agents, pipeline, live tail', `${url}/`],
+  ['the failed tasks', `${url}/tasks?status=failed`],
+  ...(example
+    ? [
+        [
+          'one of them: why it failed, its waterfall, its events',
+          `${url}/tasks/${encodeURIComponent(example)}`,
+        ] as [string, string],
+      ]
+    : []),
+  ['events as they commit (the demo keeps traffic going)', `${url}/tail`],
+  ['the same over the API', `${url}/api/v1/traces?status=failed`],
+  ["Chronicle's own Prometheus metrics", `${url}/metrics`],
+];
 process.stderr.write(`
 Where to look:
-  ${url}/                                     the console: tasks, agents, pipeline, live tail
-  ${url}/tasks?status=failed                  failed tasks${example ? `\n  ${url}/tasks/${encodeURIComponent(example)}\n                                              one of them: why it failed, its waterfall and events` : ''}
-  ${url}/tail                                 events as they commit (the demo keeps a trickle going)
-  ${url}/api/v1/traces?status=failed          the same over the API
-  ${url}/metrics                              Chronicle's own Prometheus metrics
+${places.map(([what, where]) => `  ${what}\n      ${where}`).join('\n')}
 Live traffic: ${LIVE_RATE_PER_SECOND} events/s until Ctrl-C${chronicle ? ', which stops Chronicle and its embedded PostgreSQL' : ''}.
 `);
 
