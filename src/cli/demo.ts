@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { sleep } from '../pipeline/timing.js';
 import { formatSimulationReport, runSimulation } from '../simulate/simulate.js';
 
 const port = process.env.CHRONICLE_PORT ?? '8700';
@@ -117,7 +118,13 @@ Live traffic: ${LIVE_RATE_PER_SECOND} events/s until Ctrl-C${chronicle ? ', whic
 `);
 
 // Live traffic: rounds of whole tasks stamped with the current time, each round a new run (its seed).
-for (let round = 1; !interrupted.signal.aborted; round++) {
+// A Chronicle the demo started that exits ends the demo too, with its exit code.
+const stopped = new AbortController();
+void exited.then(() => {
+  if (chronicle) stopped.abort(new Error('Chronicle exited'));
+});
+const live = AbortSignal.any([interrupted.signal, stopped.signal]);
+for (let round = 1; !live.aborted; round++) {
   try {
     await runSimulation({
       seed: 1_000 + round,
@@ -126,12 +133,16 @@ for (let round = 1; !interrupted.signal.aborted; round++) {
       wholeTasks: true,
       startTimeMillis: Date.now(),
       target: { kind: 'http', url },
-      signal: interrupted.signal,
+      signal: live,
     });
   } catch (err) {
-    if (interrupted.signal.aborted) break;
+    if (live.aborted) break;
     process.stderr.write(`demo: live traffic failed: ${(err as Error).message}; retrying in 5 s\n`);
-    await new Promise((r) => setTimeout(r, 5_000));
+    await sleep(5_000, live).catch(() => undefined);
   }
+}
+if (stopped.signal.aborted && !interrupted.signal.aborted) {
+  process.stderr.write('demo: Chronicle exited; stopping\n');
+  await finish(1);
 }
 await finish(130);
