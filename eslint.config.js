@@ -39,6 +39,7 @@ export default tseslint.config(
           'ResizeObserver',
           'setInterval',
           'setTimeout',
+          'TextEncoder',
           'URL',
           'URLSearchParams',
           'window',

@@ -38,6 +38,7 @@ export async function getJson(url, signal) {
  * Loads `url` (nothing when null) and, with `refreshMillis`, reloads it every so often.
  * `loading` is true until the first answer for the current URL (a refresh does not set it again);
  * the previous URL's data stays shown meanwhile. A failed refresh keeps the data and sets `error`.
+ * A refresh due while a request is in flight is skipped; leaving the page aborts the request.
  */
 export function useApi(url, { refreshMillis } = {}) {
   // answered: the URL that `data` and `error` belong to.
@@ -46,8 +47,14 @@ export function useApi(url, { refreshMillis } = {}) {
 
   useEffect(() => {
     if (url === null) return undefined;
+    // Aborted when the URL changes or the component unmounts: nothing answers into a page left.
     const controller = new AbortController();
+    // A refresh is skipped while the previous request is still in flight (a slow server gets one
+    // request at a time from each page, not a pile-up every refreshMillis).
+    let inFlight = false;
     const load = async () => {
+      if (inFlight) return;
+      inFlight = true;
       const ticket = ++latest.current;
       try {
         const data = await getJson(url, controller.signal);
@@ -55,13 +62,15 @@ export function useApi(url, { refreshMillis } = {}) {
       } catch (err) {
         if (err.name === 'AbortError' || ticket !== latest.current) return;
         setState((s) => ({ answered: url, data: s.answered === url ? s.data : undefined, error: err }));
+      } finally {
+        inFlight = false;
       }
     };
     void load();
     const timer = refreshMillis ? setInterval(() => document.hidden || void load(), refreshMillis) : 0;
     return () => {
-      controller.abort();
       clearInterval(timer);
+      controller.abort();
     };
   }, [url, refreshMillis]);
 

@@ -1,5 +1,5 @@
 // Pieces every page uses: the page frame, times, errors, status badges, the task table.
-import { useEffect } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { html } from './html.js';
 import { formatDuration, localText, toDate, utcText } from './format.js';
 
@@ -63,14 +63,46 @@ export function StatusBadge({ status }) {
   </span>`;
 }
 
-/** JSON in a disclosure: a summary line, the pretty-printed value when opened. */
+/**
+ * JSON in a disclosure: a summary line, the pretty-printed value when opened. The value is printed
+ * only while the disclosure is open (a table of hundreds of rows prints none until one is opened).
+ */
 export function JsonDetails({ value, summary }) {
-  const text = JSON.stringify(value, null, 2) ?? 'null';
+  const [open, setOpen] = useState(false);
   const keys = value && typeof value === 'object' ? Object.keys(value).length : 0;
-  return html`<details class="json">
+  return html`<details class="json" open=${open} onToggle=${(e) => setOpen(e.currentTarget.open)}>
     <summary>${summary ?? (keys ? `${keys} field${keys === 1 ? '' : 's'}` : 'value')}</summary>
-    <pre>${text}</pre>
+    ${open ? html`<pre>${JSON.stringify(value, null, 2) ?? 'null'}</pre>` : null}
   </details>`;
+}
+
+/**
+ * The cells an event's row ends with, on the Task page and the Live tail: its source, agent, detail
+ * (in the error colour for an error event) and metadata.
+ */
+export function EventCells({ event: e, detail }) {
+  return html`<td class="opt">${e.source}</td>
+    <td><${AgentLink} id=${e.agent} /></td>
+    <td class=${e.is_error ? 'error-text clip' : 'clip'} title=${detail}>${detail}</td>
+    <td><${JsonDetails} value=${e.metadata} /></td>`;
+}
+
+/** Labelled search inputs of a filter form: `fields` are [name, label] pairs, `draft` their values. */
+export function TextFilterInputs({ fields, draft, setDraft }) {
+  return fields.map(
+    ([key, label]) =>
+      html`<label key=${key}
+        >${label}
+        <input
+          type="search"
+          name=${key}
+          value=${draft[key]}
+          autocomplete="off"
+          spellcheck=${false}
+          onInput=${(e) => setDraft({ ...draft, [key]: e.currentTarget.value })}
+        />
+      </label>`,
+  );
 }
 
 /** The link to a task's page. */

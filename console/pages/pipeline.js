@@ -256,7 +256,7 @@ function Rejects({ items }) {
                 <td>
                   <details class="json">
                     <summary>
-                      ${r.payload.length < r.payload_bytes ? 'payload (truncated)' : 'payload'}
+                      ${utf8Bytes(r.payload) < r.payload_bytes ? 'payload (truncated)' : 'payload'}
                     </summary>
                     <pre>${prettyPayload(r.payload)}</pre>
                   </details>
@@ -271,6 +271,10 @@ function Rejects({ items }) {
 }
 
 /** A payload as stored (text): pretty-printed when it is JSON. */
+const encoder = new TextEncoder();
+/** The UTF-8 size of a string: payload_bytes counts bytes, and a stored payload is UTF-8 text. */
+const utf8Bytes = (text) => encoder.encode(text).length;
+
 function prettyPayload(text) {
   try {
     return JSON.stringify(JSON.parse(text), null, 2);

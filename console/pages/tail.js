@@ -1,6 +1,6 @@
 // Live tail: events as Chronicle commits them, from the Server-Sent Events of GET /api/v1/stream with
 // the filters in the URL (?event_type=&agent=&trace_id=&errors=true). The list keeps the newest 500, in
-// the order the stream delivers them: commit order, newest on top. An event's time is its publisher's
+// the order the stream delivers them (its transaction order), newest on top. An event's time is its publisher's
 // clock, so times need not descend down the list; the # column numbers the events as they arrived.
 //
 // A filter change opens a new stream from where the old one was (?last_event_id=), so the events
@@ -12,17 +12,21 @@
 // Pause keeps the stream open and holds what arrives (the newest 500 as well) until Resume, so nothing
 // is missed in between while the page stays bounded. A stream the server ends for falling behind
 // (`event: overflow`) is resumed by EventSource itself from the last event id it saw, without gaps.
+import { Component } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { navigate, withQuery } from '../lib/router.js';
-import { AgentLink, JsonDetails, Page, Time } from '../lib/components.js';
+import { EventCells, Page, TextFilterInputs, Time } from '../lib/components.js';
 import { eventDetail, formatNumber } from '../lib/format.js';
 
 export const MAX_ROWS = 500;
 // New rows are added to the table at most this often (a busy stream sends thousands a second).
 const FLUSH_MILLIS = 150;
-// Wait before reconnecting a stream the browser gave up on (the server's Retry-After wins).
-const RETRY_MILLIS = 5000;
+// Wait before reconnecting a stream the browser gave up on: 1 s, doubling to 30 s, back to 1 s once a
+// stream has delivered a message (the server's Retry-After wins). Also when the probe gets a 200: a
+// proxy answering 200 with another content type must not make the page reconnect in a tight loop.
+const RETRY_MIN_MILLIS = 1000;
+const RETRY_MAX_MILLIS = 30_000;
 const TYPING_PAUSE_MILLIS = 400;
 
 const TEXT_FILTERS = [
@@ -60,14 +64,23 @@ function prepend(rows, incoming) {
 
 /**
  * Why the browser closed the stream for good: EventSource gives no status, so ask once more with fetch
- * and read the API's error (503 too_many_streams, 400 for a bad filter). Returns the message and how
- * long to wait before trying again (null: do not retry).
+ * and read the API's error (503 too_many_streams, 400 for a bad filter). The probe holds no stream: it
+ * is aborted as soon as the status and headers arrive (an error's small JSON body is read first).
+ * Returns the message, whether to try again, and the server's Retry-After in milliseconds (or null).
  */
 async function whyClosed(url) {
   const controller = new AbortController();
   try {
     const res = await fetch(url, { signal: controller.signal, headers: { accept: 'text/event-stream' } });
-    if (res.ok) return { why: 'the stream ended', retryMillis: 0 };
+    if (res.ok) {
+      controller.abort();
+      const type = res.headers.get('content-type') ?? '';
+      // An event stream now: the failure passed, reconnect (why empty). Anything else is said.
+      const why = type.startsWith('text/event-stream')
+        ? ''
+        : `the answer was not an event stream (${type || 'no content type'})`;
+      return { why, retry: true, retryAfterMillis: null };
+    }
     let body = null;
     try {
       body = await res.json();
@@ -76,17 +89,38 @@ async function whyClosed(url) {
     }
     const retryAfter = Number(res.headers.get('retry-after'));
     const message = body?.message ?? `HTTP ${res.status}`;
-    if (res.status === 503 || res.status >= 500) {
+    if (res.status >= 500) {
       return {
         why: body?.error === 'too_many_streams' ? `too many streams (${message})` : message,
-        retryMillis: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : RETRY_MILLIS,
+        retry: true,
+        retryAfterMillis: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : null,
       };
     }
-    return { why: message, retryMillis: null };
+    return { why: message, retry: false, retryAfterMillis: null };
   } catch {
-    return { why: 'Chronicle is unreachable', retryMillis: RETRY_MILLIS };
+    return { why: 'Chronicle is unreachable', retry: true, retryAfterMillis: null };
   } finally {
     controller.abort();
+  }
+}
+
+/**
+ * One event's row. Rendered once: the 500 rows are not rendered again on each flush, only the new
+ * ones (an event never changes; its metadata is printed when its disclosure is opened).
+ */
+class TailRow extends Component {
+  shouldComponentUpdate(next) {
+    return next.event !== this.props.event;
+  }
+
+  render({ event: e }) {
+    return html`<tr data-event-id=${e.event_id} class=${e.is_error ? 'bad' : undefined}>
+      <td class="num muted">${e.arrived}</td>
+      <td><${Time} value=${e.timestamp} millis withDate=${false} /></td>
+      <td><code>${e.event_type}</code></td>
+      <td><a class="mono" href=${`/tasks/${encodeURIComponent(e.trace_id)}`}>${e.trace_id}</a></td>
+      <${EventCells} event=${e} detail=${e.detail} />
+    </tr>`;
   }
 }
 
@@ -111,20 +145,7 @@ function Filters({ filters }) {
       navigate(tailUrl({ ...filters, ...draft }), { replace: true });
     }}
   >
-    ${TEXT_FILTERS.map(
-      ([key, label]) =>
-        html`<label key=${key}
-          >${label}
-          <input
-            type="search"
-            name=${key}
-            value=${draft[key]}
-            autocomplete="off"
-            spellcheck=${false}
-            onInput=${(e) => setDraft({ ...draft, [key]: e.currentTarget.value })}
-          />
-        </label>`,
-    )}
+    <${TextFilterInputs} fields=${TEXT_FILTERS} draft=${draft} setDraft=${setDraft} />
     <label class="check">
       <input
         type="checkbox"
@@ -172,10 +193,21 @@ export function TailPage({ url }) {
     // The id of the latest message received (event or position): the page is there once `incoming` is taken.
     let receivedThrough = '';
     let stopped = false;
+    let retryMillis = RETRY_MIN_MILLIS;
+    const nextRetry = () => {
+      const wait = retryMillis;
+      retryMillis = Math.min(retryMillis * 2, RETRY_MAX_MILLIS);
+      return wait;
+    };
 
     const flush = () => {
       flushTimer = 0;
-      const batch = incoming.map((e) => ({ ...e, arrived: ++arrivedRef.current }));
+      // Each event's row text is worked out once, as it arrives (rows are not rendered again).
+      const batch = incoming.map((e) => ({
+        ...e,
+        arrived: ++arrivedRef.current,
+        detail: eventDetail(e) ?? '',
+      }));
       incoming = [];
       if (batch.length === 0) return;
       lastEventIdRef.current = receivedThrough || lastEventIdRef.current;
@@ -198,6 +230,7 @@ export function TailPage({ url }) {
       };
       source.addEventListener('event', (message) => {
         if (stopped) return;
+        retryMillis = RETRY_MIN_MILLIS;
         try {
           incoming.push(JSON.parse(message.data));
         } catch {
@@ -210,6 +243,7 @@ export function TailPage({ url }) {
       // reconnects, but does not show it to the page).
       source.addEventListener('position', (message) => {
         if (stopped) return;
+        retryMillis = RETRY_MIN_MILLIS;
         let at = '';
         try {
           at = JSON.parse(message.data).last_event_id ?? '';
@@ -242,16 +276,15 @@ export function TailPage({ url }) {
         }
         // Closed for good (an HTTP error, or not an event stream): find out why, maybe retry later.
         source.close();
-        void whyClosed(url).then(({ why, retryMillis }) => {
+        void whyClosed(url).then(({ why, retry, retryAfterMillis }) => {
           if (stopped) return;
           setBusy(false);
-          if (retryMillis === 0) {
-            setConnection({ state: 'reconnecting', why: '' });
-            connect();
-            return;
-          }
-          setConnection({ state: 'disconnected', why });
-          if (retryMillis !== null) retryTimer = setTimeout(connect, retryMillis);
+          const wait = retryAfterMillis ?? nextRetry();
+          const seconds = Math.round(wait / 1000);
+          if (why === '') setConnection({ state: 'reconnecting', why: '' });
+          else
+            setConnection({ state: 'disconnected', why: retry ? `${why}; retrying in ${seconds} s` : why });
+          if (retry) retryTimer = setTimeout(connect, wait);
         });
       };
     };
@@ -310,17 +343,17 @@ export function TailPage({ url }) {
       }
     </div>
     <p class="hint">
-      In commit order, newest on top (# counts the events as they arrived; times are the publishers' and need
-      not descend). The latest ${MAX_ROWS} are kept; Pause holds new events until Resume. A filter change
-      resumes from where the stream was (its last event, or a later point the server reported), so nothing
-      committed meanwhile is missed.
+      In the stream's order (by transaction), newest on top (# counts the events as they arrived; times are
+      the publishers' and need not descend). The latest ${MAX_ROWS} are kept; Pause holds new events until
+      Resume. A filter change resumes from where the stream was (its last event, or a later point the server
+      reported), so nothing committed meanwhile is missed.
     </p>
     ${notice ? html`<p class="notice">${notice}</p>` : null}
     <div class="table-wrap">
       <table aria-label="Live events" class="events">
         <thead>
           <tr>
-            <th scope="col" class="num" title="Order of arrival: commit order">#</th>
+            <th scope="col" class="num" title="Order of arrival: the stream's order, by transaction">#</th>
             <th scope="col">Time</th>
             <th scope="col">Type</th>
             <th scope="col">Trace id</th>
@@ -331,21 +364,7 @@ export function TailPage({ url }) {
           </tr>
         </thead>
         <tbody>
-          ${rows.map(
-            (e) =>
-              html`<tr key=${e.event_id} data-event-id=${e.event_id} class=${e.is_error ? 'bad' : undefined}>
-                <td class="num muted">${e.arrived}</td>
-                <td><${Time} value=${e.timestamp} millis withDate=${false} /></td>
-                <td><code>${e.event_type}</code></td>
-                <td><a class="mono" href=${`/tasks/${encodeURIComponent(e.trace_id)}`}>${e.trace_id}</a></td>
-                <td class="opt">${e.source}</td>
-                <td><${AgentLink} id=${e.agent} /></td>
-                <td class=${e.is_error ? 'error-text clip' : 'clip'} title=${eventDetail(e) ?? ''}>
-                  ${eventDetail(e) ?? ''}
-                </td>
-                <td><${JsonDetails} value=${e.metadata} /></td>
-              </tr>`,
-          )}
+          ${rows.map((e) => html`<${TailRow} key=${e.event_id} event=${e} />`)}
         </tbody>
       </table>
     </div>

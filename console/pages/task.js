@@ -4,7 +4,16 @@ import { useEffect, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { useApi } from '../lib/api.js';
 import { withQuery } from '../lib/router.js';
-import { AgentLink, Duration, JsonDetails, Page, StatusBadge, Time, isBadStatus } from '../lib/components.js';
+import {
+  AgentLink,
+  Duration,
+  EventCells,
+  JsonDetails,
+  Page,
+  StatusBadge,
+  Time,
+  isBadStatus,
+} from '../lib/components.js';
 import { between, eventDetail, formatDuration, formatNumber } from '../lib/format.js';
 import { Waterfall, spanMessage, waterfallRows } from '../lib/waterfall.js';
 
@@ -128,12 +137,7 @@ function Events({ events }) {
               <td><${Time} value=${e.timestamp} millis /></td>
               <td class="num">+${formatDuration(between(first, e.timestamp))}</td>
               <td><code>${e.event_type}</code></td>
-              <td class="opt">${e.source}</td>
-              <td><${AgentLink} id=${e.agent} /></td>
-              <td class=${e.is_error ? 'error-text clip' : 'clip'} title=${eventDetail(e) ?? ''}>
-                ${eventDetail(e) ?? ''}
-              </td>
-              <td><${JsonDetails} value=${e.metadata} /></td>
+              <${EventCells} event=${e} detail=${eventDetail(e) ?? ''} />
             </tr>`,
         )}
       </tbody>

@@ -7,7 +7,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { useApi } from '../lib/api.js';
 import { navigate, withQuery } from '../lib/router.js';
-import { Page, TaskTable, isBadStatus } from '../lib/components.js';
+import { Page, TaskTable, TextFilterInputs, isBadStatus } from '../lib/components.js';
 import { formatNumber } from '../lib/format.js';
 
 export const STATUSES = ['pending', 'assigned', 'in_progress', 'completed', 'failed', 'timed_out'];
@@ -151,7 +151,10 @@ function Filters({ view }) {
     return () => clearTimeout(timer);
   }, [draft, changed]);
 
-  const apply = (patch) => navigate(tasksUrl({ ...view, ...draft, ...patch, cursor: '' }));
+  // A filter tweak rewrites the current history entry, as typing does: arrowing through a closed select
+  // changes it once per option, and Back should leave the Tasks page rather than step through those.
+  // (Links, a status count, Older and Newest, still add entries.)
+  const apply = (patch) => navigate(tasksUrl({ ...view, ...draft, ...patch, cursor: '' }), { replace: true });
 
   return html`<form
     aria-label="Filters"
@@ -179,20 +182,7 @@ function Filters({ view }) {
         ${STATUSES.map((s) => html`<option key=${s} value=${s}>${s.replace('_', ' ')}</option>`)}
       </select>
     </label>
-    ${TEXT_FILTERS.map(
-      ([key, label]) =>
-        html`<label key=${key}
-          >${label}
-          <input
-            type="search"
-            name=${key}
-            value=${draft[key]}
-            autocomplete="off"
-            spellcheck=${false}
-            onInput=${(e) => setDraft({ ...draft, [key]: e.currentTarget.value })}
-          />
-        </label>`,
-    )}
+    <${TextFilterInputs} fields=${TEXT_FILTERS} draft=${draft} setDraft=${setDraft} />
     <label
       >Window
       <select
@@ -212,7 +202,8 @@ function Filters({ view }) {
 export function TasksPage({ url }) {
   const view = viewOf(url);
   const [nonce, setNonce] = useState(0);
-  // The window's start, fixed per view (and per Refresh) so that paging stays on one set of tasks.
+  // The window's start, fixed per view (and per Refresh or Newest) so that paging stays on one set of
+  // tasks; Newest starts it again from now, so a page left open sees the tasks created since.
   const since = useMemo(() => {
     const span = WINDOWS.find(([key]) => key === view.window)[2];
     return span === null ? '' : new Date(Date.now() - span).toISOString();
@@ -278,7 +269,18 @@ export function TasksPage({ url }) {
         : null
     }
     <nav class="pager" aria-label="Pages">
-      <a rel="first" href=${tasksUrl({ ...view, cursor: '' })}>Newest</a>
+      <a
+        rel="first"
+        href=${tasksUrl({ ...view, cursor: '' })}
+        onClick=${(e) => {
+          if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+          // The newest tasks now: the window starts again from now, as Refresh does.
+          e.preventDefault();
+          setNonce((n) => n + 1);
+          navigate(tasksUrl({ ...view, cursor: '' }));
+        }}
+        >Newest</a
+      >
       ${next ? html`<a rel="next" href=${tasksUrl({ ...view, cursor: next })}>Older</a>` : null}
     </nav>
   <//>`;

@@ -91,8 +91,13 @@ export interface PipelineDeps {
   logger: Logger;
 }
 
-/** A backlog read slower than this is reported as unreadable: the page must answer during an outage. */
+/**
+ * The page must answer during an outage: the health check and the backlog read run side by side, and
+ * either one slower than this is reported as unanswered (the health check's Postgres probe can wait
+ * for a connection for 5 s, or longer on a connection whose server vanished).
+ */
 export const BACKLOG_TIMEOUT_MILLIS = 2_000;
+export const HEALTH_TIMEOUT_MILLIS = 2_000;
 
 interface Sample {
   labels: Partial<Record<string, string | number>>;
@@ -115,35 +120,94 @@ function byLabel(samples: readonly Sample[], label: string): Record<string, numb
 const valuesOf = async (metric: { get(): Promise<{ values: Sample[] }> }): Promise<Sample[]> =>
   (await metric.get()).values;
 
+/** `promise`'s value, or `late()` when it has not settled after `millis`. */
+async function within<T, U>(promise: Promise<T>, millis: number, late: () => U): Promise<T | U> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<U>((resolve) => {
+    timer = setTimeout(() => resolve(late()), millis);
+  });
+  try {
+    return await Promise.race([promise, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The report given when the health check did not answer in time: not ready, with the reason, and each
+ * dependency of the last report that answered shown `down` with "unknown" as its detail (those not
+ * configured stay `disabled`). Buffer and writer are that report's, or zero before any answered.
+ */
+export function unansweredHealth(last: HealthReport | undefined): HealthReport {
+  const reason = `the health check did not answer in ${HEALTH_TIMEOUT_MILLIS / 1000} s`;
+  const dependencies: HealthReport['dependencies'] = {};
+  for (const [name, dependency] of Object.entries(last?.dependencies ?? {})) {
+    dependencies[name] =
+      dependency.state === 'disabled' ? dependency : { state: 'down', detail: `unknown: ${reason}` };
+  }
+  return {
+    status: 'degraded',
+    ready: false,
+    reasons: [reason],
+    dependencies,
+    buffer: last?.buffer ?? { events: 0, bytes: 0, max_events: 0, max_bytes: 0 },
+    writer: last?.writer ?? { failing: false, consecutive_failures: 0 },
+  };
+}
+
 /** The router serving GET /api/v1/pipeline. */
 export function createPipelineRoutes(deps: PipelineDeps): express.Router {
   const { metrics, logger } = deps;
   const router = express.Router();
 
+  // The last health report that answered, and whether export is configured (fixed for the life of the
+  // process: the report marks export `disabled` when no endpoint is configured, src/chronicle.ts, and
+  // the export loop reports it up or down otherwise). Once known, the backlog read starts alongside
+  // the health check instead of after it.
+  let lastHealth: HealthReport | undefined;
+  let exportEnabled: boolean | undefined;
+
   async function readBacklog(): Promise<ExportBacklog | string> {
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<string>((resolve) => {
-      timer = setTimeout(() => resolve('the database did not answer in time'), BACKLOG_TIMEOUT_MILLIS);
-    });
     const read = deps.store.exportBacklog().catch((err: unknown) => {
       if (classify(err) === 'unavailable') return 'the database is unavailable';
       logger.error({ err }, 'cannot read the span export backlog');
       return 'the backlog could not be read';
     });
-    try {
-      return await Promise.race([read, timedOut]);
-    } finally {
-      clearTimeout(timer);
+    return await within(read, BACKLOG_TIMEOUT_MILLIS, () => 'the database did not answer in time');
+  }
+
+  /** The health report, or one saying it did not answer in time (dependencies not known to be up). */
+  async function readHealth(): Promise<HealthReport> {
+    const report = await within(
+      deps.health().catch((err: unknown) => {
+        logger.error({ err }, 'health check failed');
+        return undefined;
+      }),
+      HEALTH_TIMEOUT_MILLIS,
+      () => undefined,
+    );
+    if (report) {
+      lastHealth = report;
+      const exportState = report.dependencies.otlp_export?.state;
+      exportEnabled = exportState !== undefined && exportState !== 'disabled';
+      return report;
     }
+    return unansweredHealth(lastHealth);
   }
 
   router.get('/api/v1/pipeline', async (req, res) => {
     parseParams(querySchemas.none, req.query);
-    const health = await deps.health();
-    // The health report marks export `disabled` when no endpoint is configured (src/chronicle.ts); the
-    // export loop reports it up or down otherwise.
-    const exportState = health.dependencies.otlp_export?.state;
-    const enabled = exportState !== undefined && exportState !== 'disabled';
+    const knownEnabled = exportEnabled;
+    const healthRead = readHealth();
+    // Unknown only until the first health check answers: then read the backlog after it.
+    const backlogPending =
+      knownEnabled === undefined
+        ? healthRead.then(() => (exportEnabled ? readBacklog() : null))
+        : knownEnabled
+          ? readBacklog()
+          : null;
+    const health = await healthRead;
+    const enabled = exportEnabled ?? false;
     const [
       backlog,
       writeFailures,
@@ -165,7 +229,7 @@ export function createPipelineRoutes(deps: PipelineDeps): express.Router {
       redeliveries,
       naks,
     ] = await Promise.all([
-      enabled ? readBacklog() : null,
+      backlogPending,
       valuesOf(metrics.writeFailures),
       valuesOf(metrics.writeFailureAlerts),
       valuesOf(metrics.flushes),
