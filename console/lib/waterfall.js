@@ -137,7 +137,7 @@ export function Waterfall({ spans }) {
   const roles = new Set(rows.map((r) => roleOf(r.span.name)));
 
   return html`<div class="waterfall" ref=${ref}>
-    <svg role="img" aria-label="Waterfall" width=${width} height=${height} class="waterfall-svg">
+    <svg role="group" aria-label="Waterfall" width=${width} height=${height} class="waterfall-svg">
       <defs>
         <pattern
           id="error-hatch"
@@ -192,7 +192,11 @@ export function Waterfall({ spans }) {
               : 'inside';
         const noteX = place === 'after' ? x + Math.max(w, 4) + 6 : place === 'before' ? x - 6 : x + 6;
         const select = () => setSelectedId(span.spanId);
+        const summary = `${span.name} — ${formatDuration(durationMs)}${error ? ` — error${message ? `: ${message}` : ''}` : ''}`;
+        // A button to assistive technology (the svg is a group, not an image), named by its summary.
         return html`<g
+          role="button"
+          aria-label=${summary}
           key=${span.spanId}
           data-span-id=${span.spanId}
           data-span-name=${span.name}
@@ -203,9 +207,7 @@ export function Waterfall({ spans }) {
           onMouseEnter=${select}
           onClick=${select}
         >
-          <title>
-            ${`${span.name} — ${formatDuration(durationMs)}${error ? ` — error${message ? `: ${message}` : ''}` : ''}`}
-          </title>
+          <title>${summary}</title>
           <text class="label" x=${8 + depth * INDENT} y=${y + ROW / 2 + 4}>${error ? '✕ ' : ''}${label}</text>
           <rect class="bar" x=${x} y=${y + (ROW - BAR) / 2} width=${w} height=${BAR} rx="2" />
           ${w < 2 ? html`<path class="point" d=${`M${x} ${y + 5}l4 7l-4 7l-4 -7z`} />` : null}

@@ -460,7 +460,7 @@ describeWithBrowser('console - in a real browser', () => {
     expect(detail.trace.error).toBeTruthy();
 
     await open(`/tasks/${encodeURIComponent(chosen.trace_id)}`, `Task ${chosen.trace_id}`);
-    const waterfall = page.locator('svg[role="img"][aria-label="Waterfall"]');
+    const waterfall = page.locator('svg[role="group"][aria-label="Waterfall"]');
     const bars = waterfall.locator('g[data-span-id]');
     await expect.poll(() => bars.count()).toBe(spans.length);
     expect(await attributes(bars, 'data-span-id')).toEqual(spans.map((s) => s.spanId));
