@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Chronicle, createChronicle } from '../../src/chronicle.js';
+import type { EventStreamOptions } from '../../src/api/stream/event-stream.js';
 import type { Config, StreamConfig } from '../../src/config.js';
 import { MIGRATIONS_DIR, migrate } from '../../src/db/migrate.js';
 import { createEventWriter } from '../../src/sinks/postgres/event-writer.js';
@@ -189,8 +190,10 @@ describeWithPostgres('stream - GET /api/v1/stream', () => {
   // Instances started with their own stream options (test/support starts them with the defaults).
   const tuned: Chronicle[] = [];
 
-  /** A replica on the test database with these stream options. */
-  async function startTuned(stream: StreamConfig): Promise<Chronicle> {
+  /** A replica on the test database with these stream options (and the stream's own, not in the config). */
+  async function startTuned(
+    stream: StreamConfig & Pick<EventStreamOptions, 'stallMillis' | 'readTimeoutMillis'>,
+  ): Promise<Chronicle> {
     const config: Config & { databaseUrl: string } = { ...a.config, databaseUrl: env.db.url, stream };
     const chronicle = createChronicle(config, {
       logger: silentLogger(),
@@ -692,12 +695,15 @@ describeWithPostgres('stream - GET /api/v1/stream', () => {
     const two = await openStream(url);
     const three = await openStream(url);
     expect(three.status).toBe(503);
+    // HEAD answers as GET would.
+    const head = await fetch(url, { method: 'HEAD' });
+    expect([head.status, head.headers.get('retry-after')]).toEqual([503, '5']);
     expect(three.headers['retry-after']).toBe('5');
     expect(three.body).toEqual({
       error: 'too_many_streams',
       message: expect.stringContaining('at most 2 streams') as unknown,
     });
-    expect(await counterValue(replica.metrics.streamRefused, { reason: 'too_many_streams' })).toBe(1);
+    expect(await counterValue(replica.metrics.streamRefused, { reason: 'too_many_streams' })).toBe(2);
     // Keep-alives while nothing happens: the comment, or a position message when the client's cursor
     // moved (any transaction on the cluster moves the horizon), after the one sent when it went live.
     await waitFor(
@@ -754,6 +760,115 @@ describeWithPostgres('stream - GET /api/v1/stream', () => {
     });
     expect(far.status).toBe(200);
     far.close();
+  });
+
+  it('stream - a client that never reads while catching up from 0-0 is disconnected after the stall deadline, and its place is freed', async () => {
+    const replica = await startTuned({
+      pollMillis: 50,
+      clientQueueEvents: 50,
+      maxClients: 10,
+      keepAliveMillis: 15_000,
+      stallMillis: 1_000,
+    });
+    const base = replica.url();
+    const prefix = `s-stall-${randomUUID()}-`;
+    // Enough history (16 KiB events) that the sockets' buffers fill long before it is all written.
+    const padding = 'x'.repeat(16 * 1024);
+    for (let r = 0; r < 8; r++) {
+      await post(
+        base,
+        Array.from({ length: 100 }, (_, i) =>
+          event(`${prefix}${i % 10}`, 'task.progress', { r, i, padding }),
+        ),
+      );
+    }
+    const stalled = await openStream(`${base}/api/v1/stream?trace_prefix=${prefix}&last_event_id=0-0`);
+    stalled.pause();
+    expect(stalled.status).toBe(200);
+    await waitFor(async () => (await replica.metrics.streamClients.get()).values[0]?.value === 1);
+    // No event comes meanwhile: only the stall deadline ends it.
+    await waitFor(
+      async () => (await counterValue(replica.metrics.streamSlowDisconnects)) === 1,
+      10_000,
+      'the stalled client to be disconnected',
+    );
+    // Its socket is closed once the linger passes (10 s): the place is free again.
+    await waitFor(
+      async () => (await replica.metrics.streamClients.get()).values[0]?.value === 0,
+      15_000,
+      'the stalled client to be released',
+    );
+    // (The client, not reading, does not see its socket close.)
+    stalled.close();
+  });
+
+  it('stream - a resume point ahead of the store starts from now: a position message resets the id, and what is committed next is sent', async () => {
+    const prefix = `s-ahead-${randomUUID()}-`;
+    const far = await openStream(`${a.url}/api/v1/stream?trace_prefix=${prefix}`, {
+      'Last-Event-ID': '18446744073709551615-9223372036854775807',
+    });
+    expect(far.status).toBe(200);
+    await waitFor(() => far.positions.length === 1, 5_000, 'the position message');
+    const reset = far.positions[0]!.id!;
+    expect(positionOf(reset)).toBeLessThan(positionOf('18446744073709551615-0'));
+    const typo = await openStream(`${a.url}/api/v1/stream?trace_prefix=${prefix}`, {
+      // A txid the cluster has not reached yet (one more digit than the id it was copied from).
+      'Last-Event-ID': `${reset.split('-')[0]!}0-1`,
+    });
+    await waitFor(() => typo.positions.length === 1, 5_000, 'the position message');
+    await post(a.url, [event(`${prefix}t`, 'task.started')]);
+    const [stored] = await storeOrder(env, prefix);
+    for (const s of [far, typo]) {
+      await waitFor(() => s.messages.length === 1, 5_000, 'the event on the stream');
+      expect(s.messages[0]!.id).toBe(stored);
+      s.close();
+    }
+  });
+
+  it('stream - a database that hangs: the first stream of an idle replica gets 503 with Retry-After after the read timeout; shutdown ends the streams without waiting for the stuck read', async () => {
+    const replica = await startTuned({
+      pollMillis: 50,
+      clientQueueEvents: 100,
+      maxClients: 10,
+      keepAliveMillis: 15_000,
+      readTimeoutMillis: 1_000,
+    });
+    const url = `${replica.url()}/api/v1/stream`;
+    const locker = await env.db.pool.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE swarm_events IN ACCESS EXCLUSIVE MODE');
+      const started = performance.now();
+      const refused = await openStream(url);
+      expect(performance.now() - started).toBeLessThan(5_000);
+      expect([refused.status, refused.headers['retry-after'], refused.body?.error]).toEqual([
+        503,
+        '1',
+        'unavailable',
+      ]);
+      await locker.query('ROLLBACK');
+
+      // A stream open (a request that came while the timed-out read was failing got 503 too), then the
+      // database hangs again: the feed's read is stuck when the shutdown comes.
+      let open = await openStream(url);
+      for (let i = 0; open.status !== 200 && i < 10; i++) {
+        await sleep(200);
+        open = await openStream(url);
+      }
+      expect(open.status).toBe(200);
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE swarm_events IN ACCESS EXCLUSIVE MODE');
+      await sleep(200);
+      const stopping = performance.now();
+      const shutdown = replica.shutdown(AbortSignal.timeout(20_000));
+      await open.ended;
+      expect(performance.now() - stopping).toBeLessThan(1_000);
+      await locker.query('ROLLBACK');
+      await shutdown;
+    } finally {
+      await locker.query('ROLLBACK').catch(() => undefined);
+      locker.release();
+    }
   });
 
   it('stream - shutdown ends open streams at once and does not wait for them', async () => {

@@ -1,6 +1,7 @@
 import express from 'express';
 import type { Response } from 'express';
 import type { Component } from '../../pipeline/contracts.js';
+import { RetryableError } from '../../pipeline/errors.js';
 import { untilAborted } from '../../pipeline/timing.js';
 import type { QueryStore, StreamPosition } from '../../sinks/postgres/queries.js';
 import type { Logger } from '../../telemetry/logger.js';
@@ -23,6 +24,17 @@ export interface EventStreamOptions {
    * else a comment.
    */
   keepAliveMillis: number;
+  /**
+   * A client whose socket has taken nothing for this long (backed up, live or catching up) is
+   * disconnected as a slow client; default STALL_MILLIS.
+   */
+  stallMillis?: number | undefined;
+  /**
+   * A read of the store by the stream that Postgres has not answered within this long fails (the
+   * database is unavailable); a request waiting for the feed's first position gets 503 after it.
+   * Default READ_TIMEOUT_MILLIS.
+   */
+  readTimeoutMillis?: number | undefined;
 }
 
 /** The defaults of src/config.ts, for a configuration that leaves the stream out. */
@@ -56,6 +68,10 @@ const FEED_RETRY_MILLIS = 1_000;
 const LINGER_MILLIS = 10_000;
 /** How long a shutdown lets the streams send what they were handed before their sockets are closed. */
 const SHUTDOWN_LINGER_MILLIS = 1_000;
+/** A socket that takes nothing for this long is a stalled client (overflow, slow_client). */
+export const STALL_MILLIS = 30_000;
+/** Every read of the store by the stream fails after this long without an answer. */
+export const READ_TIMEOUT_MILLIS = 10_000;
 /** What EventSource waits before reconnecting (the `retry:` field), and Retry-After of a refusal. */
 const RECONNECT_MILLIS = 1_000;
 const REFUSED_RETRY_AFTER_SECONDS = 5;
@@ -91,7 +107,13 @@ function concurrencyLimit(max: number): <T>(read: () => Promise<T>) => Promise<T
  *                        or the deadline its socket is closed), later requests get 503 shutting_down
  */
 export function createEventStream(options: EventStreamOptions, deps: EventStreamDeps): EventStream {
-  const { store, logger, metrics } = deps;
+  const { logger, metrics } = deps;
+  const readTimeoutMillis = options.readTimeoutMillis ?? READ_TIMEOUT_MILLIS;
+  // Every read of the stream (the feed's, the clients' catching up) is bounded: a database that hangs
+  // without failing does not hold a stream, a catch-up slot or a shutdown forever.
+  const store: EventStreamDeps['store'] = {
+    readCommitted: (read) => deps.store.readCommitted({ ...read, timeoutMillis: readTimeoutMillis }),
+  };
   const feed = createEventFeed(
     {
       pollMillis: options.pollMillis,
@@ -128,8 +150,6 @@ export function createEventStream(options: EventStreamOptions, deps: EventStream
   router.get('/api/v1/stream', async (req, res) => {
     const { last_event_id, ...filter } = parseParams(querySchemas.stream, req.query);
     const resumeFrom = resumePoint(req.get('Last-Event-ID'), last_event_id);
-    // Express routes HEAD here too: the headers, without a stream that would never be read.
-    if (req.method === 'HEAD') return void res.status(200).set(STREAM_HEADERS).end();
     if (stopped !== undefined) return refuse(res, 'shutting_down', 'Chronicle is shutting down');
     if (clients.size >= options.maxClients) {
       return refuse(
@@ -138,6 +158,8 @@ export function createEventStream(options: EventStreamOptions, deps: EventStream
         `this replica serves at most ${options.maxClients} streams at once; retry later`,
       );
     }
+    // Express routes HEAD here too: what GET would answer, without a stream that would never be read.
+    if (req.method === 'HEAD') return void res.status(200).set(STREAM_HEADERS).end();
     const client = createStreamClient(
       res,
       filter,
@@ -146,6 +168,7 @@ export function createEventStream(options: EventStreamOptions, deps: EventStream
         catchUpEvents: CATCH_UP_READ_EVENTS,
         keepAliveMillis: options.keepAliveMillis,
         lingerMillis: LINGER_MILLIS,
+        stallMillis: options.stallMillis ?? STALL_MILLIS,
       },
       { store, limit, logger, metrics },
     );
@@ -160,14 +183,28 @@ export function createEventStream(options: EventStreamOptions, deps: EventStream
     });
 
     let joinedAt: StreamPosition;
+    let waited: NodeJS.Timeout | undefined;
     try {
-      joinedAt = await feed.subscribe(client);
+      // The first subscriber of an idle feed waits for its first read: not longer than a read may take
+      // (that read may be waiting for a connection of the pool, where its own timeout does not run yet).
+      const timedOut = new Promise<never>((_, reject) => {
+        waited = setTimeout(
+          () =>
+            reject(new RetryableError(`the stream did not get its position within ${readTimeoutMillis} ms`)),
+          readTimeoutMillis,
+        );
+      });
+      joinedAt = await Promise.race([feed.subscribe(client), timedOut]);
     } catch (err) {
+      // Off the feed before answering; the client ends with the answer (its socket's close).
+      feed.unsubscribe(client);
       // Ended meanwhile (the client left, or a shutdown ended it): nothing to answer.
       if (gone || res.writableEnded) return;
       if (err instanceof FeedStoppedError) return refuse(res, 'shutting_down', 'Chronicle is shutting down');
       // The error handler answers (503 when the database is unavailable); the client ends with the answer.
       throw err;
+    } finally {
+      clearTimeout(waited);
     }
     if (gone || res.writableEnded) return;
     res.status(200).set(STREAM_HEADERS);
@@ -183,12 +220,15 @@ export function createEventStream(options: EventStreamOptions, deps: EventStream
     },
     shutdown(deadline) {
       stopped ??= (async () => {
-        await feed.stop();
+        // The streams end first: a read of the feed stuck in a database that hangs must not take their
+        // grace (it ends by its timeout, or at the deadline).
+        const feedStopped = feed.stop();
         const open = [...clients];
         for (const client of open) client.close('shutdown');
         const grace = AbortSignal.any([deadline, AbortSignal.timeout(SHUTDOWN_LINGER_MILLIS)]);
         await untilAborted(grace, Promise.all(open.map((c) => c.closed)));
         for (const client of open) client.close('client_closed');
+        await untilAborted(deadline, feedStopped);
       })();
       return stopped;
     },

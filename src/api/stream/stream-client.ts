@@ -20,6 +20,8 @@ export interface StreamSink {
   destroy(): void;
   once(event: 'drain' | 'close', listener: () => void): unknown;
   off(event: 'drain' | 'close', listener: () => void): unknown;
+  /** Bytes written and not yet taken by the socket (stream.Writable#writableLength); its fall is progress. */
+  readonly writableLength?: number;
 }
 
 export interface StreamClientOptions {
@@ -31,6 +33,11 @@ export interface StreamClientOptions {
   keepAliveMillis: number;
   /** After an overflow or a shutdown, how long the client may take to read what was written before its socket is closed. */
   lingerMillis: number;
+  /**
+   * A socket backed up this long without taking anything (no 'drain', its writableLength not lower) is
+   * a stalled client: it is disconnected as a slow one, live or catching up.
+   */
+  stallMillis: number;
 }
 
 export interface StreamClientDeps {
@@ -72,11 +79,21 @@ export function eventMessage(e: CommittedEvent): string {
   return message;
 }
 
-/** The last message of a client too slow to keep up: resume from `lastEventId` to miss nothing. */
-export function overflowMessage(lastEventId: string, queueEvents: number): string {
+/**
+ * The last message of a client too slow to keep up (more than `queueEvents` waited for it, or it took
+ * nothing for `stalledMillis`): resume from `lastEventId` to miss nothing.
+ */
+export function overflowMessage(
+  lastEventId: string,
+  why: { queueEvents: number } | { stalledMillis: number },
+): string {
+  const cause =
+    'queueEvents' in why
+      ? `more than ${why.queueEvents} events waited for this client`
+      : `this client read nothing for ${why.stalledMillis / 1000} s`;
   const data = {
     reason: 'slow_client',
-    message: `more than ${queueEvents} events waited for this client; reconnect with Last-Event-ID to resume`,
+    message: `${cause}; reconnect with Last-Event-ID to resume`,
     last_event_id: lastEventId,
   };
   return `id: ${lastEventId}\nevent: overflow\ndata: ${JSON.stringify(data)}\n\n`;
@@ -100,9 +117,11 @@ export const KEEP_ALIVE_MESSAGE = ': keep-alive\n\n';
  *   catching_up --more than queueEvents held-----------> catching_up (drops them, reads the store further)
  *   catching_up --read through the join position-----> live        (the held batches, then a position)
  *   live        --queue over queueEvents-------------> closed      (overflow message, end, linger, destroy)
+ *   catching_up | live --backed up stallMillis without progress--> closed (the same overflow)
  *   any         --close(): client gone, shutdown, a failed catch-up read--> closed
  * Catching up writes a page of the store at a time and reads the next once the socket took it, so a
- * slow reader of history is never cut off: it goes at its own pace, holding at most a page.
+ * slow reader of history is not cut off for being slow: it goes at its own pace, holding at most a page
+ * (only a socket that takes nothing for stallMillis is, as a live one is).
  * `cursor` is where this client's view is complete: every event up to it that passes the filter was
  * written or queued (it moves over the events that do not pass, and to each batch's `through`).
  * `lastWritten` is the position of the last message with an `id:` handed to the socket, an event or a
@@ -136,6 +155,9 @@ export function createStreamClient(
   // through this position (the feed's then) instead.
   let storeThrough: StreamPosition | undefined;
   let keepAlive: NodeJS.Timeout | undefined;
+  // Armed while backed up: a socket that takes nothing for stallMillis is a stalled client.
+  let stall: NodeJS.Timeout | undefined;
+  let stallLength: number | undefined;
   let lingering: NodeJS.Timeout | undefined;
   let settleClosed!: (why: StreamEnd) => void;
   const closed = new Promise<StreamEnd>((resolve) => (settleClosed = resolve));
@@ -145,6 +167,8 @@ export function createStreamClient(
   const onDrain = (): void => {
     drainListened = false;
     backedUp = false;
+    clearTimeout(stall);
+    stall = undefined;
     while (queue.length > 0 && !backedUp) {
       const { chunk, position, event } = queue.shift()!;
       if (event) {
@@ -168,6 +192,7 @@ export function createStreamClient(
         drainListened = true;
         sink.once('drain', onDrain);
       }
+      if (stall === undefined) armStall();
     }
     if (position !== undefined) lastWritten = position;
     if (event) metrics.streamEventsSent.inc();
@@ -205,6 +230,25 @@ export function createStreamClient(
     else writeNow(KEEP_ALIVE_MESSAGE, undefined, false);
   }
 
+  /**
+   * Disconnects the client as a slow one when the socket has taken nothing for stallMillis; one that
+   * takes a little (its writableLength fell) is given another stallMillis.
+   */
+  function armStall(): void {
+    stallLength = sink.writableLength;
+    stall = setTimeout(() => {
+      stall = undefined;
+      if (state === 'closed' || !backedUp) return;
+      const length = sink.writableLength;
+      if (length !== undefined && stallLength !== undefined && length < stallLength) {
+        armStall();
+        return;
+      }
+      overflow({ stalledMillis: options.stallMillis });
+    }, options.stallMillis);
+    stall.unref();
+  }
+
   /** Writes the events of a batch this client has not seen and that pass its filter. */
   function deliver(batch: FeedBatch): void {
     for (const e of batch.events) {
@@ -216,11 +260,11 @@ export function createStreamClient(
     cursor = laterPosition(cursor!, batch.through);
   }
 
-  function overflow(): void {
+  function overflow(why: Parameters<typeof overflowMessage>[1] = { queueEvents: options.queueEvents }): void {
     metrics.streamSlowDisconnects.inc();
     // The messages already handed to the socket reach the client before this one; the queue is dropped.
     dropQueue();
-    sink.write(overflowMessage(formatStreamPosition(lastWritten!), options.queueEvents));
+    sink.write(overflowMessage(formatStreamPosition(lastWritten!), why));
     endAfterWritten('slow_client');
   }
 
@@ -246,6 +290,8 @@ export function createStreamClient(
     state = 'closed';
     clearInterval(keepAlive);
     keepAlive = undefined;
+    clearTimeout(stall);
+    stall = undefined;
     dropQueue();
     sink.off('drain', onDrain);
     wakeCatchUp?.();
@@ -283,10 +329,13 @@ export function createStreamClient(
   async function readStore(through: StreamPosition): Promise<void> {
     const pageEvents = Math.max(1, Math.min(options.catchUpEvents, options.queueEvents));
     while (state === 'catching_up' && comparePositions(cursor!, through) < 0) {
-      const page = await limit(() =>
-        store.readCommitted({ after: cursor!, through, limit: pageEvents, filter }),
+      // A client that left while waiting for its turn is not read for.
+      const page = await limit(async () =>
+        state === 'catching_up'
+          ? store.readCommitted({ after: cursor!, through, limit: pageEvents, filter })
+          : undefined,
       );
-      if (state !== 'catching_up') return;
+      if (page === undefined || state !== 'catching_up') return;
       for (const e of page.events) {
         cursor = e.position;
         send(e);
@@ -295,6 +344,17 @@ export function createStreamClient(
       // One page at a time: the next is read once the socket took this one.
       await writable();
     }
+  }
+
+  /**
+   * Whether a resume point ahead of the feed is ahead of the store too: after (xmax, 0) of a snapshot
+   * taken now, a position no stream of this cluster has given (another cluster's, a typo).
+   */
+  async function beyondStore(from: StreamPosition): Promise<boolean> {
+    const page = await limit(async () =>
+      state === 'catching_up' ? store.readCommitted({ after: from, limit: 0 }) : undefined,
+    );
+    return page !== undefined && comparePositions(from, { txid: page.nextTxid, seq: 0n }) > 0;
   }
 
   /** From catching up to live: the events held meanwhile first, then where the client is now. */
@@ -332,12 +392,25 @@ export function createStreamClient(
       cursor = from;
       lastWritten = from;
       state = 'catching_up';
-      if (comparePositions(from, joinedAt) >= 0 && storeThrough === undefined) {
+      const ahead = comparePositions(from, joinedAt) > 0;
+      if (!ahead && comparePositions(from, joinedAt) === 0 && storeThrough === undefined) {
         goLive();
         return;
       }
       void (async () => {
         try {
+          // A point ahead of the feed is usually another replica's that read further: the batches
+          // up to it are skipped. One ahead of the store would skip everything until the cluster's
+          // transaction ids pass it: such a client starts from the join position ("now") instead,
+          // and the position message at go-live gives it a resume point of this cluster.
+          if (ahead && (await beyondStore(from)) && state === 'catching_up') {
+            logger.debug(
+              { lastEventId: formatStreamPosition(from), from: formatStreamPosition(joinedAt) },
+              'stream: the resume point is ahead of the store; starting from now',
+            );
+            cursor = joinedAt;
+            lastWritten = joinedAt;
+          }
           await catchUp(joinedAt);
         } catch (err) {
           logger.warn({ err }, 'stream: catching up from the store failed; closing the stream');

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { parseTimestamp } from '../../events/timestamp.js';
 import type { SpanRecord } from '../../events/span-record.js';
 import { withTransaction } from '../../db/transaction.js';
+import { RetryableError } from '../../pipeline/errors.js';
 
 /**
  * The reads the query API serves, with keyset pagination.
@@ -201,6 +202,11 @@ export interface CommittedRead {
   limit: number;
   /** Only the events that pass these filters; absent: every event. */
   filter?: StreamFilter | undefined;
+  /**
+   * Fails the read (a RetryableError: the database is unavailable) when Postgres has not answered
+   * within this long; the connection is then dropped from the pool. Absent: no limit.
+   */
+  timeoutMillis?: number | undefined;
 }
 
 /** One read of the stream. */
@@ -557,17 +563,34 @@ export function createQueryStore(pool: pg.Pool): QueryStore {
       return toPage('events', rows, f.limit, (r) => r.event_id);
     },
 
-    async readCommitted({ after, through, limit, filter }) {
-      const { rows } = await pool.query<
+    async readCommitted({ after, through, limit, filter, timeoutMillis }) {
+      // node-postgres's query_timeout (not in @types/pg's QueryConfig): the query fails with "Query read
+      // timeout" and the pool drops its connection.
+      const query: pg.QueryConfig & { query_timeout?: number } = {
+        text: READ_COMMITTED_SQL,
+        values: [
+          String(after.txid),
+          String(after.seq),
+          through === undefined ? null : String(through.txid),
+          through === undefined ? null : String(through.seq),
+          limit,
+          ...eventFilterValues(filter ?? {}),
+        ],
+      };
+      if (timeoutMillis !== undefined) query.query_timeout = timeoutMillis;
+      let result: pg.QueryResult<
         { horizon: string; next_txid: string } & (EventRow | Record<keyof EventRow, null>)
-      >(READ_COMMITTED_SQL, [
-        String(after.txid),
-        String(after.seq),
-        through === undefined ? null : String(through.txid),
-        through === undefined ? null : String(through.seq),
-        limit,
-        ...eventFilterValues(filter ?? {}),
-      ]);
+      >;
+      try {
+        result = await pool.query(query);
+      } catch (err) {
+        if (timeoutMillis !== undefined && err instanceof Error && err.message === 'Query read timeout') {
+          const message = `the database did not answer a read of the stream within ${timeoutMillis} ms`;
+          throw new RetryableError(message, { cause: err });
+        }
+        throw err;
+      }
+      const { rows } = result;
       const first = rows[0]!;
       const events: CommittedEvent[] = [];
       for (const row of rows) {

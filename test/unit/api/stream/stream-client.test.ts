@@ -19,6 +19,8 @@ class FakeSink extends EventEmitter {
   room = Infinity;
   ended = false;
   destroyed = false;
+  /** What the socket has not taken yet (a test sets it; undefined: not known). */
+  writableLength: number | undefined;
   write(chunk: string): boolean {
     this.chunks.push(chunk);
     this.room--;
@@ -55,19 +57,25 @@ const OPTIONS: StreamClientOptions = {
   catchUpEvents: 3,
   keepAliveMillis: 1_000,
   lingerMillis: 2_000,
+  stallMillis: 3_000,
 };
 const p = (txid: number, seq: number) => ({ txid: BigInt(txid), seq: BigInt(seq) });
 const flush = async () => {
   for (let i = 0; i < 20; i++) await Promise.resolve();
 };
 
-function setup(events = [] as ReturnType<typeof committed>[], filter: StreamFilter = {}, options = OPTIONS) {
+function setup(
+  events = [] as ReturnType<typeof committed>[],
+  filter: StreamFilter = {},
+  options = OPTIONS,
+  limit: <T>(read: () => Promise<T>) => Promise<T> = (read) => read(),
+) {
   const sink = new FakeSink();
   const store = fakeStore(events);
   const metrics = createMetrics({ defaultMetrics: false });
   const client = createStreamClient(sink, filter, options, {
     store,
-    limit: (read) => read(),
+    limit,
     logger: silentLogger(),
     metrics,
   });
@@ -203,12 +211,136 @@ describe('stream client', () => {
     expect(store.reads.at(-1)).toMatchObject({ through: p(115, 16) });
   });
 
-  it('catch-up - a resume point at or after the join position goes live at once, skipping what it saw', () => {
+  it('catch-up - a resume point after the join position (another replica read further) skips what it saw', async () => {
     const { sink, store, client } = setup();
     client.start(p(10, 0), p(12, 3));
     client.onBatch({ events: [committed(12, 3), committed(12, 4)], through: p(12, 4) });
+    await flush();
+    // One read, of the store's xmax only: 12-3 is not ahead of the store (its next txid is 1000).
+    expect(store.reads).toEqual([{ after: p(12, 3), limit: 0 }]);
+    expect(sink.log()).toEqual(['event:12-4', 'position:12-4']);
+    client.onBatch({ events: [committed(13, 5)], through: p(14, 0) });
+    expect(sink.ids()).toEqual(['12-4', '13-5']);
+  });
+
+  it('catch-up - a resume point at the join position goes live at once, without a read', () => {
+    const { sink, store, client } = setup();
+    client.start(p(12, 3), p(12, 3));
+    client.onBatch({ events: [committed(12, 3), committed(12, 4)], through: p(12, 4) });
     expect(store.reads).toHaveLength(0);
     expect(sink.ids()).toEqual(['12-4']);
+  });
+
+  it('catch-up - a resume point ahead of the store (another cluster, a typo) starts from the join position, whose position message resets the id', async () => {
+    const { sink, store, client } = setup();
+    store.nextTxid = 1000n;
+    client.start(p(990, 0), p(5000, 3));
+    client.onBatch({ events: [committed(995, 1), committed(996, 2)], through: p(997, 0) });
+    await flush();
+    expect(store.reads).toEqual([{ after: p(5000, 3), limit: 0 }]);
+    expect(sink.log()).toEqual(['event:995-1', 'event:996-2', 'position:997-0']);
+    // Live from there: what comes next is sent, not skipped until the txids pass 5000.
+    client.onBatch({ events: [committed(998, 3)], through: p(999, 0) });
+    expect(sink.ids()).toEqual(['995-1', '996-2', '998-3']);
+    // Just past the xmax is ahead too; the xmax itself (a horizon when nothing ran) is not.
+    const next = setup();
+    next.store.nextTxid = 1000n;
+    next.client.start(p(990, 0), p(1000, 1));
+    await flush();
+    expect(next.sink.log()).toEqual(['position:990-0']);
+    const at = setup();
+    at.store.nextTxid = 1000n;
+    at.client.start(p(990, 0), p(1000, 0));
+    await flush();
+    expect(at.sink.log()).toEqual(['position:1000-0']);
+  });
+
+  it('catch-up - a client that left while waiting for a catch-up slot is not read for', async () => {
+    let release!: () => void;
+    const slot = new Promise<void>((resolve) => (release = resolve));
+    const gated = async <T>(read: () => Promise<T>): Promise<T> => {
+      await slot;
+      return read();
+    };
+    const { sink, store, client } = setup([committed(11, 1)], {}, OPTIONS, gated);
+    client.start(p(20, 0), p(0, 0));
+    const ahead = setup([], {}, OPTIONS, gated);
+    ahead.client.start(p(20, 0), p(30, 0));
+    await flush();
+    sink.emit('close');
+    ahead.sink.emit('close');
+    release();
+    await flush();
+    expect(store.reads).toHaveLength(0);
+    expect(ahead.store.reads).toHaveLength(0);
+    await expect(client.closed).resolves.toBe('client_closed');
+  });
+
+  it('stall - a live client whose socket takes nothing for stallMillis gets the overflow and is cut off, though no event comes', async () => {
+    vi.useFakeTimers();
+    const { sink, client, metrics } = setup();
+    client.start(p(10, 0), undefined);
+    sink.room = 2;
+    client.onBatch({ events: [committed(10, 1), committed(10, 2)], through: p(10, 2) });
+    expect(sink.ids()).toEqual(['10-1', '10-2']);
+    // Backed up, the queue far from its bound, no more events: only the stall deadline ends it.
+    vi.advanceTimersByTime(2_999);
+    expect(sink.ended).toBe(false);
+    vi.advanceTimersByTime(1);
+    const last = sink.chunks.at(-1)!;
+    expect(last).toMatch(/^id: 10-2\nevent: overflow\n/);
+    expect(JSON.parse(last.split('data: ')[1]!)).toEqual({
+      reason: 'slow_client',
+      message: expect.stringContaining('read nothing for 3 s') as unknown,
+      last_event_id: '10-2',
+    });
+    expect(sink.ended).toBe(true);
+    expect(await counterValue(metrics.streamSlowDisconnects)).toBe(1);
+    vi.advanceTimersByTime(2_000);
+    expect(sink.destroyed).toBe(true);
+    await expect(client.closed).resolves.toBe('slow_client');
+  });
+
+  it('stall - a socket that drains, or takes a little (its writableLength falls), is not stalled', () => {
+    vi.useFakeTimers();
+    const { sink, client } = setup();
+    client.start(p(10, 0), undefined);
+    sink.room = 1;
+    sink.writableLength = 100;
+    client.onBatch({ events: [committed(10, 1)], through: p(10, 1) });
+    vi.advanceTimersByTime(2_000);
+    sink.drain();
+    // Backed up again: a new deadline.
+    sink.room = 1;
+    client.onBatch({ events: [committed(10, 2)], through: p(10, 2) });
+    vi.advanceTimersByTime(2_000);
+    sink.writableLength = 50;
+    vi.advanceTimersByTime(1_000);
+    // It took some: another stallMillis.
+    expect(sink.ended).toBe(false);
+    vi.advanceTimersByTime(2_999);
+    expect(sink.ended).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(sink.ended).toBe(true);
+    expect(sink.chunks.at(-1)).toMatch(/^id: 10-2\nevent: overflow/);
+  });
+
+  it('stall - a client catching up whose socket takes nothing is cut off too, and no more is read for it', async () => {
+    vi.useFakeTimers();
+    const log = Array.from({ length: 10 }, (_, i) => committed(11 + i, i + 1));
+    const { sink, store, client } = setup(log);
+    client.start(p(30, 0), p(0, 0));
+    sink.room = 1;
+    await flush();
+    expect(store.reads).toHaveLength(1);
+    expect(sink.ids()).toEqual(['11-1']);
+    vi.advanceTimersByTime(3_000);
+    expect(sink.chunks.at(-1)).toMatch(/^id: 11-1\nevent: overflow/);
+    expect(sink.ended).toBe(true);
+    await flush();
+    expect(store.reads).toHaveLength(1);
+    vi.advanceTimersByTime(2_000);
+    await expect(client.closed).resolves.toBe('slow_client');
   });
 
   it('catch-up - filters are applied by the store read', async () => {
@@ -247,7 +379,8 @@ describe('stream client', () => {
     vi.advanceTimersByTime(1);
     // The last id sent is where the client is: a comment.
     expect(sink.log()).toEqual(['position:10-0', 'keep-alive', 'event:10-1', 'keep-alive']);
-    vi.advanceTimersByTime(5_000);
+    // No keep-alive while backed up (until the stall deadline, 3 s: see the stall tests).
+    vi.advanceTimersByTime(2_900);
     expect(sink.chunks).toHaveLength(4);
   });
 
