@@ -87,6 +87,14 @@ export function EventCells({ event: e, detail }) {
     <td><${JsonDetails} value=${e.metadata} /></td>`;
 }
 
+/** The header cells of EventCells. */
+export function EventCellHeaders() {
+  return html`<th scope="col" class="opt">Source</th>
+    <th scope="col">Agent</th>
+    <th scope="col">Detail</th>
+    <th scope="col">Metadata</th>`;
+}
+
 /** Labelled search inputs of a filter form: `fields` are [name, label] pairs, `draft` their values. */
 export function TextFilterInputs({ fields, draft, setDraft }) {
   return fields.map(

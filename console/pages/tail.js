@@ -16,7 +16,7 @@ import { Component } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { navigate, withQuery } from '../lib/router.js';
-import { EventCells, Page, TextFilterInputs, Time } from '../lib/components.js';
+import { EventCellHeaders, EventCells, Page, TextFilterInputs, Time } from '../lib/components.js';
 import { eventDetail, formatNumber } from '../lib/format.js';
 
 export const MAX_ROWS = 500;
@@ -357,10 +357,7 @@ export function TailPage({ url }) {
             <th scope="col">Time</th>
             <th scope="col">Type</th>
             <th scope="col">Trace id</th>
-            <th scope="col" class="opt">Source</th>
-            <th scope="col">Agent</th>
-            <th scope="col">Detail</th>
-            <th scope="col">Metadata</th>
+            <${EventCellHeaders} />
           </tr>
         </thead>
         <tbody>

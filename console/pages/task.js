@@ -7,6 +7,7 @@ import { withQuery } from '../lib/router.js';
 import {
   AgentLink,
   Duration,
+  EventCellHeaders,
   EventCells,
   JsonDetails,
   Page,
@@ -124,10 +125,7 @@ function Events({ events }) {
           <th scope="col">Time</th>
           <th scope="col" class="num">After first</th>
           <th scope="col">Type</th>
-          <th scope="col" class="opt">Source</th>
-          <th scope="col">Agent</th>
-          <th scope="col">Detail</th>
-          <th scope="col">Metadata</th>
+          <${EventCellHeaders} />
         </tr>
       </thead>
       <tbody>

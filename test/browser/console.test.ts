@@ -132,6 +132,18 @@ function preOrder(nodes: readonly SpanNode[]): SpanNode[] {
   return byStart.flatMap((n) => [n, ...preOrder(n.children)]);
 }
 
+/** A plain (not error) event of a test's own trace, stamped now. */
+function noteEvent(traceId: string, text: string) {
+  return {
+    event_id: randomUUID(),
+    trace_id: traceId,
+    source: 'browser-test',
+    event_type: 'custom.note',
+    timestamp: new Date().toISOString(),
+    metadata: { text },
+  };
+}
+
 describeWithBrowser('console - in a real browser', () => {
   let env: ChronicleTestEnv;
   let chronicle: TestChronicle;
@@ -795,14 +807,7 @@ describeWithBrowser('console - in a real browser', () => {
     await expect.poll(() => status.textContent()).toBe('Live');
     const rows = page.locator('table[aria-label="Live events"] tbody tr[data-event-id]');
     const traceId = `switch-${randomBytes(4).toString('hex')}`;
-    const note = (text: string) => ({
-      event_id: randomUUID(),
-      trace_id: traceId,
-      source: 'browser-test',
-      event_type: 'custom.note',
-      timestamp: new Date().toISOString(),
-      metadata: { text },
-    });
+    const note = (text: string) => noteEvent(traceId, text);
 
     // The last event the page received before the switch, and its place in the stream (the stream's
     // event id: <txid>-<seq> of the row).
@@ -866,14 +871,7 @@ describeWithBrowser('console - in a real browser', () => {
       const status = page.locator('p[role="status"]');
       await expect.poll(() => status.textContent()).toBe('Live');
       const rows = page.locator('table[aria-label="Live events"] tbody tr[data-event-id]');
-      const note = (text: string) => ({
-        event_id: randomUUID(),
-        trace_id: traceId,
-        source: 'browser-test',
-        event_type: 'custom.note',
-        timestamp: new Date().toISOString(),
-        metadata: { text },
-      });
+      const note = (text: string) => noteEvent(traceId, text);
 
       // Not an error: the page skips it, and has no event id to resume from.
       const skipped = note('skipped under errors only');

@@ -3,9 +3,8 @@
  * the trace list they summarise, the DLQ's trace_id filter, daily agent metrics, and the pipeline
  * report against /metrics (the source of truth for the counters) and the store (for the backlog).
  */
+import { type OtlpSink, startOtlpSink } from '../support/otlp-sink.js';
 import { randomUUID } from 'node:crypto';
-import { type Server, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { addDays, todayUtc } from '../../src/api/params.js';
 import type { PipelineReport } from '../../src/api/pipeline.js';
@@ -29,30 +28,6 @@ import { describeWithPostgres } from '../support/services.js';
 type Json = Record<string, unknown>;
 type ListBody = { items: Json[]; next_cursor: string | null };
 type CountsBody = { counts: Record<string, number>; not_tasks: number; total: number };
-
-/** A local OTLP/HTTP endpoint: accepts every export while `status` is 200, else answers `status`. */
-interface Sink {
-  server: Server;
-  status: number;
-  url: string;
-}
-
-async function startSink(): Promise<Sink> {
-  const sink: Sink = {
-    status: 200,
-    url: '',
-    server: createServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        if (sink.status === 200) res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-        else res.writeHead(sink.status).end();
-      });
-    }),
-  };
-  await new Promise<void>((resolve) => sink.server.listen(0, '127.0.0.1', resolve));
-  sink.url = `http://127.0.0.1:${(sink.server.address() as AddressInfo).port}/v1/traces`;
-  return sink;
-}
 
 const DAY_MS = 86_400_000;
 const TODAY = todayUtc();
@@ -141,7 +116,7 @@ function countersOf(p: PipelineReport): ReturnType<typeof countersFromMetrics> {
 
 describeWithPostgres('console API', () => {
   let env: ChronicleTestEnv;
-  let sink: Sink;
+  let sink: OtlpSink;
   let c: TestChronicle;
 
   async function request(path: string, on: TestChronicle = c): Promise<{ status: number; body: Json }> {
@@ -207,7 +182,7 @@ describeWithPostgres('console API', () => {
   }
 
   beforeAll(async () => {
-    sink = await startSink();
+    sink = await startOtlpSink();
     env = await createChronicleTestEnv({ nats: false });
     c = await env.start({
       export: {

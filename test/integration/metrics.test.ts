@@ -3,12 +3,10 @@
  * with spans exported to a local OTLP endpoint: the series the alert rules and the pipeline dashboard
  * read, with their values, bounded labels, and the real `promtool check metrics` on the text.
  */
-import { type Server, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type OtlpSink, startOtlpSink } from '../support/otlp-sink.js';
 import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { decodeRequest } from '../../src/events/otlp/decode.js';
 import { TERMINAL_STATUSES, createMetrics } from '../../src/telemetry/metrics.js';
 import {
   type ChronicleTestEnv,
@@ -26,39 +24,6 @@ import { PROMTOOL, promtoolCheckMetrics } from '../support/promtool.js';
 import { SERVICES_REQUIRED, describeWithServices } from '../support/services.js';
 
 const STREAMS = ['TASK_EVENTS', 'SYSTEM_EVENTS', 'DLQ', 'CHRONICLE_ADVISORIES'] as const;
-
-/** A local OTLP/HTTP endpoint: accepts what Chronicle exports while `status` is 200, else refuses it. */
-interface Sink {
-  server: Server;
-  status: number;
-  /** Spans accepted. */
-  spans: number;
-  url: string;
-}
-
-async function startSink(): Promise<Sink> {
-  const sink: Sink = {
-    status: 200,
-    spans: 0,
-    url: '',
-    server: createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        if (sink.status !== 200) {
-          res.writeHead(sink.status).end();
-          return;
-        }
-        const decoded = decodeRequest(Buffer.concat(chunks), 'json');
-        sink.spans += decoded.spans.length;
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-      });
-    }),
-  };
-  await new Promise<void>((resolve) => sink.server.listen(0, '127.0.0.1', resolve));
-  sink.url = `http://127.0.0.1:${(sink.server.address() as AddressInfo).port}/v1/traces`;
-  return sink;
-}
 
 async function scrape(c: TestChronicle): Promise<{ text: string; samples: Samples }> {
   const res = await fetch(`${c.url}/metrics`);
@@ -82,13 +47,13 @@ async function post(url: string, body: string, contentType: string): Promise<num
 
 describeWithServices('chronicle metrics - after real traffic', () => {
   let env: ChronicleTestEnv;
-  let sink: Sink;
+  let sink: OtlpSink;
   let c: TestChronicle;
   // The exposition read at the end of the traffic test, checked by promtool below.
   let scraped: string | undefined;
 
   beforeAll(async () => {
-    sink = await startSink();
+    sink = await startOtlpSink();
     sink.status = 503;
     env = await createChronicleTestEnv();
     c = await env.start({
