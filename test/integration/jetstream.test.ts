@@ -1,3 +1,4 @@
+import { withoutSettlements } from '../support/lost-settlements.js';
 import pg from 'pg';
 import type { PubAck } from 'nats';
 import { afterEach, beforeEach, expect, it } from 'vitest';
@@ -35,17 +36,7 @@ const asMessages = (events: readonly CanonicalEvent[]) =>
 function loseSettlements(instance: TestChronicle): void {
   const batcher = instance.chronicle.batcher;
   const offer = batcher.offer.bind(batcher);
-  batcher.offer = (deliveries, options) =>
-    offer(
-      deliveries.map((d) => ({
-        value: d.value,
-        sizeBytes: d.sizeBytes,
-        ack: () => undefined,
-        retry: () => undefined,
-        reject: () => undefined,
-      })),
-      options,
-    );
+  batcher.offer = (deliveries, options) => offer(withoutSettlements(deliveries), options);
 }
 
 /** Messages an instance received: counted when each pull ends, so it is awaited before it is compared. */

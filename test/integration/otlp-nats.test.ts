@@ -1,3 +1,4 @@
+import { withoutSettlements } from '../support/lost-settlements.js';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -72,17 +73,7 @@ function partialSpans(): ReadableSpan[] {
 /** A consumer whose settlements never reach the message: as if the process died after each commit. */
 function losingSettlements(batcher: Batcher): Consumer {
   return {
-    offer: (deliveries, options) =>
-      batcher.offer(
-        deliveries.map((d) => ({
-          value: d.value,
-          sizeBytes: d.sizeBytes,
-          ack: () => undefined,
-          retry: () => undefined,
-          reject: () => undefined,
-        })),
-        options,
-      ),
+    offer: (deliveries, options) => batcher.offer(withoutSettlements(deliveries), options),
     hasRoom: (events, bytes) => batcher.hasRoom(events, bytes),
     waitForRoom: (events, bytes, signal) => batcher.waitForRoom(events, bytes, signal),
     accepting: () => batcher.accepting(),
