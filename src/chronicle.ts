@@ -4,6 +4,7 @@ import { createApiApp, createRouterApp } from './api/app.js';
 import type { HealthReport } from './api/health.js';
 import { type HttpServer, createHttpServer } from './api/server.js';
 import { STREAM_DEFAULTS, createEventStream } from './api/stream/event-stream.js';
+import { isLoopbackHost } from './api/auth/loopback.js';
 import { type Batcher, createBatcher } from './batch/batcher.js';
 import type { Config } from './config.js';
 import { createDatabase } from './db/database.js';
@@ -109,6 +110,7 @@ export function createChronicle(
         ingest: express.Router().use(ingest.router, otlp.router),
         links: config.links,
         stream: stream.router,
+        clients: config.auth?.clients,
       }),
     ),
   );
@@ -118,7 +120,7 @@ export function createChronicle(
     otlpPort = add(
       createHttpServer(
         { name: 'otlp-port', host: config.host, port: config.otlpReceiver.dedicatedPort },
-        createRouterApp(otlp.router, metrics),
+        createRouterApp(otlp.router, metrics, { clients: config.auth?.clients, logger }),
       ),
     );
   }
@@ -247,6 +249,7 @@ export function createChronicle(
         },
         'Chronicle listening',
       );
+      warnWhenOpen(config, api.url(), logger);
     },
     shutdown(deadline) {
       stopping ??= (async () => {
@@ -258,6 +261,19 @@ export function createChronicle(
       return stopping;
     },
   };
+}
+
+/**
+ * Once at start: without API tokens, a listener beyond loopback lets anyone who reaches it read and
+ * write (README "Access control").
+ */
+function warnWhenOpen(config: Config, url: string | undefined, logger: Logger): void {
+  if (config.auth !== undefined || isLoopbackHost(config.host)) return;
+  const where = `${config.host}:${url === undefined ? config.port : new URL(url).port}`;
+  logger.warn(
+    { host: config.host, auth: 'off' },
+    `no API tokens configured: anyone who can reach ${where} can read every event and send their own; set CHRONICLE_API_TOKENS`,
+  );
 }
 
 /** Publishes the write_failure alert on NATS, for the swarm's own alerting; logged either way. */

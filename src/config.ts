@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { int, url } from './pipeline/env.js';
 import { ConfigError } from './pipeline/errors.js';
+import { AUTH_VARIABLES, type AuthConfig, authOptions } from './api/auth/config.js';
 import { HTTP_INGEST_ENV, httpIngestOptions } from './sources/http-ingest/config.js';
 import { JETSTREAM_ENV, type JetStreamConfig, jetstreamOptions } from './sources/jetstream/config.js';
 import { OTLP_HTTP_ENV, type OtlpHttpConfig, otlpHttpOptions } from './sources/otlp-http/config.js';
@@ -153,6 +154,8 @@ export interface Config {
   otlpNats?: OtlpNatsSourceOptions | undefined;
   /** The live stream (GET /api/v1/stream); absent: its defaults, which are those of the variables. */
   stream?: StreamConfig | undefined;
+  /** Access control by API tokens (src/api/auth/config.ts); undefined (or absent): no tokens, all open. */
+  auth?: AuthConfig | undefined;
 }
 
 /** The live stream's tunables (CHRONICLE_STREAM_*). */
@@ -205,8 +208,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ),
   );
   const parsed = envSchema.safeParse(present);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  // API tokens (src/api/auth/config.ts): read here, outside the schema, so that no token is ever in a zod issue.
+  const tokens = authOptions(
+    Object.fromEntries(AUTH_VARIABLES.flatMap((k) => (env[k]?.trim() ? [[k, env[k]]] : []))),
+  );
+  if (!parsed.success || tokens.problems.length > 0) {
+    const issues = parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError([...issues, ...tokens.problems]);
   }
   const e = parsed.data;
   const jetstream = jetstreamOptions(e);
@@ -250,6 +258,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxClients: e.CHRONICLE_STREAM_MAX_CLIENTS,
       keepAliveMillis: e.CHRONICLE_STREAM_KEEPALIVE_MS,
     },
+    auth: tokens.auth,
     otlpNats: otlpNatsOptions(e, {
       natsUrl: natsUrlOf(e.NATS_URL),
       namespace: e.CHRONICLE_NATS_NAMESPACE,

@@ -4,6 +4,8 @@ import { classify } from '../pipeline/errors.js';
 import { InvalidCursorError, type QueryStore } from '../sinks/postgres/queries.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { clientOf, requireToken } from './auth/require-token.js';
+import type { ApiClient } from './auth/tokens.js';
 import { createConsoleRoutes } from './console.js';
 import type { HealthCheck } from './health.js';
 import { BadParameterError, parseParams, querySchemas } from './params.js';
@@ -25,6 +27,8 @@ export interface ApiDeps {
   links?: TraceLinkOptions;
   /** GET /api/v1/stream (src/api/stream/event-stream.ts); not served when omitted. */
   stream?: express.Router;
+  /** The clients API tokens allow (src/api/auth); omitted or empty: no access control. */
+  clients?: readonly ApiClient[] | undefined;
 }
 
 /** Error body of every non-2xx answer. */
@@ -103,11 +107,19 @@ export function httpMetrics(metrics: Metrics): RequestHandler {
   };
 }
 
-/** A port that serves only `router` (the dedicated OTLP/HTTP port): counted like the API, 404 for the rest. */
-export function createRouterApp(router: express.Router, metrics: Metrics): express.Express {
+/**
+ * A port that serves only `router` (the dedicated OTLP/HTTP port): counted and access-controlled like
+ * the API, 404 for the rest.
+ */
+export function createRouterApp(
+  router: express.Router,
+  metrics: Metrics,
+  access?: { clients: readonly ApiClient[] | undefined; logger: Logger },
+): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(httpMetrics(metrics));
+  if (access) app.use(requireToken(access.clients, { metrics, logger: access.logger }));
   app.use(router);
   app.use((req, res) => notFound(res, `no route for ${req.method} ${req.path}`));
   return app;
@@ -121,6 +133,8 @@ export function createApiApp(deps: ApiDeps): express.Express {
   // Flat string values only (no nested objects from `a[b]=c`); repeated names arrive as arrays and are refused.
   app.set('query parser', 'simple');
   app.use(httpMetrics(metrics));
+  // Before every route: nothing is read or written for a request without the token its route needs.
+  app.use(requireToken(deps.clients, { metrics, logger }));
 
   if (deps.ingest) app.use(deps.ingest);
 
@@ -169,7 +183,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
     const { status, body } = describeError(err);
     if (status >= 500) {
       logger[status === 503 ? 'warn' : 'error'](
-        { err, method: req.method, path: req.path },
+        { err, method: req.method, path: req.path, client: clientOf(res) },
         'request failed',
       );
     }

@@ -77,6 +77,7 @@ function banner(chronicle: Chronicle, config: Config, embedded: boolean): void {
     `  OTLP in   POST ${url}/v1/traces${chronicle.otlpUrl() ? ` and ${chronicle.otlpUrl()}/v1/traces` : ''}`,
     `  spans out ${config.export ? config.export.url : 'kept and served by the API (set OTEL_EXPORTER_OTLP_ENDPOINT to export)'}`,
     `  API       ${url}/api/v1/traces  ·  ${url}/api/v1/stream  ·  ${url}/metrics`,
+    `  auth      ${config.auth ? `on: API tokens for ${config.auth.clients.map((c) => c.name).join(', ')}` : 'off: no API tokens, the API is open (set CHRONICLE_API_TOKENS)'}`,
   ];
   // On stderr: stdout carries the structured (JSON) log.
   process.stderr.write(`${lines.join('\n')}\n`);

@@ -58,6 +58,10 @@ export interface Metrics {
   /** HTTP requests answered, by route template, method and status. */
   readonly httpRequests: Counter<'route' | 'method' | 'status'>;
   readonly httpRequestSeconds: Histogram<'route' | 'method'>;
+  /** Requests refused for want of a valid API token (401) or of its scope (403), by AUTH_FAILURE_REASONS. */
+  readonly httpAuthFailures: Counter<'reason'>;
+  /** Requests let through by an API token, by the token's client name and the scope the route needs. */
+  readonly httpClientRequests: Counter<'client' | 'scope'>;
   /** OTLP/HTTP export requests answered, by status. */
   readonly otlpRequests: Counter<'status'>;
   /** Streams (GET /api/v1/stream) open on this replica. */
@@ -91,6 +95,14 @@ export const READY_PROBE_TIMEOUT_MILLIS = 2_000;
 
 /** Why a stream request is refused with 503; the values of chronicle_stream_refused_total's label. */
 export const STREAM_REFUSED_REASONS = ['too_many_streams', 'shutting_down'] as const;
+
+/**
+ * Why a request was refused by access control (the values of chronicle_http_auth_failures_total's
+ * label): no token, a token that is not valid, a valid token without the scope the route needs.
+ */
+export const AUTH_FAILURE_REASONS = ['missing', 'invalid', 'scope'] as const;
+
+export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
 
 /** Statuses of a task that has finished; the values of chronicle_tasks_terminal_total's label. */
 export const TERMINAL_STATUSES = ['completed', 'failed', 'timed_out'] as const;
@@ -135,6 +147,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     registers,
   });
   for (const reason of STREAM_REFUSED_REASONS) streamRefused.inc({ reason }, 0);
+  const httpAuthFailures = new Counter({
+    name: 'chronicle_http_auth_failures_total',
+    help: 'HTTP requests refused by access control, by reason (missing, invalid: 401; scope: 403).',
+    labelNames: ['reason'],
+    registers,
+  });
+  for (const reason of AUTH_FAILURE_REASONS) httpAuthFailures.inc({ reason }, 0);
 
   return {
     registry,
@@ -288,6 +307,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: 'Time from receiving an HTTP request to the end of its answer, by route template and method.',
       labelNames: ['route', 'method'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    httpAuthFailures,
+    httpClientRequests: new Counter({
+      name: 'chronicle_http_client_requests_total',
+      help: 'HTTP requests let through by an API token, by its client name (from the configured tokens) and the scope the route needs.',
+      labelNames: ['client', 'scope'],
       registers,
     }),
     otlpRequests: new Counter({

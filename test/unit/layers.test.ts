@@ -27,7 +27,8 @@ const LAYERS: Record<string, readonly string[]> = {
   sdk: ['events'],
   simulate: ['events', 'sdk'],
   // The top: configuration (sources' config slices), wiring, the command line, the entry point.
-  'config.ts': ['pipeline', 'spans', 'sources/*'],
+  // (and api: the access-control slice, src/api/auth/config.ts)
+  'config.ts': ['pipeline', 'spans', 'sources/*', 'api'],
   'chronicle.ts': [
     'api',
     'batch',
