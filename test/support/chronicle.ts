@@ -15,6 +15,7 @@ import {
 import type pg from 'pg';
 import { type Chronicle, createChronicle } from '../../src/chronicle.js';
 import { STREAM_DEFAULTS } from '../../src/api/stream/event-stream.js';
+import { type AuthConfig, authOptions } from '../../src/api/auth/config.js';
 import type { Config, StreamConfig } from '../../src/config.js';
 import type { CanonicalEvent } from '../../src/events/schema.js';
 import {
@@ -84,6 +85,15 @@ export interface ChronicleOverrides {
   otlpNats?: Config['otlpNats'];
   /** The live stream's tunables (the rest its defaults). */
   stream?: Partial<StreamConfig>;
+  /**
+   * API tokens, as CHRONICLE_API_TOKENS would give them (`reader:read:t0ken,…`); parsed by the same
+   * code. Omitted: no access control.
+   */
+  apiTokens?: string;
+  /** The interface to listen on (default 127.0.0.1). */
+  host?: string;
+  /** Where the instance logs (default: silent, or CHRONICLE_TEST_LOG_LEVEL). */
+  logger?: Logger;
 }
 
 /** One Chronicle instance started by a test. */
@@ -137,6 +147,13 @@ const ALL_STREAMS = [...EVENT_STREAMS, ADVISORY_STREAM];
 function testLogger(): Logger {
   const level = process.env.CHRONICLE_TEST_LOG_LEVEL;
   return level ? createLogger({ level, name: 'chronicle-test' }) : silentLogger();
+}
+
+/** The clients of CHRONICLE_API_TOKENS-style entries; throws on a bad entry, as Chronicle's start would. */
+function apiTokens(value: string): AuthConfig {
+  const { auth, problems } = authOptions({ CHRONICLE_API_TOKENS: value });
+  if (auth === undefined || problems.length > 0) throw new Error(problems.join('; ') || 'no API token');
+  return auth;
 }
 
 function encode(payload: unknown): string | Uint8Array {
@@ -198,7 +215,7 @@ export async function createChronicleTestEnv(options: { nats?: boolean } = {}): 
     async start(overrides = {}) {
       const config: Config & { databaseUrl: string } = {
         port: 0,
-        host: '127.0.0.1',
+        host: overrides.host ?? '127.0.0.1',
         databaseUrl: db.url,
         embedded: { dataDir: '.chronicle', port: 0 },
         natsUrl: withNats ? NATS_URL : undefined,
@@ -232,9 +249,10 @@ export async function createChronicleTestEnv(options: { nats?: boolean } = {}): 
         },
         otlpNats: overrides.otlpNats,
         stream: overrides.stream && { ...STREAM_DEFAULTS, ...overrides.stream },
+        auth: overrides.apiTokens === undefined ? undefined : apiTokens(overrides.apiTokens),
       };
       const chronicle = createChronicle(config, {
-        logger: testLogger(),
+        logger: overrides.logger ?? testLogger(),
         metrics: createMetrics({ defaultMetrics: false }),
       });
       let stopped: Promise<void> | undefined;
