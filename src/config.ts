@@ -156,6 +156,8 @@ export interface Config {
   stream?: StreamConfig | undefined;
   /** Access control by API tokens (src/api/auth/config.ts); undefined (or absent): no tokens, all open. */
   auth?: AuthConfig | undefined;
+  /** CHRONICLE_API_TOKEN: the token `chronicle simulate` sends to Chronicle's API; absent: none. */
+  apiToken?: string | undefined;
 }
 
 /** The live stream's tunables (CHRONICLE_STREAM_*). */
@@ -259,6 +261,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       keepAliveMillis: e.CHRONICLE_STREAM_KEEPALIVE_MS,
     },
     auth: tokens.auth,
+    apiToken: tokens.clientToken,
     otlpNats: otlpNatsOptions(e, {
       natsUrl: natsUrlOf(e.NATS_URL),
       namespace: e.CHRONICLE_NATS_NAMESPACE,

@@ -10,6 +10,9 @@ import { sleep } from '../pipeline/timing.js';
 import { formatSimulationReport, runSimulation } from '../simulate/simulate.js';
 
 const port = process.env.CHRONICLE_PORT ?? '8700';
+// With access control on: a token with the ingest and read scopes (README "Access control").
+const token = process.env.CHRONICLE_API_TOKEN?.trim() || undefined;
+const authorization: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
 const url = `http://127.0.0.1:${port}`;
 const cli = fileURLToPath(new URL('./chronicle.js', import.meta.url));
 /** Events per second of the live traffic after the verified burst: enough to watch the live tail move. */
@@ -74,8 +77,8 @@ try {
     // Every task it starts ends (completed, failed or timed out): nothing stays in progress for ever.
     wholeTasks: true,
     startTimeMillis: Date.now() - 10_000,
-    target: { kind: 'http', url },
-    verify: { apiUrl: url, timeoutMillis: 60_000 },
+    target: { kind: 'http', url, token },
+    verify: { apiUrl: url, timeoutMillis: 60_000, token },
     signal: interrupted.signal,
   });
   process.stderr.write(`${formatSimulationReport(result)}\n`);
@@ -89,7 +92,9 @@ try {
 // A task that failed in this run, as Chronicle serves it: the first thing an operator looks at.
 let example = '';
 try {
-  const failed = (await (await fetch(`${url}/api/v1/traces?status=failed&limit=1`)).json()) as {
+  const failed = (await (
+    await fetch(`${url}/api/v1/traces?status=failed&limit=1`, { headers: authorization })
+  ).json()) as {
     items?: { trace_id: string }[];
   };
   example = failed.items?.[0]?.trace_id ?? '';
@@ -132,7 +137,7 @@ for (let round = 1; !live.aborted; round++) {
       ratePerSecond: LIVE_RATE_PER_SECOND,
       wholeTasks: true,
       startTimeMillis: Date.now(),
-      target: { kind: 'http', url },
+      target: { kind: 'http', url, token },
       signal: live,
     });
   } catch (err) {

@@ -58,6 +58,9 @@ Chronicle's HTTP ingest.
   --rounds <n>              with --every: stop after n rounds (default: until stopped)
   --quiet                   no progress display
 
+With access control on, set CHRONICLE_API_TOKEN to a token with the ingest scope (for --target http)
+and the read scope (for --verify); it is sent as Authorization: Bearer.
+
 The same seed and traffic flags give the same run (ids included) whatever the target, --url or
 --verify, so a repeated run is deduplicated by Chronicle and still verifies.
 
@@ -221,8 +224,10 @@ export async function simulateCommand(args: string[], config: Config): Promise<n
     target:
       kind === 'nats'
         ? { kind, url, subjectPrefix: subjectPrefix ?? config.natsNamespace.toLowerCase() }
-        : { kind, url },
-    ...(verify ? { verify: { apiUrl, timeoutMillis: (verifyTimeout ?? 60) * 1000 } } : {}),
+        : { kind, url, token: config.apiToken },
+    ...(verify
+      ? { verify: { apiUrl, timeoutMillis: (verifyTimeout ?? 60) * 1000, token: config.apiToken } }
+      : {}),
     ...(quiet
       ? {}
       : {

@@ -205,6 +205,8 @@ export interface HttpPublisherOptions {
   maxRetryMillis?: number | undefined;
   /** Time one attempt may take (default 30 s); a timeout is retried. */
   requestTimeoutMillis?: number | undefined;
+  /** An API token with the ingest scope, sent as `Authorization: Bearer`; none when undefined. */
+  token?: string | undefined;
 }
 
 interface IngestAnswer {
@@ -241,14 +243,21 @@ export function createHttpPublisher(
       try {
         const res = await doFetch(endpoint, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: {
+            'content-type': 'application/json',
+            ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
+          },
           body,
           signal: requestSignal(signal, requestTimeoutMillis),
         });
         if (res.ok) return (await res.json()) as IngestAnswer;
         const text = await res.text();
         if (res.status !== 429 && res.status !== 503) {
-          throw new PublishError(`POST ${endpoint} answered ${res.status}: ${text.slice(0, 500)}`);
+          const hint =
+            res.status === 401 || res.status === 403
+              ? ' (set CHRONICLE_API_TOKEN to a token with the ingest scope)'
+              : '';
+          throw new PublishError(`POST ${endpoint} answered ${res.status}: ${text.slice(0, 500)}${hint}`);
         }
         failure = `answered ${res.status}`;
         waitMillis = retryAfterMillis(res.headers.get('retry-after'), attempt - 1);

@@ -29,6 +29,8 @@ export type SimulationTarget =
       kind: 'http';
       /** Chronicle's base URL; events go to `{url}/api/v1/events`. */
       url: string;
+      /** An API token with the ingest scope, sent as `Authorization: Bearer` (CHRONICLE_API_TOKEN). */
+      token?: string | undefined;
       /** Events per request (at most 500, the default). */
       maxBatchEvents?: number | undefined;
     };
@@ -47,6 +49,8 @@ export interface SimulateOptions extends Partial<TrafficOptions> {
         /** How long Chronicle may take to catch up before the differences are reported. */
         timeoutMillis: number;
         pollIntervalMillis?: number | undefined;
+        /** An API token with the read scope (CHRONICLE_API_TOKEN). */
+        token?: string | undefined;
       }
     | undefined;
   /** Publishing progress, at most every progressIntervalMillis and once at the end. */
@@ -182,7 +186,7 @@ function createPublisher(target: SimulationTarget, deps: SimulateDeps): Promise<
   }
   return Promise.resolve(
     createHttpPublisher(
-      { url: target.url, maxBatchEvents: target.maxBatchEvents },
+      { url: target.url, maxBatchEvents: target.maxBatchEvents, token: target.token },
       deps.fetch !== undefined ? { fetch: deps.fetch } : {},
     ),
   );

@@ -19,6 +19,8 @@ export interface VerifyOptions {
   maxDifferences?: number | undefined;
   /** Time one read of the API may take (default 30 s). */
   requestTimeoutMillis?: number | undefined;
+  /** An API token with the read scope, sent as `Authorization: Bearer`; none when undefined. */
+  token?: string | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -74,6 +76,7 @@ export async function verifyChronicle(
     deps.fetch ?? fetch,
     options.requestTimeoutMillis ?? 30_000,
     options.signal,
+    options.token,
   );
   const started = Date.now();
   const deadline = started + options.timeoutMillis;
@@ -126,7 +129,9 @@ function createApiReader(
   doFetch: typeof fetch,
   requestTimeoutMillis: number,
   signal?: AbortSignal,
+  token?: string,
 ): ApiReader {
+  const headers: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
   const base = baseUrl.replace(/\/+$/, '');
   return {
     async get<T>(path: string, query: Record<string, string | undefined>): Promise<T> {
@@ -139,12 +144,12 @@ function createApiReader(
       for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
       const what = `GET ${url.origin}${url.pathname}`;
       try {
-        const res = await doFetch(url, { signal: requestSignal(signal, requestTimeoutMillis) });
+        const res = await doFetch(url, { headers, signal: requestSignal(signal, requestTimeoutMillis) });
         if (!res.ok) {
           await res.body?.cancel();
           const retryable = res.status === 429 || res.status >= 500;
           throw new ApiReadError(
-            `${what}${url.search} answered ${res.status}${retryable ? '' : ' (is this Chronicle?)'}`,
+            `${what}${url.search} answered ${res.status}${retryable ? '' : res.status === 401 || res.status === 403 ? ' (set CHRONICLE_API_TOKEN to a token with the read scope)' : ' (is this Chronicle?)'}`,
             retryable,
           );
         }

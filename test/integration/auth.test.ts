@@ -12,6 +12,7 @@ import { OTLPTraceExporter as ProtobufExporter } from '@opentelemetry/exporter-t
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runSimulation } from '../../src/simulate/simulate.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import {
   type ChronicleTestEnv,
@@ -30,7 +31,7 @@ const TOKEN = {
   metrics: 'metrics-SECRET-e83f07',
 } as const;
 const WRONG = 'wrong-SECRET-77c1d2';
-const SECRETS = [...Object.values(TOKEN), WRONG];
+const SECRETS: string[] = [...Object.values(TOKEN), WRONG];
 const API_TOKENS = `dispatcher:ingest:${TOKEN.ingest}, console:read:${TOKEN.read}\nops:admin:${TOKEN.admin} prom:metrics:${TOKEN.metrics}`;
 
 type Scope = keyof typeof TOKEN;
@@ -204,7 +205,10 @@ describeWithPostgres('access control - API tokens', () => {
     });
     expectRefused(basic, 'missing');
     // The scheme's case does not matter (RFC 7235).
-    expect((await call(`${secured.url}/api/v1/events`, { headers: { authorization: `bearer ${TOKEN.read}` } })).status).toBe(200);
+    expect(
+      (await call(`${secured.url}/api/v1/events`, { headers: { authorization: `bearer ${TOKEN.read}` } }))
+        .status,
+    ).toBe(200);
   });
 
   it('/live and /ready are open; the console pages and files are open, their data is not', async () => {
@@ -225,7 +229,8 @@ describeWithPostgres('access control - API tokens', () => {
       });
     expectRefused(await post(), 'missing');
     expectRefused(await post(WRONG), 'invalid');
-    for (const other of ['read', 'admin', 'metrics'] as const) expectRefused(await post(TOKEN[other]), 'ingest');
+    for (const other of ['read', 'admin', 'metrics'] as const)
+      expectRefused(await post(TOKEN[other]), 'ingest');
     expect(await stored(env)).toEqual(before);
 
     const ok = await post(TOKEN.ingest);
@@ -314,7 +319,9 @@ describeWithPostgres('access control - API tokens', () => {
     expect(value('chronicle_http_auth_failures_total{reason="invalid"}')).toBeGreaterThan(0);
     expect(value('chronicle_http_auth_failures_total{reason="scope"}')).toBeGreaterThan(0);
     expect(value('chronicle_http_client_requests_total{client="console",scope="read"}')).toBeGreaterThan(0);
-    expect(value('chronicle_http_client_requests_total{client="dispatcher",scope="ingest"}')).toBeGreaterThan(0);
+    expect(value('chronicle_http_client_requests_total{client="dispatcher",scope="ingest"}')).toBeGreaterThan(
+      0,
+    );
     expect(value('chronicle_otlp_requests_total{status="401"}')).toBeGreaterThan(0);
     expect(value('chronicle_otlp_requests_total{status="403"}')).toBeGreaterThan(0);
     // Client labels come only from the configured names.
@@ -369,6 +376,33 @@ describeWithPostgres('access control - API tokens', () => {
     controller.abort();
     await reading;
     answered.push(text);
+  });
+
+  it('chronicle simulate sends CHRONICLE_API_TOKEN: publishes and verifies with it, and says why without it', async () => {
+    const run = { count: 200, seed: 7, startTimeMillis: Date.now() - 60_000, wholeTasks: true };
+    await expect(runSimulation({ ...run, target: { kind: 'http', url: secured.url } })).rejects.toThrow(
+      /answered 401: .*\(set CHRONICLE_API_TOKEN to a token with the ingest scope\)$/,
+    );
+    const token = `sim-${randomUUID()}-SECRET`;
+    const sim = await env.start({
+      apiTokens: `${API_TOKENS},sim:ingest+read:${token}`,
+      logger: captureLogger(),
+    });
+    SECRETS.push(token);
+    const result = await runSimulation({
+      ...run,
+      target: { kind: 'http', url: sim.url, token },
+      verify: { apiUrl: sim.url, timeoutMillis: 30_000, token },
+    });
+    expect(result.differences).toEqual([]);
+    await expect(
+      runSimulation({
+        ...run,
+        target: { kind: 'http', url: sim.url, token },
+        verify: { apiUrl: sim.url, timeoutMillis: 1_000, token: TOKEN.ingest },
+      }),
+    ).rejects.toThrow(/answered 403 \(set CHRONICLE_API_TOKEN to a token with the read scope\)/);
+    await sim.stop();
   });
 
   it('no token appears in any answer nor in any log line', async () => {

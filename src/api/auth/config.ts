@@ -1,5 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { type ApiClient, type TokenEntry, entriesOfFile, entriesOfVariable, parseTokenEntries } from './tokens.js';
+import {
+  type ApiClient,
+  type TokenEntry,
+  entriesOfFile,
+  entriesOfVariable,
+  parseTokenEntries,
+} from './tokens.js';
 
 /**
  * The configuration slice of access control: its two variables, read by src/config.ts (the only reader
@@ -14,9 +20,15 @@ export interface AuthEnv {
   CHRONICLE_API_TOKENS?: string | undefined;
   /** A file with one entry per line; `#` starts a comment. */
   CHRONICLE_API_TOKENS_FILE?: string | undefined;
+  /** The one token Chronicle's own clients (simulate, demo) send. */
+  CHRONICLE_API_TOKEN?: string | undefined;
 }
 
-export const AUTH_VARIABLES = ['CHRONICLE_API_TOKENS', 'CHRONICLE_API_TOKENS_FILE'] as const;
+export const AUTH_VARIABLES = [
+  'CHRONICLE_API_TOKENS',
+  'CHRONICLE_API_TOKENS_FILE',
+  'CHRONICLE_API_TOKEN',
+] as const;
 
 /** Access control; absent from the configuration when no token is configured (everything open). */
 export interface AuthConfig {
@@ -28,7 +40,12 @@ export interface AuthConfig {
  * The slice's part of the configuration (undefined: no token configured) and its problems, each naming
  * the entry or line at fault and never its text.
  */
-export function authOptions(e: AuthEnv): { auth: AuthConfig | undefined; problems: string[] } {
+export function authOptions(e: AuthEnv): {
+  auth: AuthConfig | undefined;
+  /** CHRONICLE_API_TOKEN, trimmed; what `chronicle simulate` sends. */
+  clientToken: string | undefined;
+  problems: string[];
+} {
   const problems: string[] = [];
   const entries: TokenEntry[] = [];
   if (e.CHRONICLE_API_TOKENS !== undefined) {
@@ -53,5 +70,13 @@ export function authOptions(e: AuthEnv): { auth: AuthConfig | undefined; problem
     const variable = file !== undefined ? 'CHRONICLE_API_TOKENS_FILE' : 'CHRONICLE_API_TOKENS';
     problems.push(`${variable}: holds no token entry; unset it to run without access control`);
   }
-  return { auth: parsed.clients.length === 0 ? undefined : { clients: parsed.clients }, problems };
+  const clientToken = e.CHRONICLE_API_TOKEN?.trim();
+  if (clientToken !== undefined && /\s/.test(clientToken)) {
+    problems.push('CHRONICLE_API_TOKEN: a token has no whitespace (set one token, not a list)');
+  }
+  return {
+    auth: parsed.clients.length === 0 ? undefined : { clients: parsed.clients },
+    clientToken: clientToken === '' ? undefined : clientToken,
+    problems,
+  };
 }

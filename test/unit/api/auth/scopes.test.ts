@@ -42,7 +42,8 @@ describe('api scopes', () => {
       ['POST', '/v1/metrics', 'read'],
       ['DELETE', '/metrics', 'metrics'],
     ];
-    for (const [method, path, scope] of table) expect(requiredScope(method, path), `${method} ${path}`).toBe(scope);
+    for (const [method, path, scope] of table)
+      expect(requiredScope(method, path), `${method} ${path}`).toBe(scope);
   });
 
   it('scopes - case and a trailing slash, which Express routes alike, change nothing', () => {

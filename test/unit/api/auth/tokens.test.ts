@@ -44,7 +44,9 @@ describe('api tokens', () => {
   });
 
   it('api tokens - a file holds one entry per line; # starts a comment; both sources add up', () => {
-    const file = tokensFile('# the clients\n\ndispatcher:ingest:s3cr3t   # the dispatcher\n  grafana:read:t0ken\n');
+    const file = tokensFile(
+      '# the clients\n\ndispatcher:ingest:s3cr3t   # the dispatcher\n  grafana:read:t0ken\n',
+    );
     const { auth, problems } = authOptions({
       CHRONICLE_API_TOKENS_FILE: file,
       CHRONICLE_API_TOKENS: 'prom:metrics:pr0m',
@@ -118,7 +120,15 @@ describe('api tokens', () => {
   });
 
   it('loopback - 127.0.0.0/8, ::1 and localhost only', () => {
-    for (const host of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost', 'LOCALHOST', '0:0:0:0:0:0:0:1']) {
+    for (const host of [
+      '127.0.0.1',
+      '127.1.2.3',
+      '::1',
+      '[::1]',
+      'localhost',
+      'LOCALHOST',
+      '0:0:0:0:0:0:0:1',
+    ]) {
       expect(isLoopbackHost(host), host).toBe(true);
     }
     for (const host of ['0.0.0.0', '::', '10.0.0.1', '192.168.1.2', 'chronicle.internal', '128.0.0.1']) {
