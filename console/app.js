@@ -11,6 +11,7 @@ import { AgentsPage } from './pages/agents.js';
 import { AgentPage } from './pages/agent.js';
 import { PipelinePage } from './pages/pipeline.js';
 import { TailPage } from './pages/tail.js';
+import { TokenForm, forgetToken, useAuth } from './lib/auth.js';
 
 const NAV = [
   ['/tasks', 'Tasks', ['tasks', 'task']],
@@ -29,6 +30,7 @@ function App() {
   const url = useLocation();
   const { page, param } = match(url.pathname);
   const previousPath = useRef(url.pathname);
+  const auth = useAuth();
 
   // A new page (not a new query on the same page): start at its top, with focus on its content, as a
   // full page load would.
@@ -47,6 +49,8 @@ function App() {
   else if (page === 'pipeline') content = html`<${PipelinePage} />`;
   else if (page === 'tail') content = html`<${TailPage} url=${url} />`;
   else content = html`<${NotFound} url=${url} />`;
+  // The API asks for a token: the form instead of the page (which shows again once one is given).
+  if (auth.needed) content = html`<${TokenForm} />`;
 
   return html`
     <a class="skip-link" href="#main">Skip to content</a>
@@ -62,7 +66,15 @@ function App() {
           )}
         </ul>
       </nav>
+      ${auth.hasToken
+        ? html`<button type="button" class="secondary forget-token" onClick=${forgetToken}>Forget token</button>`
+        : null}
     </header>
+    ${auth.forbidden
+      ? html`<p class="notice" role="alert">
+          ${auth.forbidden}. Use a token with that scope: Forget token, then enter it.
+        </p>`
+      : null}
     ${content}
   `;
 }

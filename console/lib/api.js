@@ -1,5 +1,6 @@
 // Reads Chronicle's HTTP API: JSON in, the API's `{error, message}` out as an ApiError.
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { authFailed, authHeaders } from './auth.js';
 
 /** An answer other than 2xx (status and the API's error code), or Chronicle unreachable (status 0). */
 export class ApiError extends Error {
@@ -15,7 +16,7 @@ export class ApiError extends Error {
 export async function getJson(url, signal) {
   let res;
   try {
-    res = await fetch(url, { signal, headers: { accept: 'application/json' } });
+    res = await fetch(url, { signal, headers: authHeaders({ accept: 'application/json' }) });
   } catch (err) {
     if (err.name === 'AbortError') throw err;
     throw new ApiError(0, 'unreachable', 'Chronicle did not answer (is it running?)');
@@ -29,6 +30,7 @@ export async function getJson(url, signal) {
   if (!res.ok || body === null) {
     const code = body?.error ?? `http_${res.status}`;
     const message = body?.message ?? `${res.status} ${res.statusText || 'error'}`;
+    if (res.status === 401 || res.status === 403) authFailed(res.status, message);
     throw new ApiError(res.status, code, message);
   }
   return body;

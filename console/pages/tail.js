@@ -11,13 +11,18 @@
 //
 // Pause keeps the stream open and holds what arrives (the newest 500 as well) until Resume, so nothing
 // is missed in between while the page stays bounded. A stream the server ends for falling behind
-// (`event: overflow`) is resumed by EventSource itself from the last event id it saw, without gaps.
+// (`event: overflow`) is resumed by the reader itself from the last event id it saw, without gaps.
+//
+// The stream is read with fetch() (lib/event-stream.js), which behaves as EventSource does but can send
+// the API token in a header: a token never goes in a URL.
 import { Component } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { navigate, withQuery } from '../lib/router.js';
 import { EventCellHeaders, EventCells, Page, TextFilterInputs, Time } from '../lib/components.js';
 import { eventDetail, formatNumber } from '../lib/format.js';
+import { authFailed, authHeaders } from '../lib/auth.js';
+import { CONNECTING, FetchEventSource } from '../lib/event-stream.js';
 
 export const MAX_ROWS = 500;
 // New rows are added to the table at most this often (a busy stream sends thousands a second).
@@ -71,7 +76,10 @@ function prepend(rows, incoming) {
 async function whyClosed(url) {
   const controller = new AbortController();
   try {
-    const res = await fetch(url, { signal: controller.signal, headers: { accept: 'text/event-stream' } });
+    const res = await fetch(url, {
+      signal: controller.signal,
+      headers: authHeaders({ accept: 'text/event-stream' }),
+    });
     if (res.ok) {
       controller.abort();
       const type = res.headers.get('content-type') ?? '';
@@ -89,6 +97,7 @@ async function whyClosed(url) {
     }
     const retryAfter = Number(res.headers.get('retry-after'));
     const message = body?.message ?? `HTTP ${res.status}`;
+    if (res.status === 401 || res.status === 403) authFailed(res.status, message);
     if (res.status >= 500) {
       return {
         why: body?.error === 'too_many_streams' ? `too many streams (${message})` : message,
@@ -223,7 +232,7 @@ export function TailPage({ url }) {
 
     const connect = () => {
       const url = streamUrl(filters, lastEventIdRef.current);
-      source = new EventSource(url);
+      source = new FetchEventSource(url);
       source.onopen = () => {
         setConnection({ state: 'live', why: '' });
         setBusy(false);
@@ -270,7 +279,7 @@ export function TailPage({ url }) {
       });
       source.onerror = () => {
         if (stopped) return;
-        if (source.readyState === EventSource.CONNECTING) {
+        if (source.readyState === CONNECTING) {
           setConnection({ state: 'reconnecting', why: '' });
           return;
         }
