@@ -66,15 +66,21 @@ function App() {
           )}
         </ul>
       </nav>
-      ${auth.hasToken
-        ? html`<button type="button" class="secondary forget-token" onClick=${forgetToken}>Forget token</button>`
-        : null}
+      ${
+        auth.hasToken
+          ? html`<button type="button" class="secondary forget-token" onClick=${forgetToken}>
+              Forget token
+            </button>`
+          : null
+      }
     </header>
-    ${auth.forbidden
-      ? html`<p class="notice" role="alert">
-          ${auth.forbidden}. Use a token with that scope: Forget token, then enter it.
-        </p>`
-      : null}
+    ${
+      auth.forbidden
+        ? html`<p class="notice" role="alert">
+            ${auth.forbidden}. Use a token with that scope: Forget token, then enter it.
+          </p>`
+        : null
+    }
     ${content}
   `;
 }

@@ -76,8 +76,8 @@ export function TokenForm() {
     <div class="page-head"><h1>API token</h1></div>
     <form class="token-form" aria-label="API token" onSubmit=${submit}>
       <p>
-        This Chronicle requires an API token with the <strong>read</strong> scope. It is kept for this
-        browser tab only, and sent with each request, never in a link.
+        This Chronicle requires an API token with the <strong>read</strong> scope. It is kept for this browser
+        tab only, and sent with each request, never in a link.
       </p>
       ${refused ? html`<p class="notice" role="alert">That token was not accepted. Try another.</p>` : null}
       <label for="api-token">Token</label>

@@ -98,7 +98,13 @@ describeWithBrowser('console - with API tokens', () => {
     await expect.poll(() => heading(page)).toBe('Tasks');
     const rows = page.locator('table[aria-label="Tasks"] tbody tr[data-trace-id]');
     await expect
-      .poll(async () => (await rows.evaluateAll((els) => els.map((e) => e.getAttribute('data-trace-id')))).sort())
+      .poll(async () =>
+        (
+          await rows.evaluateAll((els: { getAttribute(name: string): string | null }[]) =>
+            els.map((e) => e.getAttribute('data-trace-id') ?? ''),
+          )
+        ).sort(),
+      )
       .toEqual([...traceIds].sort());
 
     // Only in this tab's sessionStorage; never in localStorage nor in any URL the page asked for.
