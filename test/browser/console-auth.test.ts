@@ -157,7 +157,8 @@ describeWithBrowser('console - with API tokens', () => {
     await post(note);
     await page
       .locator(`table[aria-label="Live events"] tr[data-event-id="${note.event_id}"]`)
-      .waitFor({ timeout: 10_000 });
+      // (Generous: another database's long transaction on a shared cluster holds the stream back.)
+      .waitFor({ timeout: 30_000 });
 
     const streams = requests.filter((r) => new URL(r.url()).pathname === '/api/v1/stream');
     expect(streams.length).toBeGreaterThan(0);
