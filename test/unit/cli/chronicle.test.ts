@@ -51,6 +51,16 @@ describe('chronicle CLI - usage', () => {
     expect(err).toMatch(/CHRONICLE_PORT[\s\S]*LOG_LEVEL/);
   });
 
+  it('bad API tokens stop serve with exit 2, naming the entry and never the token', async () => {
+    const { code, err } = await run(['serve'], {
+      CHRONICLE_API_TOKENS: 'grafana:read:t0ken-one,grafana:metrics:t0ken-two,ops:sw4pped:admin',
+    });
+    expect(code).toBe(EXIT.usage);
+    expect(err).toContain('CHRONICLE_API_TOKENS entry 2: the name grafana is already used by');
+    expect(err).toContain('CHRONICLE_API_TOKENS entry 3 (ops) has an unknown scope');
+    for (const secret of ['t0ken-one', 't0ken-two', 'sw4pped']) expect(err).not.toContain(secret);
+  });
+
   it('export: missing or bad flags exit 2 with a clear message', async () => {
     const cases: [string[], RegExp][] = [
       [['export'], /--since is required/],
