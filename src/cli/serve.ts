@@ -1,5 +1,6 @@
 import { type Chronicle, createChronicle } from '../chronicle.js';
 import type { Config } from '../config.js';
+import { TOKEN_VARIABLES } from '../api/auth/config.js';
 import { createLogger } from '../telemetry/logger.js';
 import { openDatabase } from './database.js';
 import { describeFailure } from './failure.js';
@@ -12,6 +13,9 @@ import { exitOnSignals } from './signals.js';
  * supervisor to restart it; the next start recovers the server. Never resolves on its own.
  */
 export async function serve(baseConfig: Config): Promise<number> {
+  // The configuration keeps only the tokens' hashes: out of the environment too, so that no child
+  // process (the embedded PostgreSQL) inherits them.
+  for (const variable of TOKEN_VARIABLES) delete process.env[variable];
   const logger = createLogger({ level: baseConfig.logLevel });
   let chronicle: Chronicle | undefined = undefined;
   let shutdownTimeoutMillis = baseConfig.shutdownTimeoutMillis;

@@ -202,7 +202,19 @@ describeWithPostgres('access control - API tokens', () => {
         }
       }
     }
+    // Express routes without regard to case or a trailing slash: neither gets round the scope.
+    expectRefused(await call(`${secured.url}/API/V1/EVENTS/`), 'missing');
+    expectRefused(await call(`${secured.url}/Metrics`, { token: TOKEN.read }), 'metrics');
+    const shouted = await call(`${secured.url}/Api/V1/Events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(canonical('auth-shouted')),
+      token: TOKEN.read,
+    });
+    expectRefused(shouted, 'ingest');
+    expect(await countRows(env.db.pool, 'swarm_events', "trace_id = 'auth-shouted'")).toBe(0);
     // A scheme other than Bearer is no token at all.
+
     const basic = await call(`${secured.url}/api/v1/events`, {
       headers: { authorization: `Basic ${Buffer.from(`console:${TOKEN.read}`).toString('base64')}` },
     });

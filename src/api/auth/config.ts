@@ -30,6 +30,9 @@ export const AUTH_VARIABLES = [
   'CHRONICLE_API_TOKEN',
 ] as const;
 
+/** The variables that hold tokens in clear; `chronicle serve` removes them from its environment once read. */
+export const TOKEN_VARIABLES = ['CHRONICLE_API_TOKENS', 'CHRONICLE_API_TOKEN'] as const;
+
 /** Access control; absent from the configuration when no token is configured (everything open). */
 export interface AuthConfig {
   /** The clients allowed, each with its scopes and the SHA-256 of its token. */
