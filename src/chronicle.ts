@@ -246,6 +246,8 @@ export function createChronicle(
           otlp: otlpPort?.url() ?? 'API port only',
           nats: config.natsUrl ?? 'disabled',
           export: config.export?.url ?? 'disabled',
+          // The clients API tokens allow, by name (never a token); off: no access control.
+          auth: config.auth?.clients.map((c) => c.name) ?? 'off',
         },
         'Chronicle listening',
       );
