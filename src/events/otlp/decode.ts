@@ -116,7 +116,11 @@ export function decodeProtobufRequest(body: Uint8Array): DecodedRequest {
     });
   } catch (err) {
     if (err instanceof InvalidUtf8Error) {
-      throw new OtlpDecodeError(`body holds a string that is not UTF-8: ${err.message}`, { cause: err }, 'invalid_utf8');
+      throw new OtlpDecodeError(
+        `body holds a string that is not UTF-8: ${err.message}`,
+        { cause: err },
+        'invalid_utf8',
+      );
     }
     throw new OtlpDecodeError(`body is not a protobuf ExportTraceServiceRequest: ${(err as Error).message}`, {
       cause: err,

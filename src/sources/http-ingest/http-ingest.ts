@@ -85,13 +85,11 @@ export function createHttpIngest(options: HttpIngestOptions, deps: HttpIngestDep
       defaultTimeMillis: receivedAt,
       cleanText: !items.some((item) => item.encoding === 'utf8' && mayNeedCleaning(item.raw)),
     };
-    const offers = items.map(
-      (item): Offer => ({
-        // A unique key per record, so a retried write after a partial commit records it once.
-        record: itemRecord(item, ctx, input, `http:${randomUUID()}`),
-        sizeBytes: item.raw.length * 2 + 512,
-      }),
-    );
+    const offers = items.map((item): Offer => ({
+      // A unique key per record, so a retried write after a partial commit records it once.
+      record: itemRecord(item, ctx, input, `http:${randomUUID()}`),
+      sizeBytes: item.raw.length * 2 + 512,
+    }));
 
     const submitted = intake.submit(offers);
     if (submitted.refused === 'too_many') return tooMany(res, items.length);

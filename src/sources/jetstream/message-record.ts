@@ -32,7 +32,11 @@ export interface StreamMessage {
  * or the reject that says why it is neither (a payload that is not UTF-8: `invalid_utf8`, its bytes
  * kept). Throws only for a payload that breaks normalization itself (recorded as invalid_event).
  */
-export function streamMessageRecord(kind: 'events' | 'dlq', message: StreamMessage, data: Uint8Array): WriteRecord {
+export function streamMessageRecord(
+  kind: 'events' | 'dlq',
+  message: StreamMessage,
+  data: Uint8Array,
+): WriteRecord {
   const { subject, stream, seq } = message;
   const input: RecordInput = { origin: 'nats', subject, key: `nats:${stream}:${seq}` };
   const options = { inputTimeMillis: message.timeMillis };

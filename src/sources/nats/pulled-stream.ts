@@ -72,7 +72,10 @@ export interface RawPayload {
 export function utf8Text(data: Uint8Array): RawPayload {
   const text = decodeUtf8(data);
   return text === undefined
-    ? { text: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'), encoding: 'base64' }
+    ? {
+        text: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'),
+        encoding: 'base64',
+      }
     : { text, encoding: 'utf8' };
 }
 
@@ -97,5 +100,8 @@ export function rejectOffer(
   const text = typeof raw === 'string' ? raw : raw.text;
   const encoding = typeof raw === 'string' ? options.encoding : raw.encoding;
   const reject = makeReject(text, input, reason, detail, key, { ...options, encoding });
-  return { record: { kind: 'reject', input, reject } satisfies WriteRecord, sizeBytes: text.length * 2 + 512 };
+  return {
+    record: { kind: 'reject', input, reject } satisfies WriteRecord,
+    sizeBytes: text.length * 2 + 512,
+  };
 }

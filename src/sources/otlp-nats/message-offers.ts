@@ -1,5 +1,10 @@
 import { type MsgHdrs, Match } from 'nats';
-import { type DecodedRequest, type OtlpFormat, OtlpDecodeError, decodeRequest } from '../../events/otlp/decode.js';
+import {
+  type DecodedRequest,
+  type OtlpFormat,
+  OtlpDecodeError,
+  decodeRequest,
+} from '../../events/otlp/decode.js';
 import { otlpFormatOf, spanInputs, undecodableInput } from '../../events/otlp/request-inputs.js';
 import type { RecordInput } from '../../pipeline/records.js';
 import type { Offer } from '../../pipeline/settle.js';
@@ -18,7 +23,10 @@ import { type RawPayload, rejectOffer, utf8Text } from '../nats/pulled-stream.js
 export function otlpPayloadText(data: Uint8Array, headers: MsgHdrs | undefined): RawPayload {
   const contentType = headers?.get('Content-Type', Match.IgnoreCase) ?? '';
   if (contentType !== '' && otlpFormatOf(contentType) === 'json') return utf8Text(data);
-  return { text: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'), encoding: 'base64' };
+  return {
+    text: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'),
+    encoding: 'base64',
+  };
 }
 
 /**
