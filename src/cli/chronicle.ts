@@ -151,7 +151,10 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv = p
       case 'simulate':
         return await simulateCommand(args, config);
       case 'replay-rejects':
-        return await replayRejectsCommand(config, replayRejectsArgs(args, (m) => new UsageError(m)));
+        return await replayRejectsCommand(
+          config,
+          replayRejectsArgs(args, (m) => new UsageError(m)),
+        );
       default:
         return await exportCommand(args, config);
     }

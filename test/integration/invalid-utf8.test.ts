@@ -131,7 +131,10 @@ describeWithServices('invalid UTF-8', () => {
       [2, 'invalid_utf8'],
     ]);
     // One write: the two rejects' rows are in no particular order.
-    expect(bytesOf(await rejects()).sort(Buffer.compare)).toEqual([eventBytes(0xc3), eventBytes(0xff)]);
+    expect(bytesOf(await rejects()).sort((a, b) => Buffer.compare(a, b))).toEqual([
+      eventBytes(0xc3),
+      eventBytes(0xff),
+    ]);
     const traces = await env.db.pool.query<{ trace_id: string }>('SELECT trace_id FROM swarm_events');
     expect(traces.rows).toEqual([{ trace_id: 'fine' }]);
   });
