@@ -299,8 +299,11 @@ export function makeReject(
     payload: cleanText(payload),
     payloadBytes: bytes,
     rejectKey,
-    encoding: options.encoding ?? 'utf8',
-    inputTime: options.inputTimeMillis === undefined ? null : new Date(options.inputTimeMillis).toISOString(),
+    // Only when given: absent, the store takes utf8 and no input time.
+    ...(options.encoding === undefined ? {} : { encoding: options.encoding }),
+    ...(options.inputTimeMillis === undefined
+      ? {}
+      : { inputTime: new Date(options.inputTimeMillis).toISOString() }),
   };
 }
 
