@@ -8,6 +8,7 @@
  * printed; the default must stay under 10 s).
  */
 import { randomUUID } from 'node:crypto';
+import { nanos } from 'nats';
 import pg from 'pg';
 import { afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { buildDist } from '../support/build.js';
@@ -57,8 +58,14 @@ describeWithServices('restart stall', () => {
     ).rows[0]!.n;
 
   it('restart stall - after kill -9 with a full buffer in flight, the restarted Chronicle stores within 10 s', async () => {
-    // Streams and durables in place first.
-    await (await startChronicleProcess(env.db.url, env.namespace, PROCESS_ENV)).stop();
+    // Streams and durables in place first, as an older Chronicle left them (ack_wait 30 s).
+    await (
+      await startChronicleProcess(env.db.url, env.namespace, {
+        ...PROCESS_ENV,
+        JETSTREAM_ACK_WAIT_MS: '30000',
+      })
+    ).stop();
+    expect((await env.consumerInfo('TASK_EVENTS')).config.ack_wait).toBe(nanos(30_000));
     const published = events(BUFFER + BUFFER / 2, 'stall');
     const locker = new pg.Client({ connectionString: env.db.url });
     await locker.connect();
@@ -81,6 +88,9 @@ describeWithServices('restart stall', () => {
 
     const restarted = await startChronicleProcess(env.db.url, env.namespace, PROCESS_ENV);
     const ready = Date.now();
+    // The durable was updated to the configured ack_wait on start.
+    const ackWaitMillis = Number(ACK_WAIT_ENV.JETSTREAM_ACK_WAIT_MS ?? 5_000);
+    expect((await env.consumerInfo('TASK_EVENTS')).config.ack_wait).toBe(nanos(ackWaitMillis));
     await waitFor(async () => (await storedCount()) > 0, 60_000, 'the first event stored after the restart');
     const stallMillis = Date.now() - ready;
     console.log(

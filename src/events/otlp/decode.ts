@@ -51,6 +51,16 @@ class StrictReader extends protobuf.BufferReader {
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** True when `text` parses as JSON. */
+function parseJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A span that decoded but breaks an OTLP rule; it is recorded as a reject and counted in partial_success. */
 export interface RejectedSpan {
   /** The span as received (ids as sent, so possibly not 32/16 hex digits). */
@@ -140,7 +150,10 @@ export function decodeJsonRequest(body: string | Uint8Array): DecodedRequest {
   try {
     text = typeof body === 'string' ? body : strictUtf8.decode(body);
   } catch (err) {
-    throw new OtlpDecodeError('body is not valid UTF-8', { cause: err }, 'invalid_utf8');
+    // JSON with bytes that are not UTF-8 in it is invalid_utf8; bytes that are no JSON at all (protobuf
+    // sent as JSON) stay invalid_otlp, as "not JSON" below.
+    text = Buffer.from(body as Uint8Array).toString('utf8');
+    if (parseJson(text)) throw new OtlpDecodeError('body is not valid UTF-8', { cause: err }, 'invalid_utf8');
   }
   let value: unknown;
   try {

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { stripNul } from '../normalize.js';
 import type { CanonicalEvent, PayloadEncoding } from '../schema.js';
 import type { SpanRecord } from '../span-record.js';
@@ -54,9 +55,9 @@ export function spanInputs(decoded: DecodedRequest): SpanInput[] {
 }
 
 /**
- * The reject of a body that does not decode (reason `invalid_otlp`, or `invalid_utf8` for text that is
- * not UTF-8): the payload as text when it is OTLP/JSON in UTF-8, else its bytes in base64 (the detail
- * and `encoding` say so).
+ * The reject of a body that does not decode (reason `invalid_otlp`, or `invalid_utf8` for JSON or a
+ * protobuf string that is not UTF-8): the payload as text when it is UTF-8 sent as OTLP/JSON, else its
+ * bytes in base64 (the detail and `encoding` say so).
  */
 export function undecodableInput(
   body: Uint8Array,
@@ -64,7 +65,7 @@ export function undecodableInput(
   err: OtlpDecodeError,
 ): { reason: 'invalid_otlp' | 'invalid_utf8'; detail: string; raw: string; encoding: PayloadEncoding } {
   const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  return format === 'json' && err.reason !== 'invalid_utf8'
+  return format === 'json' && isUtf8(bytes)
     ? { reason: err.reason, detail: err.message, raw: bytes.toString('utf8'), encoding: 'utf8' }
     : {
         reason: err.reason,
