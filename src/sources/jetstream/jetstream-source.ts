@@ -48,7 +48,7 @@ export const DEFAULT_JETSTREAM_OPTIONS: Omit<JetStreamSourceOptions, 'maxAckPend
   namespace: '',
   maxDeliver: 3,
   // Short, so that a restart after a crash waits at most this long for the dead process's messages
-  // (they hold the durable's ack-pending slots until their deadline): measured 29.9 s at 30 s, 3.x s at
+  // (they hold the durable's ack-pending slots until their deadline): measured 29.9 s at 30 s, 4.3–5.0 s at
   // 5 s (test/integration/restart-stall.test.ts). Live messages are kept alive with working() from a
   // third of it on (jetstream-consumer.ts), so a long flush or outage spends no delivery.
   ackWaitMillis: 5_000,
