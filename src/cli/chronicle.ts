@@ -8,6 +8,8 @@ import { ConfigError } from '../pipeline/errors.js';
 import { backfill } from './export.js';
 import { describeFailure } from './failure.js';
 import { migrateCommand } from './migrate.js';
+import { REPLAY_REJECTS_HELP, replayRejectsArgs } from './replay-rejects-args.js';
+import { replayRejectsCommand } from './replay-rejects.js';
 import { serve } from './serve.js';
 import { SIMULATE_HELP, SimulateUsageError, simulateCommand } from './simulate.js';
 
@@ -21,6 +23,7 @@ Commands:
   migrate    Apply pending migrations to DATABASE_URL and exit
   simulate   Publish simulated swarm traffic to NATS or HTTP, and --verify what Chronicle recorded
   export     Re-send the stored spans of a time window to an OTLP endpoint (backfill a new backend)
+  replay-rejects  Feed recorded rejects (max_deliver, write_failed) back through ingest; safe to repeat
   help       Show this help, or a command's: chronicle help <command>
 
 Exit codes: 0 done, 1 failed, 2 bad usage or configuration, 3 simulate --verify found differences.
@@ -28,6 +31,7 @@ Exit codes: 0 done, 1 failed, 2 bad usage or configuration, 3 simulate --verify 
 
 const HELP: Record<string, string> = {
   simulate: SIMULATE_HELP,
+  'replay-rejects': REPLAY_REJECTS_HELP,
   serve: `Usage: chronicle serve
 
 Runs Chronicle until SIGTERM, SIGINT or SIGHUP: the first stops intake, flushes and exits 0; a second
@@ -146,6 +150,11 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv = p
         return await migrateCommand(config);
       case 'simulate':
         return await simulateCommand(args, config);
+      case 'replay-rejects':
+        return await replayRejectsCommand(
+          config,
+          replayRejectsArgs(args, (m) => new UsageError(m)),
+        );
       default:
         return await exportCommand(args, config);
     }

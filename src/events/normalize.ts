@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { LIMITS, type CanonicalEvent, type Reject } from './schema.js';
+import { LIMITS, type CanonicalEvent, type PayloadEncoding, type Reject } from './schema.js';
 import { isCanonicalTimestamp, parseTimestamp } from './timestamp.js';
 import { isUuid, uuidV5 } from './uuid.js';
 
@@ -12,6 +12,11 @@ export interface InputContext {
   /** JetStream stream name and sequence: the deterministic event_id when the payload has none. */
   stream?: string;
   seq?: number;
+  /**
+   * Seed of a stable event_id for input without one and without a stream and sequence (a replayed HTTP
+   * reject: `reject:<id>`), so that replaying it twice stores it once.
+   */
+  eventIdKey?: string;
   /** The JetStream message's own time (stable across redeliveries), or the receive time for HTTP. */
   defaultTimeMillis: number;
   /**
@@ -163,6 +168,8 @@ export function normalizeEvent(original: unknown, ctx: InputContext): Normalized
     }
   } else if (ctx.stream !== undefined && ctx.seq !== undefined) {
     eventId = uuidV5(`jetstream:${ctx.stream}:${ctx.seq}`);
+  } else if (ctx.eventIdKey !== undefined) {
+    eventId = uuidV5(ctx.eventIdKey);
   } else {
     eventId = randomUUID();
   }
@@ -257,6 +264,14 @@ function describe(value: unknown): string {
   return `${typeof value} ${JSON.stringify(value) ?? String(typeof value)}`;
 }
 
+/** How a reject's payload is held, and the time the input would default to (see Reject). */
+export interface RejectPayloadOptions {
+  /** `base64` when `raw` is the input's bytes in base64 (not text); `utf8` by default. */
+  encoding?: PayloadEncoding;
+  /** Epoch milliseconds an input without a timestamp takes (kept for replay). */
+  inputTimeMillis?: number;
+}
+
 /** Builds the chronicle_rejects record for an input, truncating the payload to 64 KiB. */
 export function makeReject(
   raw: string,
@@ -264,6 +279,7 @@ export function makeReject(
   reason: string,
   detail: string,
   rejectKey: string | null,
+  options: RejectPayloadOptions = {},
 ): Reject {
   const bytes = Buffer.byteLength(raw);
   let payload = raw;
@@ -283,5 +299,26 @@ export function makeReject(
     payload: cleanText(payload),
     payloadBytes: bytes,
     rejectKey,
+    // Only when given: absent, the store takes utf8 and no input time.
+    ...(options.encoding === undefined ? {} : { encoding: options.encoding }),
+    ...(options.inputTimeMillis === undefined
+      ? {}
+      : { inputTime: new Date(options.inputTimeMillis).toISOString() }),
   };
+}
+
+const strictDecoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Bytes as text when they are well-formed UTF-8; undefined when they are not (never replaced with U+FFFD). */
+export function decodeUtf8(bytes: Uint8Array): string | undefined {
+  try {
+    return strictDecoder.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The detail of an `invalid_utf8` reject. */
+export function invalidUtf8Detail(what: string): string {
+  return `${what} is not valid UTF-8 (payload: the bytes, base64)`;
 }

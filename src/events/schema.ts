@@ -57,4 +57,11 @@ export interface Reject {
   payloadBytes: number;
   /** Dedup key so a redelivered reject is recorded once (e.g. `nats:TASK_EVENTS:42`); null for HTTP. */
   rejectKey: string | null;
+  /** How `payload` holds the input: `utf8` text as received (the default) or `base64` bytes. */
+  encoding?: PayloadEncoding;
+  /** The time an input without a timestamp takes (JetStream message time, HTTP receive time), RFC 3339. */
+  inputTime?: string | null;
 }
+
+/** How chronicle_rejects.payload holds the raw input (payload_encoding). */
+export type PayloadEncoding = 'utf8' | 'base64';

@@ -34,7 +34,7 @@ const DEFAULTS = {
     maxConcurrentFlushes: 3,
   },
   ingestMaxBodyBytes: 5 * 1024 * 1024,
-  jetstream: { maxDeliver: 3, ackWaitMillis: 30_000, fetchBatch: 1000 },
+  jetstream: { maxDeliver: 3, ackWaitMillis: 5_000, fetchBatch: 1000 },
   pgPoolMax: 8,
   shutdownTimeoutMillis: 30_000,
   logLevel: 'info',
@@ -281,7 +281,7 @@ describe('loadConfig - OTLP over NATS', () => {
       subjects: ['otlp.traces'],
       namespace: 'T1_',
       maxDeliver: 3,
-      ackWaitMillis: 30_000,
+      ackWaitMillis: 5_000,
       fetchBatch: 500,
       maxAckPending: 500,
     });

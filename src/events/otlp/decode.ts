@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import type {
@@ -11,9 +12,53 @@ import type {
 /** The two OTLP/HTTP encodings: binary protobuf (application/x-protobuf) and OTLP/JSON (application/json). */
 export type OtlpFormat = 'protobuf' | 'json';
 
-/** The body is not an ExportTraceServiceRequest in the format its Content-Type names: answered with 400. */
+/**
+ * The body is not an ExportTraceServiceRequest in the format its Content-Type names: answered with 400.
+ * `reason` is the reject code: `invalid_utf8` when the body (OTLP/JSON) or a string in it (protobuf) is
+ * not UTF-8, `invalid_otlp` otherwise.
+ */
 export class OtlpDecodeError extends Error {
   override readonly name = 'OtlpDecodeError';
+  constructor(
+    message: string,
+    options?: ErrorOptions,
+    readonly reason: 'invalid_otlp' | 'invalid_utf8' = 'invalid_otlp',
+  ) {
+    super(message, options);
+  }
+}
+
+/** A protobuf string field that is not UTF-8 (thrown by StrictReader). */
+class InvalidUtf8Error extends Error {
+  override readonly name = 'InvalidUtf8Error';
+}
+
+/**
+ * A protobuf reader that refuses a string field that is not UTF-8, where protobufjs would decode it
+ * with replacement characters (so two different byte strings could become the same trace id). Nested
+ * messages are decoded with the same reader, so every string of the request is checked.
+ */
+class StrictReader extends protobuf.BufferReader {
+  override string(): string {
+    const length = this.uint32();
+    const end = Math.min(this.pos + length, this.len);
+    const bytes = (this.buf as Buffer).subarray(this.pos, end);
+    if (!isUtf8(bytes)) throw new InvalidUtf8Error(`a string field at byte ${this.pos} is not valid UTF-8`);
+    this.pos = end;
+    return bytes.toString('utf8');
+  }
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** True when `text` parses as JSON. */
+function parseJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A span that decoded but breaks an OTLP rule; it is recorded as a reject and counted in partial_success. */
@@ -73,12 +118,20 @@ export function decodeProtobufRequest(body: Uint8Array): DecodedRequest {
   let object: Record<string, unknown>;
   try {
     // The same shape as OTLP/JSON, except that ids come as base64 like every other bytes field.
-    object = types.request.toObject(types.request.decode(body), {
+    const reader = new StrictReader(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+    object = types.request.toObject(types.request.decode(reader), {
       longs: String,
       enums: Number,
       bytes: String,
     });
   } catch (err) {
+    if (err instanceof InvalidUtf8Error) {
+      throw new OtlpDecodeError(
+        `body holds a string that is not UTF-8: ${err.message}`,
+        { cause: err },
+        'invalid_utf8',
+      );
+    }
     throw new OtlpDecodeError(`body is not a protobuf ExportTraceServiceRequest: ${(err as Error).message}`, {
       cause: err,
     });
@@ -93,7 +146,15 @@ export function decodeProtobufRequest(body: Uint8Array): DecodedRequest {
  * @throws OtlpDecodeError when the body is not JSON or not such a message.
  */
 export function decodeJsonRequest(body: string | Uint8Array): DecodedRequest {
-  const text = typeof body === 'string' ? body : Buffer.from(body).toString('utf8');
+  let text: string;
+  try {
+    text = typeof body === 'string' ? body : strictUtf8.decode(body);
+  } catch (err) {
+    // JSON with bytes that are not UTF-8 in it is invalid_utf8; bytes that are no JSON at all (protobuf
+    // sent as JSON) stay invalid_otlp, as "not JSON" below.
+    text = Buffer.from(body as Uint8Array).toString('utf8');
+    if (parseJson(text)) throw new OtlpDecodeError('body is not valid UTF-8', { cause: err }, 'invalid_utf8');
+  }
   let value: unknown;
   try {
     value = JSON.parse(text.startsWith('\uFEFF') ? text.slice(1) : text);

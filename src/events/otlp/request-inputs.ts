@@ -1,5 +1,6 @@
+import { isUtf8 } from 'node:buffer';
 import { stripNul } from '../normalize.js';
-import type { CanonicalEvent } from '../schema.js';
+import type { CanonicalEvent, PayloadEncoding } from '../schema.js';
 import type { SpanRecord } from '../span-record.js';
 import type { DecodedRequest, OtlpDecodeError, OtlpFormat } from './decode.js';
 import { spanToEvent } from './span-to-event.js';
@@ -54,20 +55,22 @@ export function spanInputs(decoded: DecodedRequest): SpanInput[] {
 }
 
 /**
- * The reject of a body that does not decode (reason `invalid_otlp`): the payload as text, so a
- * protobuf body as base64 (the detail says so).
+ * The reject of a body that does not decode (reason `invalid_otlp`, or `invalid_utf8` for JSON or a
+ * protobuf string that is not UTF-8): the payload as text when it is UTF-8 sent as OTLP/JSON, else its
+ * bytes in base64 (the detail and `encoding` say so).
  */
 export function undecodableInput(
   body: Uint8Array,
   format: OtlpFormat,
   err: OtlpDecodeError,
-): { reason: 'invalid_otlp'; detail: string; raw: string } {
+): { reason: 'invalid_otlp' | 'invalid_utf8'; detail: string; raw: string; encoding: PayloadEncoding } {
   const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  return format === 'json'
-    ? { reason: 'invalid_otlp', detail: err.message, raw: bytes.toString('utf8') }
+  return format === 'json' && isUtf8(bytes)
+    ? { reason: err.reason, detail: err.message, raw: bytes.toString('utf8'), encoding: 'utf8' }
     : {
-        reason: 'invalid_otlp',
+        reason: err.reason,
         detail: `${err.message} (payload: the body, base64)`,
         raw: bytes.toString('base64'),
+        encoding: 'base64',
       };
 }

@@ -112,10 +112,13 @@ ORDER BY 1, 2
 ON CONFLICT (otel_trace_id, span_id) DO NOTHING`;
 
 const INSERT_REJECTS_SQL = `
-INSERT INTO chronicle_rejects (origin, subject, reason, detail, payload, payload_bytes, reject_key)
-SELECT origin, subject, reason, detail, payload, "payloadBytes", "rejectKey"
+INSERT INTO chronicle_rejects (origin, subject, reason, detail, payload, payload_bytes, reject_key,
+  payload_encoding, input_time)
+SELECT origin, subject, reason, detail, payload, "payloadBytes", "rejectKey", coalesce(encoding, 'utf8'),
+  "inputTime"
 FROM json_to_recordset($1::json)
-  AS r(origin text, subject text, reason text, detail text, payload text, "payloadBytes" int, "rejectKey" text)
+  AS r(origin text, subject text, reason text, detail text, payload text, "payloadBytes" int, "rejectKey" text,
+    encoding text, "inputTime" timestamptz)
 ON CONFLICT (reject_key) DO NOTHING`;
 
 const INSERT_DLQ_SQL = `
@@ -317,7 +320,9 @@ export function createEventWriter(deps: EventWriterDeps): Sink {
           subject: null,
           reason: 'unstorable',
           detail: `${record.reject.reason}; the reject itself was refused: ${(err as Error).message.replace(/[^\x20-\x7e]/g, '?')}`,
+          // Bytes of the payload as held (base64 of base64 when it already was): decoded once, it is.
           payload: Buffer.from(record.reject.payload).toString('base64').slice(0, 65536),
+          encoding: 'base64',
         };
         return writeSplitting([{ kind: 'reject', input: record.input, reject: safe }]);
       }

@@ -138,6 +138,13 @@ export interface RejectRow {
   /** Size of the raw payload before truncation. */
   payload_bytes: number;
   reject_key: string | null;
+  /** `utf8`: the payload is the text received; `base64`: the bytes received (not text), base64. */
+  payload_encoding: 'utf8' | 'base64';
+  /** The time an input without a timestamp takes, kept for replay; null when unknown. */
+  input_time: Date | null;
+  /** When `chronicle replay-rejects` last replayed it, and what came of it. */
+  replayed_at: Date | null;
+  replay_result: string | null;
 }
 
 /** One page of a list. */
@@ -478,7 +485,7 @@ LIMIT $6`;
 
 const LIST_REJECTS_SQL = `
 SELECT id, rejected_at, origin, subject, reason, detail, payload, payload_bytes, reject_key,
-  ${cursorTime('rejected_at')}
+  payload_encoding, input_time, replayed_at, replay_result, ${cursorTime('rejected_at')}
 FROM chronicle_rejects
 WHERE ($1::text IS NULL OR reason = $1)
   AND ($2::text IS NULL OR origin = $2)

@@ -1,18 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response, type Router } from 'express';
-import {
-  type InputContext,
-  makeReject,
-  mayNeedCleaning,
-  normalizeEvent,
-  parseJson,
-} from '../../events/normalize.js';
+import { type InputContext, mayNeedCleaning } from '../../events/normalize.js';
 import type { Consumer, Source } from '../../pipeline/contracts.js';
 import { createRequestIntake } from '../../pipeline/intake.js';
-import type { RecordInput, WriteRecord } from '../../pipeline/records.js';
+import type { RecordInput } from '../../pipeline/records.js';
 import type { Offer } from '../../pipeline/settle.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Metrics } from '../../telemetry/metrics.js';
+import { type BodyItem, itemRecord, splitBody } from './body-items.js';
 
 export interface HttpIngestOptions {
   /** Largest request body accepted (413 beyond). */
@@ -31,57 +26,6 @@ export interface HttpIngestDeps {
 /** The source: its route, to mount on the API app. Its shutdown refuses new requests (503). */
 export interface HttpIngest extends Source {
   readonly router: Router;
-}
-
-interface Item {
-  raw: string;
-  parsed: { ok: true; value: unknown } | { ok: false; reason: string; detail: string };
-}
-
-function rawOf(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? 'null';
-  } catch {
-    return '(not serializable: nested too deeply)';
-  }
-}
-
-const NDJSON_TYPES = [
-  'application/x-ndjson',
-  'application/ndjson',
-  'application/jsonl',
-  'application/x-jsonlines',
-];
-
-/** normalizeEvent, with a payload that breaks normalization itself (e.g. nested too deeply) as a reject. */
-function normalizeSafely(value: unknown, ctx: InputContext): ReturnType<typeof normalizeEvent> {
-  try {
-    return normalizeEvent(value, ctx);
-  } catch (err) {
-    return {
-      ok: false,
-      reason: 'invalid_event',
-      detail: `payload cannot be normalized: ${(err as Error).message}`,
-    };
-  }
-}
-
-/** Splits a body into items: one JSON object, a JSON array, or NDJSON (one JSON value per line). */
-function splitBody(body: string, contentType: string): Item[] | { error: string } {
-  const ndjson = NDJSON_TYPES.some((t) => contentType.includes(t));
-  if (!ndjson) {
-    const whole = parseJson(body);
-    if (whole.ok) {
-      const values: unknown[] = Array.isArray(whole.value) ? whole.value : [whole.value];
-      return values.map((value) => ({ raw: rawOf(value), parsed: { ok: true, value } }));
-    }
-    if (!body.includes('\n')) return { error: whole.detail };
-  }
-  return body
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => line !== '')
-    .map((line) => ({ raw: line, parsed: parseJson(line) }));
 }
 
 /**
@@ -117,42 +61,35 @@ export function createHttpIngest(options: HttpIngestOptions, deps: HttpIngestDep
     if (refusal === 'store_unavailable') {
       return unavailable(res, 503, 'store_unavailable', 'writes to Postgres are failing; retry later');
     }
-    const body = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
-    if (body.trim() === '') {
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    if (body.toString('utf8').trim() === '') {
       res.status(400).json({ error: 'bad_request', message: 'request body is empty' });
       return;
     }
     const receivedAt = Date.now();
     const split = splitBody(body, req.headers['content-type'] ?? '');
     const input: RecordInput = { origin: 'http', subject: null, key: null };
-    const items: Item[] =
-      'error' in split
-        ? [{ raw: body, parsed: { ok: false, reason: 'invalid_json', detail: split.error } }]
+    const items: BodyItem[] =
+      'refused' in split
+        ? [
+            {
+              raw: split.refused.raw,
+              encoding: split.refused.encoding,
+              parsed: { ok: false, reason: split.refused.reason, detail: split.refused.detail },
+            },
+          ]
         : split;
     if (items.length > intake.maxRecords) return tooMany(res, items.length);
     const ctx: InputContext = {
       origin: 'http',
       defaultTimeMillis: receivedAt,
-      cleanText: !mayNeedCleaning(body),
+      cleanText: !items.some((item) => item.encoding === 'utf8' && mayNeedCleaning(item.raw)),
     };
-    const offers = items.map((item): Offer => {
-      const normalized = item.parsed.ok ? normalizeSafely(item.parsed.value, ctx) : item.parsed;
-      const record: WriteRecord = normalized.ok
-        ? { kind: 'event', input, event: normalized.value }
-        : {
-            kind: 'reject',
-            input,
-            // A unique key per record, so a retried write after a partial commit records it once.
-            reject: makeReject(
-              item.raw,
-              { origin: 'http' },
-              normalized.reason,
-              normalized.detail,
-              `http:${randomUUID()}`,
-            ),
-          };
-      return { record, sizeBytes: item.raw.length * 2 + 512 };
-    });
+    const offers = items.map((item): Offer => ({
+      // A unique key per record, so a retried write after a partial commit records it once.
+      record: itemRecord(item, ctx, input, `http:${randomUUID()}`),
+      sizeBytes: item.raw.length * 2 + 512,
+    }));
 
     const submitted = intake.submit(offers);
     if (submitted.refused === 'too_many') return tooMany(res, items.length);
@@ -162,8 +99,10 @@ export function createHttpIngest(options: HttpIngestOptions, deps: HttpIngestDep
     }
     const settled = await submitted.settled;
 
-    if ('error' in split) {
-      res.status(400).json({ error: 'invalid_json', message: `body is not JSON: ${split.error}` });
+    if ('refused' in split) {
+      const { reason, detail } = split.refused;
+      const message = reason === 'invalid_json' ? `body is not JSON: ${detail}` : 'body is not valid UTF-8';
+      res.status(400).json({ error: reason, message });
       return;
     }
     if (settled.some((o) => o.status === 'returned')) {

@@ -1,8 +1,4 @@
-import type { JsMsg } from 'nats';
-import { normalizeDlq } from '../../events/dlq.js';
-import { type InputContext, mayNeedCleaning, normalizeEvent, parseJson } from '../../events/normalize.js';
 import type { Consumer, Source } from '../../pipeline/contracts.js';
-import type { RecordInput, WriteRecord } from '../../pipeline/records.js';
 import type { Offer } from '../../pipeline/settle.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Metrics } from '../../telemetry/metrics.js';
@@ -19,8 +15,8 @@ import {
   localSubject,
   namespacedStream,
   namespacedSubject,
-  rejectOffer,
 } from '../nats/pulled-stream.js';
+import { streamMessageRecord } from './message-record.js';
 
 export { DEFAULT_LAG_REFRESH_MILLIS, durableName };
 
@@ -51,7 +47,11 @@ export const DEFAULT_JETSTREAM_OPTIONS: Omit<JetStreamSourceOptions, 'maxAckPend
   streams: DEFAULT_STREAMS,
   namespace: '',
   maxDeliver: 3,
-  ackWaitMillis: 30_000,
+  // Short, so that a restart after a crash waits at most this long for the dead process's messages
+  // (they hold the durable's ack-pending slots until their deadline): measured 29.9 s at 30 s, 4.3–5.0 s at
+  // 5 s (test/integration/restart-stall.test.ts). Live messages are kept alive with working() from a
+  // third of it on (jetstream-consumer.ts), so a long flush or outage spends no delivery.
+  ackWaitMillis: 5_000,
   fetchBatch: 1000,
 };
 
@@ -71,8 +71,6 @@ export interface JetStreamSource extends Source {
 /** Captures the max_deliver advisories of the event streams' durables (see maxDeliveriesAdvisories). */
 export const ADVISORY_STREAM = 'CHRONICLE_ADVISORIES';
 
-const decoder = new TextDecoder();
-
 /**
  * The swarm's event streams (canonical events and dead-letter entries, JSON), pulled by durable
  * consumers; each message is one record, acked after its commit. See jetstream-consumer.ts for the
@@ -84,43 +82,27 @@ export function createJetStreamSource(
 ): JetStreamSource {
   const ns = options.namespace;
 
-  /** Turns one message into the record the store writes (a payload that breaks normalization itself throws: recorded as invalid_event). */
-  function toRecord(spec: StreamSpec, name: string, msg: JsMsg): WriteRecord {
-    const subject = localSubject(ns, msg.subject);
-    const seq = msg.info.streamSequence;
-    const input: RecordInput = { origin: 'nats', subject, key: `nats:${name}:${seq}` };
-    const raw = decoder.decode(msg.data);
-    const reject = (reason: string, detail: string): WriteRecord =>
-      rejectOffer(input, raw, reason, detail).record;
-    const ctx: InputContext = {
-      origin: 'nats',
-      subject,
-      stream: name,
-      seq,
-      defaultTimeMillis: Math.floor(msg.info.timestampNanos / 1e6),
-      cleanText: !mayNeedCleaning(raw),
-      payloadChars: raw.length,
-    };
-    const parsed = parseJson(raw);
-    if (!parsed.ok) return reject(parsed.reason, parsed.detail);
-    if (spec.kind === 'dlq') {
-      const dlq = normalizeDlq(parsed.value, ctx);
-      if (!dlq.ok) return reject(dlq.reason, dlq.detail);
-      return { kind: 'dlq', input, entry: dlq.value.entry, event: dlq.value.event };
-    }
-    const event = normalizeEvent(parsed.value, ctx);
-    if (!event.ok) return reject(event.reason, event.detail);
-    return { kind: 'event', input, event: event.value };
-  }
-
   const streams = options.streams.map((spec): PulledStream => {
     const name = namespacedStream(ns, spec.name);
     return {
       name,
       label: spec.name,
       subjects: spec.subjects.map((s) => namespacedSubject(ns, s)),
+      // A payload that breaks normalization itself throws: recorded as invalid_event.
       toOffers: (msg): Offer[] => [
-        { record: toRecord(spec, name, msg), sizeBytes: msg.data.length * 2 + 512 },
+        {
+          record: streamMessageRecord(
+            spec.kind,
+            {
+              subject: localSubject(ns, msg.subject),
+              stream: name,
+              seq: msg.info.streamSequence,
+              timeMillis: Math.floor(msg.info.timestampNanos / 1e6),
+            },
+            msg.data,
+          ),
+          sizeBytes: msg.data.length * 2 + 512,
+        },
       ],
       failureReason: 'invalid_event',
       tooManyReason: 'too_many_records',

@@ -467,7 +467,10 @@ export function createJetStreamPuller(
     }
   }
 
-  /** Extends the ack deadline of messages held longer than a third of ack_wait (e.g. while Postgres is down). */
+  /**
+   * Extends the ack deadline of every message held longer than a third of ack_wait, wherever it is:
+   * waiting for buffer room, in the buffer, in a slow flush, or retried while Postgres is down.
+   */
   function keepAlive(): void {
     const now = Date.now();
     const every = options.ackWaitMillis / 3;

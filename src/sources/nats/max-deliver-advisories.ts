@@ -1,7 +1,14 @@
 import type { MsgHdrs } from 'nats';
 import { parseJson } from '../../events/normalize.js';
 import type { RecordInput } from '../../pipeline/records.js';
-import { type PulledStream, durableName, localSubject, rejectOffer, utf8Text } from './pulled-stream.js';
+import {
+  type PulledStream,
+  type RawPayload,
+  durableName,
+  localSubject,
+  rejectOffer,
+  utf8Text,
+} from './pulled-stream.js';
 
 interface MaxDeliveriesAdvisory {
   stream: string;
@@ -23,7 +30,7 @@ export function maxDeliveriesAdvisories(spec: {
   /** Names of the streams (with the namespace) whose durables are watched. */
   watched: readonly string[];
   /** The given-up message's payload as text; UTF-8 when absent. */
-  payloadText?: (data: Uint8Array, headers: MsgHdrs | undefined) => string;
+  payloadText?: (data: Uint8Array, headers: MsgHdrs | undefined) => RawPayload;
 }): PulledStream {
   const textOf = spec.payloadText ?? utf8Text;
   return {
@@ -34,7 +41,7 @@ export function maxDeliveriesAdvisories(spec: {
     failureReason: 'invalid_event',
     tooManyReason: 'too_many_records',
     async toOffers(msg, jsm) {
-      const raw = utf8Text(msg.data);
+      const raw = utf8Text(msg.data).text;
       const input: RecordInput = {
         origin: 'nats',
         subject: msg.subject,
@@ -50,8 +57,10 @@ export function maxDeliveriesAdvisories(spec: {
       try {
         const stored = await jsm.streams.getMessage(advisory.stream, { seq: advisory.stream_seq });
         const subject = localSubject(spec.namespace, stored.subject);
-        const text = textOf(stored.data, stored.header);
-        return [rejectOffer({ ...input, subject }, text, 'max_deliver', detail, key)];
+        const payload = textOf(stored.data, stored.header);
+        // The message's own time is kept: a replay gives an event without a timestamp the same one.
+        const inputTimeMillis = stored.time.getTime();
+        return [rejectOffer({ ...input, subject }, payload, 'max_deliver', detail, key, { inputTimeMillis })];
       } catch (err) {
         const gone = `${detail}; the message is no longer in stream ${advisory.stream} (${(err as Error).message})`;
         return [rejectOffer(input, raw, 'max_deliver', gone, key)];

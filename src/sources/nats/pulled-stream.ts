@@ -1,5 +1,6 @@
 import type { JetStreamManager, JsMsg, MsgHdrs } from 'nats';
-import { makeReject } from '../../events/normalize.js';
+import { type RejectPayloadOptions, decodeUtf8, makeReject } from '../../events/normalize.js';
+import type { PayloadEncoding } from '../../events/schema.js';
 import type { RecordInput, WriteRecord } from '../../pipeline/records.js';
 import type { Offer } from '../../pipeline/settle.js';
 
@@ -32,8 +33,8 @@ export interface PulledStream {
    * is then bounded in bytes too, so that what has arrived and waits for buffer room stays small.
    */
   readonly manyRecordsPerMessage?: boolean;
-  /** A payload as text for chronicle_rejects (UTF-8 when absent; base64 suits binary payloads). */
-  payloadText?(data: Uint8Array, headers: MsgHdrs | undefined): string;
+  /** A payload as text for chronicle_rejects (utf8Text when absent; base64 suits binary payloads). */
+  payloadText?(data: Uint8Array, headers: MsgHdrs | undefined): RawPayload;
 }
 
 /** The durable consumer Chronicle keeps on a stream. */
@@ -58,11 +59,24 @@ export function localSubject(namespace: string, subject: string): string {
     : subject;
 }
 
-const decoder = new TextDecoder();
+/** A payload as chronicle_rejects holds it: its text, or its bytes in base64 when they are not text. */
+export interface RawPayload {
+  text: string;
+  encoding: PayloadEncoding;
+}
 
-/** A payload as UTF-8 text, the default of PulledStream.payloadText. */
-export function utf8Text(data: Uint8Array): string {
-  return decoder.decode(data);
+/**
+ * A payload as UTF-8 text, the default of PulledStream.payloadText; bytes that are not UTF-8 are kept
+ * as they are (base64), never decoded with replacement characters.
+ */
+export function utf8Text(data: Uint8Array): RawPayload {
+  const text = decodeUtf8(data);
+  return text === undefined
+    ? {
+        text: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'),
+        encoding: 'base64',
+      }
+    : { text, encoding: 'utf8' };
 }
 
 /** The input a message's records come from: keyed by stream and sequence, so a redelivery dedups. */
@@ -77,11 +91,17 @@ export function messageInput(namespace: string, msg: JsMsg): RecordInput {
 /** A reject of `raw` to offer, keyed (for dedup of redeliveries) by `key`, the input's own by default. */
 export function rejectOffer(
   input: RecordInput,
-  raw: string,
+  raw: string | RawPayload,
   reason: string,
   detail: string,
   key = input.key,
+  options: RejectPayloadOptions = {},
 ): Offer {
-  const record: WriteRecord = { kind: 'reject', input, reject: makeReject(raw, input, reason, detail, key) };
-  return { record, sizeBytes: raw.length * 2 + 512 };
+  const text = typeof raw === 'string' ? raw : raw.text;
+  const encoding = typeof raw === 'string' ? options.encoding : raw.encoding;
+  const reject = makeReject(text, input, reason, detail, key, { ...options, encoding });
+  return {
+    record: { kind: 'reject', input, reject } satisfies WriteRecord,
+    sizeBytes: text.length * 2 + 512,
+  };
 }

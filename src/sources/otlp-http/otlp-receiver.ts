@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { makeReject } from '../../events/normalize.js';
+import type { PayloadEncoding } from '../../events/schema.js';
 import type { Consumer, Source } from '../../pipeline/contracts.js';
 import { createRequestIntake } from '../../pipeline/intake.js';
 import type { RecordInput, WriteRecord } from '../../pipeline/records.js';
@@ -93,9 +94,9 @@ export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpRecei
   }
 
   /** A reject to offer, with its buffer size. */
-  function rejectOffer(raw: string, reason: string, detail: string): Offer {
+  function rejectOffer(raw: string, reason: string, detail: string, encoding?: PayloadEncoding): Offer {
     // A unique key per record, so a retried write after a partial commit records it once.
-    const reject = makeReject(raw, input, reason, detail, `otlp:${randomUUID()}`);
+    const reject = makeReject(raw, input, reason, detail, `otlp:${randomUUID()}`, { encoding });
     return { record: { kind: 'reject', input, reject }, sizeBytes: raw.length * 2 + 512 };
   }
 
@@ -145,7 +146,7 @@ export function createOtlpReceiver(options: OtlpReceiverOptions, deps: OtlpRecei
       metrics.received.inc({ origin: 'otlp', stream: 'none' });
       // Recorded like any bad input; a protobuf body as base64, since the reject payload is text.
       const bad = undecodableInput(body, format, err);
-      const submitted = intake.submit([rejectOffer(bad.raw, bad.reason, bad.detail)]);
+      const submitted = intake.submit([rejectOffer(bad.raw, bad.reason, bad.detail, bad.encoding)]);
       if (submitted.refused !== undefined) return bufferFull(res, format);
       await submitted.settled;
       return fail(res, 400, { code: RPC_CODE.invalidArgument, message: err.message }, format);

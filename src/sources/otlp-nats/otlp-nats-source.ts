@@ -1,13 +1,7 @@
-import { type JsMsg, type MsgHdrs, Match } from 'nats';
-import {
-  type DecodedRequest,
-  type OtlpFormat,
-  OtlpDecodeError,
-  decodeRequest,
-} from '../../events/otlp/decode.js';
-import { otlpFormatOf, spanInputs, undecodableInput } from '../../events/otlp/request-inputs.js';
+import { type JsMsg, Match } from 'nats';
+import type { OtlpFormat } from '../../events/otlp/decode.js';
+import { otlpFormatOf } from '../../events/otlp/request-inputs.js';
 import type { Consumer, Source } from '../../pipeline/contracts.js';
-import type { RecordInput } from '../../pipeline/records.js';
 import type { Offer } from '../../pipeline/settle.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Metrics } from '../../telemetry/metrics.js';
@@ -21,6 +15,7 @@ import {
   namespacedSubject,
   rejectOffer,
 } from '../nats/pulled-stream.js';
+import { otlpMessageOffers, otlpPayloadText } from './message-offers.js';
 
 /** Tunables of the OTLP-over-NATS source (see config.ts for the variables that set them). */
 export interface OtlpNatsSourceOptions extends JetStreamPullOptions {
@@ -58,15 +53,6 @@ export interface OtlpNatsSource extends Source {
   consuming(): boolean;
 }
 
-/** A payload as text for chronicle_rejects: OTLP/JSON as it is, anything else (protobuf) as base64. */
-function payloadText(data: Uint8Array, headers: MsgHdrs | undefined): string {
-  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const contentType = headers?.get('Content-Type', Match.IgnoreCase) ?? '';
-  return contentType !== '' && otlpFormatOf(contentType) === 'json'
-    ? bytes.toString('utf8')
-    : bytes.toString('base64');
-}
-
 /**
  * OTLP trace payloads published on NATS (as the OpenTelemetry Collector's NATS exporter and receiver
  * do): each JetStream message holds one ExportTraceServiceRequest, binary protobuf or OTLP/JSON as its
@@ -84,7 +70,7 @@ export function createOtlpNatsSource(
 
   /** The reject that stands for the whole message. */
   function messageReject(msg: JsMsg, reason: string, detail: string): Offer[] {
-    return [rejectOffer(messageInput(ns, msg), payloadText(msg.data, msg.headers), reason, detail)];
+    return [rejectOffer(messageInput(ns, msg), otlpPayloadText(msg.data, msg.headers), reason, detail)];
   }
 
   /** The records of one message: an event per span (with the span to forward), a reject per bad span. */
@@ -95,25 +81,7 @@ export function createOtlpNatsSource(
       const detail = `Content-Type must be application/x-protobuf or application/json (none: protobuf), got ${JSON.stringify(contentType)} (payload: the message, base64)`;
       return messageReject(msg, 'unsupported_content_type', detail);
     }
-    let decoded: DecodedRequest;
-    try {
-      decoded = decodeRequest(msg.data, format);
-    } catch (err) {
-      if (!(err instanceof OtlpDecodeError)) throw err;
-      const { reason, detail, raw } = undecodableInput(msg.data, format, err);
-      return [rejectOffer(messageInput(ns, msg), raw, reason, detail)];
-    }
-    const message = messageInput(ns, msg);
-    return spanInputs(decoded).map((span, i): Offer => {
-      // Keyed per span, so that a redelivered message records its bad spans once.
-      const input: RecordInput = { ...message, key: `${message.key}:${i}` };
-      if (!span.ok) return rejectOffer(input, span.raw, span.reason, span.detail);
-      // The event's metadata and the forwarded span each hold about the span's JSON.
-      return {
-        record: { kind: 'event', input, event: span.event, forward: span.forward },
-        sizeBytes: span.raw.length * 4 + 512,
-      };
-    });
+    return otlpMessageOffers(msg.data, format, messageInput(ns, msg));
   }
 
   const name = namespacedStream(ns, options.stream);
@@ -125,14 +93,14 @@ export function createOtlpNatsSource(
     failureReason: 'invalid_otlp',
     tooManyReason: 'too_many_spans',
     manyRecordsPerMessage: true,
-    payloadText,
+    payloadText: otlpPayloadText,
   };
   const advisories = maxDeliveriesAdvisories({
     name: namespacedStream(ns, otlpAdvisoryStream(options.stream)),
     label: otlpAdvisoryStream(options.stream),
     namespace: ns,
     watched: [name],
-    payloadText,
+    payloadText: otlpPayloadText,
   });
   const puller = createJetStreamPuller(options, [traces, advisories], {
     ...deps,
