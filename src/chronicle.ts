@@ -11,6 +11,7 @@ import type { Component, DependencyState } from './pipeline/contracts.js';
 import { createRunner, startWhen, together } from './pipeline/runner.js';
 import { createEventWriter } from './sinks/postgres/event-writer.js';
 import { createQueryStore } from './sinks/postgres/queries.js';
+import { createPinStore } from './sinks/postgres/archive.js';
 import { createHttpIngest } from './sources/http-ingest/http-ingest.js';
 import { DEFAULT_STREAMS, createJetStreamSource } from './sources/jetstream/jetstream-source.js';
 import { type NatsLink, createNatsLink } from './sources/nats/nats-link.js';
@@ -109,6 +110,7 @@ export function createChronicle(
         ingest: express.Router().use(ingest.router, otlp.router),
         links: config.links,
         stream: stream.router,
+        pins: createPinStore(database.pool),
       }),
     ),
   );

@@ -8,6 +8,8 @@ import { createConsoleRoutes } from './console.js';
 import type { HealthCheck } from './health.js';
 import { BadParameterError, parseParams, querySchemas } from './params.js';
 import { createPipelineRoutes } from './pipeline.js';
+import { type PinRouteOptions, createPinRoutes } from './pins.js';
+import type { PinStore } from '../sinks/postgres/archive.js';
 import { createQueryRoutes, notFound } from './routes.js';
 import type { TraceLinkOptions } from './trace-detail.js';
 
@@ -25,6 +27,9 @@ export interface ApiDeps {
   links?: TraceLinkOptions;
   /** GET /api/v1/stream (src/api/stream/event-stream.ts); not served when omitted. */
   stream?: express.Router;
+  /** Pin and unpin traces (src/api/pins.ts); not served when omitted. */
+  pins?: PinStore;
+  pinRoutes?: PinRouteOptions;
 }
 
 /** Error body of every non-2xx answer. */
@@ -151,6 +156,8 @@ export function createApiApp(deps: ApiDeps): express.Express {
   });
 
   if (deps.stream) app.use(deps.stream);
+
+  if (deps.pins) app.use(createPinRoutes(deps.pins, deps.pinRoutes));
 
   app.use(
     createQueryRoutes(
