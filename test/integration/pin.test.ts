@@ -165,8 +165,9 @@ describeWithServices('pinned tasks', () => {
       'span_id',
     );
     await same('*', 'swarm_dlq', 'archive_dlq', 'dlq_id');
-    const liveRow = (await env.db.pool.query('SELECT * FROM swarm_traces WHERE trace_id = $1', [traceId]))
-      .rows[0];
+    const liveRow = (
+      await env.db.pool.query<Json>('SELECT * FROM swarm_traces WHERE trace_id = $1', [traceId])
+    ).rows[0];
     const archivedRow = (
       await env.db.pool.query('SELECT * FROM archive_traces WHERE trace_id = $1', [traceId])
     ).rows[0] as Json;
@@ -228,7 +229,9 @@ describeWithServices('pinned tasks', () => {
     await request('POST', `/api/v1/traces/${traceId}/pin`);
     expect(await archivedCount('archive_events', traceId)).toBe(sent.length + 1);
     const row = (
-      await env.db.pool.query('SELECT status, span_count FROM archive_traces WHERE trace_id = $1', [traceId])
+      await env.db.pool.query<Json>('SELECT status, span_count FROM archive_traces WHERE trace_id = $1', [
+        traceId,
+      ])
     ).rows[0];
     expect(row).toEqual({ status: 'failed', span_count: sent.length });
   });
