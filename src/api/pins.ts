@@ -1,5 +1,5 @@
 import express from 'express';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { MAX_BULK_PINS, type PinFilter, type PinStore } from '../sinks/postgres/archive.js';
 import { BadParameterError, parseParams, pathId, querySchemas } from './params.js';
@@ -8,7 +8,7 @@ import { notFound } from './routes.js';
 /** Options of the pin routes. */
 export interface PinRouteOptions {
   /** Who makes a request (the API token's name), recorded as pinned_by; none when omitted. */
-  actorOf?: (req: Request) => string | null;
+  actorOf?: (req: Request, res: Response) => string | null | undefined;
 }
 
 const traceParams = z.object({ id: pathId });
@@ -59,13 +59,13 @@ function bulkFilter(q: z.output<typeof bulkUnpin>): PinFilter {
 export function createPinRoutes(pins: PinStore, options: PinRouteOptions = {}): express.Router {
   const router = express.Router();
   const json = express.json({ limit: '16kb' });
-  const actor = (req: Request) => options.actorOf?.(req) ?? null;
+  const actor = (req: Request, res: Response) => options.actorOf?.(req, res) ?? null;
 
   router.post('/api/v1/traces/:id/pin', json, async (req, res) => {
     parseParams(querySchemas.none, req.query);
     const { id } = parseParams(traceParams, req.params);
     const body = parseParams(pinOne, bodyParams(req));
-    const pin = await pins.pin(id, { pinnedBy: actor(req), note: body.note });
+    const pin = await pins.pin(id, { pinnedBy: actor(req, res), note: body.note });
     if (pin === null) return notFound(res, `no trace ${JSON.stringify(id)}`);
     res.status(pin.created ? 201 : 200).json({ pinned: true, ...pin });
   });
@@ -80,7 +80,7 @@ export function createPinRoutes(pins: PinStore, options: PinRouteOptions = {}): 
   router.post('/api/v1/pins', json, async (req, res) => {
     parseParams(querySchemas.none, req.query);
     const q = parseParams(bulk, bodyParams(req));
-    res.json(await pins.pinMatching(bulkFilter(q), { pinnedBy: actor(req), note: q.note }));
+    res.json(await pins.pinMatching(bulkFilter(q), { pinnedBy: actor(req, res), note: q.note }));
   });
 
   router.delete('/api/v1/pins', json, async (req, res) => {

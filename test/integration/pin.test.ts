@@ -417,6 +417,14 @@ describeWithServices('pinned tasks', () => {
     await request('POST', `/api/v1/traces/${traceId}/pin`);
     expect(await archivedCount('archive_events', traceId)).toBe(EVENTS + 1);
     expect(pins).toBeGreaterThanOrEqual(3);
+
+    // Pins of one new task at once: each succeeds, one of them creates the pin.
+    await post(failedTask('pin-race'));
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () => request('POST', '/api/v1/traces/pin-race/pin')),
+    );
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 200, 200, 200, 201]);
+    expect(answers.every((a) => a.body.events === 4)).toBe(true);
   });
 
   it('schema - the archive has every column of the tables it copies', async () => {

@@ -196,8 +196,9 @@ export async function countPinned(pool: pg.Pool): Promise<number> {
 
 // serialization_failure (two pins of one trace at once under REPEATABLE READ) and deadlock_detected.
 const RETRIED_CODES = new Set(['40001', '40P01']);
-const MAX_ATTEMPTS = 5;
+const MAX_ATTEMPTS = 10;
 
+/** Runs `work` again (after a short random pause) when it failed to serialize with a concurrent pin. */
 async function withRetry<T>(work: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -205,6 +206,7 @@ async function withRetry<T>(work: () => Promise<T>): Promise<T> {
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (typeof code !== 'string' || !RETRIED_CODES.has(code) || attempt >= MAX_ATTEMPTS) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
     }
   }
 }
