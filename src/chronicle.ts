@@ -12,6 +12,7 @@ import { createRunner, startWhen, together } from './pipeline/runner.js';
 import { createEventWriter } from './sinks/postgres/event-writer.js';
 import { createQueryStore } from './sinks/postgres/queries.js';
 import { createPinStore } from './sinks/postgres/archive.js';
+import { createPinRefresher } from './sinks/postgres/pin-refresher.js';
 import { createHttpIngest } from './sources/http-ingest/http-ingest.js';
 import { DEFAULT_STREAMS, createJetStreamSource } from './sources/jetstream/jetstream-source.js';
 import { type NatsLink, createNatsLink } from './sources/nats/nats-link.js';
@@ -166,6 +167,15 @@ export function createChronicle(
     );
     add(startWhen(migrated, exportLoop, { logger }));
   }
+
+  // Pinned copies follow their tasks (docs/adr/0012-pinned-tasks-archive.md), off the ingest connections.
+  add(
+    startWhen(
+      migrated,
+      createPinRefresher({ intervalMillis: 60_000, batchTraces: 500 }, { pool: database.spanPool, logger }),
+      { logger },
+    ),
+  );
 
   add(batcher);
   // The sources last: they start once everything they feed runs, and stop first, all at once.

@@ -6,7 +6,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createPinStore } from '../../src/sinks/postgres/archive.js';
+import { createPinStore, refreshPinned } from '../../src/sinks/postgres/archive.js';
+import { createPinRefresher } from '../../src/sinks/postgres/pin-refresher.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
 import {
   type ChronicleTestEnv,
   type TestChronicle,
@@ -270,6 +272,67 @@ describeWithServices('pinned tasks', () => {
     const partly = await detail(traceId);
     expect(partly.archived).toBe(true);
     expect(without(partly, PIN_MARKERS)).toEqual(without(live, PIN_MARKERS));
+  });
+
+  it('refresh - a task pinned while running is archived as it ends: the refresher copies what reached it after the pin, and nothing when nothing did', async () => {
+    const traceId = 'pin-running';
+    const [created, assigned, started, failed] = failedTask(traceId);
+    await post([created, assigned, started]);
+    expect((await request('POST', `/api/v1/traces/${traceId}/pin`)).body).toMatchObject({ events: 3 });
+    await post([failed]);
+    await spansBuilt();
+    const ended = await detail(traceId);
+    expect((ended.trace as Json).status).toBe('failed');
+
+    // One round copies the end, the root span and the new row; a second finds nothing to do.
+    const first = await refreshPinned(env.db.pool);
+    expect(first.refreshed).toBeGreaterThanOrEqual(1);
+    expect(first.checked).toBe(await countRows(env.db.pool, 'archive_traces'));
+    expect((await refreshPinned(env.db.pool)).refreshed).toBe(0);
+    expect(await archivedCount('archive_events', traceId)).toBe(4);
+
+    // Retention drops it all: the archive serves the ended task.
+    await dropOriginals(traceId);
+    const archived = await detail(traceId);
+    expect(archived.archived).toBe(true);
+    expect(without(archived, PIN_MARKERS)).toEqual(without(ended, PIN_MARKERS));
+
+    // A late event after the drop: copied by the next round, the archived row kept, then quiet again.
+    await post([ev(traceId, 'custom.note', at(7), { text: 'late' })]);
+    await spansBuilt();
+    expect((await refreshPinned(env.db.pool, { batchTraces: 2 })).refreshed).toBe(1);
+    expect((await refreshPinned(env.db.pool, { batchTraces: 2 })).refreshed).toBe(0);
+    expect(await archivedCount('archive_events', traceId)).toBe(5);
+    expect((await detail(traceId)).trace).toEqual(archived.trace);
+  });
+
+  it('refresher - the component refreshes on its interval and stops on shutdown', async () => {
+    const traceId = 'pin-refresher';
+    const [created, assigned, started, failed] = failedTask(traceId);
+    await post([created, assigned, started]);
+    await request('POST', `/api/v1/traces/${traceId}/pin`);
+    const refresher = createPinRefresher(
+      { intervalMillis: 50, batchTraces: 100 },
+      { pool: env.db.pool, logger: silentLogger() },
+    );
+    await refresher.start();
+    try {
+      await post([failed]);
+      await waitFor(
+        async () =>
+          (
+            await env.db.pool.query('SELECT 1 FROM archive_traces WHERE trace_id = $1 AND status = $2', [
+              traceId,
+              'failed',
+            ])
+          ).rowCount === 1,
+        10_000,
+        'the refreshed row',
+      );
+    } finally {
+      await refresher.shutdown(AbortSignal.timeout(5_000));
+    }
+    expect(await archivedCount('archive_events', traceId)).toBe(4);
   });
 
   it('unpin - deletes the copy: a task whose originals are gone is then gone; unknown traces and a second unpin answer 404', async () => {

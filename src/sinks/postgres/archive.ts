@@ -188,10 +188,74 @@ const UNPIN_SQL = `DELETE FROM archive_traces WHERE trace_id = ANY($1::text[])`;
 
 const COUNT_PINNED_SQL = `SELECT count(*)::int AS n FROM archive_traces`;
 
+// The next pins in trace_id order, after $1 (keyset), $2 at most.
+const NEXT_PINS_SQL = `SELECT trace_id FROM archive_traces WHERE trace_id > $1 ORDER BY trace_id LIMIT $2`;
+
+// The pinned traces among $1 whose stored rows hold something their copy does not: an event not copied,
+// a span not copied or exported since, a dead letter not copied or recovered since. The row of
+// swarm_traces changes only with new events (one flush writes both), so a new event stands for it.
+const STALE_PINS_SQL = `
+SELECT a.trace_id FROM archive_traces a
+WHERE a.trace_id = ANY($1::text[]) AND (
+  EXISTS (
+    SELECT 1 FROM swarm_events e WHERE e.trace_id = a.trace_id
+      AND NOT EXISTS (SELECT 1 FROM archive_events x WHERE x.trace_id = e.trace_id AND x.event_id = e.event_id))
+  OR EXISTS (
+    SELECT 1 FROM otel_spans s WHERE s.trace_id = a.trace_id
+      AND NOT EXISTS (
+        SELECT 1 FROM archive_spans x
+        WHERE x.trace_id = s.trace_id AND x.otel_trace_id = s.otel_trace_id AND x.span_id = s.span_id
+          AND x.exported_at IS NOT DISTINCT FROM s.exported_at))
+  OR EXISTS (
+    SELECT 1 FROM swarm_dlq d WHERE d.trace_id = a.trace_id
+      AND NOT EXISTS (
+        SELECT 1 FROM archive_dlq x
+        WHERE x.trace_id = d.trace_id AND x.dlq_id = d.dlq_id AND x.recovered = d.recovered
+          AND x.recovered_at IS NOT DISTINCT FROM d.recovered_at))
+)`;
+
 /** How many traces are pinned (GET /api/v1/retention shows it). */
 export async function countPinned(pool: pg.Pool): Promise<number> {
   const { rows } = await pool.query<{ n: number }>(COUNT_PINNED_SQL);
   return rows[0]!.n;
+}
+
+/** What one refresh of the pinned copies did. */
+export interface RefreshResult {
+  /** Pinned traces looked at (every one). */
+  checked: number;
+  /** Those whose stored rows held something new, pinned again. */
+  refreshed: number;
+}
+
+/**
+ * Pins again every pinned trace whose stored rows hold something its copy does not (what reached it
+ * after its latest pin), in batches of `batchTraces` pins, each batch its own transactions. Walks the
+ * pins in trace_id order, so pins added meanwhile are seen by this round or the next.
+ */
+export async function refreshPinned(
+  pool: pg.Pool,
+  options: { batchTraces?: number; signal?: AbortSignal } = {},
+): Promise<RefreshResult> {
+  const batchTraces = options.batchTraces ?? PIN_BATCH_TRACES;
+  let after = '';
+  let checked = 0;
+  let refreshed = 0;
+  for (;;) {
+    if (options.signal?.aborted) break;
+    const ids = (await pool.query<{ trace_id: string }>(NEXT_PINS_SQL, [after, batchTraces])).rows.map(
+      (r) => r.trace_id,
+    );
+    if (ids.length === 0) break;
+    checked += ids.length;
+    after = ids[ids.length - 1]!;
+    const stale = (await pool.query<{ trace_id: string }>(STALE_PINS_SQL, [ids])).rows.map((r) => r.trace_id);
+    if (stale.length > 0) {
+      await pinBatch(pool, stale, {});
+      refreshed += stale.length;
+    }
+  }
+  return { checked, refreshed };
 }
 
 // serialization_failure (two pins of one trace at once under REPEATABLE READ) and deadlock_detected.
