@@ -3,7 +3,7 @@
 // view can be shared and reloaded (and ?limit= sets the page size). By default only tasks are listed and
 // counted (the API's task=true), so the counts add up to the total; Show picks the traces that are not
 // tasks (heartbeat-only, OTLP-only: task=false) or both. Pinned only lists the pinned tasks, from the archive,
-// as of their latest pin (the API's pinned=true).
+// as of their latest copy (the API's pinned=true).
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { useApi } from '../lib/api.js';
@@ -247,7 +247,7 @@ export function TasksPage({ url }) {
       ? 'Tasks'
       : view.show === 'other'
         ? 'Traces that are not tasks (heartbeats, spans of other services)'
-        : 'Tasks and other traces') + (view.pinned ? ' that are pinned (as of their latest pin),' : '');
+        : 'Tasks and other traces') + (view.pinned ? ' that are pinned (rows as of their latest copy),' : '');
   const countsOf = counts.data?.counts ?? {};
   const statusTotal = STATUSES.reduce((sum, s) => sum + (countsOf[s] ?? 0), 0);
 

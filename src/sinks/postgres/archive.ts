@@ -14,7 +14,8 @@ import { TRACE_COLUMNS } from './queries.js';
  * so the copy is consistent however ingest runs beside it. Pinning again merges: rows still stored
  * replace their copies, new rows are added, and copies whose originals retention dropped are kept. The
  * archived row is replaced only while every archived event is still stored (a stored row derived after
- * retention dropped some of them would be worse than the copy).
+ * retention dropped some of them would be worse than the copy). refreshPinned pins again the pinned
+ * traces whose stored rows hold something new (src/sinks/postgres/pin-refresher.ts runs it every minute).
  */
 
 /** Who pins, and why; null or absent keeps what an earlier pin said. */
@@ -65,7 +66,7 @@ export interface BulkPinResult {
 }
 
 export interface BulkUnpinResult {
-  /** Pinned traces that match the filter (their copies, as of the latest pin). */
+  /** Pinned traces that match the filter (their copies). */
   matched: number;
   unpinned: number;
   /** True when more pinned traces matched than the limit: the newest `limit` were unpinned. */

@@ -235,7 +235,7 @@ export interface TraceFilter extends PageRequest {
   until?: string | undefined;
   /** true: only tasks (is_task); false: only the traces that are not tasks; absent: both. */
   task?: boolean | undefined;
-  /** true: the pinned traces, from the archive, as of their latest pin (migrations/0009_pinned_archive.sql). */
+  /** true: the pinned traces, from the archive, as of their latest copy (migrations/0009_pinned_archive.sql). */
   pinned?: true | undefined;
 }
 
@@ -323,7 +323,7 @@ export interface TraceDetail {
 export interface PinnedParts {
   /** When the trace was first pinned. */
   pinned_at: Date;
-  /** When its copy was last refreshed from the stored rows (the latest pin). */
+  /** When its copy was last refreshed from the stored rows (the latest pin or refresh). */
   refreshed_at: Date;
   pinned_by: string | null;
   note: string | null;
@@ -422,7 +422,7 @@ export const TRACE_COLUMNS = `trace_id, is_task, task_title, owner, status, assi
   first_event_at, last_event_at, updated_at, first_terminal_at`;
 
 // The list and counts of traces read swarm_traces, or with pinned=true the archive's copies
-// (archive_traces, as of their latest pin): the same filters and order on either.
+// (archive_traces, as of their latest copy): the same filters and order on either.
 const listTracesSql = (table: string) => `
 SELECT ${TRACE_COLUMNS}, ${cursorTime('created_at')}
 FROM ${table}
@@ -527,7 +527,7 @@ function unmark<T>(rows: MaybeArchived<T>[]): { rows: T[]; archivedOnly: boolean
 /**
  * A pinned trace's detail, read in the caller's snapshot. The row is the stored one while every
  * archived event is still stored; once retention dropped any of them, the stored row (if any: a late
- * event makes a new one) was derived without them, and the archived row, as of the latest pin, is served.
+ * event makes a new one) was derived without them, and the archived row, as of the latest copy, is served.
  */
 async function readPinnedTrace(
   client: pg.PoolClient,
