@@ -172,7 +172,7 @@ export function createChronicle(
   add(
     startWhen(
       migrated,
-      createPinRefresher({ intervalMillis: 60_000, batchTraces: 500 }, { pool: database.spanPool, logger }),
+      createPinRefresher({ intervalMillis: 300_000, batchTraces: 500 }, { pool: database.spanPool, logger }),
       { logger },
     ),
   );

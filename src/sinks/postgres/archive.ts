@@ -15,7 +15,7 @@ import { TRACE_COLUMNS } from './queries.js';
  * replace their copies, new rows are added, and copies whose originals retention dropped are kept. The
  * archived row is replaced only while every archived event is still stored (a stored row derived after
  * retention dropped some of them would be worse than the copy). refreshPinned pins again the pinned
- * traces whose stored rows hold something new (src/sinks/postgres/pin-refresher.ts runs it every minute).
+ * traces whose stored rows hold something new (src/sinks/postgres/pin-refresher.ts runs it every five minutes).
  */
 
 /** Who pins, and why; null or absent keeps what an earlier pin said. */
@@ -96,21 +96,26 @@ export interface PinStore {
 const TRACE_COLUMN_NAMES = TRACE_COLUMNS.split(',').map((c) => c.trim());
 
 // The stored rows of the given traces into the archive. $1 trace ids, $2 pinned_by, $3 note.
+// A trace with an archived event no longer stored keeps its archived row (the module comment). Every
+// read is bounded by the batch's trace ids (set differences of index ranges): never a scan of a table.
 const PIN_TRACES_SQL = `
+WITH incomplete AS (
+  SELECT DISTINCT trace_id FROM (
+    SELECT trace_id, event_id FROM archive_events WHERE trace_id = ANY($1::text[])
+    EXCEPT
+    SELECT trace_id, event_id FROM swarm_events WHERE trace_id = ANY($1::text[])
+  ) dropped
+)
 INSERT INTO archive_traces (${TRACE_COLUMNS}, pinned_by, note)
-SELECT ${TRACE_COLUMNS}, $2::text, $3::text FROM swarm_traces WHERE trace_id = ANY($1::text[])
+SELECT ${TRACE_COLUMNS}, $2::text, $3::text FROM swarm_traces
+WHERE trace_id = ANY($1::text[]) AND trace_id NOT IN (SELECT trace_id FROM incomplete)
 ON CONFLICT (trace_id) DO UPDATE SET
   ${TRACE_COLUMN_NAMES.filter((c) => c !== 'trace_id')
     .map((c) => `${c} = EXCLUDED.${c}`)
     .join(', ')},
   refreshed_at = now(),
   pinned_by = coalesce(EXCLUDED.pinned_by, archive_traces.pinned_by),
-  note = coalesce(EXCLUDED.note, archive_traces.note)
-WHERE NOT EXISTS (
-  SELECT 1 FROM archive_events a
-  WHERE a.trace_id = archive_traces.trace_id
-    AND NOT EXISTS (SELECT 1 FROM swarm_events e WHERE e.trace_id = a.trace_id AND e.event_id = a.event_id)
-)`;
+  note = coalesce(EXCLUDED.note, archive_traces.note)`;
 
 // A pinned trace whose stored row is gone (or not taken: see above) keeps its copy; its pin's note and
 // author still follow the latest pin.
@@ -195,25 +200,22 @@ const NEXT_PINS_SQL = `SELECT trace_id FROM archive_traces WHERE trace_id > $1 O
 // The pinned traces among $1 whose stored rows hold something their copy does not: an event not copied,
 // a span not copied or exported since, a dead letter not copied or recovered since. The row of
 // swarm_traces changes only with new events (one flush writes both), so a new event stands for it.
+// Set differences of the batch's index ranges, so a round costs what the pinned traces hold, whatever
+// the size of the tables.
 const STALE_PINS_SQL = `
-SELECT a.trace_id FROM archive_traces a
-WHERE a.trace_id = ANY($1::text[]) AND (
-  EXISTS (
-    SELECT 1 FROM swarm_events e WHERE e.trace_id = a.trace_id
-      AND NOT EXISTS (SELECT 1 FROM archive_events x WHERE x.trace_id = e.trace_id AND x.event_id = e.event_id))
-  OR EXISTS (
-    SELECT 1 FROM otel_spans s WHERE s.trace_id = a.trace_id
-      AND NOT EXISTS (
-        SELECT 1 FROM archive_spans x
-        WHERE x.trace_id = s.trace_id AND x.otel_trace_id = s.otel_trace_id AND x.span_id = s.span_id
-          AND x.exported_at IS NOT DISTINCT FROM s.exported_at))
-  OR EXISTS (
-    SELECT 1 FROM swarm_dlq d WHERE d.trace_id = a.trace_id
-      AND NOT EXISTS (
-        SELECT 1 FROM archive_dlq x
-        WHERE x.trace_id = d.trace_id AND x.dlq_id = d.dlq_id AND x.recovered = d.recovered
-          AND x.recovered_at IS NOT DISTINCT FROM d.recovered_at))
-)`;
+SELECT DISTINCT trace_id FROM (
+  (SELECT trace_id, event_id::text AS k, NULL::timestamptz AS v FROM swarm_events WHERE trace_id = ANY($1::text[])
+   EXCEPT
+   SELECT trace_id, event_id::text, NULL FROM archive_events WHERE trace_id = ANY($1::text[]))
+  UNION ALL
+  (SELECT trace_id, otel_trace_id || '/' || span_id, exported_at FROM otel_spans WHERE trace_id = ANY($1::text[])
+   EXCEPT
+   SELECT trace_id, otel_trace_id || '/' || span_id, exported_at FROM archive_spans WHERE trace_id = ANY($1::text[]))
+  UNION ALL
+  (SELECT trace_id, dlq_id || '/' || recovered::text, recovered_at FROM swarm_dlq WHERE trace_id = ANY($1::text[])
+   EXCEPT
+   SELECT trace_id, dlq_id || '/' || recovered::text, recovered_at FROM archive_dlq WHERE trace_id = ANY($1::text[]))
+) stale`;
 
 /** How many traces are pinned (GET /api/v1/retention shows it). */
 export async function countPinned(pool: pg.Pool): Promise<number> {
