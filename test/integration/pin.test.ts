@@ -403,6 +403,17 @@ describeWithServices('pinned tasks', () => {
       limit: 10,
     });
     expect(await pinnedIds()).toEqual(inWindow);
+    // Keyset paging over the pinned list reaches each once, in order.
+    const paged: unknown[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await get(
+        `/api/v1/traces?pinned=true&trace_prefix=run-&limit=3${cursor === null ? '' : `&cursor=${cursor}`}`,
+      );
+      paged.push(...(page.items as Json[]).map((t) => t.trace_id));
+      cursor = page.next_cursor as string | null;
+    } while (cursor !== null);
+    expect(paged).toEqual(inWindow);
 
     // Without a limit: up to 10,000.
     expect((await request('POST', '/api/v1/pins', { trace_prefix: 'run-7f-' })).body).toEqual({
