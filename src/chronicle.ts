@@ -5,6 +5,7 @@ import type { HealthReport } from './api/health.js';
 import { type HttpServer, createHttpServer } from './api/server.js';
 import { STREAM_DEFAULTS, createEventStream } from './api/stream/event-stream.js';
 import { isLoopbackHost } from './api/auth/loopback.js';
+import { clientOf } from './api/auth/require-token.js';
 import { type Batcher, createBatcher } from './batch/batcher.js';
 import type { Config } from './config.js';
 import { createDatabase } from './db/database.js';
@@ -12,6 +13,8 @@ import type { Component, DependencyState } from './pipeline/contracts.js';
 import { createRunner, startWhen, together } from './pipeline/runner.js';
 import { createEventWriter } from './sinks/postgres/event-writer.js';
 import { createQueryStore } from './sinks/postgres/queries.js';
+import { createPinStore } from './sinks/postgres/archive.js';
+import { createPinRefresher } from './sinks/postgres/pin-refresher.js';
 import { createHttpIngest } from './sources/http-ingest/http-ingest.js';
 import { DEFAULT_STREAMS, createJetStreamSource } from './sources/jetstream/jetstream-source.js';
 import { type NatsLink, createNatsLink } from './sources/nats/nats-link.js';
@@ -111,6 +114,8 @@ export function createChronicle(
         links: config.links,
         stream: stream.router,
         clients: config.auth?.clients,
+        pins: createPinStore(database.pool),
+        pinRoutes: { actorOf: (_req, res) => clientOf(res) },
       }),
     ),
   );
@@ -166,6 +171,15 @@ export function createChronicle(
     );
     add(startWhen(migrated, exportLoop, { logger }));
   }
+
+  // Pinned copies follow their tasks (docs/adr/0012-pinned-tasks-archive.md), off the ingest connections.
+  add(
+    startWhen(
+      migrated,
+      createPinRefresher({ intervalMillis: 300_000, batchTraces: 500 }, { pool: database.spanPool, logger }),
+      { logger },
+    ),
+  );
 
   add(batcher);
   // The sources last: they start once everything they feed runs, and stop first, all at once.

@@ -12,11 +12,15 @@ export class ApiError extends Error {
   }
 }
 
-/** GETs an API URL and parses its JSON; throws ApiError. */
-export async function getJson(url, signal) {
+/** GETs an API URL (or sends `init`'s method and body) and parses its JSON; throws ApiError. */
+export async function getJson(url, signal, init = {}) {
   let res;
   try {
-    res = await fetch(url, { signal, headers: authHeaders({ accept: 'application/json' }) });
+    res = await fetch(url, {
+      ...init,
+      signal,
+      headers: authHeaders({ accept: 'application/json', ...init.headers }),
+    });
   } catch (err) {
     if (err.name === 'AbortError') throw err;
     throw new ApiError(0, 'unreachable', 'Chronicle did not answer (is it running?)');
@@ -34,6 +38,15 @@ export async function getJson(url, signal) {
     throw new ApiError(res.status, code, message);
   }
   return body;
+}
+
+/** Sends a change (POST, DELETE) with an optional JSON body; its JSON answer, or an ApiError. */
+export function sendJson(method, url, body) {
+  const init =
+    body === undefined
+      ? { method }
+      : { method, body: JSON.stringify(body), headers: { 'content-type': 'application/json' } };
+  return getJson(url, undefined, init);
 }
 
 /**

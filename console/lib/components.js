@@ -156,7 +156,11 @@ export function TaskTable({ label, items, busy, hideAgent = false }) {
               data-status=${t.status ?? ''}
               class=${isBadStatus(t.status) ? 'bad' : undefined}
             >
-              <td><${TaskLink} id=${t.trace_id} /></td>
+              <td>
+                <${TaskLink} id=${t.trace_id} />${
+                  t.pinned_at ? html` <span class="badge pinned" data-pinned="true">pinned</span>` : null
+                }
+              </td>
               <td class="col-title clip opt-narrow" title=${t.task_title ?? ''}>
                 ${t.task_title ?? html`<span class="muted">—</span>`}
               </td>

@@ -1,8 +1,10 @@
 // A task (/tasks/:trace_id): its summary, why it failed, the waterfall of its spans, its events in time
 // order and its dead letters; links to the same trace in Jaeger and Grafana when Chronicle knows them.
+// Pin / Unpin keep the task past retention (README, "Pinning"); a pinned task shows a Pinned badge, and
+// says so when the archive serves it.
 import { useEffect, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
-import { useApi } from '../lib/api.js';
+import { sendJson, useApi } from '../lib/api.js';
 import { withQuery } from '../lib/router.js';
 import {
   AgentLink,
@@ -196,6 +198,58 @@ export function DeadLetters({ items, label = 'Dead letters', showTrace = false }
   </div>`;
 }
 
+/** The pin of the task as the detail says, or as the latest Pin / Unpin here answered. */
+function usePin(traceId, data) {
+  const [answered, setAnswered] = useState(undefined);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  // A new answer of the detail says what is true now.
+  useEffect(() => setAnswered(undefined), [data]);
+  const pin =
+    answered ??
+    (data?.pinned ? { pinned: true, pinned_at: data.pinned_at, archived: data.archived } : { pinned: false });
+  const toggle = async () => {
+    setBusy(true);
+    setError(null);
+    const url = `/api/v1/traces/${encodeURIComponent(traceId)}/pin`;
+    try {
+      if (pin.pinned) {
+        await sendJson('DELETE', url);
+        setAnswered({ pinned: false, archived: pin.archived, unpinned: true });
+      } else {
+        const answer = await sendJson('POST', url);
+        setAnswered({ pinned: true, pinned_at: answer.pinned_at, archived: answer.archived });
+      }
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { pin, busy, error, toggle };
+}
+
+/** The Pinned badge, and what the archive means for this task. */
+function PinNote({ pin }) {
+  if (pin.unpinned && pin.archived) {
+    return html`<p class="hint" role="note" data-pin-note="gone">
+      Unpinned. Retention had already dropped this task's original records, so it is no longer kept: this page
+      will not find it again.
+    </p>`;
+  }
+  if (!pin.pinned) return null;
+  return html`<p class="pin-note" role="note" data-pin-note=${pin.archived ? 'archived' : 'pinned'}>
+    <span class="badge pinned" data-pinned="true"><span aria-hidden="true">◆</span> Pinned</span>
+    <span class="muted">
+      since <${Time} value=${pin.pinned_at} />${
+        pin.archived
+          ? ' · served from the archive: retention dropped some of its original records'
+          : ' · kept past retention'
+      }
+    </span>
+  </p>`;
+}
+
 export function TaskPage({ traceId }) {
   const [running, setRunning] = useState(false);
   const detail = useApi(`/api/v1/traces/${encodeURIComponent(traceId)}`, {
@@ -205,9 +259,27 @@ export function TaskPage({ traceId }) {
   useEffect(() => setRunning(Boolean(data) && !TERMINAL.has(data.trace.status)), [data]);
   const dlq = useApi(withQuery('/api/v1/dlq', { trace_id: traceId, limit: 100 }));
 
+  const pinning = usePin(traceId, data);
+
   const rows = data ? waterfallRows(data.spans).rows : [];
   const links = data?.links ?? {};
+  // A pinned task's detail carries its dead letters, the archived ones too.
+  const deadLetters = data?.dlq ?? dlq.data?.items;
   const actions = html`<div class="page-actions">
+    ${
+      data
+        ? html`<button
+            type="button"
+            class="secondary"
+            data-action=${pinning.pin.pinned ? 'unpin' : 'pin'}
+            disabled=${pinning.busy}
+            onClick=${() => void pinning.toggle()}
+            title=${pinning.pin.pinned ? 'Stop keeping this task past retention' : 'Keep this task past retention'}
+          >
+            ${pinning.pin.pinned ? 'Unpin' : 'Pin'}
+          </button>`
+        : null
+    }
     ${links.jaeger ? html`<a class="button-link" href=${links.jaeger} target="_blank" rel="noopener noreferrer">Open in Jaeger</a>` : null}
     ${links.grafana ? html`<a class="button-link" href=${links.grafana} target="_blank" rel="noopener noreferrer">Open in Grafana</a>` : null}
   </div>`;
@@ -218,9 +290,11 @@ export function TaskPage({ traceId }) {
     errors=${[
       { what: 'Task', error: detail.error },
       { what: 'Dead letters', error: dlq.error },
+      { what: 'Pin', error: pinning.error },
     ]}
     actions=${actions}
   >
+    <${PinNote} pin=${pinning.pin} />
     ${
       data
         ? html`
@@ -246,13 +320,13 @@ export function TaskPage({ traceId }) {
         : null
     }
     ${
-      data || dlq.data?.items.length
+      data || deadLetters?.length
         ? html`<section aria-labelledby="dlq-h" class="block">
             <h2 id="dlq-h">Dead letters</h2>
             ${
-              dlq.data
-                ? dlq.data.items.length
-                  ? html`<${DeadLetters} items=${dlq.data.items} />`
+              deadLetters
+                ? deadLetters.length
+                  ? html`<${DeadLetters} items=${deadLetters} />`
                   : html`<p class="empty">No dead letters</p>`
                 : null
             }

@@ -1,8 +1,9 @@
 // Tasks (the landing page): counts by status for the window, the filtered task list newest first, keyset
-// paging. Every filter is in the URL (?show=&status=&agent=&owner=&trace_prefix=&window=&cursor=), so a
+// paging. Every filter is in the URL (?show=&status=&agent=&owner=&trace_prefix=&window=&pinned=&cursor=), so a
 // view can be shared and reloaded (and ?limit= sets the page size). By default only tasks are listed and
 // counted (the API's task=true), so the counts add up to the total; Show picks the traces that are not
-// tasks (heartbeat-only, OTLP-only: task=false) or both.
+// tasks (heartbeat-only, OTLP-only: task=false) or both. Pinned only lists the pinned tasks, from the archive,
+// as of their latest copy (the API's pinned=true).
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { useApi } from '../lib/api.js';
@@ -50,6 +51,7 @@ function viewOf(url) {
     agent: q.get('agent') ?? '',
     owner: q.get('owner') ?? '',
     trace_prefix: q.get('trace_prefix') ?? '',
+    pinned: q.get('pinned') === 'true',
     window: windowKey,
     // Kept as written, so that a window the user chose explicitly stays in the URL.
     windowParam: q.get('window') ?? '',
@@ -70,6 +72,7 @@ function tasksUrl(view) {
     agent: view.agent,
     owner: view.owner,
     trace_prefix: view.trace_prefix,
+    pinned: view.pinned ? 'true' : '',
     window: view.windowParam,
     limit: view.limit,
     cursor: view.cursor,
@@ -192,6 +195,15 @@ function Filters({ view }) {
         ${WINDOWS.map(([key, label]) => html`<option key=${key} value=${key}>${label}</option>`)}
       </select>
     </label>
+    <label class="check"
+      ><input
+        type="checkbox"
+        name="pinned"
+        checked=${view.pinned}
+        onChange=${(e) => apply({ pinned: e.currentTarget.checked })}
+      />
+      Pinned only</label
+    >
     <div class="filter-actions">
       <button type="submit">Apply</button>
       <a href="/tasks" class="button-link">Clear</a>
@@ -207,13 +219,14 @@ export function TasksPage({ url }) {
   const since = useMemo(() => {
     const span = WINDOWS.find(([key]) => key === view.window)[2];
     return span === null ? '' : new Date(Date.now() - span).toISOString();
-  }, [view.show, view.window, view.status, view.agent, view.owner, view.trace_prefix, nonce]);
+  }, [view.show, view.window, view.status, view.agent, view.owner, view.trace_prefix, view.pinned, nonce]);
 
   const common = {
     task: SHOWS.find(([key]) => key === view.show)[2],
     agent: view.agent,
     owner: view.owner,
     trace_prefix: view.trace_prefix,
+    pinned: view.pinned ? 'true' : '',
     since,
   };
   const counts = useApi(withQuery('/api/v1/trace-counts', common));
@@ -230,11 +243,11 @@ export function TasksPage({ url }) {
   const next = list.data?.next_cursor ?? null;
   const windowLabel = WINDOWS.find(([key]) => key === view.window)[1].toLowerCase();
   const listed =
-    view.show === 'tasks'
+    (view.show === 'tasks'
       ? 'Tasks'
       : view.show === 'other'
         ? 'Traces that are not tasks (heartbeats, spans of other services)'
-        : 'Tasks and other traces';
+        : 'Tasks and other traces') + (view.pinned ? ' that are pinned (rows as of their latest copy),' : '');
   const countsOf = counts.data?.counts ?? {};
   const statusTotal = STATUSES.reduce((sum, s) => sum + (countsOf[s] ?? 0), 0);
 

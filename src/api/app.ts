@@ -10,6 +10,8 @@ import { createConsoleRoutes } from './console.js';
 import type { HealthCheck } from './health.js';
 import { BadParameterError, parseParams, querySchemas } from './params.js';
 import { createPipelineRoutes } from './pipeline.js';
+import { type PinRouteOptions, createPinRoutes } from './pins.js';
+import type { PinStore } from '../sinks/postgres/archive.js';
 import { createQueryRoutes, notFound } from './routes.js';
 import type { TraceLinkOptions } from './trace-detail.js';
 
@@ -29,6 +31,9 @@ export interface ApiDeps {
   stream?: express.Router;
   /** The clients API tokens allow (src/api/auth); omitted or empty: no access control. */
   clients?: readonly ApiClient[] | undefined;
+  /** Pin and unpin traces (src/api/pins.ts); not served when omitted. */
+  pins?: PinStore;
+  pinRoutes?: PinRouteOptions;
 }
 
 /** Error body of every non-2xx answer. */
@@ -165,6 +170,8 @@ export function createApiApp(deps: ApiDeps): express.Express {
   });
 
   if (deps.stream) app.use(deps.stream);
+
+  if (deps.pins) app.use(createPinRoutes(deps.pins, deps.pinRoutes));
 
   app.use(
     createQueryRoutes(

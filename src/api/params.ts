@@ -55,6 +55,9 @@ const page = { limit: limit.optional(), cursor: cursor.optional() };
 
 const trueOrFalse = oneOf(['true', 'false']).transform((v) => v === 'true');
 
+// pinned=true lists the pinned traces; there is no list of the traces not pinned.
+const onlyTrue = oneOf(['true']).transform(() => true as const);
+
 /** The filters of the events list and of the stream (src/sinks/postgres/queries.ts eventFilterSql). */
 const eventFilters = {
   trace_id: text.optional(),
@@ -92,6 +95,7 @@ export const querySchemas = {
     since: timestamp.optional(),
     until: timestamp.optional(),
     task: trueOrFalse.optional(),
+    pinned: onlyTrue.optional(),
     ...page,
   }),
   // The filters of traces but status (the counts are by status) and paging.
@@ -102,6 +106,7 @@ export const querySchemas = {
     since: timestamp.optional(),
     until: timestamp.optional(),
     task: trueOrFalse.optional(),
+    pinned: onlyTrue.optional(),
   }),
   dlq: z.object({
     reason: text.optional(),

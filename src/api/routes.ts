@@ -38,7 +38,7 @@ export function createQueryRoutes(store: QueryStore, links: TraceLinkOptions): e
     const { id } = parseParams(traceParams, req.params);
     const found = await store.getTrace(id);
     if (found === null) return notFound(res, `no trace ${JSON.stringify(id)}`);
-    const { trace, events, spans } = found;
+    const { trace, events, spans, pin } = found;
     // The trace's own OTel id; for a trace made only of spans received over OTLP (which keep their ids),
     // the id they carry.
     const own = otelTraceId(trace.trace_id);
@@ -50,6 +50,9 @@ export function createQueryRoutes(store: QueryStore, links: TraceLinkOptions): e
       otel_trace_id: otelId,
       spans: spanTree(spans),
       links: traceLinks(otelId, { from: trace.first_event_at, to: trace.last_event_at }, links),
+      // A pinned trace (README, "Pinning"): the pin, whether the archive serves what retention dropped,
+      // and its dead-letter entries (the DLQ list reads the stored entries only).
+      ...(pin && { pinned: true, ...pin }),
     });
   });
 

@@ -242,6 +242,8 @@ export interface TraceFilter extends PageRequest {
   until?: string | undefined;
   /** true: only tasks (is_task); false: only the traces that are not tasks; absent: both. */
   task?: boolean | undefined;
+  /** true: the pinned traces, from the archive, as of their latest copy (migrations/0009_pinned_archive.sql). */
+  pinned?: true | undefined;
 }
 
 export interface DlqFilter extends PageRequest {
@@ -289,8 +291,12 @@ export interface QueryStore {
   readCommitted(read: CommittedRead): Promise<CommittedPage>;
   /** Traces newest first by (created_at DESC, trace_id DESC). Throws InvalidCursorError for a bad cursor. */
   listTraces(filter: TraceFilter): Promise<Page<TraceRow>>;
-  /** One trace and all its events by (timestamp, event_id); null when the trace is unknown. */
-  getTrace(traceId: string): Promise<{ trace: TraceRow; events: EventRow[]; spans: StoredSpanRow[] } | null>;
+  /**
+   * One trace and all its events by (timestamp, event_id); null when the trace is unknown. A pinned
+   * trace also has `pin`: what the archive adds to the stored rows, which it serves alone once retention
+   * dropped them.
+   */
+  getTrace(traceId: string): Promise<TraceDetail | null>;
   /** The agent's row with the latest metric_date; null when the agent has none. */
   latestMetrics(agentId: string): Promise<AgentMetricsRow | null>;
   /** Every agent's row for one UTC day (YYYY-MM-DD), ordered by agent_id. */
@@ -305,6 +311,33 @@ export interface QueryStore {
   listDlq(filter: DlqFilter): Promise<Page<DlqRow>>;
   /** Rejects newest first by (rejected_at DESC, id DESC). Throws InvalidCursorError for a bad cursor. */
   listRejects(filter: RejectFilter): Promise<Page<RejectRow>>;
+}
+
+/** A trace as GET /api/v1/traces/:id serves it. */
+export interface TraceDetail {
+  trace: TraceRow;
+  events: EventRow[];
+  spans: StoredSpanRow[];
+  /** Present when the trace is pinned. */
+  pin?: PinnedParts;
+}
+
+/**
+ * What a pinned trace's detail adds: the pin, and its dead-letter entries. Its rows are the stored ones
+ * and the archived ones whose originals are gone (by key; a stored row wins): the row of swarm_traces
+ * while it is stored, else the archived one.
+ */
+export interface PinnedParts {
+  /** When the trace was first pinned. */
+  pinned_at: Date;
+  /** When its copy was last refreshed from the stored rows (the latest pin or refresh). */
+  refreshed_at: Date;
+  pinned_by: string | null;
+  note: string | null;
+  /** True when some of the answer comes from the archive alone: retention dropped its originals. */
+  archived: boolean;
+  /** Its dead-letter entries, newest first by (received_at, dlq_id), as GET /api/v1/dlq lists them. */
+  dlq: DlqRow[];
 }
 
 /** One span of a trace as stored in otel_spans (and exported as it is), oldest start first. */
@@ -325,7 +358,7 @@ const cursorTime = (column: string) =>
 
 // agent and is_error: the rules of chronicle_event_agent and chronicle_is_error_event (migration 0007),
 // served with each event so that no client recomputes them.
-const EVENT_COLUMNS = `event_id::text AS event_id, trace_id, source, event_type, "timestamp", metadata, created_at,
+export const EVENT_COLUMNS = `event_id::text AS event_id, trace_id, source, event_type, "timestamp", metadata, created_at,
   txid::text AS txid, seq::text AS seq, chronicle_event_agent(event_type, metadata, source) AS agent,
   chronicle_is_error_event(event_type, metadata) AS is_error`;
 
@@ -391,13 +424,15 @@ FROM snapshot LEFT JOIN LATERAL (
   LIMIT $5
 ) e ON true`;
 
-const TRACE_COLUMNS = `trace_id, is_task, task_title, owner, status, assigned_agent, created_at, assigned_at,
+export const TRACE_COLUMNS = `trace_id, is_task, task_title, owner, status, assigned_agent, created_at, assigned_at,
   started_at, completed_at, duration_ms, time_to_pickup_ms, attempts, span_count, error, scoring_breakdown,
   first_event_at, last_event_at, updated_at, first_terminal_at`;
 
-const LIST_TRACES_SQL = `
+// The list and counts of traces read swarm_traces, or with pinned=true the archive's copies
+// (archive_traces, as of their latest copy): the same filters and order on either.
+const listTracesSql = (table: string) => `
 SELECT ${TRACE_COLUMNS}, ${cursorTime('created_at')}
-FROM swarm_traces
+FROM ${table}
 WHERE ($1::text IS NULL OR status = $1)
   AND ($2::text IS NULL OR assigned_agent = $2)
   AND ($3::text IS NULL OR owner = $3)
@@ -408,12 +443,18 @@ WHERE ($1::text IS NULL OR status = $1)
   AND ($10::boolean IS NULL OR is_task = $10)
 ORDER BY created_at DESC, trace_id DESC
 LIMIT $8`;
+const LIST_TRACES_SQL = listTracesSql('swarm_traces');
+// A pinned row also says when it was pinned and whether its original is gone.
+const LIST_PINNED_TRACES_SQL = listTracesSql('archive_traces a').replace(
+  'SELECT ',
+  `SELECT a.pinned_at, NOT EXISTS (SELECT 1 FROM swarm_traces t WHERE t.trace_id = a.trace_id) AS archived, `,
+);
 
 // The WHERE of LIST_TRACES_SQL without status and cursor, so the counts are of exactly the rows the list
 // shows; the same (col, created_at) indexes serve a time window. NULL status: the traces that are not tasks.
-const COUNT_TRACES_SQL = `
+const countTracesSql = (table: string) => `
 SELECT status, count(*) AS n
-FROM swarm_traces
+FROM ${table}
 WHERE ($1::text IS NULL OR assigned_agent = $1)
   AND ($2::text IS NULL OR owner = $2)
   AND ($3::timestamptz IS NULL OR created_at >= $3)
@@ -421,6 +462,8 @@ WHERE ($1::text IS NULL OR assigned_agent = $1)
   AND ($5::text IS NULL OR starts_with(trace_id, $5))
   AND ($6::boolean IS NULL OR is_task = $6)
 GROUP BY status`;
+const COUNT_TRACES_SQL = countTracesSql('swarm_traces');
+const COUNT_PINNED_TRACES_SQL = countTracesSql('archive_traces');
 
 const GET_TRACE_SQL = `SELECT ${TRACE_COLUMNS} FROM swarm_traces WHERE trace_id = $1`;
 
@@ -434,6 +477,81 @@ SELECT ${EVENT_COLUMNS}
 FROM swarm_events
 WHERE trace_id = $1
 ORDER BY "timestamp", event_id`;
+
+// A pinned trace (migrations/0009_pinned_archive.sql): its pin, its archived row, and each of its parts as
+// the stored rows plus the archived rows whose originals are gone (by key), in the order the unpinned
+// reads give. `archived_only` marks a row served from the archive alone.
+const GET_PIN_SQL = `SELECT pinned_at, refreshed_at, pinned_by, note FROM archive_traces WHERE trace_id = $1`;
+
+const GET_ARCHIVED_TRACE_SQL = `SELECT ${TRACE_COLUMNS} FROM archive_traces WHERE trace_id = $1`;
+
+const PINNED_EVENTS_SQL = `
+SELECT * FROM (
+  SELECT ${EVENT_COLUMNS}, false AS archived_only FROM swarm_events WHERE trace_id = $1
+  UNION ALL
+  SELECT ${EVENT_COLUMNS}, true FROM archive_events a
+  WHERE a.trace_id = $1
+    AND NOT EXISTS (SELECT 1 FROM swarm_events e WHERE e.trace_id = $1 AND e.event_id = a.event_id)
+) u
+ORDER BY "timestamp", event_id`;
+
+const PINNED_SPANS_SQL = `
+SELECT * FROM (
+  SELECT span, exported_at, false AS archived_only FROM otel_spans WHERE trace_id = $1
+  UNION ALL
+  SELECT span, exported_at, true FROM archive_spans a
+  WHERE a.trace_id = $1
+    AND NOT EXISTS (SELECT 1 FROM otel_spans s WHERE s.otel_trace_id = a.otel_trace_id AND s.span_id = a.span_id)
+) u
+ORDER BY (span ->> 'startTimeUnixNano')::numeric, span ->> 'spanId'`;
+
+const DLQ_COLUMNS = `dlq_id, trace_id, subject, original_subject, original_payload, reason, reason_detail, failed_at,
+  retry_count, max_retries, retry_history, source, recoverable, recovered, recovered_at, received_at`;
+
+const PINNED_DLQ_SQL = `
+SELECT * FROM (
+  SELECT ${DLQ_COLUMNS}, false AS archived_only FROM swarm_dlq WHERE trace_id = $1
+  UNION ALL
+  SELECT ${DLQ_COLUMNS}, true FROM archive_dlq a
+  WHERE a.trace_id = $1 AND NOT EXISTS (SELECT 1 FROM swarm_dlq d WHERE d.dlq_id = a.dlq_id)
+) u
+ORDER BY received_at DESC, dlq_id DESC`;
+
+/** Rows of the pinned reads, each with whether it came from the archive alone. */
+type MaybeArchived<T> = T & { archived_only: boolean };
+
+/** The rows without their archived_only column, and whether any had it set. */
+function unmark<T>(rows: MaybeArchived<T>[]): { rows: T[]; archivedOnly: boolean } {
+  let archivedOnly = false;
+  const kept = rows.map((row) => {
+    const { archived_only, ...rest } = row;
+    if (archived_only) archivedOnly = true;
+    return rest as T;
+  });
+  return { rows: kept, archivedOnly };
+}
+
+/**
+ * A pinned trace's detail, read in the caller's snapshot. The row is the stored one while every
+ * archived event is still stored; once retention dropped any of them, the stored row (if any: a late
+ * event makes a new one) was derived without them, and the archived row, as of the latest copy, is served.
+ */
+async function readPinnedTrace(
+  client: pg.PoolClient,
+  traceId: string,
+  pin: Omit<PinnedParts, 'archived' | 'dlq'>,
+  stored: TraceRow | undefined,
+): Promise<TraceDetail> {
+  const events = unmark((await client.query<MaybeArchived<EventRow>>(PINNED_EVENTS_SQL, [traceId])).rows);
+  const spans = unmark((await client.query<MaybeArchived<StoredSpanRow>>(PINNED_SPANS_SQL, [traceId])).rows);
+  const dlq = unmark((await client.query<MaybeArchived<DlqRow>>(PINNED_DLQ_SQL, [traceId])).rows);
+  let trace = stored;
+  if (trace === undefined || events.archivedOnly) {
+    trace = (await client.query<TraceRow>(GET_ARCHIVED_TRACE_SQL, [traceId])).rows[0]!;
+  }
+  const archived = trace !== stored || spans.archivedOnly || dlq.archivedOnly;
+  return { trace, events: events.rows, spans: spans.rows, pin: { ...pin, archived, dlq: dlq.rows } };
+}
 
 // failure_rate: failed and timed-out tasks over every finished one (the Grafana dashboards' definition).
 const METRIC_COLUMNS = `agent_id, metric_date, tasks_completed, tasks_failed, tasks_timed_out, avg_duration_ms,
@@ -627,7 +745,8 @@ export function createQueryStore(pool: pg.Pool): QueryStore {
 
     async listTraces(f) {
       const key = keyOf('traces', f.cursor);
-      const { rows } = await pool.query<WithCursor<TraceRow>>(LIST_TRACES_SQL, [
+      const sql = f.pinned ? LIST_PINNED_TRACES_SQL : LIST_TRACES_SQL;
+      const { rows } = await pool.query<WithCursor<TraceRow>>(sql, [
         f.status ?? null,
         f.agent ?? null,
         f.owner ?? null,
@@ -643,12 +762,15 @@ export function createQueryStore(pool: pg.Pool): QueryStore {
     },
 
     async getTrace(traceId) {
-      // One snapshot for both reads, so span_count and the events listed agree under concurrent writes.
+      // One snapshot for every read, so span_count and the events listed agree under concurrent writes.
       return withTransaction(
         pool,
-        async (client) => {
+        async (client): Promise<TraceDetail | null> => {
           const { rows } = await client.query<TraceRow>(GET_TRACE_SQL, [traceId]);
           const trace = rows[0];
+          const pin = (await client.query<Omit<PinnedParts, 'archived' | 'dlq'>>(GET_PIN_SQL, [traceId]))
+            .rows[0];
+          if (pin !== undefined) return readPinnedTrace(client, traceId, pin, trace);
           if (trace === undefined) return null;
           const events = await client.query<EventRow>(TRACE_EVENTS_SQL, [traceId]);
           const spans = await client.query<StoredSpanRow>(TRACE_SPANS_SQL, [traceId]);
@@ -675,7 +797,8 @@ export function createQueryStore(pool: pg.Pool): QueryStore {
     },
 
     async countTraces(f) {
-      const { rows } = await pool.query<{ status: TraceStatus | null; n: number }>(COUNT_TRACES_SQL, [
+      const sql = f.pinned ? COUNT_PINNED_TRACES_SQL : COUNT_TRACES_SQL;
+      const { rows } = await pool.query<{ status: TraceStatus | null; n: number }>(sql, [
         f.agent ?? null,
         f.owner ?? null,
         f.since ?? null,
