@@ -7,6 +7,7 @@ import { OTLP_HTTP_ENV, type OtlpHttpConfig, otlpHttpOptions } from './sources/o
 import { OTLP_NATS_ENV, otlpNatsOptions, otlpNatsProblems } from './sources/otlp-nats/config.js';
 import type { OtlpNatsSourceOptions } from './sources/otlp-nats/otlp-nats-source.js';
 import type { OtlpExportOptions } from './spans/span-export.js';
+import { DEFAULT_RETENTION, type RetentionPolicy } from './sinks/postgres/retention-policy.js';
 
 /**
  * The only reader of process.env. Every variable is validated; an invalid configuration is reported
@@ -97,6 +98,13 @@ const envSchema = z
     CHRONICLE_STREAM_CLIENT_QUEUE_EVENTS: int(1, 1_000_000).default(1000),
     CHRONICLE_STREAM_MAX_CLIENTS: int(0, 1_000_000).default(1000),
     CHRONICLE_STREAM_KEEPALIVE_MS: int(100, 3_600_000).default(15_000),
+    // Retention and the scheduled maintenance (src/sinks/postgres/maintenance-loop.ts); 0 days: forever.
+    SWARM_EVENTS_RETENTION_DAYS: int(0, 36_500).default(DEFAULT_RETENTION.eventsDays),
+    SWARM_TRACES_RETENTION_DAYS: int(0, 36_500).default(DEFAULT_RETENTION.tracesDays),
+    OTEL_SPANS_RETENTION_DAYS: int(0, 36_500).default(DEFAULT_RETENTION.spansDays),
+    REJECTS_RETENTION_DAYS: int(0, 36_500).default(DEFAULT_RETENTION.rejectsDays),
+    DLQ_RETENTION_DAYS: int(0, 36_500).default(DEFAULT_RETENTION.dlqDays),
+    CHRONICLE_MAINTENANCE_INTERVAL_MS: int(0, 604_800_000).default(3_600_000),
   })
   .superRefine((e, ctx) => {
     for (const { variable, message } of otlpNatsProblems(e, { natsUrl: natsUrlOf(e.NATS_URL) })) {
@@ -153,6 +161,15 @@ export interface Config {
   otlpNats?: OtlpNatsSourceOptions | undefined;
   /** The live stream (GET /api/v1/stream); absent: its defaults, which are those of the variables. */
   stream?: StreamConfig | undefined;
+  /** Retention and maintenance; absent: the defaults of the variables. */
+  retention?: RetentionConfig | undefined;
+}
+
+/** How long rows are kept (SWARM_*_RETENTION_DAYS, …) and how often maintenance runs. */
+export interface RetentionConfig {
+  policy: RetentionPolicy;
+  /** CHRONICLE_MAINTENANCE_INTERVAL_MS; 0: no scheduled pass. */
+  maintenanceIntervalMillis: number;
 }
 
 /** The live stream's tunables (CHRONICLE_STREAM_*). */
@@ -249,6 +266,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       clientQueueEvents: e.CHRONICLE_STREAM_CLIENT_QUEUE_EVENTS,
       maxClients: e.CHRONICLE_STREAM_MAX_CLIENTS,
       keepAliveMillis: e.CHRONICLE_STREAM_KEEPALIVE_MS,
+    },
+    retention: {
+      policy: {
+        eventsDays: e.SWARM_EVENTS_RETENTION_DAYS,
+        tracesDays: e.SWARM_TRACES_RETENTION_DAYS,
+        spansDays: e.OTEL_SPANS_RETENTION_DAYS,
+        rejectsDays: e.REJECTS_RETENTION_DAYS,
+        dlqDays: e.DLQ_RETENTION_DAYS,
+      },
+      maintenanceIntervalMillis: e.CHRONICLE_MAINTENANCE_INTERVAL_MS,
     },
     otlpNats: otlpNatsOptions(e, {
       natsUrl: natsUrlOf(e.NATS_URL),

@@ -25,6 +25,8 @@ export interface ApiDeps {
   links?: TraceLinkOptions;
   /** GET /api/v1/stream (src/api/stream/event-stream.ts); not served when omitted. */
   stream?: express.Router;
+  /** GET /api/v1/retention, POST /api/v1/retention/run (src/api/retention.ts); not served when omitted. */
+  retention?: express.Router;
 }
 
 /** Error body of every non-2xx answer. */
@@ -151,6 +153,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
   });
 
   if (deps.stream) app.use(deps.stream);
+  if (deps.retention) app.use(deps.retention);
 
   app.use(
     createQueryRoutes(

@@ -106,8 +106,9 @@ async function inTransaction<T>(
   client: pg.ClientBase,
   lockTimeoutMillis: number,
   work: () => Promise<T>,
+  begin = 'BEGIN',
 ): Promise<T> {
-  await client.query('BEGIN');
+  await client.query(begin);
   try {
     await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMillis))}`);
     const result = await work();
@@ -133,11 +134,11 @@ WITH RECURSIVE d AS (
 SELECT day FROM d WHERE day IS NOT NULL AND day < $2`;
 
 /**
- * Creates the partition of one day, moving that day's rows out of the default partition, in one short
- * transaction (Postgres refuses a partition while the default holds rows of its range). The table is
- * built apart and attached, which takes only SHARE UPDATE EXCLUSIVE on swarm_events: inserts into other
- * partitions go on; the default partition is locked while its rows move and it is checked.
- * Returns the rows moved.
+ * Creates the partition of one day, moving that day's rows out of the default partition (Postgres
+ * refuses a partition while the default holds rows of its range). The table is built apart and filled
+ * with a copy of the day's rows first, with no lock that stops anyone; then one short transaction stops
+ * writers (readers go on until the attach), copies the rows that arrived since, deletes the day's rows
+ * from the default and attaches the table. Returns the rows moved.
  */
 async function createDayPartition(
   client: pg.ClientBase,
@@ -147,20 +148,37 @@ async function createDayPartition(
   const name = partitionName(day);
   const from = day.toISOString();
   const to = addDays(day, 1).toISOString();
+  const inRange = `"timestamp" >= '${from}' AND "timestamp" < '${to}'`;
+  // A table left by a pass that failed before attaching it.
+  await client.query(`DROP TABLE IF EXISTS ${name}`);
+  await client.query(`CREATE TABLE ${name} (LIKE swarm_events INCLUDING DEFAULTS INCLUDING INDEXES)`);
+  // Proves the rows are in range, so attaching does not scan the new table.
+  await client.query(`ALTER TABLE ${name} ADD CONSTRAINT ${name}_range CHECK (${inRange})`);
+  // The copy's snapshot: the rows it did not see are those of transactions it does not see as ended.
+  const snapshot = await inTransaction(
+    client,
+    lockTimeoutMillis,
+    async () => {
+      await client.query(
+        `INSERT INTO ${name} (${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS} FROM ${DEFAULT_PARTITION} WHERE ${inRange}`,
+      );
+      const { rows } = await client.query<{ snapshot: string }>(
+        'SELECT pg_current_snapshot()::text AS snapshot',
+      );
+      return rows[0]!.snapshot;
+    },
+    'BEGIN ISOLATION LEVEL REPEATABLE READ',
+  );
   return inTransaction(client, lockTimeoutMillis, async () => {
-    await client.query(`CREATE TABLE ${name} (LIKE swarm_events INCLUDING DEFAULTS INCLUDING INDEXES)`);
-    // Proves the rows are in range, so attaching does not scan the new table.
+    // Writers wait until the commit, before their rows are routed (a row routed to the default before
+    // the attach would fail its partition check after it).
+    await client.query(`LOCK TABLE swarm_events IN SHARE ROW EXCLUSIVE MODE`);
     await client.query(
-      `ALTER TABLE ${name} ADD CONSTRAINT ${name}_range CHECK ("timestamp" >= '${from}' AND "timestamp" < '${to}')`,
+      `INSERT INTO ${name} (${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS} FROM ${DEFAULT_PARTITION} d
+       WHERE ${inRange} AND NOT pg_visible_in_snapshot(d.txid, $1::pg_snapshot)`,
+      [snapshot],
     );
-    // Writers of the default wait until the commit; readers go on until the attach.
-    await client.query(`LOCK TABLE ${DEFAULT_PARTITION} IN SHARE ROW EXCLUSIVE MODE`);
-    const moved = await client.query(
-      `WITH moved AS (
-         DELETE FROM ${DEFAULT_PARTITION} WHERE "timestamp" >= $1 AND "timestamp" < $2 RETURNING ${EVENT_COLUMNS})
-       INSERT INTO ${name} (${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS} FROM moved`,
-      [from, to],
-    );
+    const moved = await client.query(`DELETE FROM ${DEFAULT_PARTITION} WHERE ${inRange}`);
     await client.query(
       `ALTER TABLE swarm_events ATTACH PARTITION ${name} FOR VALUES FROM ('${from}') TO ('${to}')`,
     );
@@ -377,18 +395,9 @@ async function pass(
   const horizon = eventsHorizon(policy, now);
   const existing = new Set((await listDayPartitions(client)).map((p) => p.name));
 
-  // 1. Partitions: today and the days ahead first (where new events go), then the days within retention
-  // that still have rows in the default partition (an upgraded store, late or early events), newest first.
-  const wanted: Date[] = [];
-  for (let d = 0; d <= options.daysAhead; d++) wanted.push(addDays(today, d));
-  const { rows: defaultDays } = await client.query<{ day: Date }>(DEFAULT_DAYS_SQL, [
-    horizon ?? '-infinity',
-    addDays(today, options.daysAhead + 1),
-  ]);
-  wanted.push(...defaultDays.map((r) => r.day).sort((a, b) => b.getTime() - a.getTime()));
-  for (const day of wanted) {
+  const create = async (day: Date): Promise<void> => {
     const name = partitionName(day);
-    if (existing.has(name)) continue;
+    if (existing.has(name)) return;
     try {
       report.rowsMoved += await createDayPartition(client, day, options.lockTimeoutMillis);
       report.partitionsCreated.push(name);
@@ -396,7 +405,10 @@ async function pass(
     } catch (err) {
       report.errors.push(`create ${name}: ${describe(err)}`);
     }
-  }
+  };
+
+  // 1. Today's partition and the days ahead: where new events go.
+  for (let d = 0; d <= options.daysAhead; d++) await create(addDays(today, d));
 
   if (horizon !== undefined) {
     // 2. Days past retention: dropped whole, with their ledger entries.
@@ -426,7 +438,16 @@ async function pass(
     report.trimmed.swarm_events += events;
   }
 
-  // 4. The other tables, each by its own setting.
+  // 4. Days within retention (all, when kept forever) that still have rows in the default partition:
+  // an upgraded store, late events, events before the partitions ahead existed. Newest first. Days
+  // after the partitions ahead (far-future timestamps) stay in the default until their time comes.
+  const { rows: defaultDays } = await client.query<{ day: Date }>(DEFAULT_DAYS_SQL, [
+    horizon ?? '-infinity',
+    addDays(today, options.daysAhead + 1),
+  ]);
+  for (const { day } of defaultDays.sort((a, b) => b.day.getTime() - a.day.getTime())) await create(day);
+
+  // 5. The other tables, each by its own setting.
   const traces = trimHorizon(policy.tracesDays, now);
   if (traces !== undefined) {
     report.trimmed.swarm_traces = await trimByKeyset(
