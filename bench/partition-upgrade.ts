@@ -103,6 +103,9 @@ async function main(): Promise<void> {
         `longest insert meanwhile: ${longest(migrated, passed)} ms`,
     );
     await new Promise((r) => setTimeout(r, 300));
+    if (process.env.BENCH_VERBOSE) {
+      for (const w of waits.filter((x) => x.millis > 200)) console.log('slow insert', new Date(w.at).toISOString(), w.millis);
+    }
     running = false;
     await inserter;
     const sorted = waits.map((w) => w.millis).sort((a, b) => a - b);

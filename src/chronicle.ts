@@ -101,16 +101,15 @@ export function createChronicle(
   );
 
   // Retention: day partitions ahead, old days dropped, old rows trimmed; one replica at a time.
-  const retention = config.retention ?? {
-    policy: DEFAULT_RETENTION,
-    maintenanceIntervalMillis: 3_600_000,
-  };
+  // Without a retention configuration (a Config built by hand), no scheduled pass.
+  const retention = config.retention ?? { policy: DEFAULT_RETENTION, maintenanceIntervalMillis: 0 };
   const maintenance = createMaintenanceLoop(
     {
       ...DEFAULT_MAINTENANCE_OPTIONS,
       policy: retention.policy,
       intervalMillis: retention.maintenanceIntervalMillis,
-      firstDelayMillis: 5_000,
+      // Shortly after start, once the start-up traffic (a backlog drained) has settled.
+      firstDelayMillis: 60_000,
     },
     { pool: database.pool, logger, metrics },
   );

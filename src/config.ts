@@ -161,7 +161,7 @@ export interface Config {
   otlpNats?: OtlpNatsSourceOptions | undefined;
   /** The live stream (GET /api/v1/stream); absent: its defaults, which are those of the variables. */
   stream?: StreamConfig | undefined;
-  /** Retention and maintenance; absent: the defaults of the variables. */
+  /** Retention and maintenance; absent: the default policy and no scheduled pass (loadConfig sets it). */
   retention?: RetentionConfig | undefined;
 }
 

@@ -84,6 +84,8 @@ export interface ChronicleOverrides {
   otlpNats?: Config['otlpNats'];
   /** The live stream's tunables (the rest its defaults). */
   stream?: Partial<StreamConfig>;
+  /** Retention and scheduled maintenance; absent: the default policy, no scheduled pass. */
+  retention?: Config['retention'];
 }
 
 /** One Chronicle instance started by a test. */
@@ -232,6 +234,7 @@ export async function createChronicleTestEnv(options: { nats?: boolean } = {}): 
         },
         otlpNats: overrides.otlpNats,
         stream: overrides.stream && { ...STREAM_DEFAULTS, ...overrides.stream },
+        retention: overrides.retention,
       };
       const chronicle = createChronicle(config, {
         logger: testLogger(),

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { CanonicalEvent } from '../../src/events/schema.js';
-import type { WriteResult } from '../../src/pipeline/records.js';
+import type { WriteResult } from '../../src/pipeline/contracts.js';
 import { createEventWriter } from '../../src/sinks/postgres/event-writer.js';
 import {
   DEFAULT_MAINTENANCE_OPTIONS,

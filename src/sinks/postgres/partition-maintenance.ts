@@ -175,7 +175,8 @@ async function createDayPartition(
     await client.query(`LOCK TABLE swarm_events IN SHARE ROW EXCLUSIVE MODE`);
     await client.query(
       `INSERT INTO ${name} (${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS} FROM ${DEFAULT_PARTITION} d
-       WHERE ${inRange} AND NOT pg_visible_in_snapshot(d.txid, $1::pg_snapshot)`,
+       WHERE ${inRange} AND d.txid >= pg_snapshot_xmin($1::pg_snapshot)
+         AND NOT pg_visible_in_snapshot(d.txid, $1::pg_snapshot)`,
       [snapshot],
     );
     const moved = await client.query(`DELETE FROM ${DEFAULT_PARTITION} WHERE ${inRange}`);
