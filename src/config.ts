@@ -7,7 +7,6 @@ import { OTLP_HTTP_ENV, type OtlpHttpConfig, otlpHttpOptions } from './sources/o
 import { OTLP_NATS_ENV, otlpNatsOptions, otlpNatsProblems } from './sources/otlp-nats/config.js';
 import type { OtlpNatsSourceOptions } from './sources/otlp-nats/otlp-nats-source.js';
 import type { OtlpExportOptions } from './spans/span-export.js';
-import { DEFAULT_RETENTION, type RetentionPolicy } from './sinks/postgres/retention-policy.js';
 
 /**
  * The only reader of process.env. Every variable is validated; an invalid configuration is reported
@@ -99,11 +98,11 @@ const envSchema = z
     CHRONICLE_STREAM_MAX_CLIENTS: int(0, 1_000_000).default(1000),
     CHRONICLE_STREAM_KEEPALIVE_MS: int(100, 3_600_000).default(15_000),
     // Retention and the scheduled maintenance (src/sinks/postgres/maintenance-loop.ts); 0 days: forever.
-    SWARM_EVENTS_RETENTION_DAYS: int(0, 36_500).default(DEFAULT_RETENTION.eventsDays),
-    SWARM_TRACES_RETENTION_DAYS: int(0, 36_500).default(DEFAULT_RETENTION.tracesDays),
-    OTEL_SPANS_RETENTION_DAYS: int(0, 36_500).default(DEFAULT_RETENTION.spansDays),
-    REJECTS_RETENTION_DAYS: int(0, 36_500).default(DEFAULT_RETENTION.rejectsDays),
-    DLQ_RETENTION_DAYS: int(0, 36_500).default(DEFAULT_RETENTION.dlqDays),
+    SWARM_EVENTS_RETENTION_DAYS: int(0, 36_500).default(30),
+    SWARM_TRACES_RETENTION_DAYS: int(0, 36_500).default(90),
+    OTEL_SPANS_RETENTION_DAYS: int(0, 36_500).default(30),
+    REJECTS_RETENTION_DAYS: int(0, 36_500).default(30),
+    DLQ_RETENTION_DAYS: int(0, 36_500).default(90),
     CHRONICLE_MAINTENANCE_INTERVAL_MS: int(0, 604_800_000).default(3_600_000),
   })
   .superRefine((e, ctx) => {
@@ -167,7 +166,8 @@ export interface Config {
 
 /** How long rows are kept (SWARM_*_RETENTION_DAYS, …) and how often maintenance runs. */
 export interface RetentionConfig {
-  policy: RetentionPolicy;
+  /** Days each kind of row is kept, 0 forever (src/sinks/postgres/retention-policy.ts says what each covers). */
+  policy: { eventsDays: number; tracesDays: number; spansDays: number; rejectsDays: number; dlqDays: number };
   /** CHRONICLE_MAINTENANCE_INTERVAL_MS; 0: no scheduled pass. */
   maintenanceIntervalMillis: number;
 }
