@@ -3,9 +3,17 @@ import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { EXIT, runCli } from '../../src/cli/chronicle.js';
 import { MAINTENANCE_LOCK_KEY, partitionName } from '../../src/sinks/postgres/partition-maintenance.js';
 import { addDays, startOfUtcDay } from '../../src/sinks/postgres/retention-policy.js';
-import { type ChronicleTestEnv, type TestChronicle, createChronicleTestEnv } from '../support/chronicle.js';
+import {
+  type ChronicleTestEnv,
+  type TestChronicle,
+  createChronicleTestEnv,
+  waitFor,
+} from '../support/chronicle.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { partitionCounts, tasksOverDays, writeEvents } from '../support/retention.js';
+import { partitionCounts, tasksOverDays, testMaintenance, writeEvents } from '../support/retention.js';
+import { createMaintenanceLoop } from '../../src/sinks/postgres/maintenance-loop.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import { createMetrics } from '../../src/telemetry/metrics.js';
 import { describeWithPostgres, describeWithServices } from '../support/services.js';
 
 async function maintain(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; out: string }> {
@@ -52,6 +60,42 @@ describeWithPostgres('chronicle maintain', () => {
     expect(report.partitionsDropped).toEqual([partitionName(addDays(today, -11))]);
     expect(report.rowsDropped).toBe(4);
     expect((await partitionCounts(db.pool)).has(partitionName(addDays(today, -11)))).toBe(false);
+  });
+
+  it('maintenance loop - a pass shortly after start and then on schedule, counted in metrics and logged once per pass', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info' }, { write: (line: string) => lines.push(line) });
+    const metrics = createMetrics({ defaultMetrics: false });
+    const loop = createMaintenanceLoop(
+      { ...testMaintenance({ eventsDays: 30 }), intervalMillis: 300, firstDelayMillis: 10 },
+      { pool: db.pool, logger, metrics },
+    );
+    const startedAt = Date.now() / 1000;
+    await loop.start();
+    try {
+      await waitFor(
+        async () => {
+          const passes = await metrics.registry.getSingleMetric('chronicle_maintenance_passes_total')!.get();
+          return (passes.values.find((v) => v.labels.result === 'done')?.value ?? 0) >= 2;
+        },
+        10_000,
+        'two scheduled passes',
+      );
+    } finally {
+      await loop.shutdown(AbortSignal.timeout(5_000));
+    }
+    const passes = lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === 'maintenance pass done');
+    expect(passes.length).toBeGreaterThanOrEqual(2);
+    expect(passes[0]).toMatchObject({ partitionsDropped: [], trimmed: { swarm_events: 0 } });
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/chronicle_maintenance_partitions_total\{action="dropped"\} 0/);
+    expect(text).toMatch(/chronicle_maintenance_rows_deleted_total\{table="swarm_traces"\} 0/);
+    const last = await metrics.registry
+      .getSingleMetric('chronicle_maintenance_last_success_timestamp_seconds')!
+      .get();
+    expect(last.values[0]!.value).toBeGreaterThanOrEqual(Math.floor(startedAt));
   });
 
   it('maintain - exits 1 and says so when another process is running maintenance', async () => {

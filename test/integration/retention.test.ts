@@ -249,6 +249,45 @@ describeWithPostgres('retention - fresh install', () => {
     expect(none.trimmed).toMatchObject({ otel_spans: 0, chronicle_rejects: 0, swarm_dlq: 0 });
   });
 
+  it('a late event for a task whose first events were dropped: stored, and the row recomputed from the events kept (title lost, status follows)', async () => {
+    await truncateStore(db.pool);
+    const now = new Date();
+    const today = startOfUtcDay(now);
+    const trace = 'long-task';
+    const at = (day: number, type: string, metadata: Record<string, unknown> = {}): CanonicalEvent => ({
+      event_id: randomUUID(),
+      trace_id: trace,
+      source: 'test',
+      event_type: type,
+      timestamp: new Date(addDays(today, day).getTime() + 3_600_000).toISOString(),
+      metadata: { agent: 'agent-long', ...metadata },
+    });
+    // Created and assigned 40 days ago, started 10 days ago.
+    await writeEvents(db.pool, [
+      at(-40, 'task.created', { title: 'a long task' }),
+      at(-40, 'task.assigned'),
+      at(-10, 'task.started'),
+    ]);
+    await runMaintenancePass(db.pool, testMaintenance({ eventsDays: 0, tracesDays: 0 }), now);
+    await runMaintenancePass(db.pool, testMaintenance({ eventsDays: 30, tracesDays: 0 }), now);
+    const before = await db.pool.query('SELECT * FROM swarm_traces WHERE trace_id = $1', [trace]);
+    expect(before.rows[0]).toMatchObject({ status: 'in_progress', task_title: 'a long task', attempts: 1 });
+
+    const late = await writeEvents(db.pool, [at(0, 'task.completed')]);
+    expect(late.results).toEqual([{ status: 'stored' }]);
+    const { rows } = await db.pool.query('SELECT * FROM swarm_traces WHERE trace_id = $1', [trace]);
+    // What only the dropped events carried is gone from the row; what the kept events say is right.
+    expect(rows[0]).toMatchObject({
+      status: 'completed',
+      task_title: null,
+      attempts: 0,
+      assigned_agent: 'agent-long',
+      span_count: 4,
+      first_event_at: before.rows[0].first_event_at,
+      started_at: new Date(addDays(today, -10).getTime() + 3_600_000),
+    });
+  });
+
   it('one replica at a time: a pass while another process holds the maintenance lock does nothing', async () => {
     const other = new pg.Client({ connectionString: db.url });
     await other.connect();
