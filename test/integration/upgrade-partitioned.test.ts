@@ -69,8 +69,13 @@ describeWithPostgres('retention - upgrade of an unpartitioned store', () => {
         live.push(...batch.map((e) => e.event_id));
       }
     })();
+    const fileNode = async (table: string): Promise<string> =>
+      (await db.pool.query<{ n: string }>(`SELECT pg_relation_filenode($1)::text AS n`, [table])).rows[0]!.n;
+    const node = await fileNode('swarm_events');
     await new Promise((r) => setTimeout(r, 100));
     expect(await migrate(db.pool, silentLogger())).toEqual([8]);
+    // Nothing copied: the old table, as it was, is the default partition.
+    expect(await fileNode('swarm_events_default')).toBe(node);
     await new Promise((r) => setTimeout(r, 100));
     running = false;
     await writer;
