@@ -104,7 +104,8 @@ async function main(): Promise<void> {
     );
     await new Promise((r) => setTimeout(r, 300));
     if (process.env.BENCH_VERBOSE) {
-      for (const w of waits.filter((x) => x.millis > 200)) console.log('slow insert', new Date(w.at).toISOString(), w.millis);
+      for (const w of waits.filter((x) => x.millis > 200))
+        console.log('slow insert', new Date(w.at).toISOString(), w.millis);
     }
     running = false;
     await inserter;

@@ -270,7 +270,10 @@ describeWithPostgres('retention - fresh install', () => {
     ]);
     await runMaintenancePass(db.pool, testMaintenance({ eventsDays: 0, tracesDays: 0 }), now);
     await runMaintenancePass(db.pool, testMaintenance({ eventsDays: 30, tracesDays: 0 }), now);
-    const before = await db.pool.query('SELECT * FROM swarm_traces WHERE trace_id = $1', [trace]);
+    const before = await db.pool.query<{ first_event_at: Date }>(
+      'SELECT * FROM swarm_traces WHERE trace_id = $1',
+      [trace],
+    );
     expect(before.rows[0]).toMatchObject({ status: 'in_progress', task_title: 'a long task', attempts: 1 });
 
     const late = await writeEvents(db.pool, [at(0, 'task.completed')]);
@@ -283,7 +286,7 @@ describeWithPostgres('retention - fresh install', () => {
       attempts: 0,
       assigned_agent: 'agent-long',
       span_count: 4,
-      first_event_at: before.rows[0].first_event_at,
+      first_event_at: before.rows[0]!.first_event_at,
       started_at: new Date(addDays(today, -10).getTime() + 3_600_000),
     });
   });
