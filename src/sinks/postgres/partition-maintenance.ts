@@ -149,8 +149,13 @@ async function createDayPartition(
   const from = day.toISOString();
   const to = addDays(day, 1).toISOString();
   const inRange = `"timestamp" >= '${from}' AND "timestamp" < '${to}'`;
-  // A table left by a pass that failed before attaching it.
-  await client.query(`DROP TABLE IF EXISTS ${name}`);
+  // A table left by a pass that failed before attaching it (never a partition).
+  const { rows: left } = await client.query<{ partition: boolean }>(
+    `SELECT relispartition AS partition FROM pg_class WHERE relname = $1 AND relnamespace = 'public'::regnamespace`,
+    [name],
+  );
+  if (left[0]?.partition === true) throw new Error(`${name} is already a partition`);
+  if (left[0] !== undefined) await client.query(`DROP TABLE ${name}`);
   await client.query(`CREATE TABLE ${name} (LIKE swarm_events INCLUDING DEFAULTS INCLUDING INDEXES)`);
   // Proves the rows are in range, so attaching does not scan the new table.
   await client.query(`ALTER TABLE ${name} ADD CONSTRAINT ${name}_range CHECK (${inRange})`);
