@@ -291,6 +291,46 @@ describeWithPostgres('retention - fresh install', () => {
     });
   });
 
+  it('a partition change that cannot get its lock in time gives up, reports it, and the next pass does it with every row', async () => {
+    await truncateStore(db.pool);
+    const now = new Date();
+    const day = addDays(startOfUtcDay(now), -200);
+    const events = Array.from({ length: 30 }, (_, i) =>
+      single(`blocked-${i}`, new Date(day.getTime() + i * 1000)),
+    );
+    await writeEvents(db.pool, events);
+    // An open transaction that wrote to swarm_events holds a lock the move must wait for.
+    const blocker = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(
+        `INSERT INTO swarm_events (event_id, trace_id, source, event_type, "timestamp") VALUES ($1, 'b', 's', 'note', $2)`,
+        [randomUUID(), now],
+      );
+      const options = { ...testMaintenance({ eventsDays: 0 }), lockTimeoutMillis: 200 };
+      const blocked = await runMaintenancePass(db.pool, options, now);
+      expect(blocked.ran).toBe(true);
+      expect(blocked.partitionsCreated).not.toContain(partitionName(day));
+      expect(
+        blocked.errors.some((e) => e.startsWith(`create ${partitionName(day)}: `) && /lock timeout/.test(e)),
+      ).toBe(true);
+      // Nothing moved: every event is still read once, from the default partition.
+      expect((await partitionCounts(db.pool)).get('swarm_events_default')).toBe(30);
+      await blocker.query('ROLLBACK');
+      const next = await runMaintenancePass(db.pool, options, now);
+      expect(next.errors).toEqual([]);
+      expect(next.partitionsCreated).toEqual([partitionName(day)]);
+      const counts = await partitionCounts(db.pool);
+      expect(counts.get(partitionName(day))).toBe(30);
+      expect(counts.get('swarm_events_default')).toBe(0);
+      const ids = events.map((e) => e.event_id).sort();
+      expect(await storedIds(db.pool)).toEqual({ events: ids, ledger: ids });
+    } finally {
+      await blocker.end();
+    }
+  });
+
   it('one replica at a time: a pass while another process holds the maintenance lock does nothing', async () => {
     const other = new pg.Client({ connectionString: db.url });
     await other.connect();
