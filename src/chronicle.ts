@@ -21,6 +21,11 @@ import { type NatsLink, createNatsLink } from './sources/nats/nats-link.js';
 import { createOtlpReceiver } from './sources/otlp-http/otlp-receiver.js';
 import { createOtlpNatsSource } from './sources/otlp-nats/otlp-nats-source.js';
 import { createSpanBuilder } from './spans/span-builder.js';
+import { createRetentionRoutes } from './api/retention.js';
+import { createMaintenanceLoop } from './sinks/postgres/maintenance-loop.js';
+import { DEFAULT_MAINTENANCE_OPTIONS } from './sinks/postgres/partition-maintenance.js';
+import { DEFAULT_RETENTION } from './sinks/postgres/retention-policy.js';
+import { readRetentionStatus } from './sinks/postgres/retention-status.js';
 import { createExportLoop, createOtlpExporter } from './spans/span-export.js';
 import type { Logger } from './telemetry/logger.js';
 import { type Metrics, createMetrics } from './telemetry/metrics.js';
@@ -99,6 +104,20 @@ export function createChronicle(
     { consumer: batcher, logger, metrics },
   );
 
+  // Retention: day partitions ahead, old days dropped, old rows trimmed; one replica at a time.
+  // Without a retention configuration (a Config built by hand), no scheduled pass.
+  const retention = config.retention ?? { policy: DEFAULT_RETENTION, maintenanceIntervalMillis: 0 };
+  const maintenance = createMaintenanceLoop(
+    {
+      ...DEFAULT_MAINTENANCE_OPTIONS,
+      policy: retention.policy,
+      intervalMillis: retention.maintenanceIntervalMillis,
+      // Shortly after start, once the start-up traffic (a backlog drained) has settled.
+      firstDelayMillis: 60_000,
+    },
+    { pool: database.pool, logger, metrics },
+  );
+
   const store = createQueryStore(database.pool);
   // Added after the API server, so it shuts down just before it: its streams end, then the server closes.
   const stream = createEventStream(config.stream ?? STREAM_DEFAULTS, { store, logger, metrics });
@@ -116,6 +135,10 @@ export function createChronicle(
         clients: config.auth?.clients,
         pins: createPinStore(database.pool),
         pinRoutes: { actorOf: (_req, res) => clientOf(res) },
+        retention: createRetentionRoutes({
+          status: () => readRetentionStatus(database.pool, retention.policy),
+          runNow: () => maintenance.runNow(),
+        }),
       }),
     ),
   );
@@ -181,6 +204,7 @@ export function createChronicle(
     ),
   );
 
+  add(startWhen(migrated, maintenance, { logger }));
   add(batcher);
   // The sources last: they start once everything they feed runs, and stop first, all at once.
   const sources: Component[] = [ingest, otlp];

@@ -98,6 +98,13 @@ const envSchema = z
     CHRONICLE_STREAM_CLIENT_QUEUE_EVENTS: int(1, 1_000_000).default(1000),
     CHRONICLE_STREAM_MAX_CLIENTS: int(0, 1_000_000).default(1000),
     CHRONICLE_STREAM_KEEPALIVE_MS: int(100, 3_600_000).default(15_000),
+    // Retention and the scheduled maintenance (src/sinks/postgres/maintenance-loop.ts); 0 days: forever.
+    SWARM_EVENTS_RETENTION_DAYS: int(0, 36_500).default(30),
+    SWARM_TRACES_RETENTION_DAYS: int(0, 36_500).default(90),
+    OTEL_SPANS_RETENTION_DAYS: int(0, 36_500).default(30),
+    REJECTS_RETENTION_DAYS: int(0, 36_500).default(30),
+    DLQ_RETENTION_DAYS: int(0, 36_500).default(90),
+    CHRONICLE_MAINTENANCE_INTERVAL_MS: int(0, 604_800_000).default(3_600_000),
   })
   .superRefine((e, ctx) => {
     for (const { variable, message } of otlpNatsProblems(e, { natsUrl: natsUrlOf(e.NATS_URL) })) {
@@ -158,6 +165,16 @@ export interface Config {
   auth?: AuthConfig | undefined;
   /** CHRONICLE_API_TOKEN: the token `chronicle simulate` sends to Chronicle's API; absent: none. */
   apiToken?: string | undefined;
+  /** Retention and maintenance; absent: the default policy and no scheduled pass (loadConfig sets it). */
+  retention?: RetentionConfig | undefined;
+}
+
+/** How long rows are kept (SWARM_*_RETENTION_DAYS, …) and how often maintenance runs. */
+export interface RetentionConfig {
+  /** Days each kind of row is kept, 0 forever (src/sinks/postgres/retention-policy.ts says what each covers). */
+  policy: { eventsDays: number; tracesDays: number; spansDays: number; rejectsDays: number; dlqDays: number };
+  /** CHRONICLE_MAINTENANCE_INTERVAL_MS; 0: no scheduled pass. */
+  maintenanceIntervalMillis: number;
 }
 
 /** The live stream's tunables (CHRONICLE_STREAM_*). */
@@ -262,6 +279,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     auth: tokens.auth,
     apiToken: tokens.clientToken,
+    retention: {
+      policy: {
+        eventsDays: e.SWARM_EVENTS_RETENTION_DAYS,
+        tracesDays: e.SWARM_TRACES_RETENTION_DAYS,
+        spansDays: e.OTEL_SPANS_RETENTION_DAYS,
+        rejectsDays: e.REJECTS_RETENTION_DAYS,
+        dlqDays: e.DLQ_RETENTION_DAYS,
+      },
+      maintenanceIntervalMillis: e.CHRONICLE_MAINTENANCE_INTERVAL_MS,
+    },
     otlpNats: otlpNatsOptions(e, {
       natsUrl: natsUrlOf(e.NATS_URL),
       namespace: e.CHRONICLE_NATS_NAMESPACE,

@@ -34,6 +34,8 @@ export interface ApiDeps {
   /** Pin and unpin traces (src/api/pins.ts); not served when omitted. */
   pins?: PinStore;
   pinRoutes?: PinRouteOptions;
+  /** GET /api/v1/retention, POST /api/v1/retention/run (src/api/retention.ts); not served when omitted. */
+  retention?: express.Router;
 }
 
 /** Error body of every non-2xx answer. */
@@ -170,6 +172,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
   });
 
   if (deps.stream) app.use(deps.stream);
+  if (deps.retention) app.use(deps.retention);
 
   if (deps.pins) app.use(createPinRoutes(deps.pins, deps.pinRoutes));
 

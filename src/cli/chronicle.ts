@@ -7,6 +7,7 @@ import { parseTimestamp } from '../events/timestamp.js';
 import { ConfigError } from '../pipeline/errors.js';
 import { backfill } from './export.js';
 import { describeFailure } from './failure.js';
+import { maintainCommand } from './maintain.js';
 import { migrateCommand } from './migrate.js';
 import { REPLAY_REJECTS_HELP, replayRejectsArgs } from './replay-rejects-args.js';
 import { replayRejectsCommand } from './replay-rejects.js';
@@ -24,6 +25,7 @@ Commands:
   simulate   Publish simulated swarm traffic to NATS or HTTP, and --verify what Chronicle recorded
   export     Re-send the stored spans of a time window to an OTLP endpoint (backfill a new backend)
   replay-rejects  Feed recorded rejects (max_deliver, write_failed) back through ingest; safe to repeat
+  maintain   Run one retention and partition maintenance pass now, and print what it did
   help       Show this help, or a command's: chronicle help <command>
 
 Exit codes: 0 done, 1 failed, 2 bad usage or configuration, 3 simulate --verify found differences.
@@ -56,6 +58,17 @@ DATABASE_URL: the spans in CHRONICLE_DATA_DIR (a running serve's server, if ther
                      (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT)
   --protocol <p>     http/json or http/protobuf (default: the configured one, else http/json)
   --batch <n>        spans per request (default 512)
+`,
+  maintain: `Usage: chronicle maintain [--json]
+
+Runs one maintenance pass now (README: Retention): creates the day partitions of swarm_events ahead,
+moves rows of the default partition into theirs, drops days past SWARM_EVENTS_RETENTION_DAYS with their
+dedup ledger entries, and trims traces, exported spans, rejects and DLQ entries past their settings.
+Prints what it created, dropped and trimmed. Exit 0 when done, 1 when a step failed or another process
+was running maintenance. With no DATABASE_URL: the embedded PostgreSQL of a running serve (or of
+CHRONICLE_DATA_DIR).
+
+  --json   print the pass's report as one JSON object
 `,
 };
 
@@ -155,6 +168,10 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv = p
           config,
           replayRejectsArgs(args, (m) => new UsageError(m)),
         );
+      case 'maintain': {
+        const { values } = parseArgs({ args, strict: true, options: { json: { type: 'boolean' } } });
+        return await maintainCommand(config, { json: values.json ?? false });
+      }
       default:
         return await exportCommand(args, config);
     }

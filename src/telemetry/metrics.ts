@@ -78,6 +78,15 @@ export interface Metrics {
   readonly streamHorizonAgeSeconds: Gauge;
   /** 1 when /ready would answer 200: computed on each scrape by the probe given to observeReadiness(). */
   readonly ready: Gauge;
+  /** Maintenance passes (src/sinks/postgres/maintenance-loop.ts), by result (done, skipped, failed). */
+  readonly maintenancePasses: Counter<'result'>;
+  /** Day partitions of swarm_events created and dropped by maintenance. */
+  readonly maintenancePartitions: Counter<'action'>;
+  /** Rows deleted by maintenance in batches, by table. */
+  readonly maintenanceRowsTrimmed: Counter<'table'>;
+  /** When a maintenance pass last finished on this replica, in seconds since the epoch. */
+  readonly maintenanceLastSuccess: Gauge;
+  readonly maintenanceSeconds: Histogram;
   /** Sets the check behind chronicle_ready (the health check /ready uses). */
   observeReadiness(probe: () => Promise<boolean>): void;
   /** The `reason` label of a DLQ entry's reason: bounded to DLQ_REASON_LIMIT identifiers, else `other`. */
@@ -362,6 +371,35 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
         clearTimeout(timer);
         this.set(ready ? 1 : 0);
       },
+    }),
+    maintenancePasses: new Counter({
+      name: 'chronicle_maintenance_passes_total',
+      help: 'Maintenance passes, by result: done, skipped (another replica held the lock), failed.',
+      labelNames: ['result'],
+      registers,
+    }),
+    maintenancePartitions: new Counter({
+      name: 'chronicle_maintenance_partitions_total',
+      help: 'Day partitions of swarm_events created or dropped by maintenance, by action (created, dropped).',
+      labelNames: ['action'],
+      registers,
+    }),
+    maintenanceRowsTrimmed: new Counter({
+      name: 'chronicle_maintenance_rows_deleted_total',
+      help: 'Rows deleted by maintenance past their retention, by table (rows of dropped partitions included).',
+      labelNames: ['table'],
+      registers,
+    }),
+    maintenanceLastSuccess: new Gauge({
+      name: 'chronicle_maintenance_last_success_timestamp_seconds',
+      help: 'When a maintenance pass last completed on this replica (seconds since the epoch); 0 before the first.',
+      registers,
+    }),
+    maintenanceSeconds: new Histogram({
+      name: 'chronicle_maintenance_duration_seconds',
+      help: 'Duration of maintenance passes that ran (not those skipped).',
+      buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 1800],
+      registers,
     }),
     observeReadiness(probe) {
       readinessProbe = probe;

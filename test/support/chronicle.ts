@@ -94,6 +94,8 @@ export interface ChronicleOverrides {
   host?: string;
   /** Where the instance logs (default: silent, or CHRONICLE_TEST_LOG_LEVEL). */
   logger?: Logger;
+  /** Retention and scheduled maintenance; absent: the default policy, no scheduled pass. */
+  retention?: Config['retention'];
 }
 
 /** One Chronicle instance started by a test. */
@@ -250,6 +252,7 @@ export async function createChronicleTestEnv(options: { nats?: boolean } = {}): 
         otlpNats: overrides.otlpNats,
         stream: overrides.stream && { ...STREAM_DEFAULTS, ...overrides.stream },
         auth: overrides.apiTokens === undefined ? undefined : apiTokens(overrides.apiTokens),
+        retention: overrides.retention,
       };
       const chronicle = createChronicle(config, {
         logger: overrides.logger ?? testLogger(),

@@ -45,6 +45,10 @@ const DEFAULTS = {
   links: { jaegerUiUrl: undefined, grafanaUrl: undefined, tempoDatasourceUid: 'tempo' },
   otlpNats: undefined,
   stream: { pollMillis: 250, clientQueueEvents: 1000, maxClients: 1000, keepAliveMillis: 15_000 },
+  retention: {
+    policy: { eventsDays: 30, tracesDays: 90, spansDays: 30, rejectsDays: 30, dlqDays: 90 },
+    maintenanceIntervalMillis: 3_600_000,
+  },
 };
 
 /** Every variable set to a valid value that differs from its default. */
@@ -96,6 +100,12 @@ const EVERY_VARIABLE = {
   CHRONICLE_STREAM_CLIENT_QUEUE_EVENTS: '50',
   CHRONICLE_STREAM_MAX_CLIENTS: '20',
   CHRONICLE_STREAM_KEEPALIVE_MS: '5000',
+  SWARM_EVENTS_RETENTION_DAYS: '14',
+  SWARM_TRACES_RETENTION_DAYS: '0',
+  OTEL_SPANS_RETENTION_DAYS: '7',
+  REJECTS_RETENTION_DAYS: '60',
+  DLQ_RETENTION_DAYS: '365',
+  CHRONICLE_MAINTENANCE_INTERVAL_MS: '600000',
 };
 
 describe('loadConfig - defaults', () => {
@@ -165,6 +175,10 @@ describe('loadConfig - every variable is read', () => {
         maxAckPending: 2000,
       },
       stream: { pollMillis: 100, clientQueueEvents: 50, maxClients: 20, keepAliveMillis: 5000 },
+      retention: {
+        policy: { eventsDays: 14, tracesDays: 0, spansDays: 7, rejectsDays: 60, dlqDays: 365 },
+        maintenanceIntervalMillis: 600_000,
+      },
     });
   });
 
