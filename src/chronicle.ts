@@ -19,6 +19,7 @@ import { createOtlpNatsSource } from './sources/otlp-nats/otlp-nats-source.js';
 import { createSpanBuilder } from './spans/span-builder.js';
 import { createExportLoop, createOtlpExporter } from './spans/span-export.js';
 import type { Logger } from './telemetry/logger.js';
+import { redactUrl } from './telemetry/redact.js';
 import { type Metrics, createMetrics } from './telemetry/metrics.js';
 
 export const WRITE_FAILURE_SUBJECT = 'swarm.system.chronicle.write_failure';
@@ -74,7 +75,12 @@ export function createChronicle(
   );
   const migrated = database.migrated();
   const link = config.natsUrl
-    ? add(createNatsLink({ url: config.natsUrl, name: 'chronicle', reconnectWaitMillis: 1_000 }, { logger }))
+    ? add(
+        createNatsLink(
+          { url: config.natsUrl, ...config.natsConnection, name: 'chronicle', reconnectWaitMillis: 1_000 },
+          { logger },
+        ),
+      )
     : undefined;
 
   const batcher = createBatcher(
@@ -242,8 +248,8 @@ export function createChronicle(
         {
           url: api.url(),
           otlp: otlpPort?.url() ?? 'API port only',
-          nats: config.natsUrl ?? 'disabled',
-          export: config.export?.url ?? 'disabled',
+          nats: config.natsUrl ? redactUrl(config.natsUrl) : 'disabled',
+          export: config.export ? redactUrl(config.export.url) : 'disabled',
         },
         'Chronicle listening',
       );

@@ -40,7 +40,7 @@ WHERE t.last_event_at >= $1 AND t.first_event_at < $2`;
  * does not touch the outbox; the regular export goes on as before. Exit 0 when every span was accepted.
  */
 export async function backfill(baseConfig: Config, options: BackfillOptions): Promise<number> {
-  const logger = createLogger({ level: baseConfig.logLevel });
+  const logger = createLogger({ level: baseConfig.logLevel, secrets: baseConfig.secrets ?? [] });
   // Beside a running `chronicle serve`, its embedded server; never a new, empty cluster.
   const database = await openDatabaseForCommand(baseConfig, logger, { share: true, create: false });
   const { config } = database;

@@ -1,6 +1,7 @@
 import { type Chronicle, createChronicle } from '../chronicle.js';
 import type { Config } from '../config.js';
 import { createLogger } from '../telemetry/logger.js';
+import { redactUrl } from '../telemetry/redact.js';
 import { openDatabase } from './database.js';
 import { describeFailure } from './failure.js';
 import { exitOnSignals } from './signals.js';
@@ -12,7 +13,7 @@ import { exitOnSignals } from './signals.js';
  * supervisor to restart it; the next start recovers the server. Never resolves on its own.
  */
 export async function serve(baseConfig: Config): Promise<number> {
-  const logger = createLogger({ level: baseConfig.logLevel });
+  const logger = createLogger({ level: baseConfig.logLevel, secrets: baseConfig.secrets ?? [] });
   let chronicle: Chronicle | undefined = undefined;
   let shutdownTimeoutMillis = baseConfig.shutdownTimeoutMillis;
   // From here on: a signal while the embedded server starts must still stop it, not orphan it.
@@ -72,10 +73,10 @@ function banner(chronicle: Chronicle, config: Config, embedded: boolean): void {
     `Chronicle is up: ${url}`,
     `  console   ${url}/  (tasks, agents, pipeline, live tail)`,
     `  store     ${embedded ? `embedded PostgreSQL in ${config.embedded.dataDir}/ (set DATABASE_URL to use a server)` : 'PostgreSQL at DATABASE_URL'}`,
-    `  NATS      ${config.natsUrl ? `consuming from ${config.natsUrl}` : 'off: HTTP and OTLP ingest only (set NATS_URL)'}`,
+    `  NATS      ${config.natsUrl ? `consuming from ${redactUrl(config.natsUrl)}` : 'off: HTTP and OTLP ingest only (set NATS_URL)'}`,
     `  ingest    POST ${url}/api/v1/events`,
     `  OTLP in   POST ${url}/v1/traces${chronicle.otlpUrl() ? ` and ${chronicle.otlpUrl()}/v1/traces` : ''}`,
-    `  spans out ${config.export ? config.export.url : 'kept and served by the API (set OTEL_EXPORTER_OTLP_ENDPOINT to export)'}`,
+    `  spans out ${config.export ? redactUrl(config.export.url) : 'kept and served by the API (set OTEL_EXPORTER_OTLP_ENDPOINT to export)'}`,
     `  API       ${url}/api/v1/traces  ·  ${url}/api/v1/stream  ·  ${url}/metrics`,
   ];
   // On stderr: stdout carries the structured (JSON) log.
