@@ -229,7 +229,9 @@ function secretsOf(e: Env, env: NodeJS.ProcessEnv): string[] {
     e.NATS_PASSWORD,
     e.NATS_TOKEN,
     e.NATS_NKEY_SEED,
-    ...Object.values({ ...e.OTEL_EXPORTER_OTLP_HEADERS, ...e.OTEL_EXPORTER_OTLP_TRACES_HEADERS }),
+    ...Object.entries({ ...e.OTEL_EXPORTER_OTLP_HEADERS, ...e.OTEL_EXPORTER_OTLP_TRACES_HEADERS }).flatMap(
+      ([name, value]) => (/auth|token|key|secret|password|cookie/i.test(name) ? [value] : []),
+    ),
     ...apiTokens,
   ].filter((s): s is string => s !== undefined && s.trim() !== '');
 }
@@ -250,6 +252,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   const jetstream = jetstreamOptions(e);
   const natsUrl = natsUrlOf(e.NATS_URL);
+  const secrets = secretsOf(e, env);
   const { url: natsServer, ...natsConnection } =
     natsUrl === undefined ? { url: undefined } : natsConnectionSettings(e, natsUrl);
   return {
@@ -259,8 +262,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     embedded: { dataDir: e.CHRONICLE_DATA_DIR, port: e.CHRONICLE_EMBEDDED_PG_PORT },
     natsUrl: natsServer,
-    natsConnection,
-    secrets: secretsOf(e, env),
+    // Absent rather than empty, so that a configuration without them reads as before.
+    natsConnection: Object.keys(natsConnection).length > 0 ? natsConnection : undefined,
+    secrets: secrets.length > 0 ? secrets : undefined,
     natsNamespace: e.CHRONICLE_NATS_NAMESPACE,
     batch: {
       flushIntervalMillis: e.BATCH_FLUSH_INTERVAL_MS,
