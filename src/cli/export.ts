@@ -5,6 +5,7 @@ import { createPool, endPool } from '../db/pool.js';
 import type { SpanRecord } from '../events/span-record.js';
 import { type OtlpExportOptions, createOtlpExporter, toReadableSpan } from '../spans/span-export.js';
 import { createLogger } from '../telemetry/logger.js';
+import { redactUrl } from '../telemetry/redact.js';
 import { openDatabaseForCommand } from './database.js';
 
 export interface BackfillOptions {
@@ -74,7 +75,7 @@ export async function backfill(baseConfig: Config, options: BackfillOptions): Pr
     // Traces whose latest events are not built into spans yet (they settle first): sent next time.
     const { rows } = await pool.query<{ n: number }>(UNBUILT_SQL, [options.since, options.until]);
     const unbuilt = rows[0]?.n ?? 0;
-    logger.info({ sent, unbuilt, endpoint: options.endpoint.url }, 'backfill done');
+    logger.info({ sent, unbuilt, endpoint: redactUrl(options.endpoint.url) }, 'backfill done');
     process.stdout.write(
       `chronicle export: ${sent} spans sent to ${options.endpoint.url}` +
         (unbuilt > 0

@@ -134,9 +134,7 @@ describeWithPostgres('postgres over TLS', () => {
     });
     const exit = await migrate.exited;
     expect(exit.code).toBe(1);
-    expect(migrate.output()).toMatch(
-      /self-signed certificate in certificate chain|unable to verify/,
-    );
+    expect(migrate.output()).toMatch(/self-signed certificate in certificate chain|unable to verify/);
     expect(migrate.output()).not.toContain(PASSWORD);
   });
 
@@ -266,5 +264,5 @@ describeWithPostgres('nats with authentication and TLS', () => {
     await untilOutput(proc, /NATS (refused the connection|unreachable)/, 40_000);
     expect((await fetch(`${proc.url}/ready`)).status).toBe(503);
     expect(proc.output()).not.toContain(NATS_PASSWORD);
-  });
+  }, 70_000);
 });
