@@ -236,6 +236,50 @@ describeWithPostgres('nats with authentication and TLS', () => {
     await consumesOver({ NATS_URL: `nats://${NATS_TOKEN}@127.0.0.1:${tokenServer.port}` }, client);
   });
 
+  it('nats - chronicle simulate publishes with the same variables (NATS_TOKEN; user and password in --url)', async () => {
+    const url = `nats://127.0.0.1:${tokenServer.port}`;
+    const proc = await consumesOver(
+      { NATS_URL: url, NATS_TOKEN },
+      { servers: url, authenticator: tokenAuthenticator(NATS_TOKEN) },
+    );
+    const simulate = await start(
+      [
+        'simulate',
+        '--target',
+        'nats',
+        '--count',
+        '40',
+        '--seed',
+        '7',
+        '--quiet',
+        '--verify',
+        '--api-url',
+        proc.url,
+      ],
+      { NATS_URL: url, NATS_TOKEN },
+    );
+    expect(await simulate.exited, simulate.output()).toEqual({ code: 0, signal: null });
+    expect(simulate.output()).not.toContain(NATS_TOKEN);
+    const refused = await start(
+      [
+        'simulate',
+        '--target',
+        'nats',
+        '--count',
+        '5',
+        '--quiet',
+        '--url',
+        `nats://alice:${NATS_PASSWORD}@127.0.0.1:${tokenServer.port}`,
+      ],
+      {},
+    );
+    expect((await refused.exited).code).toBe(1);
+    expect(refused.output()).toMatch(
+      /could not connect to NATS at nats:\/\/127\.0\.0\.1:\d+: .*[Aa]uthorization/,
+    );
+    expect(refused.output()).not.toContain(NATS_PASSWORD);
+  });
+
   it('nats - a wrong password is reported as refused credentials, without the password', async () => {
     const wrong = `wrong-${randomBytes(8).toString('hex')}`;
     const proc = await start(['serve'], {
