@@ -56,7 +56,7 @@ function event(traceId: string): CanonicalEvent {
     event_type: 'agent.heartbeat',
     timestamp: new Date().toISOString(),
     metadata: { agent_id: 'agent-tls' },
-  } as CanonicalEvent;
+  };
 }
 
 async function start(args: string[], env: Record<string, string>): Promise<CliProcess> {
