@@ -292,6 +292,13 @@ describeWithPostgres('nats with authentication and TLS', () => {
     await untilOutput(proc, 'NATS refused the connection (check the NATS credentials)');
     const ready = await fetch(`${proc.url}/ready`);
     expect(ready.status).toBe(503);
+    const health = (await (await fetch(`${proc.url}/api/v1/health`)).json()) as {
+      dependencies: Record<string, { state: string; detail?: string }>;
+    };
+    expect(health.dependencies.nats).toEqual({
+      state: 'down',
+      detail: 'connecting (refused: check the NATS credentials)',
+    });
     expect(proc.output()).not.toContain(wrong);
   });
 

@@ -24,6 +24,11 @@ export interface NatsLink extends Component {
   drain(): Promise<void>;
   /** Closes at once, dropping whatever is still queued. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Why the last connect attempt was turned away (refused credentials, TLS), while not connected; never
+   * holds a secret. Absent on links that do not tell.
+   */
+  problem?(): string | undefined;
 }
 
 export interface NatsLinkOptions {
@@ -47,6 +52,7 @@ export function createNatsLink(options: NatsLinkOptions, deps: { logger: Logger 
   let nc: NatsConnection | undefined;
   let closing = false;
   let started = false;
+  let problem: string | undefined;
   const stop = new AbortController();
   let resolveReady!: (nc: NatsConnection | undefined) => void;
   const readyPromise = new Promise<NatsConnection | undefined>((resolve) => (resolveReady = resolve));
@@ -87,6 +93,7 @@ export function createNatsLink(options: NatsLinkOptions, deps: { logger: Logger 
         }
         nc = conn;
         state = 'connected';
+        problem = undefined;
         logger.info({ url: server }, 'NATS connected');
         void watch(conn).catch(() => undefined);
         void conn.closed().then((err) => {
@@ -96,9 +103,10 @@ export function createNatsLink(options: NatsLinkOptions, deps: { logger: Logger 
         resolveReady(conn);
         return;
       } catch (err) {
+        // A refused login or TLS handshake is a configuration problem, not an outage: said as such.
+        const refused = natsRefusal(err);
+        problem = refused === undefined ? undefined : `refused: ${refused}`;
         if (!warned) {
-          // A refused login or TLS handshake is a configuration problem, not an outage: said as such.
-          const refused = natsRefusal(err);
           if (refused)
             logger.error(
               { err, url: server },
@@ -147,6 +155,7 @@ export function createNatsLink(options: NatsLinkOptions, deps: { logger: Logger 
       await close();
     },
     state: () => state,
+    problem: () => (state === 'connected' ? undefined : problem),
     connection: () => nc,
     ready: () => readyPromise,
     publish(subject, payload) {
