@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type ConnectionOptions,
+  credsAuthenticator,
   nkeyAuthenticator,
   nkeys,
   tokenAuthenticator,
@@ -25,6 +26,7 @@ import {
   type TlsPostgres,
   connectNats,
   makeCertificates,
+  makeOperatorSetup,
   startCli,
   startNatsServer,
   startTlsPostgres,
@@ -234,6 +236,26 @@ describeWithPostgres('nats with authentication and TLS', () => {
     const client = { servers: url, authenticator: tokenAuthenticator(NATS_TOKEN) };
     await consumesOver({ NATS_URL: url, NATS_TOKEN }, client);
     await consumesOver({ NATS_URL: `nats://${NATS_TOKEN}@127.0.0.1:${tokenServer.port}` }, client);
+  });
+
+  it('nats - credentials file (NATS_CREDS: user JWT and seed) on a server in operator mode', async () => {
+    const { serverConfig, creds } = makeOperatorSetup();
+    const server = await startNatsServer(serverConfig);
+    try {
+      const credsFile = join(certs.dir, 'chronicle.creds');
+      writeFileSync(credsFile, creds, { mode: 0o600 });
+      const url = `nats://127.0.0.1:${server.port}`;
+      const proc = await consumesOver(
+        { NATS_URL: url, NATS_CREDS: credsFile },
+        { servers: url, authenticator: credsAuthenticator(new TextEncoder().encode(creds)) },
+      );
+      const seed = /SU[A-Z0-9]+/.exec(creds)?.[0] ?? '';
+      expect(seed).not.toBe('');
+      expect(proc.output()).not.toContain(seed);
+      await proc.stop();
+    } finally {
+      await server.stop();
+    }
   });
 
   it('nats - chronicle simulate publishes with the same variables (NATS_TOKEN; user and password in --url)', async () => {

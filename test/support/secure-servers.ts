@@ -5,11 +5,12 @@
  * authentication and TLS. And Chronicle's built CLI as a process, with everything it wrote kept.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ConnectionOptions, type NatsConnection, connect } from 'nats';
+import { type ConnectionOptions, type NatsConnection, connect, nkeys } from 'nats';
 import pg from 'pg';
 import { ROOT } from './build.js';
 import { sleep, waitFor } from './chronicle.js';
@@ -367,4 +368,102 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   };
   await listen();
   return { port, cut, restore: listen, close: cut };
+}
+
+interface NKeyPair {
+  getPublicKey(): string;
+  getSeed(): Uint8Array;
+  sign(data: Uint8Array): Uint8Array;
+}
+const keys = nkeys as {
+  createOperator(): NKeyPair;
+  createAccount(): NKeyPair;
+  createUser(): NKeyPair;
+};
+
+/** A NATS JWT (header.claims.signature, ed25519 by an NKey), as `nsc` writes them. */
+function natsJwt(claims: Record<string, unknown>, signer: NKeyPair): string {
+  const b64 = (data: string | Uint8Array): string => Buffer.from(data).toString('base64url');
+  const header = b64(JSON.stringify({ typ: 'JWT', alg: 'ed25519-nkey' }));
+  const body: Record<string, unknown> = {
+    ...claims,
+    iat: Math.floor(Date.now() / 1000),
+    iss: signer.getPublicKey(),
+  };
+  body.jti = createHash('sha256').update(JSON.stringify(body)).digest('base64').replace(/=+$/, '');
+  const payload = b64(JSON.stringify(body));
+  return `${header}.${payload}.${b64(signer.sign(new TextEncoder().encode(`${header}.${payload}`)))}`;
+}
+
+/**
+ * Decentralized (JWT) authentication without `nsc`: an operator, a system account and an account with
+ * JetStream, preloaded in a memory resolver (`serverConfig`, for startNatsServer), and the credentials
+ * file of a user of that account (`creds`, its text).
+ */
+export function makeOperatorSetup(): { serverConfig: string; creds: string } {
+  const operator = keys.createOperator();
+  const system = keys.createAccount();
+  const account = keys.createAccount();
+  const user = keys.createUser();
+  const unlimited = {
+    subs: -1,
+    data: -1,
+    payload: -1,
+    imports: -1,
+    exports: -1,
+    wildcards: true,
+    conn: -1,
+    leaf: -1,
+  };
+  const operatorJwt = natsJwt(
+    {
+      sub: operator.getPublicKey(),
+      name: 'test-operator',
+      nats: { type: 'operator', version: 2, system_account: system.getPublicKey() },
+    },
+    operator,
+  );
+  const accountJwt = (kp: NKeyPair, name: string, jetstream: boolean): string =>
+    natsJwt(
+      {
+        sub: kp.getPublicKey(),
+        name,
+        nats: {
+          type: 'account',
+          version: 2,
+          limits: {
+            ...unlimited,
+            ...(jetstream ? { mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 } : {}),
+          },
+        },
+      },
+      operator,
+    );
+  const userJwt = natsJwt(
+    {
+      sub: user.getPublicKey(),
+      name: 'chronicle',
+      nats: { type: 'user', version: 2, pub: {}, sub: {}, subs: -1, data: -1, payload: -1 },
+    },
+    account,
+  );
+  const seed = new TextDecoder().decode(user.getSeed());
+  return {
+    serverConfig: [
+      `operator: ${operatorJwt}`,
+      'resolver: MEMORY',
+      `system_account: ${system.getPublicKey()}`,
+      `resolver_preload: { ${account.getPublicKey()}: ${accountJwt(account, 'app', true)}, ${system.getPublicKey()}: ${accountJwt(system, 'SYS', false)} }`,
+    ].join('\n'),
+    creds: [
+      '-----BEGIN NATS USER JWT-----',
+      userJwt,
+      '------END NATS USER JWT------',
+      '',
+      '-----BEGIN USER NKEY SEED-----',
+      seed,
+      '------END USER NKEY SEED------',
+      '',
+    ].join('\n'),
+  };
 }
