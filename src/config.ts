@@ -4,6 +4,7 @@ import { ConfigError } from './pipeline/errors.js';
 import { HTTP_INGEST_ENV, httpIngestOptions } from './sources/http-ingest/config.js';
 import {
   NATS_CONNECTION_ENV,
+  decoded,
   natsConnectionProblems,
   natsConnectionSettings,
   splitNatsUrl,
@@ -218,12 +219,12 @@ function secretsOf(e: Env, env: NodeJS.ProcessEnv): string[] {
   const fromUrls = urls.flatMap((value) => {
     if (value === undefined) return [];
     const url = new URL(value);
-    return [decodeURIComponent(url.password), url.searchParams.get('password') ?? ''];
+    return [decoded(url.password), url.password, url.searchParams.get('password') ?? ''];
   });
   const nats: Partial<UrlCredentials> = e.NATS_URL ? splitNatsUrl(e.NATS_URL) : {};
   // CHRONICLE_API_TOKENS: name:scope:secret,… (src/api/auth); read here only to be masked.
   const apiTokens = (env.CHRONICLE_API_TOKENS ?? '').split(',').map((t) => t.slice(t.lastIndexOf(':') + 1));
-  return [
+  const all = [
     ...fromUrls,
     nats.password ?? (nats.user !== undefined ? nats.user : ''),
     e.NATS_PASSWORD,
@@ -234,6 +235,7 @@ function secretsOf(e: Env, env: NodeJS.ProcessEnv): string[] {
     ),
     ...apiTokens,
   ].filter((s): s is string => s !== undefined && s.trim() !== '');
+  return [...new Set(all)];
 }
 
 /** Reads and validates the environment; throws ConfigError listing every problem. */

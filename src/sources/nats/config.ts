@@ -54,11 +54,20 @@ export function splitNatsUrl(value: string): UrlCredentials {
     return { url: value };
   }
   if (parsed.username === '' && parsed.password === '') return { url: value };
-  const user = decodeURIComponent(parsed.username);
-  const password = parsed.password === '' ? undefined : decodeURIComponent(parsed.password);
+  const user = decoded(parsed.username);
+  const password = parsed.password === '' ? undefined : decoded(parsed.password);
   parsed.username = '';
   parsed.password = '';
   return { url: parsed.toString().replace(/\/$/, ''), user, ...(password === undefined ? {} : { password }) };
+}
+
+/** Percent-decoded, or as written when it is not valid percent-encoding. */
+export function decoded(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
 }
 
 // The `nkeys` export of nats is untyped: the one function used here, typed.

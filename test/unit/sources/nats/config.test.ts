@@ -5,6 +5,7 @@ import { nkeys } from 'nats';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../../src/config.js';
 import { ConfigError } from '../../../../src/pipeline/errors.js';
+import { natsConnectOptions } from '../../../../src/sources/nats/nats-connect.js';
 
 const userSeed = (): string =>
   new TextDecoder().decode((nkeys as { createUser(): { getSeed(): Uint8Array } }).createUser().getSeed());
@@ -96,5 +97,24 @@ describe('NATS connection config', () => {
       'NATS_PASSWORD: needs NATS_USER',
     );
     expect(problems({ NATS_TOKEN: 'tok-123456' })).toContain('NATS_TOKEN set but NATS_URL is not');
+  });
+});
+
+describe('NATS connect options', () => {
+  it('a tls:// URL asks for TLS even without NATS_CA; credentials become an authenticator', () => {
+    expect(natsConnectOptions({ url: 'tls://nats:4443' })).toEqual({ servers: 'tls://nats:4443', tls: {} });
+    expect(natsConnectOptions({ url: 'nats://nats:4222' })).toEqual({ servers: 'nats://nats:4222' });
+    const options = natsConnectOptions({
+      url: 'nats://nats:4222',
+      auth: { kind: 'token', token: 'tok-123456' },
+      tls: { caFile: pem },
+    });
+    expect(options.tls).toEqual({ caFile: pem });
+    expect(typeof options.authenticator).toBe('function');
+  });
+
+  it('a password that is not valid percent-encoding is taken as written', () => {
+    const config = loadConfig({ NATS_URL: 'nats://alice:100%zz@127.0.0.1:4222' });
+    expect(config.natsConnection).toEqual({ auth: { kind: 'user', user: 'alice', password: '100%zz' } });
   });
 });
