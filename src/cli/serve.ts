@@ -1,7 +1,7 @@
 import { type Chronicle, createChronicle } from '../chronicle.js';
 import type { Config } from '../config.js';
 import { createLogger } from '../telemetry/logger.js';
-import { redactUrl } from '../telemetry/redact.js';
+import { redactUrl, secretScrubber } from '../telemetry/redact.js';
 import { openDatabase } from './database.js';
 import { describeFailure } from './failure.js';
 import { exitOnSignals } from './signals.js';
@@ -14,6 +14,7 @@ import { exitOnSignals } from './signals.js';
  */
 export async function serve(baseConfig: Config): Promise<number> {
   const logger = createLogger({ level: baseConfig.logLevel, secrets: baseConfig.secrets ?? [] });
+  const scrub = secretScrubber(baseConfig.secrets ?? []);
   let chronicle: Chronicle | undefined = undefined;
   let shutdownTimeoutMillis = baseConfig.shutdownTimeoutMillis;
   // From here on: a signal while the embedded server starts must still stop it, not orphan it.
@@ -38,7 +39,7 @@ export async function serve(baseConfig: Config): Promise<number> {
     database = await opening;
   } catch (err) {
     logger.fatal({ err }, 'the embedded PostgreSQL did not start');
-    process.stderr.write(`chronicle serve: ${describeFailure(err)}\n`);
+    process.stderr.write(scrub(`chronicle serve: ${describeFailure(err)}\n`));
     return 1;
   }
   const { config } = database;
@@ -57,7 +58,7 @@ export async function serve(baseConfig: Config): Promise<number> {
     await chronicle.start();
   } catch (err) {
     logger.fatal({ err }, 'Chronicle failed to start');
-    process.stderr.write(`chronicle serve: ${describeFailure(err)}\n`);
+    process.stderr.write(scrub(`chronicle serve: ${describeFailure(err)}\n`));
     await database.stop();
     return 1;
   }

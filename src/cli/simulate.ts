@@ -14,6 +14,7 @@ import { httpUrlProblem, natsServerProblem } from '../simulate/target-urls.js';
 import { VerifyError } from '../simulate/verify.js';
 import { splitNatsUrl } from '../sources/nats/config.js';
 import { type NatsConnectionSettings, natsConnectOptions } from '../sources/nats/nats-connect.js';
+import { secretScrubber } from '../telemetry/redact.js';
 
 export const SIMULATE_HELP = `Usage: chronicle simulate [flags]
 
@@ -272,7 +273,9 @@ export async function simulateCommand(args: string[], config: Config): Promise<n
     endProgress();
     if (err instanceof SimulationOptionsError) throw new SimulateUsageError(err.problems.join('; '));
     if (!isRunFailure(err)) throw err;
-    process.stderr.write(`chronicle simulate: ${oneLine(err.message)}\n`);
+    process.stderr.write(
+      secretScrubber(config.secrets ?? [])(`chronicle simulate: ${oneLine(err.message)}\n`),
+    );
     return 1;
   }
 }
