@@ -32,7 +32,7 @@ export interface NatsLink extends Component {
 }
 
 export interface NatsLinkOptions {
-  /** The server; credentials in it are taken out and used, never logged. */
+  /** The server, without credentials (they are in `auth`); logged with any password masked. */
   url: string;
   /** Credentials and TLS (src/sources/nats/config.ts); absent: none. */
   auth?: NatsAuth | undefined;
