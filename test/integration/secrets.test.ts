@@ -7,6 +7,7 @@
  * percent-encoded.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { nkeys } from 'nats';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildDist } from '../support/build.js';
@@ -75,6 +76,7 @@ afterAll(async () => {
   await proxy?.close();
   await nats?.stop();
   await postgres?.stop();
+  if (certs) rmSync(certs.dir, { recursive: true, force: true });
 });
 
 function databaseUrl(database: string, port = proxy.port): string {

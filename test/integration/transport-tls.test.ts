@@ -4,7 +4,7 @@
  * certificates verified), users, NKeys and tokens. The servers are the test's own, on free ports.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type ConnectionOptions,
@@ -88,6 +88,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   await postgres?.stop();
+  if (certs) rmSync(certs.dir, { recursive: true, force: true });
 });
 
 describeWithPostgres('postgres over TLS', () => {

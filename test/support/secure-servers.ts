@@ -114,8 +114,12 @@ export interface TlsPostgres {
   stop(): Promise<void>;
 }
 
-/** `id -u postgres`, `id -g postgres`: initdb and postgres refuse to run as root. */
+/**
+ * Who runs the cluster: initdb and postgres refuse to run as root, so as root the `postgres` OS user
+ * (`id -u postgres`); otherwise the current user.
+ */
 function postgresOsUser(): { uid: number; gid: number } {
+  if (process.getuid?.() !== 0) return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
   const id = (flag: string): number =>
     Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
   return { uid: id('-u'), gid: id('-g') };

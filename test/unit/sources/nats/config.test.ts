@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nkeys } from 'nats';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../../src/config.js';
 import { ConfigError } from '../../../../src/pipeline/errors.js';
 import { natsConnectOptions } from '../../../../src/sources/nats/nats-connect.js';
@@ -23,6 +23,7 @@ function problems(env: NodeJS.ProcessEnv): string {
 const dir = mkdtempSync(join(tmpdir(), 'chronicle-nats-config-'));
 const pem = join(dir, 'ca.pem');
 writeFileSync(pem, '-----BEGIN CERTIFICATE-----\n');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('NATS connection config', () => {
   it('user and password from NATS_URL are taken out of the URL', () => {
