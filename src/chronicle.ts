@@ -28,6 +28,7 @@ import { DEFAULT_RETENTION } from './sinks/postgres/retention-policy.js';
 import { readRetentionStatus } from './sinks/postgres/retention-status.js';
 import { createExportLoop, createOtlpExporter } from './spans/span-export.js';
 import type { Logger } from './telemetry/logger.js';
+import { redactUrl } from './telemetry/redact.js';
 import { type Metrics, createMetrics } from './telemetry/metrics.js';
 
 export const WRITE_FAILURE_SUBJECT = 'swarm.system.chronicle.write_failure';
@@ -83,7 +84,12 @@ export function createChronicle(
   );
   const migrated = database.migrated();
   const link = config.natsUrl
-    ? add(createNatsLink({ url: config.natsUrl, name: 'chronicle', reconnectWaitMillis: 1_000 }, { logger }))
+    ? add(
+        createNatsLink(
+          { url: config.natsUrl, ...config.natsConnection, name: 'chronicle', reconnectWaitMillis: 1_000 },
+          { logger },
+        ),
+      )
     : undefined;
 
   const batcher = createBatcher(
@@ -282,8 +288,8 @@ export function createChronicle(
         {
           url: api.url(),
           otlp: otlpPort?.url() ?? 'API port only',
-          nats: config.natsUrl ?? 'disabled',
-          export: config.export?.url ?? 'disabled',
+          nats: config.natsUrl ? redactUrl(config.natsUrl) : 'disabled',
+          export: config.export ? redactUrl(config.export.url) : 'disabled',
           // The clients API tokens allow, by name (never a token); off: no access control.
           auth: config.auth?.clients.map((c) => c.name) ?? 'off',
         },

@@ -3,6 +3,15 @@ import { int, url } from './pipeline/env.js';
 import { ConfigError } from './pipeline/errors.js';
 import { AUTH_VARIABLES, type AuthConfig, authOptions } from './api/auth/config.js';
 import { HTTP_INGEST_ENV, httpIngestOptions } from './sources/http-ingest/config.js';
+import {
+  NATS_CONNECTION_ENV,
+  decoded,
+  natsConnectionProblems,
+  natsConnectionSettings,
+  splitNatsUrl,
+  type UrlCredentials,
+} from './sources/nats/config.js';
+import type { NatsConnectionSettings } from './sources/nats/nats-connect.js';
 import { JETSTREAM_ENV, type JetStreamConfig, jetstreamOptions } from './sources/jetstream/config.js';
 import { OTLP_HTTP_ENV, type OtlpHttpConfig, otlpHttpOptions } from './sources/otlp-http/config.js';
 import { OTLP_NATS_ENV, otlpNatsOptions, otlpNatsProblems } from './sources/otlp-nats/config.js';
@@ -65,6 +74,8 @@ const envSchema = z
     FLUSH_CONCURRENCY: int(1, 16).default(3),
     // HTTP ingest (sources/http-ingest/config.ts).
     ...HTTP_INGEST_ENV,
+    // NATS credentials and TLS (sources/nats/config.ts).
+    ...NATS_CONNECTION_ENV,
     // The JetStream consumers' tunables, shared by both NATS sources (sources/jetstream/config.ts).
     ...JETSTREAM_ENV,
     PG_POOL_MAX: int(2, 100).default(8),
@@ -107,6 +118,9 @@ const envSchema = z
     CHRONICLE_MAINTENANCE_INTERVAL_MS: int(0, 604_800_000).default(3_600_000),
   })
   .superRefine((e, ctx) => {
+    for (const { variable, message } of natsConnectionProblems(e, natsUrlOf(e.NATS_URL))) {
+      ctx.addIssue({ code: 'custom', path: [variable], message });
+    }
     for (const { variable, message } of otlpNatsProblems(e, { natsUrl: natsUrlOf(e.NATS_URL) })) {
       ctx.addIssue({ code: 'custom', path: [variable], message });
     }
@@ -132,8 +146,12 @@ export interface Config {
   databaseUrl: string | undefined;
   /** Where the embedded PostgreSQL keeps its data, and its port (0: a free loopback port at each start). */
   embedded: { dataDir: string; port: number };
-  /** undefined: NATS disabled (HTTP ingest only). */
+  /** undefined: NATS disabled (HTTP ingest only). Without credentials (they are in natsConnection). */
   natsUrl: string | undefined;
+  /** NATS credentials and TLS (sources/nats/config.ts); absent: none. */
+  natsConnection?: Omit<NatsConnectionSettings, 'url'> | undefined;
+  /** Every secret value configured: the logger masks them (telemetry/redact.ts). */
+  secrets?: readonly string[] | undefined;
   natsNamespace: string;
   batch: {
     flushIntervalMillis: number;
@@ -217,6 +235,37 @@ function exportOptions(e: Env): OtlpExportOptions | undefined {
   };
 }
 
+/** The configured secret values, for the logger to mask whatever writes them. */
+function secretsOf(e: Env, env: NodeJS.ProcessEnv): string[] {
+  const urls = [e.DATABASE_URL, e.OTEL_EXPORTER_OTLP_ENDPOINT, e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT];
+  const fromUrls = urls.flatMap((value) => {
+    if (value === undefined) return [];
+    const url = new URL(value);
+    return [decoded(url.password), url.password, url.searchParams.get('password') ?? ''];
+  });
+  const nats: Partial<UrlCredentials> = e.NATS_URL ? splitNatsUrl(e.NATS_URL) : {};
+  // CHRONICLE_API_TOKENS: NAME:SCOPES:TOKEN entries separated by commas or whitespace, the token after
+  // the second colon (src/api/auth/tokens.ts); read here only to be masked. CHRONICLE_API_TOKEN: the
+  // token Chronicle's own clients send.
+  const apiTokens = (env.CHRONICLE_API_TOKENS ?? '').split(/[\s,]+/).map((entry) => {
+    const second = entry.indexOf(':', entry.indexOf(':') + 1);
+    return second < 0 ? '' : entry.slice(second + 1);
+  });
+  if (env.CHRONICLE_API_TOKEN !== undefined) apiTokens.push(env.CHRONICLE_API_TOKEN);
+  const all = [
+    ...fromUrls,
+    nats.password ?? (nats.user !== undefined ? nats.user : ''),
+    e.NATS_PASSWORD,
+    e.NATS_TOKEN,
+    e.NATS_NKEY_SEED,
+    ...Object.entries({ ...e.OTEL_EXPORTER_OTLP_HEADERS, ...e.OTEL_EXPORTER_OTLP_TRACES_HEADERS }).flatMap(
+      ([name, value]) => (/auth|token|key|secret|password|cookie/i.test(name) ? [value] : []),
+    ),
+    ...apiTokens,
+  ].filter((s): s is string => s !== undefined && s.trim() !== '');
+  return [...new Set(all)];
+}
+
 /** Reads and validates the environment; throws ConfigError listing every problem. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty variable means "unset", as in most shells and compose files.
@@ -237,13 +286,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const e = parsed.data;
   const jetstream = jetstreamOptions(e);
+  const natsUrl = natsUrlOf(e.NATS_URL);
+  const secrets = secretsOf(e, env);
+  const { url: natsServer, ...natsConnection } =
+    natsUrl === undefined ? { url: undefined } : natsConnectionSettings(e, natsUrl);
   return {
     port: e.CHRONICLE_PORT,
     // Embedded mode listens on loopback unless told otherwise: a laptop default, not a server one.
     host: e.CHRONICLE_HOST ?? (e.DATABASE_URL === undefined ? '127.0.0.1' : '0.0.0.0'),
     databaseUrl: e.DATABASE_URL,
     embedded: { dataDir: e.CHRONICLE_DATA_DIR, port: e.CHRONICLE_EMBEDDED_PG_PORT },
-    natsUrl: natsUrlOf(e.NATS_URL),
+    natsUrl: natsServer,
+    // Absent rather than empty, so that a configuration without them reads as before.
+    natsConnection: Object.keys(natsConnection).length > 0 ? natsConnection : undefined,
+    secrets: secrets.length > 0 ? secrets : undefined,
     natsNamespace: e.CHRONICLE_NATS_NAMESPACE,
     batch: {
       flushIntervalMillis: e.BATCH_FLUSH_INTERVAL_MS,

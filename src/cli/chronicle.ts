@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { type Config, loadConfig } from '../config.js';
 import { parseTimestamp } from '../events/timestamp.js';
 import { ConfigError } from '../pipeline/errors.js';
+import { secretScrubber } from '../telemetry/redact.js';
 import { backfill } from './export.js';
 import { describeFailure } from './failure.js';
 import { maintainCommand } from './maintain.js';
@@ -152,8 +153,11 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv = p
     process.stdout.write(HELP[command]!);
     return EXIT.ok;
   }
+  // Failures are reported with every configured secret masked (telemetry/redact.ts), whatever wrote it.
+  let scrub = (text: string): string => text;
   try {
     const config = loadConfig(env);
+    scrub = secretScrubber(config.secrets ?? []);
     switch (command) {
       case 'serve':
         parseArgs({ args, strict: true, options: {} });
@@ -186,11 +190,11 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv = p
       err instanceof SimulateUsageError ||
       (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))
     ) {
-      process.stderr.write(`chronicle ${command}: ${(err as Error).message}\n\n${HELP[command]}`);
+      process.stderr.write(scrub(`chronicle ${command}: ${(err as Error).message}\n\n${HELP[command]}`));
       return EXIT.usage;
     }
     // Anything else is a failure to report, not a crash: one line (and its causes), no stack trace.
-    process.stderr.write(`chronicle ${command}: ${describeFailure(err)}\n`);
+    process.stderr.write(scrub(`chronicle ${command}: ${describeFailure(err)}\n`));
     return EXIT.failed;
   }
 }

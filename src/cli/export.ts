@@ -5,6 +5,7 @@ import { createPool, endPool } from '../db/pool.js';
 import type { SpanRecord } from '../events/span-record.js';
 import { type OtlpExportOptions, createOtlpExporter, toReadableSpan } from '../spans/span-export.js';
 import { createLogger } from '../telemetry/logger.js';
+import { redactUrl } from '../telemetry/redact.js';
 import { openDatabaseForCommand } from './database.js';
 
 export interface BackfillOptions {
@@ -40,7 +41,7 @@ WHERE t.last_event_at >= $1 AND t.first_event_at < $2`;
  * does not touch the outbox; the regular export goes on as before. Exit 0 when every span was accepted.
  */
 export async function backfill(baseConfig: Config, options: BackfillOptions): Promise<number> {
-  const logger = createLogger({ level: baseConfig.logLevel });
+  const logger = createLogger({ level: baseConfig.logLevel, secrets: baseConfig.secrets ?? [] });
   // Beside a running `chronicle serve`, its embedded server; never a new, empty cluster.
   const database = await openDatabaseForCommand(baseConfig, logger, { share: true, create: false });
   const { config } = database;
@@ -74,7 +75,7 @@ export async function backfill(baseConfig: Config, options: BackfillOptions): Pr
     // Traces whose latest events are not built into spans yet (they settle first): sent next time.
     const { rows } = await pool.query<{ n: number }>(UNBUILT_SQL, [options.since, options.until]);
     const unbuilt = rows[0]?.n ?? 0;
-    logger.info({ sent, unbuilt, endpoint: options.endpoint.url }, 'backfill done');
+    logger.info({ sent, unbuilt, endpoint: redactUrl(options.endpoint.url) }, 'backfill done');
     process.stdout.write(
       `chronicle export: ${sent} spans sent to ${options.endpoint.url}` +
         (unbuilt > 0

@@ -9,7 +9,7 @@ import { openDatabaseForCommand } from './database.js';
  * to the embedded server: a running Chronicle's, else one started for the purpose.
  */
 export async function migrateCommand(baseConfig: Config): Promise<number> {
-  const logger = createLogger({ level: baseConfig.logLevel });
+  const logger = createLogger({ level: baseConfig.logLevel, secrets: baseConfig.secrets ?? [] });
   // Beside a running `chronicle serve`, its embedded server; else one of our own.
   const database = await openDatabaseForCommand(baseConfig, logger, { share: true });
   const { config } = database;

@@ -2,6 +2,7 @@ import { type Chronicle, createChronicle } from '../chronicle.js';
 import type { Config } from '../config.js';
 import { TOKEN_VARIABLES } from '../api/auth/config.js';
 import { createLogger } from '../telemetry/logger.js';
+import { redactUrl, secretScrubber } from '../telemetry/redact.js';
 import { openDatabase } from './database.js';
 import { describeFailure } from './failure.js';
 import { exitOnSignals } from './signals.js';
@@ -16,7 +17,8 @@ export async function serve(baseConfig: Config): Promise<number> {
   // The configuration keeps only the tokens' hashes: out of the environment too, so that no child
   // process (the embedded PostgreSQL) inherits them.
   for (const variable of TOKEN_VARIABLES) delete process.env[variable];
-  const logger = createLogger({ level: baseConfig.logLevel });
+  const logger = createLogger({ level: baseConfig.logLevel, secrets: baseConfig.secrets ?? [] });
+  const scrub = secretScrubber(baseConfig.secrets ?? []);
   let chronicle: Chronicle | undefined = undefined;
   let shutdownTimeoutMillis = baseConfig.shutdownTimeoutMillis;
   // From here on: a signal while the embedded server starts must still stop it, not orphan it.
@@ -41,7 +43,7 @@ export async function serve(baseConfig: Config): Promise<number> {
     database = await opening;
   } catch (err) {
     logger.fatal({ err }, 'the embedded PostgreSQL did not start');
-    process.stderr.write(`chronicle serve: ${describeFailure(err)}\n`);
+    process.stderr.write(scrub(`chronicle serve: ${describeFailure(err)}\n`));
     return 1;
   }
   const { config } = database;
@@ -60,7 +62,7 @@ export async function serve(baseConfig: Config): Promise<number> {
     await chronicle.start();
   } catch (err) {
     logger.fatal({ err }, 'Chronicle failed to start');
-    process.stderr.write(`chronicle serve: ${describeFailure(err)}\n`);
+    process.stderr.write(scrub(`chronicle serve: ${describeFailure(err)}\n`));
     await database.stop();
     return 1;
   }
@@ -76,10 +78,10 @@ function banner(chronicle: Chronicle, config: Config, embedded: boolean): void {
     `Chronicle is up: ${url}`,
     `  console   ${url}/  (tasks, agents, pipeline, live tail)`,
     `  store     ${embedded ? `embedded PostgreSQL in ${config.embedded.dataDir}/ (set DATABASE_URL to use a server)` : 'PostgreSQL at DATABASE_URL'}`,
-    `  NATS      ${config.natsUrl ? `consuming from ${config.natsUrl}` : 'off: HTTP and OTLP ingest only (set NATS_URL)'}`,
+    `  NATS      ${config.natsUrl ? `consuming from ${redactUrl(config.natsUrl)}` : 'off: HTTP and OTLP ingest only (set NATS_URL)'}`,
     `  ingest    POST ${url}/api/v1/events`,
     `  OTLP in   POST ${url}/v1/traces${chronicle.otlpUrl() ? ` and ${chronicle.otlpUrl()}/v1/traces` : ''}`,
-    `  spans out ${config.export ? config.export.url : 'kept and served by the API (set OTEL_EXPORTER_OTLP_ENDPOINT to export)'}`,
+    `  spans out ${config.export ? redactUrl(config.export.url) : 'kept and served by the API (set OTEL_EXPORTER_OTLP_ENDPOINT to export)'}`,
     `  API       ${url}/api/v1/traces  ·  ${url}/api/v1/stream  ·  ${url}/metrics`,
     `  auth      ${config.auth ? `on: API tokens for ${config.auth.clients.map((c) => c.name).join(', ')}` : 'off: no API tokens, the API is open (set CHRONICLE_API_TOKENS)'}`,
   ];

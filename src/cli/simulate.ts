@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { type ConnectionOptions, type NatsConnection, connect } from 'nats';
 import type { Config } from '../config.js';
 import {
   type OptionNames,
@@ -11,6 +12,9 @@ import { runSimulationRounds } from '../simulate/rounds.js';
 import { type SimulateOptions, formatSimulationReport, runSimulation } from '../simulate/simulate.js';
 import { httpUrlProblem, natsServerProblem } from '../simulate/target-urls.js';
 import { VerifyError } from '../simulate/verify.js';
+import { splitNatsUrl } from '../sources/nats/config.js';
+import { type NatsConnectionSettings, natsConnectOptions } from '../sources/nats/nats-connect.js';
+import { secretScrubber } from '../telemetry/redact.js';
 
 export const SIMULATE_HELP = `Usage: chronicle simulate [flags]
 
@@ -138,7 +142,21 @@ export async function simulateCommand(args: string[], config: Config): Promise<n
     problems.push(`--target must be nats or http, got ${JSON.stringify(kind)}`);
   }
   const chronicleUrl = `http://127.0.0.1:${config.port || 8700}`;
-  const url = values.url ?? (kind === 'nats' ? config.natsUrl : chronicleUrl);
+  // NATS credentials: those of --url (nats://user:password@host), else the NATS_* variables'. Taken
+  // out of the URL here, so that no message the simulator writes can hold them.
+  const given = kind === 'nats' && values.url !== undefined ? splitNatsUrl(values.url) : undefined;
+  const natsConnection: Omit<NatsConnectionSettings, 'url'> = {
+    ...config.natsConnection,
+    ...(given?.user === undefined
+      ? {}
+      : {
+          auth:
+            given.password === undefined
+              ? { kind: 'token', token: given.user }
+              : { kind: 'user', user: given.user, password: given.password },
+        }),
+  };
+  const url = given?.url ?? values.url ?? (kind === 'nats' ? config.natsUrl : chronicleUrl);
   if (url === undefined) problems.push('--target nats needs --url or NATS_URL');
   else if (kind === 'nats' || kind === 'http') {
     const problem = kind === 'nats' ? natsServerProblem(url) : httpUrlProblem(url);
@@ -246,8 +264,13 @@ export async function simulateCommand(args: string[], config: Config): Promise<n
   };
 
   try {
-    if (every !== undefined) return await simulateRounds(options, every, rounds ?? 0, endProgress);
-    const result = await runSimulation(options);
+    if (every !== undefined) {
+      return await simulateRounds(options, every, rounds ?? 0, endProgress, natsConnector(natsConnection));
+    }
+    const result = await runSimulation(
+      options,
+      kind === 'nats' ? { connectNats: natsConnector(natsConnection) } : {},
+    );
     endProgress();
     process.stdout.write(`${formatSimulationReport(result)}\n`);
     return result.differences !== undefined && result.differences.length > 0 ? 3 : 0;
@@ -255,7 +278,9 @@ export async function simulateCommand(args: string[], config: Config): Promise<n
     endProgress();
     if (err instanceof SimulationOptionsError) throw new SimulateUsageError(err.problems.join('; '));
     if (!isRunFailure(err)) throw err;
-    process.stderr.write(`chronicle simulate: ${oneLine(err.message)}\n`);
+    process.stderr.write(
+      secretScrubber(config.secrets ?? [])(`chronicle simulate: ${oneLine(err.message)}\n`),
+    );
     return 1;
   }
 }
@@ -278,27 +303,31 @@ async function simulateRounds(
   everySeconds: number,
   rounds: number,
   endProgress: () => void,
+  connectNats: (opts: ConnectionOptions) => Promise<NatsConnection>,
 ): Promise<number> {
   const stop = new AbortController();
   const onSignal = (): void => stop.abort(new Error('stopped'));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const result = await runSimulationRounds({
-      rounds,
-      everyMillis: everySeconds * 1000,
-      base: options,
-      signal: stop.signal,
-      onRound: (round, outcome) => {
-        endProgress();
-        const at = new Date().toISOString();
-        process.stdout.write(
-          outcome.error !== undefined
-            ? `round ${round} (${at}): failed: ${oneLine(outcome.error.message)}\n`
-            : `round ${round} (${at}): ${formatSimulationReport(outcome.result)}\n`,
-        );
+    const result = await runSimulationRounds(
+      {
+        rounds,
+        everyMillis: everySeconds * 1000,
+        base: options,
+        signal: stop.signal,
+        onRound: (round, outcome) => {
+          endProgress();
+          const at = new Date().toISOString();
+          process.stdout.write(
+            outcome.error !== undefined
+              ? `round ${round} (${at}): failed: ${oneLine(outcome.error.message)}\n`
+              : `round ${round} (${at}): ${formatSimulationReport(outcome.result)}\n`,
+          );
+        },
       },
-    });
+      { connectNats },
+    );
     endProgress();
     process.stdout.write(
       `${result.rounds} round(s), ${result.roundsWithDifferences} with differences, ${result.failedRounds} failed` +
@@ -310,4 +339,14 @@ async function simulateRounds(
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** Connects the simulator with the NATS credentials and TLS; the server is the simulator's own URL. */
+function natsConnector(
+  settings: Omit<NatsConnectionSettings, 'url'>,
+): (opts: ConnectionOptions) => Promise<NatsConnection> {
+  return (opts) => {
+    const servers = typeof opts.servers === 'string' ? opts.servers : (opts.servers ?? []).join(',');
+    return connect({ ...opts, ...natsConnectOptions({ ...settings, url: servers }) });
+  };
 }

@@ -10,6 +10,7 @@ import type { Component } from '../pipeline/contracts.js';
 import { sleep, untilAborted } from '../pipeline/timing.js';
 import { classify } from '../pipeline/errors.js';
 import type { Logger } from '../telemetry/logger.js';
+import { redactUrl } from '../telemetry/redact.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { SpanRecord } from '../events/span-record.js';
 
@@ -308,7 +309,8 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
     state: () => ({ consecutiveFailures: failures, lastError }),
     // The trace backend is reported, but never makes Chronicle unready: spans wait in the outbox.
     health() {
-      const endpoint = options.endpoint ?? 'the OTLP endpoint';
+      // Served by /api/v1/health: a password in the URL is masked.
+      const endpoint = options.endpoint === undefined ? 'the OTLP endpoint' : redactUrl(options.endpoint);
       const detail = `${endpoint}: ${failures} failed exports in a row (${lastError ?? 'unknown'}); spans are kept and retried`;
       return {
         dependencies: {

@@ -145,6 +145,8 @@ describe('loadConfig - every variable is read', () => {
       pgPoolMax: 12,
       shutdownTimeoutMillis: 5000,
       logLevel: 'debug',
+      // The values the logger masks: the database password and the Authorization header's value.
+      secrets: ['pw', 'Bearer abc'],
       otlpReceiver: { dedicatedPort: 14318, maxBodyBytes: 2048 },
       spans: { settleMillis: 500, maxDelayMillis: 9000 },
       // The traces-specific variables win over the general ones.

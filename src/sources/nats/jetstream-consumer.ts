@@ -516,7 +516,13 @@ export function createJetStreamPuller(
     health(what) {
       const state = link.state();
       const up = state === 'connected' && consuming;
-      const detail = state === 'connected' ? 'setting up consumers' : state;
+      const problem = link.problem?.();
+      const detail =
+        state === 'connected'
+          ? 'setting up consumers'
+          : problem === undefined
+            ? state
+            : `${state} (${problem})`;
       const reason = what === undefined ? `nats ${detail}` : `nats ${detail} (${what})`;
       return up
         ? { dependencies: { nats: { state: 'up' } } }

@@ -2,6 +2,8 @@ import { type NatsConnection, connect } from 'nats';
 import type { Component } from '../../pipeline/contracts.js';
 import { sleep, untilAborted } from '../../pipeline/timing.js';
 import type { Logger } from '../../telemetry/logger.js';
+import { redactUrl } from '../../telemetry/redact.js';
+import { type NatsAuth, type NatsTls, natsConnectOptions } from './nats-connect.js';
 
 export type NatsState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
@@ -22,10 +24,19 @@ export interface NatsLink extends Component {
   drain(): Promise<void>;
   /** Closes at once, dropping whatever is still queued. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Why the last connect attempt was turned away (refused credentials, TLS), while not connected; never
+   * holds a secret. Absent on links that do not tell.
+   */
+  problem?(): string | undefined;
 }
 
 export interface NatsLinkOptions {
+  /** The server, without credentials (they are in `auth`); logged with any password masked. */
   url: string;
+  /** Credentials and TLS (src/sources/nats/config.ts); absent: none. */
+  auth?: NatsAuth | undefined;
+  tls?: NatsTls | undefined;
   name: string;
   /** Delay between attempts while NATS is unreachable. */
   reconnectWaitMillis: number;
@@ -41,6 +52,7 @@ export function createNatsLink(options: NatsLinkOptions, deps: { logger: Logger 
   let nc: NatsConnection | undefined;
   let closing = false;
   let started = false;
+  let problem: string | undefined;
   const stop = new AbortController();
   let resolveReady!: (nc: NatsConnection | undefined) => void;
   const readyPromise = new Promise<NatsConnection | undefined>((resolve) => (resolveReady = resolve));
@@ -60,10 +72,15 @@ export function createNatsLink(options: NatsLinkOptions, deps: { logger: Logger 
 
   async function connectLoop(): Promise<void> {
     let warned = false;
+    const server = redactUrl(options.url);
     while (!closing) {
       try {
         const conn = await connect({
-          servers: options.url,
+          ...natsConnectOptions({
+            url: options.url,
+            ...(options.auth ? { auth: options.auth } : {}),
+            ...(options.tls ? { tls: options.tls } : {}),
+          }),
           name: options.name,
           reconnect: true,
           maxReconnectAttempts: -1,
@@ -76,7 +93,8 @@ export function createNatsLink(options: NatsLinkOptions, deps: { logger: Logger 
         }
         nc = conn;
         state = 'connected';
-        logger.info({ url: options.url }, 'NATS connected');
+        problem = undefined;
+        logger.info({ url: server }, 'NATS connected');
         void watch(conn).catch(() => undefined);
         void conn.closed().then((err) => {
           state = 'closed';
@@ -85,7 +103,17 @@ export function createNatsLink(options: NatsLinkOptions, deps: { logger: Logger 
         resolveReady(conn);
         return;
       } catch (err) {
-        if (!warned) logger.warn({ err, url: options.url }, 'NATS unreachable; retrying in the background');
+        // A refused login or TLS handshake is a configuration problem, not an outage: said as such.
+        const refused = natsRefusal(err);
+        problem = refused === undefined ? undefined : `refused: ${refused}`;
+        if (!warned) {
+          if (refused)
+            logger.error(
+              { err, url: server },
+              `NATS refused the connection (${refused}); retrying in the background`,
+            );
+          else logger.warn({ err, url: server }, 'NATS unreachable; retrying in the background');
+        }
         warned = true;
         await sleep(options.reconnectWaitMillis, stop.signal);
       }
@@ -127,6 +155,7 @@ export function createNatsLink(options: NatsLinkOptions, deps: { logger: Logger 
       await close();
     },
     state: () => state,
+    problem: () => (state === 'connected' ? undefined : problem),
     connection: () => nc,
     ready: () => readyPromise,
     publish(subject, payload) {
@@ -141,4 +170,20 @@ export function createNatsLink(options: NatsLinkOptions, deps: { logger: Logger 
     close,
     drain,
   };
+}
+
+/** What kind of refusal `err` is, when NATS (or its TLS) turned Chronicle away rather than being down. */
+function natsRefusal(err: unknown): string | undefined {
+  const code = (err as { code?: unknown }).code;
+  const message = err instanceof Error ? err.message.toLowerCase() : '';
+  if (code === 'AUTHORIZATION_VIOLATION' || message.includes('authorization'))
+    return 'check the NATS credentials';
+  if (code === 'AUTHENTICATION_EXPIRED' || message.includes('expired')) return 'the NATS credentials expired';
+  if (
+    /tls|certificate|self.signed|ssl/.test(message) ||
+    (typeof code === 'string' && code.startsWith('ERR_TLS'))
+  ) {
+    return 'TLS: check NATS_CA, NATS_CERT and NATS_KEY';
+  }
+  return undefined;
 }
