@@ -13,7 +13,7 @@ import type { Component, DependencyState } from './pipeline/contracts.js';
 import { createRunner, startWhen, together } from './pipeline/runner.js';
 import { createEventWriter } from './sinks/postgres/event-writer.js';
 import { createQueryStore } from './sinks/postgres/queries.js';
-import { createPinStore } from './sinks/postgres/archive.js';
+import { countPinned, createPinStore } from './sinks/postgres/archive.js';
 import { createPinRefresher } from './sinks/postgres/pin-refresher.js';
 import { createHttpIngest } from './sources/http-ingest/http-ingest.js';
 import { DEFAULT_STREAMS, createJetStreamSource } from './sources/jetstream/jetstream-source.js';
@@ -143,6 +143,7 @@ export function createChronicle(
         pinRoutes: { actorOf: (_req, res) => clientOf(res) },
         retention: createRetentionRoutes({
           status: () => readRetentionStatus(database.pool, retention.policy),
+          pinned: () => countPinned(database.pool),
           runNow: () => maintenance.runNow(),
         }),
       }),

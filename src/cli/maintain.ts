@@ -1,3 +1,4 @@
+import { snakeCaseKeys } from '../api/snake-case.js';
 import type { Config } from '../config.js';
 import { migrationsApplied } from '../db/migrate.js';
 import { createPool, endPool } from '../db/pool.js';
@@ -35,7 +36,7 @@ export function formatReport(report: MaintenanceReport): string {
  * when the pass ran and every step succeeded, 1 otherwise (another process holding the lock included).
  */
 export async function maintainCommand(baseConfig: Config, options: { json: boolean }): Promise<number> {
-  const logger = createLogger({ level: baseConfig.logLevel });
+  const logger = createLogger({ level: baseConfig.logLevel, secrets: baseConfig.secrets ?? [] });
   const database = await openDatabaseForCommand(baseConfig, logger, { share: true, create: false });
   const { config } = database;
   const pool = createPool({ connectionString: config.databaseUrl, maxConnections: 1 });
@@ -48,7 +49,7 @@ export async function maintainCommand(baseConfig: Config, options: { json: boole
       ...DEFAULT_MAINTENANCE_OPTIONS,
       policy: config.retention?.policy ?? DEFAULT_RETENTION,
     });
-    process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : formatReport(report));
+    process.stdout.write(options.json ? `${JSON.stringify(snakeCaseKeys(report))}\n` : formatReport(report));
     return report.ran && report.errors.length === 0 ? 0 : 1;
   } finally {
     await endPool(pool);

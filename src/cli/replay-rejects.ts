@@ -353,7 +353,10 @@ export function formatReport(report: ReplayReport, options: Pick<ReplayOptions, 
 /** The command: opens the database (beside a running embedded serve: its server), replays, reports. */
 export async function replayRejectsCommand(baseConfig: Config, options: ReplayOptions): Promise<number> {
   // Logs on stderr: stdout holds the report alone (one JSON line with --json).
-  const logger = createLogger({ level: baseConfig.logLevel }, pino.destination({ dest: 2, sync: true }));
+  const logger = createLogger(
+    { level: baseConfig.logLevel, secrets: baseConfig.secrets ?? [] },
+    pino.destination({ dest: 2, sync: true }),
+  );
   const database = await openDatabaseForCommand(baseConfig, logger, { share: true, create: false });
   const pool = createPool({ connectionString: database.config.databaseUrl, maxConnections: 2 });
   try {

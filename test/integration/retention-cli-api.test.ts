@@ -56,9 +56,9 @@ describeWithPostgres('chronicle maintain', () => {
 
     const second = await maintain(['--json'], { ...env, SWARM_EVENTS_RETENTION_DAYS: '10' });
     expect(second.code).toBe(EXIT.ok);
-    const report = JSON.parse(second.out) as { partitionsDropped: string[]; rowsDropped: number };
-    expect(report.partitionsDropped).toEqual([partitionName(addDays(today, -11))]);
-    expect(report.rowsDropped).toBe(4);
+    const report = JSON.parse(second.out) as { partitions_dropped: string[]; rows_dropped: number };
+    expect(report.partitions_dropped).toEqual([partitionName(addDays(today, -11))]);
+    expect(report.rows_dropped).toBe(4);
     expect((await partitionCounts(db.pool)).has(partitionName(addDays(today, -11)))).toBe(false);
   });
 
@@ -143,28 +143,41 @@ describeWithServices('retention API', () => {
     const report = (await run.json()) as { ran: boolean; errors: string[] };
     expect(report).toMatchObject({ ran: true, errors: [] });
 
+    // A pinned task is counted.
+    const posted = await fetch(`${c.url}/api/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ trace_id: 'retention-pinned-1', event_type: 'task.created' }),
+    });
+    expect(posted.status).toBe(200);
+    expect((await fetch(`${c.url}/api/v1/traces/retention-pinned-1/pin`, { method: 'POST' })).status).toBe(
+      201,
+    );
+
     const res = await fetch(`${c.url}/api/v1/retention`);
     expect(res.status).toBe(200);
     const body = (await res.json()) as {
       policy: Record<string, number>;
-      eventsHorizon: string;
+      events_horizon: string;
+      pinned: number;
       partitions: {
         name: string;
         from: string | null;
         to: string | null;
-        rowsEstimate: number;
+        rows_estimate: number;
         bytes: number;
       }[];
     };
     expect(body.policy).toEqual({
-      eventsDays: 30,
-      tracesDays: 0,
-      spansDays: 30,
-      rejectsDays: 30,
-      dlqDays: 90,
+      events_days: 30,
+      traces_days: 0,
+      spans_days: 30,
+      rejects_days: 30,
+      dlq_days: 90,
     });
+    expect(body.pinned).toBe(1);
     const today = startOfUtcDay(new Date());
-    expect(body.eventsHorizon).toBe(addDays(today, -30).toISOString());
+    expect(body.events_horizon).toBe(addDays(today, -30).toISOString());
     const todays = body.partitions.find((p) => p.name === partitionName(today));
     expect(todays).toMatchObject({ from: today.toISOString(), to: addDays(today, 1).toISOString() });
     expect(todays!.bytes).toBeGreaterThan(0);
