@@ -25,6 +25,7 @@ export function formatReport(report: MaintenanceReport): string {
     `  partitions dropped: ${report.partitionsDropped.length}${list(report.partitionsDropped)}` +
       (report.rowsDropped > 0 ? ` (${report.rowsDropped} events)` : ''),
   );
+  if (report.pinsRefreshed > 0) lines.push(`  pinned tasks copied again first: ${report.pinsRefreshed}`);
   lines.push(`  rows trimmed: ${TRIMMED_TABLES.map((t) => `${t} ${report.trimmed[t]}`).join(', ')}`);
   for (const error of report.errors) lines.push(`  not done (retried next pass): ${error}`);
   return `${lines.join('\n')}\n`;
@@ -39,7 +40,7 @@ export async function maintainCommand(baseConfig: Config, options: { json: boole
   const logger = createLogger({ level: baseConfig.logLevel, secrets: baseConfig.secrets ?? [] });
   const database = await openDatabaseForCommand(baseConfig, logger, { share: true, create: false });
   const { config } = database;
-  const pool = createPool({ connectionString: config.databaseUrl, maxConnections: 1 });
+  const pool = createPool({ connectionString: config.databaseUrl, maxConnections: 2 });
   try {
     if (!(await migrationsApplied(pool))) {
       process.stderr.write('chronicle maintain: the database is not migrated; run chronicle migrate first\n');

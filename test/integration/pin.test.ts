@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createPinStore, refreshPinned } from '../../src/sinks/postgres/archive.js';
+import { runMaintenancePass } from '../../src/sinks/postgres/partition-maintenance.js';
 import { createPinRefresher } from '../../src/sinks/postgres/pin-refresher.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import {
@@ -16,6 +17,7 @@ import {
   createChronicleTestEnv,
   waitFor,
 } from '../support/chronicle.js';
+import { testMaintenance } from '../support/retention.js';
 import { describeWithServices } from '../support/services.js';
 
 type Json = Record<string, unknown>;
@@ -519,5 +521,29 @@ describeWithServices('pinned tasks', () => {
     expect(await columns('archive_spans')).toEqual(
       (await columns('otel_spans')).filter((c) => !exportQueue.includes(c)),
     );
+  });
+
+  // Last: the pass drops every day of this file's traffic (March 2026, past a 30-day retention).
+  it('retention - a maintenance pass first copies what reached a pinned task since its pin, then drops the originals', async () => {
+    const traceId = `pin-retention-${randomUUID()}`;
+    const events = failedTask(traceId, 50);
+    await post(events);
+    await spansBuilt();
+    expect((await request('POST', `/api/v1/traces/${traceId}/pin`)).status).toBe(201);
+    // A late event after the pin, minutes before the pass: the refresher (every five minutes) has not
+    // copied it yet.
+    const late = ev(traceId, 'task.note', at(51), { note: 'after the pin' });
+    await post([late]);
+
+    const report = await runMaintenancePass(env.db.pool, testMaintenance({ eventsDays: 30, tracesDays: 30 }));
+    expect(report.errors).toEqual([]);
+    expect(report.pinsRefreshed).toBeGreaterThanOrEqual(1);
+    const stored = await env.db.pool.query('SELECT 1 FROM swarm_events WHERE trace_id = $1', [traceId]);
+    expect(stored.rowCount).toBe(0);
+
+    const body = await detail(traceId);
+    expect(body).toMatchObject({ pinned: true, archived: true });
+    const ids = (body.events as { event_id: string }[]).map((e) => e.event_id).sort();
+    expect(ids).toEqual([...events, late].map((e) => e.event_id).sort());
   });
 });

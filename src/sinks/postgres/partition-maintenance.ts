@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { refreshPinned } from './archive.js';
 import {
   type RetentionPolicy,
   addDays,
@@ -65,6 +66,11 @@ export interface MaintenanceReport {
   partitionsDropped: string[];
   /** Rows of each day partition dropped, and of their ledger entries. */
   rowsDropped: number;
+  /**
+   * Pinned tasks copied again before anything was dropped or trimmed, because their stored rows held
+   * something their archive copy did not (src/sinks/postgres/archive.ts).
+   */
+  pinsRefreshed: number;
   /** Rows deleted in batches, by table (swarm_events: old rows of the default partition). */
   trimmed: Record<TrimmedTable, number>;
   /** Steps that failed (a lock not obtained in time, …): retried by the next pass. */
@@ -325,6 +331,15 @@ async function trimByKeyset(
   }
 }
 
+/** The policy of a pass that may only create partitions and move rows into them. */
+const KEEP_EVERYTHING: RetentionPolicy = {
+  eventsDays: 0,
+  tracesDays: 0,
+  spansDays: 0,
+  rejectsDays: 0,
+  dlqDays: 0,
+};
+
 function emptyReport(): MaintenanceReport {
   return {
     ran: false,
@@ -332,6 +347,7 @@ function emptyReport(): MaintenanceReport {
     rowsMoved: 0,
     partitionsDropped: [],
     rowsDropped: 0,
+    pinsRefreshed: 0,
     trimmed: {
       swarm_events: 0,
       swarm_event_ids: 0,
@@ -375,7 +391,18 @@ export async function runMaintenancePass(
     report.ran = true;
     try {
       await client.query(`SET TimeZone = 'UTC'`);
-      await pass(client, options, now, report);
+      // What reached a pinned task since its latest copy is copied before its originals can go; when
+      // that fails, nothing is dropped or trimmed this pass (the next pass tries again).
+      let pinsCopied = true;
+      if (Object.values(options.policy).some((days) => days > 0)) {
+        try {
+          report.pinsRefreshed = (await refreshPinned(pool)).refreshed;
+        } catch (err) {
+          pinsCopied = false;
+          report.errors.push(`refresh pinned copies (nothing dropped or trimmed): ${describe(err)}`);
+        }
+      }
+      await pass(client, pinsCopied ? options : { ...options, policy: KEEP_EVERYTHING }, now, report);
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MAINTENANCE_LOCK_KEY]);
     }
