@@ -2,9 +2,11 @@ import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { MIGRATIONS_DIR, migrate } from '../../src/db/migrate.js';
+import { MIGRATIONS_DIR, loadMigrations, migrate } from '../../src/db/migrate.js';
+import { createPinStore } from '../../src/sinks/postgres/archive.js';
 import { partitionName, runMaintenancePass } from '../../src/sinks/postgres/partition-maintenance.js';
 import { addDays, eventsHorizon, startOfUtcDay } from '../../src/sinks/postgres/retention-policy.js';
+import { createQueryStore } from '../../src/sinks/postgres/queries.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import {
@@ -41,7 +43,7 @@ describeWithPostgres('retention - upgrade of an unpartitioned store', () => {
     if (upTo7) await rm(upTo7, { recursive: true, force: true });
   });
 
-  it('0008 keeps every event once with its stream position while ingest goes on; old days are then dropped by partition', async () => {
+  it('0008 keeps every event once with its stream position while ingest goes on; old days are then dropped by partition, and a pinned task stays readable', async () => {
     expect(await migrate(db.pool, silentLogger(), `${upTo7}/`)).toEqual([1, 2, 3, 4, 5, 6, 7]);
     const now = new Date();
     const today = startOfUtcDay(now);
@@ -73,7 +75,10 @@ describeWithPostgres('retention - upgrade of an unpartitioned store', () => {
       (await db.pool.query<{ n: string }>(`SELECT pg_relation_filenode($1)::text AS n`, [table])).rows[0]!.n;
     const node = await fileNode('swarm_events');
     await new Promise((r) => setTimeout(r, 100));
-    expect(await migrate(db.pool, silentLogger())).toEqual([8]);
+    // 0008 and the migrations after it.
+    const later = (await loadMigrations()).map((m) => m.version).filter((v) => v >= 8);
+    expect(later[0]).toBe(8);
+    expect(await migrate(db.pool, silentLogger())).toEqual(later);
     // Nothing copied: the old table, as it was, is the default partition.
     expect(await fileNode('swarm_events_default')).toBe(node);
     await new Promise((r) => setTimeout(r, 100));
@@ -100,6 +105,13 @@ describeWithPostgres('retention - upgrade of an unpartitioned store', () => {
     );
     expect(indexes[0]!.n).toBe(7);
 
+    // A task of 25 days ago, pinned now: its day is kept by the first pass and dropped by the second.
+    const queries = createQueryStore(db.pool);
+    const pinnedTrace = `old-${addDays(today, -25).toISOString().slice(0, 10)}-0`;
+    const original = await queries.getTrace(pinnedTrace);
+    expect(original!.events).toHaveLength(4);
+    expect(await createPinStore(db.pool).pin(pinnedTrace)).not.toBeNull();
+
     // The first pass moves the days within retention into their partitions and trims the older rows.
     const policy = { eventsDays: 30, tracesDays: 0 };
     const first = await runMaintenancePass(db.pool, testMaintenance(policy), now);
@@ -120,10 +132,10 @@ describeWithPostgres('retention - upgrade of an unpartitioned store', () => {
     expect(moved).toEqual(after.filter((r: { event_id: string }) => keptSet.has(r.event_id)));
 
     // Ten days later, the days past retention go by partition, with their ledger ids.
-    const later = addDays(now, 10);
-    const second = await runMaintenancePass(db.pool, testMaintenance(policy), later);
+    const tenDaysOn = addDays(now, 10);
+    const second = await runMaintenancePass(db.pool, testMaintenance(policy), tenDaysOn);
     expect(second.errors).toEqual([]);
-    const laterHorizon = eventsHorizon(testMaintenance(policy).policy, later)!;
+    const laterHorizon = eventsHorizon(testMaintenance(policy).policy, tenDaysOn)!;
     const expectedDropped = Array.from({ length: 10 }, (_, i) =>
       partitionName(addDays(today, -21 - i)),
     ).sort();
@@ -135,6 +147,11 @@ describeWithPostgres('retention - upgrade of an unpartitioned store', () => {
       .concat(live)
       .sort();
     expect(await storedIds(db.pool)).toEqual({ events: stillKept, ledger: stillKept });
+    // The pinned task's day is gone; the archive serves it, its events as they were.
+    const served = await queries.getTrace(pinnedTrace);
+    expect(served!.pin).toMatchObject({ archived: true });
+    expect(served!.events).toEqual(original!.events);
+    expect(served!.trace).toEqual(original!.trace);
     // None of it went through agent_metrics (today's rows changed with the live tasks only).
     expect((await db.pool.query(PAST_METRICS_SQL, [today])).rows).toEqual(metricsBefore);
   });
