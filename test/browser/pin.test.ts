@@ -31,6 +31,8 @@ function task(traceId: string) {
   ];
 }
 
+const VIEWER_TOKEN = 'viewer-token-4d1f0c9a';
+
 describeWithBrowser('console - pinning in a real browser', () => {
   let env: ChronicleTestEnv;
   let chronicle: TestChronicle;
@@ -120,25 +122,25 @@ describeWithBrowser('console - pinning in a real browser', () => {
     expect((await api('GET', `/api/v1/traces/${traceId}`)).status).toBe(404);
   });
 
-  it('task - a refused Pin (the admin scope missing) shows the API message and leaves the task unpinned', async () => {
+  it('task - a refused Pin (a token without the admin scope) shows the API message and leaves the task unpinned', async () => {
     const traceId = `pin-ui-${randomUUID().slice(0, 8)}`;
     expect((await api('POST', '/api/v1/events', task(traceId))).status).toBe(200);
+    // The same store behind a Chronicle that asks for tokens: the viewer may read, not pin.
+    const secured = await env.start({ apiTokens: `viewer:read:${VIEWER_TOKEN}` });
     ({ page, errors: pageErrors } = await browser.newPage());
-    // The auth of the API (another part of Chronicle) answers a token without the admin scope like this.
-    await page.route(`**/api/v1/traces/${traceId}/pin`, (route) =>
-      route.fulfill({
-        status: 403,
-        contentType: 'application/json',
-        body: JSON.stringify({ error: 'forbidden', message: 'this token lacks the admin scope' }),
-      }),
-    );
-    await open(`/tasks/${traceId}`);
+    await page.goto(`${secured.url}/tasks/${traceId}`);
+    const form = page.getByRole('form', { name: 'API token' });
+    await form.getByLabel('Token').fill(VIEWER_TOKEN);
+    await form.getByRole('button').click();
+    await page.locator('main[aria-busy="false"]').waitFor({ timeout: 10_000 });
     await page.locator('button[data-action="pin"]').click();
-    const alert = page.locator('[role="alert"]');
+    const alert = page.locator('[role="alert"]', { hasText: 'Pin:' });
     await alert.waitFor({ timeout: 5_000 });
     expect(await alert.textContent()).toMatch(
-      /Pin:\s*this token lacks the admin scope \(HTTP 403, forbidden\)/,
+      /Pin:\s*client viewer is not allowed this: it needs scope admin \(HTTP 403, forbidden\)/,
     );
+    // The header says which scope the token lacks.
+    expect(await page.locator('[role="alert"]', { hasText: 'Use a token with that scope' }).count()).toBe(1);
     expect(await page.locator('[data-pinned]').count()).toBe(0);
     expect((await api('GET', `/api/v1/traces/${traceId}`)).body.pinned).toBeUndefined();
   });

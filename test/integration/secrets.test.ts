@@ -92,7 +92,7 @@ function secretEnv(): Record<string, string> {
     NATS_URL: `nats://127.0.0.1:${nats.port}`,
     NATS_USER: 'alice',
     NATS_PASSWORD,
-    CHRONICLE_API_TOKENS: `grep-test:read:${API_TOKEN}`,
+    CHRONICLE_API_TOKENS: `grep-test:read+ingest+metrics:${API_TOKEN}`,
     OTEL_EXPORTER_OTLP_HEADERS: `authorization=${encodeURIComponent(OTLP_AUTHORIZATION)}`,
     SPAN_SETTLE_MS: '0',
     OTEL_EXPORTER_OTLP_TIMEOUT: '1000',

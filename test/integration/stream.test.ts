@@ -924,7 +924,7 @@ describeWithPostgres('stream - migration 0007', () => {
       await write('new-1');
       await write('new-2');
       const { rows } = await db.pool.query<{ trace_id: string; txid: string; seq: string }>(
-        `SELECT trace_id, txid::text, seq::text FROM swarm_events ORDER BY txid, seq`,
+        `SELECT e.trace_id, e.txid::text, e.seq::text FROM swarm_events e ORDER BY e.txid, e.seq`,
       );
       expect(rows.map((r) => r.trace_id)).toEqual(['old', 'new-1', 'new-2']);
       expect(rows[0]).toMatchObject({ txid: '0', seq: '0' });

@@ -19,10 +19,13 @@ import {
 } from '../support/retention.js';
 import { describeWithPostgres } from '../support/services.js';
 
-/** Every stored event with its stream position, in stream order. */
+/**
+ * Every stored event with its stream position, in stream order: by the columns, not by the text output
+ * columns of the same names (which would put txid 100000 before 99999).
+ */
 const POSITIONS_SQL = `
-SELECT event_id::text, trace_id, event_type, "timestamp", metadata, txid::text, seq::text
-FROM swarm_events ORDER BY txid, seq, event_id`;
+SELECT e.event_id::text, e.trace_id, e.event_type, e."timestamp", e.metadata, e.txid::text, e.seq::text
+FROM swarm_events e ORDER BY e.txid, e.seq, e.event_id`;
 
 const PAST_METRICS_SQL = `SELECT * FROM agent_metrics WHERE metric_date < $1::date ORDER BY agent_id, metric_date`;
 
