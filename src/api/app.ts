@@ -155,7 +155,9 @@ export function createApiApp(deps: ApiDeps): express.Express {
       logger.error({ err }, 'health check failed');
       return null;
     });
-    if (report?.ready) res.json(report);
+    // With access control, an open probe says ready and no more: the report is /api/v1/health's (read).
+    const locked = (deps.clients?.length ?? 0) > 0;
+    if (report?.ready) res.json(locked ? { status: 'ready' } : report);
     else res.status(503).json({ status: 'not_ready', reasons: report?.reasons ?? ['health check failed'] });
   });
 

@@ -34,39 +34,60 @@ export async function loadMigrations(dir: string = MIGRATIONS_DIR): Promise<Migr
 }
 
 /**
- * Applies pending migrations in one transaction under an advisory lock, so concurrent
+ * Applies pending migrations, each in its own transaction under an advisory lock, so concurrent
  * Chronicle replicas starting together apply each migration exactly once.
  * Fails when an applied migration's file has changed since.
  */
 export async function migrate(pool: pg.Pool, logger: Logger, dir?: string): Promise<number[]> {
   const migrations = await loadMigrations(dir);
-  return withTransaction(pool, async (client) => {
+  // Each migration commits on its own, so the locks one takes (0008 locks swarm_events) are held for
+  // that migration only, not while the next ones run; a failing one leaves those before it applied.
+  const applied = await withTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
     await client.query(`CREATE TABLE IF NOT EXISTS chronicle_migrations (
       version int PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
       applied_at timestamptz NOT NULL DEFAULT now())`);
-    const { rows } = await client.query<{ version: number; checksum: string }>(
-      'SELECT version, checksum FROM chronicle_migrations',
-    );
-    const applied = new Map(rows.map((r) => [r.version, r.checksum]));
-    const done: number[] = [];
-    for (const m of migrations) {
-      const checksum = applied.get(m.version);
-      if (checksum !== undefined) {
-        if (checksum !== m.checksum) throw new Error(`migration ${m.name} changed after it was applied`);
-        continue;
-      }
+    return appliedChecksums(client, migrations);
+  });
+  const done: number[] = [];
+  for (const m of migrations) {
+    if (applied.has(m.version)) continue;
+    const ran = await withTransaction(pool, async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+      // Another replica may have applied it since.
+      if ((await appliedChecksums(client, [m])).has(m.version)) return false;
       await client.query(m.sql);
       await client.query('INSERT INTO chronicle_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
         m.version,
         m.name,
         m.checksum,
       ]);
-      done.push(m.version);
-      logger.info({ migration: m.name }, 'migration applied');
+      return true;
+    });
+    if (!ran) continue;
+    done.push(m.version);
+    logger.info({ migration: m.name }, 'migration applied');
+  }
+  return done;
+}
+
+/** The applied migrations among `migrations`; throws when one's file changed after it was applied. */
+async function appliedChecksums(
+  client: pg.ClientBase,
+  migrations: readonly Migration[],
+): Promise<Set<number>> {
+  const { rows } = await client.query<{ version: number; checksum: string }>(
+    'SELECT version, checksum FROM chronicle_migrations WHERE version = ANY($1)',
+    [migrations.map((m) => m.version)],
+  );
+  const checksums = new Map(rows.map((r) => [r.version, r.checksum]));
+  for (const m of migrations) {
+    const checksum = checksums.get(m.version);
+    if (checksum !== undefined && checksum !== m.checksum) {
+      throw new Error(`migration ${m.name} changed after it was applied`);
     }
-    return done;
-  });
+  }
+  return new Set(checksums.keys());
 }
 
 /** True when every migration in the folder is recorded as applied. */

@@ -231,6 +231,9 @@ describeWithPostgres('access control - API tokens', () => {
       expect((await call(`${secured.url}${route}`)).status, route).toBe(200);
     }
     expectRefused(await call(`${secured.url}/api/v1/traces?limit=5`), 'missing');
+    // The open probe says ready and no more; the health report needs read.
+    expect(JSON.parse((await call(`${secured.url}/ready`)).text)).toEqual({ status: 'ready' });
+    expectRefused(await call(`${secured.url}/api/v1/health`), 'missing');
   });
 
   it('POST /api/v1/events - refused requests write nothing; only ingest writes', async () => {

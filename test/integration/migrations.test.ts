@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../src/events/schema.js';
 import { createEventWriter } from '../../src/sinks/postgres/event-writer.js';
-import { MIGRATIONS_DIR, migrate } from '../../src/db/migrate.js';
+import { MIGRATIONS_DIR, loadMigrations, migrate } from '../../src/db/migrate.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { describeWithPostgres } from '../support/services.js';
@@ -100,5 +100,46 @@ describeWithPostgres('migrations', () => {
       duration_sum: before.duration_sum + 4_000,
       pickup_sum: before.pickup_sum + 1_000,
     });
+  });
+});
+
+describeWithPostgres('migrations - one transaction each', () => {
+  it('replicas starting together apply each migration once; a failing one leaves those before it applied, and the next start goes on from it', async () => {
+    const db = await createTestDatabase({ migrate: false });
+    const dir = await mkdtemp(join(tmpdir(), 'chronicle-migrations-'));
+    try {
+      const all = (await loadMigrations()).map((m) => m.version);
+      const runs = await Promise.all([1, 2, 3].map(() => migrate(db.pool, silentLogger())));
+      expect(runs.flat().sort((a, b) => a - b)).toEqual(all);
+
+      // A folder whose next migration fails after one that works.
+      const next = all.at(-1)! + 1;
+      const name = (v: number, what: string) => `${String(v).padStart(4, '0')}_${what}.sql`;
+      for (const f of (await loadMigrations()).map((m) => `${m.name}.sql`)) {
+        await copyFile(join(MIGRATIONS_DIR, f), join(dir, f));
+      }
+      await writeFile(join(dir, name(next, 'works')), 'CREATE TABLE migration_test_works (id int);');
+      await writeFile(
+        join(dir, name(next + 1, 'fails')),
+        'CREATE TABLE migration_test_fails (id int); SELECT 1/0;',
+      );
+      await expect(migrate(db.pool, silentLogger(), `${dir}/`)).rejects.toThrow(/division by zero/);
+      const versions = async () =>
+        (
+          await db.pool.query<{ version: number }>('SELECT version FROM chronicle_migrations ORDER BY 1')
+        ).rows.map((r) => r.version);
+      expect(await versions()).toEqual([...all, next]);
+      const exists = async (t: string) =>
+        (await db.pool.query<{ r: string | null }>('SELECT to_regclass($1)::text AS r', [t])).rows[0]!.r;
+      expect(await exists('migration_test_works')).toBe('migration_test_works');
+      expect(await exists('migration_test_fails')).toBeNull();
+
+      await writeFile(join(dir, name(next + 1, 'fails')), 'CREATE TABLE migration_test_fails (id int);');
+      // The fixed file is new to the database (it never applied): the next start applies it alone.
+      expect(await migrate(db.pool, silentLogger(), `${dir}/`)).toEqual([next + 1]);
+    } finally {
+      await db.drop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
