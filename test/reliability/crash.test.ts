@@ -3,7 +3,7 @@
  * every delivery of the messages in flight (JETSTREAM_MAX_DELIVER=3, the default) followed by
  * `chronicle replay-rejects`. Nothing published may be missing or stored twice.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ROOT } from '../support/build.js';
@@ -34,13 +34,8 @@ const CLI = 'dist/cli/chronicle.js';
 
 /** Whether this checkout's CLI has `replay-rejects` (built by another part of issue 13). */
 function hasReplayRejects(): boolean {
-  try {
-    const help = execFileSync(process.execPath, [CLI, '--help'], { cwd: ROOT, encoding: 'utf8' });
-    return help.includes('replay-rejects');
-  } catch (err) {
-    const out = (err as { stdout?: string }).stdout ?? '';
-    return out.includes('replay-rejects');
-  }
+  const help = spawnSync(process.execPath, [CLI, '--help'], { cwd: ROOT, encoding: 'utf8' });
+  return `${help.stdout}${help.stderr}`.includes('replay-rejects');
 }
 const replayRejectsAvailable = hasReplayRejects();
 
@@ -134,6 +129,9 @@ describeWithServices('reliability - kill -9', () => {
     const stored = await storedSpans(env.db.pool);
     expect(spanContent(stored)).toEqual(spanContent(reference));
     const resent = expectExportedAsStored(stored, backend.received);
+    const redelivered = (
+      await Promise.all(['TASK_EVENTS', 'SYSTEM_EVENTS'].map((s) => env.consumerInfo(s)))
+    ).reduce((sum, info) => sum + info.num_redelivered, 0);
     peakRss = Math.max(peakRss, proc.peakRssBytes());
 
     recordResult(
@@ -150,6 +148,7 @@ describeWithServices('reliability - kill -9', () => {
           events_published: events.length,
           publish_rate_per_s: perSecond,
           events_stored: events.length,
+          messages_redelivered: redelivered,
           drain_after_last_publish_s: secondsOf(drainMillis),
           spans: stored.length,
           spans_sent_again: resent,
