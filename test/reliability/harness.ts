@@ -192,3 +192,105 @@ export function sampleEvery<T>(
     },
   };
 }
+
+/** An HTTP ingest client running in the background (see postSteadily). */
+export interface SteadyPoster {
+  /** Events of every request answered 200 (each accepted, none rejected). */
+  readonly accepted: CanonicalEvent[];
+  /** Answers by status (network failures as 0). */
+  readonly statuses: Map<number, number>;
+  /** Answers 429 or 503 that carried no Retry-After header. */
+  readonly withoutRetryAfter: number;
+  /** Latency of each request answered 200, in ms. */
+  readonly latencies: number[];
+  readonly done: Promise<void>;
+  /** Stops sending; the requests in flight still end (and count). */
+  stop(): void;
+}
+
+/**
+ * POSTs `events` to /api/v1/events, whole traces per request (about `batchEvents` events), at about
+ * `perSecond` events per second over `concurrency` clients (0: as fast as answered). A 429 or 503 is
+ * retried after its Retry-After, like a well-behaved client; nothing is counted accepted before its 200.
+ */
+export function postSteadily(
+  url: string,
+  events: readonly CanonicalEvent[],
+  options: { perSecond: number; concurrency?: number; batchEvents?: number; timeoutMillis?: number },
+): SteadyPoster {
+  const byTrace = new Map<string, CanonicalEvent[]>();
+  for (const e of events) byTrace.set(e.trace_id, [...(byTrace.get(e.trace_id) ?? []), e]);
+  const batches: CanonicalEvent[][] = [];
+  let batch: CanonicalEvent[] = [];
+  for (const trace of byTrace.values()) {
+    batch.push(...trace);
+    if (batch.length >= (options.batchEvents ?? 20)) {
+      batches.push(batch);
+      batch = [];
+    }
+  }
+  if (batch.length > 0) batches.push(batch);
+
+  const poster = {
+    accepted: [] as CanonicalEvent[],
+    statuses: new Map<number, number>(),
+    withoutRetryAfter: 0,
+    latencies: [] as number[],
+  };
+  let stopped = false;
+  let next = 0;
+  const concurrency = options.concurrency ?? 1;
+  const client = async () => {
+    while (!stopped && next < batches.length) {
+      const body = batches[next++]!;
+      const intervalMillis =
+        options.perSecond > 0 ? (body.length * 1000 * concurrency) / options.perSecond : 0;
+      const started = Date.now();
+      for (;;) {
+        let status = 0;
+        let retryAfterMillis = 500;
+        try {
+          const res = await fetch(`${url}/api/v1/events`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+            signal: AbortSignal.timeout(options.timeoutMillis ?? 60_000),
+          });
+          status = res.status;
+          const answer = (await res.json()) as { accepted?: number; rejected?: unknown[] };
+          if (status === 200) {
+            expect(answer.rejected).toEqual([]);
+            poster.latencies.push(Date.now() - started);
+          }
+          const retryAfter = res.headers.get('retry-after');
+          if ((status === 429 || status === 503) && retryAfter === null) poster.withoutRetryAfter++;
+          if (retryAfter !== null) retryAfterMillis = Number(retryAfter) * 1000;
+        } catch {
+          // status 0: no answer (refused, reset, timed out): retried like a 503
+        }
+        poster.statuses.set(status, (poster.statuses.get(status) ?? 0) + 1);
+        if (status === 200) {
+          poster.accepted.push(...body);
+          break;
+        }
+        if (status !== 0 && status !== 429 && status !== 503) throw new Error(`POST answered ${status}`);
+        await sleep(retryAfterMillis);
+      }
+      await sleep(Math.max(0, intervalMillis - (Date.now() - started)));
+    }
+  };
+  const done = Promise.all(Array.from({ length: concurrency }, client)).then(() => undefined);
+  return Object.assign(poster, {
+    done,
+    stop: () => {
+      stopped = true;
+    },
+  });
+}
+
+/** The p-th percentile (0–100) of `values`, nearest rank; 0 for none. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
