@@ -174,7 +174,7 @@ describeWithPostgres('reliability - fuzz', () => {
         let body: Uint8Array | string;
         let items: Record<string, unknown>[] | undefined;
         if (input.kind === 'items' || input.kind === 'one') {
-          items = input.items as Record<string, unknown>[];
+          items = input.items;
           try {
             body = JSON.stringify(input.kind === 'one' ? items[0] : items);
           } catch {

@@ -27,7 +27,7 @@ import {
 import { byProfile, mib, recordResult, secondsOf } from './profile.js';
 
 async function eventRows(pool: pg.Pool): Promise<unknown[]> {
-  const { rows } = await pool.query(
+  const { rows } = await pool.query<Record<string, unknown>>(
     `SELECT event_id, trace_id, source, event_type, "timestamp", metadata FROM swarm_events ORDER BY event_id`,
   );
   return rows;

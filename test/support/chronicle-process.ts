@@ -53,8 +53,8 @@ export async function startChronicleProcess(env: Record<string, string>): Promis
   const keep = (chunk: string) => {
     out = (out + chunk).slice(-20_000);
   };
-  child.stdout!.setEncoding('utf8').on('data', keep);
-  child.stderr!.setEncoding('utf8').on('data', keep);
+  child.stdout.setEncoding('utf8').on('data', keep);
+  child.stderr.setEncoding('utf8').on('data', keep);
   let alive = true;
   const exited = new Promise<Exit>((resolve) =>
     child.once('close', (code, signal) => {
