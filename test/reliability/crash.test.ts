@@ -136,6 +136,7 @@ describeWithServices('reliability - kill -9', () => {
         (await env.consumerInfo(stream)).delivered.consumer_seq - (await env.streamMessages(stream));
     }
     peakRss = Math.max(peakRss, proc.peakRssBytes());
+    await proc.kill();
 
     recordResult(
       {
@@ -166,6 +167,8 @@ describeWithServices('reliability - kill -9', () => {
     'crash loop at max_deliver with messages in flight, then replay-rejects: nothing missing, a second replay stores nothing',
     async () => {
       const started = Date.now();
+      // No instance of the previous test may hold (and keep extending) these messages.
+      await killAllChronicleProcesses();
       const maxDeliver = 3;
       // Task events only: all on one stream, so one consumer's counts say where each delivery is.
       const events = generateTraffic(99, { tasks: byProfile({ ci: 15, full: 60 }) })
