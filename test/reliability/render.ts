@@ -1,6 +1,6 @@
 /**
  * Renders the reliability results file (JSON lines, one per scenario) as docs/reliability.md. Run by the
- * suite's teardown; also by hand: `npx tsx test/reliability/render.ts [results.jsonl] [out.md]`.
+ * suite's teardown; also by hand: `npx tsx test/reliability/render.ts <results.jsonl> <out.md> [run seconds]`.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +23,8 @@ export function renderReport(results: readonly ScenarioResult[], totalSeconds?: 
     `- Profile: **${profiles}**${profiles === 'ci' ? ' (the shorter CI version, not the full durations)' : ''}`,
     `- Date: ${last.slice(0, 10)} (last scenario finished ${last})`,
     ...(totalSeconds === undefined ? [] : [`- Whole run: ${totalSeconds} s`]),
-    `- Machine: ${results.length} scenarios on a shared 2-core machine (PostgreSQL 15, nats-server with JetStream)`,
+    `- Scenarios recorded: ${results.length} (a scenario that fails or is skipped records nothing; see the run's output)`,
+    '- Machine: 2 cores shared with other work; PostgreSQL 15 and nats-server with JetStream on it',
     '',
   ];
   for (const r of results) {
@@ -48,7 +49,7 @@ export function renderFile(resultsFile: string, reportFile: string, totalSeconds
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const [resultsFile, reportFile] = process.argv.slice(2);
-  if (!resultsFile || !reportFile) throw new Error('usage: render.ts <results.jsonl> <out.md>');
-  renderFile(resultsFile, reportFile);
+  const [resultsFile, reportFile, totalSeconds] = process.argv.slice(2);
+  if (!resultsFile || !reportFile) throw new Error('usage: render.ts <results.jsonl> <out.md> [run seconds]');
+  renderFile(resultsFile, reportFile, totalSeconds === undefined ? undefined : Number(totalSeconds));
 }
