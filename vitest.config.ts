@@ -24,6 +24,19 @@ export default defineConfig({
           expect: { poll: { timeout: 10_000 } },
         },
       },
+      {
+        // The fault suite (README, Reliability): Chronicle killed, its dependencies cut, overloaded, fuzzed.
+        // Not part of `npm test`: `npm run test:reliability` (RELIABILITY_PROFILE=ci|full). Its files run
+        // one at a time, since they measure (recovery times, RSS) on a shared machine.
+        test: {
+          name: 'reliability',
+          include: ['test/reliability/**/*.test.ts'],
+          globalSetup: ['test/reliability/global-setup.ts'],
+          fileParallelism: false,
+          testTimeout: 30 * 60_000,
+          hookTimeout: 120_000,
+        },
+      },
     ],
   },
 });
