@@ -95,6 +95,7 @@ async function main(): Promise<void> {
     const report = await runMaintenancePass(pool, {
       ...DEFAULT_MAINTENANCE_OPTIONS,
       policy: DEFAULT_RETENTION,
+      spansExported: false,
     });
     const passed = Date.now();
     console.log(

@@ -117,6 +117,7 @@ export function createChronicle(
     {
       ...DEFAULT_MAINTENANCE_OPTIONS,
       policy: retention.policy,
+      spansExported: config.export !== undefined,
       intervalMillis: retention.maintenanceIntervalMillis,
       // Shortly after start, once the start-up traffic (a backlog drained) has settled.
       firstDelayMillis: 60_000,

@@ -49,6 +49,7 @@ export async function maintainCommand(baseConfig: Config, options: { json: boole
     const report = await runMaintenancePass(pool, {
       ...DEFAULT_MAINTENANCE_OPTIONS,
       policy: config.retention?.policy ?? DEFAULT_RETENTION,
+      spansExported: config.export !== undefined,
     });
     process.stdout.write(options.json ? `${JSON.stringify(snakeCaseKeys(report))}\n` : formatReport(report));
     return report.ran && report.errors.length === 0 ? 0 : 1;

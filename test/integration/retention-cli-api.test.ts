@@ -62,6 +62,34 @@ describeWithPostgres('chronicle maintain', () => {
     expect((await partitionCounts(db.pool)).has(partitionName(addDays(today, -11)))).toBe(false);
   });
 
+  it('maintain - with span export configured, spans not exported yet stay; without it, old spans go by when they were built', async () => {
+    await db.pool.query(`
+      INSERT INTO otel_spans (otel_trace_id, span_id, trace_id, role, span, created_at)
+      SELECT lpad('c' || i, 32, '0'), lpad('c' || i, 16, '0'), 'cli-spans', 'root', '{}',
+        now() - (i * 20 || ' days')::interval
+      FROM generate_series(1, 3) i`);
+    const env = { DATABASE_URL: db.url, OTEL_SPANS_RETENTION_DAYS: '30' };
+    const count = async (): Promise<number> =>
+      (
+        await db.pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM otel_spans WHERE trace_id = 'cli-spans'`,
+        )
+      ).rows[0]!.n;
+
+    const exported = await maintain(['--json'], {
+      ...env,
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9',
+    });
+    expect(exported.code).toBe(EXIT.ok);
+    expect((JSON.parse(exported.out) as { trimmed: { otel_spans: number } }).trimmed.otel_spans).toBe(0);
+    expect(await count()).toBe(3);
+
+    const local = await maintain(['--json'], env);
+    expect(local.code).toBe(EXIT.ok);
+    expect((JSON.parse(local.out) as { trimmed: { otel_spans: number } }).trimmed.otel_spans).toBe(2);
+    expect(await count()).toBe(1);
+  });
+
   it('maintenance loop - a pass shortly after start and then on schedule, counted in metrics and logged once per pass', async () => {
     const lines: string[] = [];
     const logger = createLogger({ level: 'info' }, { write: (line: string) => lines.push(line) });

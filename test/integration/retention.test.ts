@@ -7,6 +7,7 @@ import {
   partitionName,
   runMaintenancePass,
 } from '../../src/sinks/postgres/partition-maintenance.js';
+import { createPinStore } from '../../src/sinks/postgres/archive.js';
 import { addDays, eventsHorizon, startOfUtcDay } from '../../src/sinks/postgres/retention-policy.js';
 import { truncateStore } from '../support/db.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
@@ -308,7 +309,12 @@ describeWithPostgres('retention - fresh install', () => {
         `INSERT INTO swarm_events (event_id, trace_id, source, event_type, "timestamp") VALUES ($1, 'b', 's', 'note', $2)`,
         [randomUUID(), now],
       );
-      const options = { ...testMaintenance({ eventsDays: 0 }), lockTimeoutMillis: 200 };
+      const options = {
+        ...testMaintenance({ eventsDays: 0 }),
+        lockTimeoutMillis: 200,
+        lockAttempts: 2,
+        lockRetryPauseMillis: 100,
+      };
       const blocked = await runMaintenancePass(db.pool, options, now);
       expect(blocked.ran).toBe(true);
       expect(blocked.partitionsCreated).not.toContain(partitionName(day));
@@ -328,6 +334,167 @@ describeWithPostgres('retention - fresh install', () => {
       expect(await storedIds(db.pool)).toEqual({ events: ids, ledger: ids });
     } finally {
       await blocker.end();
+    }
+  });
+
+  it('a reader holding a transaction open across a pass: inserts never wait more than a short lock timeout; the drop is retried until the reader ends, or reported and done by the next pass', async () => {
+    await truncateStore(db.pool);
+    const now = new Date();
+    const today = startOfUtcDay(now);
+    // Old partitions left by earlier tests dropped first.
+    expect((await runMaintenancePass(db.pool, testMaintenance({ eventsDays: 30 }), now)).errors).toEqual([]);
+    const oldDays = [-45, -44, -43].map((d) => addDays(today, d));
+    const events = oldDays.flatMap((day, i) => taskOnDay('lockq', day, i));
+    await writeEvents(db.pool, events);
+    const kept = await runMaintenancePass(db.pool, testMaintenance({ eventsDays: 0 }), now);
+    expect(kept.errors).toEqual([]);
+    for (const day of oldDays) expect(kept.partitionsCreated).toContain(partitionName(day));
+
+    // Ingest: one event (ledger entry + row, as the writer does) every 50 ms, each insert timed.
+    const ingest = new pg.Client({ connectionString: db.url });
+    await ingest.connect();
+    const waits: number[] = [];
+    let running = true;
+    const inserter = (async () => {
+      while (running) {
+        const started = Date.now();
+        await ingest.query(
+          `WITH fresh AS (INSERT INTO swarm_event_ids (event_id, "timestamp") VALUES ($1, now()) RETURNING event_id)
+           INSERT INTO swarm_events (event_id, trace_id, source, event_type, "timestamp")
+           SELECT event_id, 'lockq-live', 'test', 'note', now() FROM fresh`,
+          [randomUUID()],
+        );
+        waits.push(Date.now() - started);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    // A reader (a dashboard query, an API read) whose transaction stays open: it holds ACCESS SHARE on
+    // swarm_events and every partition, which DROP TABLE of a partition waits for.
+    const reader = new pg.Client({ connectionString: db.url });
+    await reader.connect();
+    try {
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM swarm_events');
+      const policy = { eventsDays: 30 };
+
+      // Two short tries: given up, reported, nothing dropped; ingest went on.
+      const options = { ...testMaintenance(policy), lockAttempts: 2, lockRetryPauseMillis: 100 };
+      const blocked = await runMaintenancePass(db.pool, options, now);
+      expect(blocked.partitionsDropped).toEqual([]);
+      const expected = oldDays.map(partitionName).sort();
+      for (const name of expected) {
+        expect(
+          blocked.errors.some((e) => e.startsWith(`drop ${name}: `) && /lock timeout.*2 tries/.test(e)),
+        ).toBe(true);
+      }
+      expect((await partitionCounts(db.pool)).get(partitionName(oldDays[0]!))).toBe(4);
+
+      // The default tries: the reader ends about 2.5 s into the pass, and the drops then go through.
+      const endReader = setTimeout(() => void reader.query('COMMIT'), 2_500);
+      const started = Date.now();
+      const next = await runMaintenancePass(db.pool, testMaintenance(policy), now);
+      clearTimeout(endReader);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2_000);
+      expect(next.errors).toEqual([]);
+      expect([...next.partitionsDropped].sort()).toEqual(expected);
+      expect(next.rowsDropped).toBe(events.length);
+    } finally {
+      running = false;
+      await inserter;
+      await ingest.end();
+      await reader.end();
+    }
+    expect(waits.length).toBeGreaterThan(40);
+    expect(Math.max(...waits)).toBeLessThan(1_000);
+    const counts = await partitionCounts(db.pool);
+    for (const day of oldDays) expect(counts.has(partitionName(day))).toBe(false);
+    const live = await db.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM swarm_events WHERE trace_id = 'lockq-live'`,
+    );
+    expect(live.rows[0]!.n).toBe(waits.length);
+  });
+
+  it('span export off: spans older than their retention are trimmed by when they were built, after a pinned task has its spans copied; export on keeps those waiting for export', async () => {
+    await truncateStore(db.pool);
+    await db.pool.query('DELETE FROM archive_traces');
+    const now = new Date();
+    const pinnedTask = taskOnDay('spans-pin', addDays(startOfUtcDay(now), -2), 0);
+    await writeEvents(db.pool, pinnedTask);
+    const traceId = pinnedTask[0]!.trace_id;
+    expect(await createPinStore(db.pool).pin(traceId)).not.toBeNull();
+    // 60 spans built 60 days ago (20 never exported, 20 exported 40 days ago, 20 a day ago), 10 built a
+    // day ago and not exported.
+    await db.pool.query(`
+      INSERT INTO otel_spans (otel_trace_id, span_id, trace_id, role, span, created_at, exported_at)
+      SELECT lpad(i::text, 32, '0'), lpad(i::text, 16, '0'), 't-' || i, 'root', '{}',
+        CASE WHEN i <= 60 THEN now() - interval '60 days' ELSE now() - interval '1 day' END,
+        CASE WHEN i > 60 OR i % 3 = 0 THEN NULL WHEN i % 3 = 1 THEN now() - interval '40 days' ELSE now() - interval '1 day' END
+      FROM generate_series(1, 70) i`);
+    const spanCount = async (where: string): Promise<number> =>
+      (await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM otel_spans WHERE ${where}`))
+        .rows[0]!.n;
+
+    // Export on: only the spans exported more than 30 days ago go.
+    const on = await runMaintenancePass(db.pool, testMaintenance({ spansDays: 30 }, { spansExported: true }));
+    expect(on.errors).toEqual([]);
+    expect(on.trimmed.otel_spans).toBe(20);
+    expect(await spanCount('exported_at IS NULL')).toBe(20 + 10);
+
+    // The pinned task's spans, built 60 days ago and not exported, arrive after its latest copy.
+    await db.pool.query(
+      `INSERT INTO otel_spans (otel_trace_id, span_id, trace_id, role, span, created_at)
+       SELECT lpad('p' || i, 32, '0'), lpad('p' || i, 16, '0'), $1, 'root', '{}', now() - interval '60 days'
+       FROM generate_series(1, 3) i`,
+      [traceId],
+    );
+    // Export off: every span built more than 30 days ago goes, exported or not; the pinned task's are
+    // in its archive copy first.
+    const off = await runMaintenancePass(
+      db.pool,
+      testMaintenance({ spansDays: 30 }, { spansExported: false }),
+    );
+    expect(off.errors).toEqual([]);
+    expect(off.pinsRefreshed).toBe(1);
+    expect(off.trimmed.otel_spans).toBe(40 + 3);
+    expect(await spanCount(`created_at < now() - interval '30 days'`)).toBe(0);
+    expect(await spanCount('true')).toBe(10);
+    const archived = await db.pool.query<{ span_id: string }>(
+      'SELECT span_id FROM archive_spans WHERE trace_id = $1 ORDER BY 1',
+      [traceId],
+    );
+    expect(archived.rows.map((r) => r.span_id)).toEqual([1, 2, 3].map((i) => `p${i}`.padStart(16, '0')));
+
+    // 0 keeps forever, export off too.
+    await db.pool.query(
+      `UPDATE otel_spans SET created_at = now() - interval '400 days' WHERE otel_trace_id = lpad('61', 32, '0')`,
+    );
+    const none = await runMaintenancePass(
+      db.pool,
+      testMaintenance({ spansDays: 0 }, { spansExported: false }),
+    );
+    expect(none.trimmed.otel_spans).toBe(0);
+    expect(await spanCount('true')).toBe(10);
+  });
+
+  it("a pass leaves the pooled connection in the session's own time zone, and computes days in UTC whatever it is", async () => {
+    await truncateStore(db.pool);
+    const pool = new pg.Pool({ connectionString: db.url, max: 1, options: '-c TimeZone=Pacific/Kiritimati' });
+    try {
+      const now = new Date();
+      // 23:30 UTC, 13:30 the next day in Kiritimati (UTC+14): the row belongs to the UTC day.
+      const day = addDays(startOfUtcDay(now), -120);
+      const event = single('tz', new Date(day.getTime() + 23.5 * 3_600_000));
+      await writeEvents(db.pool, [event]);
+      // Everything kept: no copy of pinned tasks, whose connection this one-connection pool lacks.
+      const keep = { eventsDays: 0, tracesDays: 0, spansDays: 0, rejectsDays: 0, dlqDays: 0 };
+      const report = await runMaintenancePass(pool, testMaintenance(keep), now);
+      expect(report.errors).toEqual([]);
+      expect(report.partitionsCreated).toContain(partitionName(day));
+      expect((await partitionCounts(db.pool)).get(partitionName(day))).toBe(1);
+      const { rows } = await pool.query<{ tz: string }>('SELECT current_setting($1) AS tz', ['TimeZone']);
+      expect(rows[0]!.tz).toBe('Pacific/Kiritimati');
+    } finally {
+      await pool.end();
     }
   });
 

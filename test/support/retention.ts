@@ -52,13 +52,20 @@ export function tasksOverDays(prefix: string, now: Date, days: number, perDay: n
   return events;
 }
 
-/** Maintenance options for tests: the defaults with small batches, no pause, and the given policy. */
-export function testMaintenance(policy: Partial<RetentionPolicy>): MaintenanceOptions {
+/**
+ * Maintenance options for tests: the defaults with small batches, no pause, the given policy, and span
+ * export on unless told otherwise (spans waiting for export kept).
+ */
+export function testMaintenance(
+  policy: Partial<RetentionPolicy>,
+  options: { spansExported?: boolean } = {},
+): MaintenanceOptions {
   return {
     ...DEFAULT_MAINTENANCE_OPTIONS,
     batchRows: 50,
     batchPauseMillis: 0,
     policy: { ...DEFAULT_RETENTION, ...policy },
+    spansExported: options.spansExported ?? true,
   };
 }
 

@@ -32,15 +32,30 @@ export interface MaintenanceOptions {
   batchRows: number;
   /** Pause between two trimming statements, so ingest is never starved. */
   batchPauseMillis: number;
-  /** How long a partition change waits for a lock before it gives up until the next pass. */
+  /**
+   * How long one try of a partition change waits for its locks (lock_timeout). While it waits, every
+   * insert into swarm_events queues behind it, so this bounds how long ingest can stall.
+   */
   lockTimeoutMillis: number;
+  /** Tries of one partition change whose lock was not obtained in time, before the pass moves on. */
+  lockAttempts: number;
+  /** Pause between two tries (no lock held meanwhile: the reader in the way may finish). */
+  lockRetryPauseMillis: number;
+  /**
+   * Whether spans are exported (OTEL_EXPORTER_OTLP_ENDPOINT set). On: only spans exported more than
+   * spansDays ago are trimmed, a span waiting for export never is. Off: spans older than spansDays by
+   * created_at are trimmed (nothing would ever export them).
+   */
+  spansExported: boolean;
 }
 
-export const DEFAULT_MAINTENANCE_OPTIONS: Omit<MaintenanceOptions, 'policy'> = {
+export const DEFAULT_MAINTENANCE_OPTIONS: Omit<MaintenanceOptions, 'policy' | 'spansExported'> = {
   daysAhead: 7,
   batchRows: 2_000,
   batchPauseMillis: 20,
-  lockTimeoutMillis: 5_000,
+  lockTimeoutMillis: 250,
+  lockAttempts: 10,
+  lockRetryPauseMillis: 1_500,
 };
 
 /** The tables trimmed row by row, as named in reports and metrics. */
@@ -108,6 +123,40 @@ export async function listDayPartitions(client: pg.ClientBase): Promise<DayParti
 
 const sleep = (millis: number): Promise<void> => new Promise((r) => setTimeout(r, millis));
 
+/** lock_not_available: lock_timeout expired (or NOWAIT). */
+const LOCK_NOT_AVAILABLE = '55P03';
+
+function isLockTimeout(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === LOCK_NOT_AVAILABLE;
+}
+
+/**
+ * Runs `work` in a transaction whose locks wait at most lockTimeoutMillis each; when one is not
+ * obtained in time, the transaction is rolled back (nothing held) and tried again after a pause, up to
+ * lockAttempts tries. An insert queued behind a waiting lock thus waits about lockTimeoutMillis at most.
+ */
+async function withLockRetries<T>(
+  client: pg.ClientBase,
+  options: MaintenanceOptions,
+  work: () => Promise<T>,
+): Promise<T> {
+  const attempts = Math.max(1, Math.floor(options.lockAttempts));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await inTransaction(client, options.lockTimeoutMillis, work);
+    } catch (err) {
+      if (!isLockTimeout(err)) throw err;
+      if (attempt >= attempts) {
+        throw new Error(
+          `${describe(err)} (${attempt} tries of ${options.lockTimeoutMillis} ms; retried next pass)`,
+          { cause: err },
+        );
+      }
+      await sleep(options.lockRetryPauseMillis);
+    }
+  }
+}
+
 async function inTransaction<T>(
   client: pg.ClientBase,
   lockTimeoutMillis: number,
@@ -149,7 +198,7 @@ SELECT day FROM d WHERE day IS NOT NULL AND day < $2`;
 async function createDayPartition(
   client: pg.ClientBase,
   day: Date,
-  lockTimeoutMillis: number,
+  options: MaintenanceOptions,
 ): Promise<number> {
   const name = partitionName(day);
   const from = day.toISOString();
@@ -168,7 +217,7 @@ async function createDayPartition(
   // The copy's snapshot: the rows it did not see are those of transactions it does not see as ended.
   const snapshot = await inTransaction(
     client,
-    lockTimeoutMillis,
+    options.lockTimeoutMillis,
     async () => {
       await client.query(
         `INSERT INTO ${name} (${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS} FROM ${DEFAULT_PARTITION} WHERE ${inRange}`,
@@ -180,7 +229,7 @@ async function createDayPartition(
     },
     'BEGIN ISOLATION LEVEL REPEATABLE READ',
   );
-  return inTransaction(client, lockTimeoutMillis, async () => {
+  return withLockRetries(client, options, async () => {
     // Writers wait until the commit, before their rows are routed (a row routed to the default before
     // the attach would fail its partition check after it).
     await client.query(`LOCK TABLE swarm_events IN SHARE ROW EXCLUSIVE MODE`);
@@ -228,7 +277,9 @@ async function dropDayPartition(
     after = [row.ts, row.event_id];
     await sleep(options.batchPauseMillis);
   }
-  return inTransaction(client, options.lockTimeoutMillis, async () => {
+  // DROP TABLE takes ACCESS EXCLUSIVE on swarm_events: behind any open reader, it waits (and inserts
+  // queue behind it) at most lockTimeoutMillis per try.
+  return withLockRetries(client, options, async () => {
     // No new row (a replay of an id whose entry is gone) can reach the partition from here on.
     await client.query(`LOCK TABLE ${part.name} IN SHARE MODE`);
     const late = await client.query(
@@ -279,14 +330,15 @@ SELECT (SELECT count(*) FROM page)::int AS scanned, (SELECT count(*) FROM gone):
   (SELECT created_at FROM page ORDER BY created_at DESC, trace_id DESC LIMIT 1)::text AS created_at,
   (SELECT trace_id FROM page ORDER BY created_at DESC, trace_id DESC LIMIT 1) AS trace_id`;
 
-// Exported spans, walked by primary key (keyset); spans waiting for export are never touched.
-const TRIM_SPANS_SQL = `
+// Spans walked by primary key (keyset). With export on, exported spans (by exported_at; spans waiting
+// for export are never touched); with export off, spans by created_at.
+const trimSpansSql = (column: 'exported_at' | 'created_at'): string => `
 WITH page AS (
   SELECT otel_trace_id, span_id, exported_at FROM otel_spans
   WHERE (otel_trace_id, span_id) > ($2, $3) ORDER BY otel_trace_id, span_id LIMIT $4),
 gone AS (
   DELETE FROM otel_spans s USING page p
-  WHERE s.otel_trace_id = p.otel_trace_id AND s.span_id = p.span_id AND s.exported_at < $1 RETURNING 1)
+  WHERE s.otel_trace_id = p.otel_trace_id AND s.span_id = p.span_id AND s.${column} < $1 RETURNING 1)
 SELECT (SELECT count(*) FROM page)::int AS scanned, (SELECT count(*) FROM gone)::int AS n,
   (SELECT otel_trace_id FROM page ORDER BY otel_trace_id DESC, span_id DESC LIMIT 1) AS k1,
   (SELECT span_id FROM page ORDER BY otel_trace_id DESC, span_id DESC LIMIT 1) AS k2`;
@@ -368,7 +420,8 @@ function describe(err: unknown): string {
 /**
  * One maintenance pass on a connection of its own, under a session advisory lock: when another process
  * holds it, returns at once with `ran: false`. A step that fails (a lock not obtained within
- * lockTimeoutMillis) is recorded in `errors` and the pass goes on; the next pass retries it.
+ * lockTimeoutMillis in any of its lockAttempts tries) is recorded in `errors` and the pass goes on; the
+ * next pass retries it.
  */
 export async function runMaintenancePass(
   pool: pg.Pool,
@@ -404,6 +457,8 @@ export async function runMaintenancePass(
       }
       await pass(client, pinsCopied ? options : { ...options, policy: KEEP_EVERYTHING }, now, report);
     } finally {
+      // The connection goes back to the pool: it leaves with the session's own time zone.
+      await client.query('RESET TimeZone');
       await client.query('SELECT pg_advisory_unlock($1)', [MAINTENANCE_LOCK_KEY]);
     }
     return report;
@@ -432,7 +487,7 @@ async function pass(
     const name = partitionName(day);
     if (existing.has(name)) return;
     try {
-      report.rowsMoved += await createDayPartition(client, day, options.lockTimeoutMillis);
+      report.rowsMoved += await createDayPartition(client, day, options);
       report.partitionsCreated.push(name);
       existing.add(name);
     } catch (err) {
@@ -496,7 +551,7 @@ async function pass(
   if (spans !== undefined) {
     report.trimmed.otel_spans = await trimByKeyset(
       client,
-      TRIM_SPANS_SQL,
+      trimSpansSql(options.spansExported ? 'exported_at' : 'created_at'),
       spans,
       ['', ''],
       (r) => [r.k1 as string, r.k2 as string],

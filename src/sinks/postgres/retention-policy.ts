@@ -4,7 +4,10 @@ export interface RetentionPolicy {
   eventsDays: number;
   /** swarm_traces rows whose last event is older (SWARM_TRACES_RETENTION_DAYS). */
   tracesDays: number;
-  /** Exported otel_spans rows; spans not exported yet are never trimmed (OTEL_SPANS_RETENTION_DAYS). */
+  /**
+   * otel_spans rows (OTEL_SPANS_RETENTION_DAYS): with span export on, by when they were exported (a span
+   * not exported yet is never trimmed); with export off, by when they were built.
+   */
   spansDays: number;
   /** chronicle_rejects rows (REJECTS_RETENTION_DAYS). */
   rejectsDays: number;
