@@ -202,6 +202,7 @@ export function DeadLetters({ items, label = 'Dead letters', showTrace = false }
 function usePin(traceId, data) {
   const [answered, setAnswered] = useState(undefined);
   const [busy, setBusy] = useState(false);
+  // { what: 'Pin' | 'Unpin', error }: the change that failed.
   const [error, setError] = useState(null);
   // A new answer of the detail says what is true now.
   useEffect(() => setAnswered(undefined), [data]);
@@ -221,7 +222,7 @@ function usePin(traceId, data) {
         setAnswered({ pinned: true, pinned_at: answer.pinned_at, archived: answer.archived });
       }
     } catch (err) {
-      setError(err);
+      setError({ what: pin.pinned ? 'Unpin' : 'Pin', error: err });
     } finally {
       setBusy(false);
     }
@@ -290,7 +291,7 @@ export function TaskPage({ traceId }) {
     errors=${[
       { what: 'Task', error: detail.error },
       { what: 'Dead letters', error: dlq.error },
-      { what: 'Pin', error: pinning.error },
+      pinning.error ?? { what: 'Pin', error: null },
     ]}
     actions=${actions}
   >

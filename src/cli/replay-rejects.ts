@@ -375,6 +375,21 @@ export async function replayRejectsCommand(baseConfig: Config, options: ReplayOp
       }
       throw err;
     }
+    // A reason no reject has is most likely a typo (max_delivery): say which reasons there are.
+    const { rows } = await pool.query<{ reason: string }>(
+      'SELECT DISTINCT reason FROM chronicle_rejects WHERE reason = ANY($1)',
+      [options.reasons],
+    );
+    const unknown = options.reasons.filter((r) => !rows.some((row) => row.reason === r));
+    if (unknown.length > 0) {
+      const { rows: present } = await pool.query<{ reason: string }>(
+        'SELECT DISTINCT reason FROM chronicle_rejects ORDER BY reason',
+      );
+      process.stderr.write(
+        `chronicle replay-rejects: no reject has reason ${unknown.join(', ')}` +
+          ` (stored reasons: ${present.map((r) => r.reason).join(', ') || 'none'})\n`,
+      );
+    }
     process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : formatReport(report, options));
     return 0;
   } finally {

@@ -192,6 +192,20 @@ describeWithServices('replay-rejects', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('--origin must be nats, http or otlp');
   });
+
+  it('replay-rejects - a reason no reject has (a typo) is named on stderr with the reasons stored', async () => {
+    const result = await runCliProcess(
+      ['replay-rejects', '--json', '--reason', 'max_delivery'],
+      chronicleEnv(env.db.url, env.namespace),
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ matched: 0 });
+    const { rows } = await env.db.pool.query<{ reason: string }>(
+      'SELECT DISTINCT reason FROM chronicle_rejects ORDER BY reason',
+    );
+    const stored = rows.map((r) => r.reason).join(', ') || 'none';
+    expect(result.stderr).toContain(`no reject has reason max_delivery (stored reasons: ${stored})`);
+  });
 });
 
 function byTrace(a: unknown, b: unknown): number {

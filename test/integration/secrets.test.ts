@@ -16,18 +16,17 @@ import { freePort } from '../support/process.js';
 import {
   type Certificates,
   type CliProcess,
-  type TcpProxy,
   type TestNatsServer,
   type TlsPostgres,
   makeCertificates,
   startCli,
   startNatsServer,
-  startTcpProxy,
   startTlsPostgres,
   untilOutput,
   untilReady,
 } from '../support/secure-servers.js';
 import { describeWithPostgres } from '../support/services.js';
+import { type TcpProxy, startTcpProxy } from '../support/tcp-proxy.js';
 
 // Characters that URL-encoding changes, so that an encoded leak is told apart from a raw one.
 const secret = (what: string): string => `${what}-${randomBytes(9).toString('base64url')}@:/+`;
@@ -65,7 +64,7 @@ beforeAll(async () => {
   buildDist();
   certs = makeCertificates('certuser');
   postgres = await startTlsPostgres(certs, DB_PASSWORD);
-  proxy = await startTcpProxy(postgres.port);
+  proxy = await startTcpProxy({ host: '127.0.0.1', port: postgres.port });
   nats = await startNatsServer(
     `authorization { users = [ { user: alice, password: "${NATS_PASSWORD.replace(/"/g, '\\"')}" } ] }`,
   );
@@ -197,7 +196,7 @@ describeWithPostgres('secrets', () => {
     }
 
     // Postgres goes away under it: failed writes, failed health checks, reconnect attempts.
-    await proxy.cut();
+    proxy.cut();
     await keep(main, '/api/v1/events', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -208,7 +207,7 @@ describeWithPostgres('secrets', () => {
       await keep(main, path);
     }
     await sleep(1_000);
-    await proxy.restore();
+    proxy.restore();
     await untilReady(main, 30_000);
     await finish(main, 'serve with every secret');
 

@@ -7,7 +7,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ConnectionOptions, type NatsConnection, connect, nkeys } from 'nats';
@@ -335,43 +334,6 @@ export async function untilOutput(
     if (Date.now() > deadline) throw new Error(`no ${String(text)} in the output:\n${proc.output()}`);
     await sleep(50);
   }
-}
-
-/** A TCP proxy to a local port that can be cut (connections dropped, port closed) and restored. */
-export interface TcpProxy {
-  port: number;
-  /** Drops every connection and stops listening: the server behind it seems gone. */
-  cut(): Promise<void>;
-  /** Listens again on the same port. */
-  restore(): Promise<void>;
-  close(): Promise<void>;
-}
-
-export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(targetPort, '127.0.0.1');
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => undefined);
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  const port = await freePort();
-  const listen = (): Promise<void> =>
-    new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-  const cut = async (): Promise<void> => {
-    if (!server.listening) return;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const s of sockets) s.destroy();
-    await closed;
-  };
-  await listen();
-  return { port, cut, restore: listen, close: cut };
 }
 
 interface NKeyPair {
