@@ -19,6 +19,7 @@ import { createRandom, generateTraffic } from '../support/generate.js';
 import { type OtlpBackend, startOtlpBackend } from '../support/otlp-backend.js';
 import { describeWithServices } from '../support/services.js';
 import {
+  RECENT_DAY,
   expectExportedAsStored,
   expectStoredExactly,
   publishSteadily,
@@ -79,9 +80,10 @@ describeWithServices('reliability - kill -9', () => {
     const rnd = createRandom(seed);
     const kills = byProfile({ ci: 2, full: 6 });
     const perSecond = 300;
-    const events = generateTraffic(seed, byProfile({ ci: { tasks: 700 }, full: { tasks: 2500 } })).map(
-      (e) => ({ ...e, trace_id: `k${seed}-${e.trace_id}` }),
-    );
+    const events = generateTraffic(seed, {
+      firstDay: RECENT_DAY,
+      ...byProfile({ ci: { tasks: 700 }, full: { tasks: 2500 } }),
+    }).map((e) => ({ ...e, trace_id: `k${seed}-${e.trace_id}` }));
     const common = {
       JETSTREAM_ACK_WAIT_MS: '5000',
       OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: backend.url,
@@ -171,7 +173,7 @@ describeWithServices('reliability - kill -9', () => {
       await killAllChronicleProcesses();
       const maxDeliver = 3;
       // Task events only: all on one stream, so one consumer's counts say where each delivery is.
-      const events = generateTraffic(99, { tasks: byProfile({ ci: 15, full: 60 }) })
+      const events = generateTraffic(99, { firstDay: RECENT_DAY, tasks: byProfile({ ci: 15, full: 60 }) })
         .filter((e) => e.event_type.startsWith('task.'))
         .map((e) => ({ ...e, trace_id: `loop-${e.trace_id}` }));
       const common = { JETSTREAM_ACK_WAIT_MS: '2000', JETSTREAM_MAX_DELIVER: String(maxDeliver) };

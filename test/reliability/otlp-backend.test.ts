@@ -11,6 +11,7 @@ import { type OtlpBackend, startOtlpBackend } from '../support/otlp-backend.js';
 import { describeWithPostgres } from '../support/services.js';
 import { type TcpProxy, startTcpProxy } from '../support/tcp-proxy.js';
 import {
+  RECENT_DAY,
   expectExportedAsStored,
   expectStoredExactly,
   percentile,
@@ -46,9 +47,11 @@ describeWithPostgres('reliability - OTLP backend outage', () => {
     const downMillis = byProfile({ ci: 15_000, full: 180_000 });
     const failingMillis = byProfile({ ci: 10_000, full: 60_000 });
     const perSecond = 100;
-    const events = generateTraffic(515, { tasks: byProfile({ ci: 1_500, full: 15_000 }), days: 3 }).map(
-      (e) => ({ ...e, trace_id: `otlp-${e.trace_id}` }),
-    );
+    const events = generateTraffic(515, {
+      firstDay: RECENT_DAY,
+      tasks: byProfile({ ci: 1_500, full: 15_000 }),
+      days: 3,
+    }).map((e) => ({ ...e, trace_id: `otlp-${e.trace_id}` }));
     const proc = await startOn(env, {
       NATS_URL: 'none',
       OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${proxy.port}/v1/traces`,

@@ -11,7 +11,14 @@ import { killAllChronicleProcesses, waitReady } from './chronicle-process.js';
 import { generateTraffic } from '../support/generate.js';
 import { DATABASE_URL, NATS_URL, describeWithServices } from '../support/services.js';
 import { type TcpProxy, startTcpProxy } from '../support/tcp-proxy.js';
-import { expectStoredExactly, publishSteadily, sampleEvery, startOn, waitDrained } from './harness.js';
+import {
+  RECENT_DAY,
+  expectStoredExactly,
+  publishSteadily,
+  sampleEvery,
+  startOn,
+  waitDrained,
+} from './harness.js';
 import { byProfile, mib, recordResult, secondsOf } from './profile.js';
 
 describeWithServices('reliability - dependency outages', () => {
@@ -39,7 +46,10 @@ describeWithServices('reliability - dependency outages', () => {
     const pgCutMillis = byProfile({ ci: 6_000, full: 20_000 });
     const natsCutMillis = byProfile({ ci: 4_000, full: 10_000 });
     const perSecond = 150;
-    const events = generateTraffic(4242, { tasks: byProfile({ ci: 900, full: 2000 }) }).map((e) => ({
+    const events = generateTraffic(4242, {
+      firstDay: RECENT_DAY,
+      tasks: byProfile({ ci: 900, full: 2000 }),
+    }).map((e) => ({
       ...e,
       trace_id: `cut-${e.trace_id}`,
     }));

@@ -10,6 +10,7 @@ import { generateTraffic } from '../support/generate.js';
 import { DATABASE_URL, describeWithServices } from '../support/services.js';
 import { type TcpProxy, startTcpProxy } from '../support/tcp-proxy.js';
 import {
+  RECENT_DAY,
   expectStoredExactly,
   percentile,
   postSteadily,
@@ -52,11 +53,11 @@ describeWithServices('reliability - overload', () => {
       FLUSH_CONCURRENCY: '2',
     });
     await waitReady(proc);
-    const httpEvents = generateTraffic(31, { tasks: 40_000, days: 3 }).map((e) => ({
+    const httpEvents = generateTraffic(31, { firstDay: RECENT_DAY, tasks: 40_000, days: 3 }).map((e) => ({
       ...e,
       trace_id: `over-h-${e.trace_id}`,
     }));
-    const natsEvents = generateTraffic(32, { tasks: 40_000, days: 3 }).map((e) => ({
+    const natsEvents = generateTraffic(32, { firstDay: RECENT_DAY, tasks: 40_000, days: 3 }).map((e) => ({
       ...e,
       trace_id: `over-n-${e.trace_id}`,
     }));

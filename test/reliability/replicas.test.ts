@@ -16,6 +16,7 @@ import { createRandom, generateTraffic } from '../support/generate.js';
 import { describeWithServices } from '../support/services.js';
 import { storedRows } from '../support/stored-rows.js';
 import {
+  RECENT_DAY,
   expectStoredExactly,
   publishSteadily,
   referenceSpans,
@@ -80,7 +81,11 @@ describeWithServices('reliability - replicas', () => {
   it('two replicas on the same consumers and database give the same tables as one', async () => {
     const started = Date.now();
     const rnd = createRandom(8);
-    const events = generateTraffic(8, { tasks: byProfile({ ci: 600, full: 3000 }), agents: 6 });
+    const events = generateTraffic(8, {
+      firstDay: RECENT_DAY,
+      tasks: byProfile({ ci: 600, full: 3000 }),
+      agents: 6,
+    });
     // About 5 % sent twice, all in a shuffled order.
     const published = rnd.shuffle([...events, ...events.filter(() => rnd.chance(0.05))]);
     const [one, two] = envs as [ChronicleTestEnv, ChronicleTestEnv];
