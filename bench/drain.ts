@@ -21,13 +21,30 @@ import os from 'node:os';
 import { connect, type NatsConnection } from 'nats';
 import pg from 'pg';
 import { RAW_INSERT_SQL } from './raw-insert.js';
-import { generateTraffic } from './traffic.js';
+import { generateInterleavedTraffic, generateTraffic } from './traffic.js';
 
 const N = Number(process.env.BENCH_EVENTS ?? 500_000);
 const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const PORT = 18700 + Math.floor(Math.random() * 1000);
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 0);
+/**
+ * BENCH_TRAFFIC: `interleaved` (the default: thousands of tasks in flight, each batch holding one or two
+ * events of each, as a live swarm sends them) or `grouped` (each task's events one after another).
+ */
+const TRAFFIC = process.env.BENCH_TRAFFIC ?? 'interleaved';
+if (TRAFFIC !== 'interleaved' && TRAFFIC !== 'grouped')
+  throw new Error('BENCH_TRAFFIC must be interleaved or grouped');
+
+const generated = new Map<string, ReturnType<typeof generateInterleavedTraffic>>();
+
+/** The benchmark's traffic in the chosen profile (interleaved traffic generated once per size and seed). */
+function traffic(count: number, seed: number): ReturnType<typeof generateTraffic> {
+  if (TRAFFIC === 'grouped') return generateTraffic(count, seed);
+  const key = `${count}/${seed}`;
+  if (!generated.has(key)) generated.set(key, generateInterleavedTraffic(count, seed));
+  return generated.get(key)!;
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -187,7 +204,7 @@ async function deleteStreams(nc: NatsConnection, namespace: string): Promise<voi
 }
 
 async function drainBenchmark(nc: NatsConnection) {
-  const { messages, distinct, traces } = generateTraffic(N, 42);
+  const { messages, distinct, traces } = traffic(N, 42);
   const namespace = `BENCH${randomBytes(3).toString('hex').toUpperCase()}_`;
   const databaseUrl = await createDatabase();
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
@@ -386,7 +403,7 @@ async function httpAndLatency(nc: NatsConnection) {
   const child = startChronicle(databaseUrl, namespace);
   try {
     await waitReady();
-    const { messages, distinct } = generateTraffic(Math.min(N, 200_000), 7);
+    const { messages, distinct } = traffic(Math.min(N, 200_000), 7);
     const bodies: string[] = [];
     for (let i = 0; i < messages.length; i += 1000) {
       bodies.push(
@@ -429,7 +446,7 @@ async function httpAndLatency(nc: NatsConnection) {
     const rate = 5000;
     const durationMs = 20_000;
     const latencies: number[] = [];
-    const load = generateTraffic(rate * (durationMs / 1000), 99).messages;
+    const load = traffic(rate * (durationMs / 1000), 99).messages;
     const t0 = Date.now();
     let sent = 0;
     const probes: Promise<void>[] = [];
@@ -495,6 +512,13 @@ async function main(): Promise<void> {
   console.log(
     `machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
   );
+  if (TRAFFIC === 'interleaved') {
+    traffic(N, 42);
+    const t = generated.get(`${N}/42`)!;
+    console.log(
+      `traffic: interleaved, ${t.traces} traces over ${(t.simulatedSeconds / 3600).toFixed(1)} h of simulated time, ~${t.inFlight} tasks in flight (BENCH_TRAFFIC=grouped: each task's events together)`,
+    );
+  } else console.log("traffic: grouped, each task's events one after another");
   const nc = await connect({ servers: NATS_URL });
   try {
     const drain = await drainBenchmark(nc);

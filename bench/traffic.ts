@@ -108,3 +108,154 @@ export function generateTraffic(
   }
   return { messages, distinct, traces: traces + heartbeatTraces.size };
 }
+
+/** What shapes interleaved traffic (generateInterleavedTraffic). */
+export interface InterleavedOptions {
+  /** Agents, each heartbeating every `heartbeatMillis` of simulated time. */
+  agents: number;
+  /** New tasks per simulated second: with tasks lasting seconds to minutes, thousands are in flight. */
+  tasksPerSecond: number;
+  heartbeatMillis: number;
+  /** Share of events published twice, the copy a little later (a redelivery, a retried publish). */
+  duplicateRate: number;
+  /** Share of events swapped with one of the next few (publishers racing each other). */
+  reorderRate: number;
+  /** Simulated time of the first event. */
+  start: string;
+}
+
+export const INTERLEAVED_DEFAULTS: InterleavedOptions = {
+  agents: 40,
+  tasksPerSecond: 20,
+  heartbeatMillis: 10_000,
+  duplicateRate: 0.05,
+  reorderRate: 0.02,
+  start: '2026-11-01T00:00:00Z',
+};
+
+interface TimedEvent {
+  t: number;
+  subject: string;
+  event: { metadata: Record<string, unknown> } & Record<string, unknown>;
+  /** An end event's agent and its work, counted into the agent's busy time from then on. */
+  work?: { agent: string; millis: number };
+}
+
+/**
+ * Traffic as a live swarm sends it: tasks arrive at `tasksPerSecond` and each lives seconds to minutes
+ * (a queue wait of 0.5–30 s, a pickup of 0.2–5 s, work of 5 s–5 min, a tenth retried on another agent),
+ * so thousands are in flight and a batch holds one or two events of each of many tasks. The stream is
+ * in simulated-time order across tasks, with a little reordering, ~5 % duplicates and every agent's
+ * heartbeat at its cadence. The same lifecycle mix as generateTraffic (the grouped profile).
+ */
+export function generateInterleavedTraffic(
+  count: number,
+  seed = 1,
+  options: Partial<InterleavedOptions> = {},
+): { messages: BenchEvent[]; distinct: number; traces: number; inFlight: number; simulatedSeconds: number } {
+  const o = { ...INTERLEAVED_DEFAULTS, ...options };
+  const random = rng(seed);
+  const agents = Array.from({ length: o.agents }, (_, i) => `agent-${i}`);
+  const start = Date.parse(o.start);
+  const between = (min: number, max: number) => min + Math.floor(random() * (max - min));
+  const events: TimedEvent[] = [];
+  // About 4.2 task events per task, and the heartbeats (~5 %); the duplicates come on top.
+  const tasks = Math.ceil(count / (1 + o.duplicateRate) / 4.4);
+  let lifetimes = 0;
+  for (let n = 0; n < tasks; n++) {
+    const traceId = `task-${uuidFrom(random)}`;
+    const created = start + Math.floor((n / o.tasksPerSecond) * 1000);
+    let t = created;
+    const ev = (type: string, metadata: Record<string, unknown>, work?: TimedEvent['work']): void => {
+      events.push({
+        t,
+        subject: `swarm.task.${type.split('.')[1]}`,
+        event: {
+          event_id: uuidFrom(random),
+          trace_id: traceId,
+          source: type === 'task.created' ? 'dispatcher' : 'agent-runtime',
+          event_type: type,
+          timestamp: new Date(t).toISOString(),
+          metadata,
+        },
+        ...(work ? { work } : {}),
+      });
+    };
+    ev('task.created', {
+      title: `Summarise report ${n}`,
+      owner: `team-${Math.floor(random() * 8)}`,
+      priority: Math.floor(random() * 5),
+      scoring_breakdown: { capability: random(), availability: random() },
+    });
+    const attempts = random() < 0.1 ? 2 : 1;
+    for (let a = 1; a <= attempts; a++) {
+      const agent = agents[Math.floor(random() * agents.length)]!;
+      t += between(500, 30_000);
+      ev('task.assigned', { agent, attempt: a });
+      t += between(200, 5_000);
+      ev('task.started', { agent, attempt: a });
+      const millis = between(5_000, 300_000);
+      t += millis;
+      const roll = random();
+      if (a < attempts)
+        ev('task.failed', { agent, error: 'tool call failed', retryable: true }, { agent, millis });
+      else if (roll < 0.05) ev('task.failed', { agent, error: 'model refused' }, { agent, millis });
+      else if (roll < 0.08) ev('task.timeout', { agent, reason: 'deadline exceeded' }, { agent, millis });
+      else ev('task.completed', { agent, tokens: Math.floor(random() * 4000) }, { agent, millis });
+    }
+    lifetimes += t - created;
+  }
+  const end = events.reduce((max, e) => Math.max(max, e.t), start);
+  for (const agent of agents) {
+    // Agents start a little apart, so their heartbeats do not all share a millisecond.
+    for (let t = start + between(0, o.heartbeatMillis); t <= end; t += o.heartbeatMillis) {
+      events.push({
+        t,
+        subject: 'swarm.agent.heartbeat',
+        event: {
+          event_id: uuidFrom(random),
+          trace_id: `agent-${agent}`,
+          source: agent,
+          event_type: 'agent.heartbeat',
+          timestamp: new Date(t).toISOString(),
+          metadata: { agent, uptime_ms: t - start + 86_400_000 },
+        },
+      });
+    }
+  }
+  // In time order across tasks (stable: a task's events at one millisecond keep their order).
+  events.sort((a, b) => a.t - b.t);
+  const busy = new Map<string, number>();
+  for (const e of events) {
+    if (e.work) busy.set(e.work.agent, (busy.get(e.work.agent) ?? 0) + e.work.millis);
+    else if (e.event.event_type === 'agent.heartbeat') {
+      e.event.metadata.busy_ms = busy.get(e.event.metadata.agent as string) ?? 0;
+    }
+  }
+  for (let i = 0; i + 1 < events.length; i++) {
+    if (random() < o.reorderRate) {
+      const j = Math.min(events.length - 1, i + 1 + Math.floor(random() * 5));
+      [events[i], events[j]] = [events[j]!, events[i]!];
+    }
+  }
+  const messages: BenchEvent[] = [];
+  // Duplicates wait a few hundred messages before they are published again.
+  const later: { at: number; message: BenchEvent }[] = [];
+  events.forEach((e, i) => {
+    const message = { subject: e.subject, payload: JSON.stringify(e.event) };
+    messages.push(message);
+    if (random() < o.duplicateRate) later.push({ at: i + 1 + Math.floor(random() * 500), message });
+    while (later.length > 0 && later[0]!.at <= i) messages.push(later.shift()!.message);
+    later.sort((a, b) => a.at - b.at);
+  });
+  for (const { message } of later) messages.push(message);
+  const simulatedSeconds = (end - start) / 1000;
+  return {
+    messages,
+    distinct: events.length,
+    traces: tasks + agents.length,
+    // Little's law: arrival rate × mean lifetime.
+    inFlight: Math.round(o.tasksPerSecond * (lifetimes / tasks / 1000)),
+    simulatedSeconds,
+  };
+}
