@@ -65,7 +65,14 @@ describeWithServices('reliability - overload', () => {
     pgProxy.setLatency(latencyMillis);
     const paused = sampleEvery(200, () => metricValue(proc, 'chronicle_jetstream_paused'));
     const rss = sampleEvery(500, () => Promise.resolve(proc.peakRssBytes()));
-    const poster = postSteadily(proc.url, httpEvents, { perSecond: 0, concurrency: 8, batchEvents: 200 });
+    // The short profile posts harder (32 requests of 500 in flight against a 3,000-event buffer), so its
+    // 10 s always meet a full buffer; the full profile's 30 s do with 8 requests of 200.
+    const httpClients = byProfile({ ci: 32, full: 8 });
+    const poster = postSteadily(proc.url, httpEvents, {
+      perSecond: 0,
+      concurrency: httpClients,
+      batchEvents: byProfile({ ci: 500, full: 200 }),
+    });
     const publisher = publishSteadily(env, natsEvents, 2_000);
     await sleep(overloadMillis);
     poster.stop();
@@ -102,7 +109,7 @@ describeWithServices('reliability - overload', () => {
           overload_s: secondsOf(overloadMillis),
           postgres_added_latency_ms: latencyMillis,
           buffer_max_size: 3000,
-          http_clients: 8,
+          http_clients: httpClients,
           http_events_accepted: poster.accepted.length,
           http_200: poster.statuses.get(200) ?? 0,
           http_429: poster.statuses.get(429) ?? 0,
