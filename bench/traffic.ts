@@ -24,6 +24,60 @@ export interface BenchEvent {
   payload: string;
 }
 
+/** Ranges [min, max) in milliseconds of a task's queue wait, pickup and work. */
+interface Timing {
+  queue: [number, number];
+  pickup: [number, number];
+  work: [number, number];
+}
+
+const GROUPED_TIMING: Timing = { queue: [50, 550], pickup: [20, 320], work: [200, 5_200] };
+const INTERLEAVED_TIMING: Timing = { queue: [500, 30_000], pickup: [200, 5_000], work: [5_000, 300_000] };
+
+/**
+ * One task's lifecycle, the mix both profiles share: created; a tenth retried on another agent; each
+ * attempt assigned, started and ended (5 % refused, 3 % timed out, else completed). `emit` gets each
+ * event's type and metadata, how long after the previous one it happens, and an end event's work.
+ */
+function taskLifecycle(
+  random: () => number,
+  agents: readonly string[],
+  title: string,
+  timing: Timing,
+  emit: (
+    type: string,
+    metadata: Record<string, unknown>,
+    afterMillis: number,
+    work?: { agent: string; millis: number },
+  ) => void,
+): void {
+  const between = ([min, max]: [number, number]) => min + Math.floor(random() * (max - min));
+  emit(
+    'task.created',
+    {
+      title,
+      owner: `team-${Math.floor(random() * 8)}`,
+      priority: Math.floor(random() * 5),
+      scoring_breakdown: { capability: random(), availability: random() },
+    },
+    0,
+  );
+  const attempts = random() < 0.1 ? 2 : 1;
+  for (let a = 1; a <= attempts; a++) {
+    const agent = agents[Math.floor(random() * agents.length)]!;
+    emit('task.assigned', { agent, attempt: a }, between(timing.queue));
+    emit('task.started', { agent, attempt: a }, between(timing.pickup));
+    const millis = between(timing.work);
+    const work = { agent, millis };
+    const roll = random();
+    if (a < attempts)
+      emit('task.failed', { agent, error: 'tool call failed', retryable: true }, millis, work);
+    else if (roll < 0.05) emit('task.failed', { agent, error: 'model refused' }, millis, work);
+    else if (roll < 0.08) emit('task.timeout', { agent, reason: 'deadline exceeded' }, millis, work);
+    else emit('task.completed', { agent, tokens: Math.floor(random() * 4000) }, millis, work);
+  }
+}
+
 /**
  * Realistic swarm traffic: tasks through their whole lifecycle (some retried on another agent,
  * some failing or timing out), agent heartbeats, and ~5% duplicates (the same event published twice).
@@ -61,33 +115,17 @@ export function generateTraffic(
         metadata,
       });
     };
-    ev('task.created', {
-      title: `Summarise report ${traces}`,
-      owner: `team-${Math.floor(random() * 8)}`,
-      priority: Math.floor(random() * 5),
-      scoring_breakdown: { capability: random(), availability: random() },
-    });
-    const attempts = random() < 0.1 ? 2 : 1;
-    for (let a = 1; a <= attempts; a++) {
-      const agent = agents[Math.floor(random() * agents.length)]!;
-      t += 50 + Math.floor(random() * 500);
-      ev('task.assigned', { agent, attempt: a });
-      t += 20 + Math.floor(random() * 300);
-      ev('task.started', { agent, attempt: a });
-      const work = 200 + Math.floor(random() * 5000);
-      t += work;
-      busy.set(agent, (busy.get(agent) ?? 0) + work);
-      const roll = random();
-      if (a < attempts) {
-        ev('task.failed', { agent, error: 'tool call failed', retryable: true });
-      } else if (roll < 0.05) {
-        ev('task.failed', { agent, error: 'model refused' });
-      } else if (roll < 0.08) {
-        ev('task.timeout', { agent, reason: 'deadline exceeded' });
-      } else {
-        ev('task.completed', { agent, tokens: Math.floor(random() * 4000) });
-      }
-    }
+    taskLifecycle(
+      random,
+      agents,
+      `Summarise report ${traces}`,
+      GROUPED_TIMING,
+      (type, metadata, afterMillis, work) => {
+        t += afterMillis;
+        if (work) busy.set(work.agent, (busy.get(work.agent) ?? 0) + work.millis);
+        ev(type, metadata);
+      },
+    );
     if (traces % 10 === 0) {
       const agent = agents[Math.floor(random() * agents.length)]!;
       heartbeatTraces.add(agent);
@@ -181,28 +219,16 @@ export function generateInterleavedTraffic(
         ...(work ? { work } : {}),
       });
     };
-    ev('task.created', {
-      title: `Summarise report ${n}`,
-      owner: `team-${Math.floor(random() * 8)}`,
-      priority: Math.floor(random() * 5),
-      scoring_breakdown: { capability: random(), availability: random() },
-    });
-    const attempts = random() < 0.1 ? 2 : 1;
-    for (let a = 1; a <= attempts; a++) {
-      const agent = agents[Math.floor(random() * agents.length)]!;
-      t += between(500, 30_000);
-      ev('task.assigned', { agent, attempt: a });
-      t += between(200, 5_000);
-      ev('task.started', { agent, attempt: a });
-      const millis = between(5_000, 300_000);
-      t += millis;
-      const roll = random();
-      if (a < attempts)
-        ev('task.failed', { agent, error: 'tool call failed', retryable: true }, { agent, millis });
-      else if (roll < 0.05) ev('task.failed', { agent, error: 'model refused' }, { agent, millis });
-      else if (roll < 0.08) ev('task.timeout', { agent, reason: 'deadline exceeded' }, { agent, millis });
-      else ev('task.completed', { agent, tokens: Math.floor(random() * 4000) }, { agent, millis });
-    }
+    taskLifecycle(
+      random,
+      agents,
+      `Summarise report ${n}`,
+      INTERLEAVED_TIMING,
+      (type, metadata, afterMillis, work) => {
+        t += afterMillis;
+        ev(type, metadata, work);
+      },
+    );
     lifetimes += t - created;
   }
   const end = events.reduce((max, e) => Math.max(max, e.t), start);
