@@ -14,19 +14,26 @@
  * BENCH_STREAMS=k opens k live streams (GET /api/v1/stream from the start of the log) during the drain:
  * Chronicle's CPU then includes serving them, and each must receive every event exactly once.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { connect, type NatsConnection } from 'nats';
 import pg from 'pg';
 import { RAW_INSERT_SQL } from './raw-insert.js';
+import {
+  NATS_URL,
+  PORT,
+  cpuSeconds,
+  createDatabase,
+  dropDatabase,
+  peakRssMiB,
+  pidOf,
+  sleep,
+  startChronicle,
+  waitReady,
+} from './support.js';
 import { generateInterleavedTraffic, generateTraffic } from './traffic.js';
 
 const N = Number(process.env.BENCH_EVENTS ?? 500_000);
-const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-const PORT = 18700 + Math.floor(Math.random() * 1000);
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 0);
 /**
  * BENCH_TRAFFIC: `interleaved` (the default: thousands of tasks in flight, each batch holding one or two
@@ -44,45 +51,6 @@ function traffic(count: number, seed: number): ReturnType<typeof generateTraffic
   const key = `${count}/${seed}`;
   if (!generated.has(key)) generated.set(key, generateInterleavedTraffic(count, seed));
   return generated.get(key)!;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function createDatabase(): Promise<string> {
-  const name = `chronicle_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function dropDatabase(url: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${new URL(url).pathname.slice(1)} WITH (FORCE)`);
-  await admin.end();
-}
-
-function startChronicle(databaseUrl: string, namespace: string): ChildProcess {
-  const profile = process.env.BENCH_CPU_PROFILE
-    ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROFILE]
-    : [];
-  const child = spawn(process.execPath, [...profile, 'dist/main.js'], {
-    env: {
-      ...process.env,
-      DATABASE_URL: databaseUrl,
-      NATS_URL,
-      CHRONICLE_NATS_NAMESPACE: namespace,
-      CHRONICLE_PORT: String(PORT),
-      CHRONICLE_HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  return child;
 }
 
 /**
@@ -122,45 +90,6 @@ function openStreams(count: number) {
       await Promise.all(done);
     },
   };
-}
-
-/** CPU seconds (user + system) a process has used so far. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    .replace(/^.*\) /, '')
-    .split(' ')
-    .map(Number);
-  return (fields[11]! + fields[12]!) / 100;
-}
-
-function pidOf(pattern: RegExp): number | undefined {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (pattern.test(readFileSync(`/proc/${entry}/cmdline`, 'utf8'))) return Number(entry);
-    } catch {
-      // gone
-    }
-  }
-  return undefined;
-}
-
-function peakRssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return kb / 1024;
-}
-
-async function waitReady(): Promise<void> {
-  for (;;) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${PORT}/ready`);
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(50);
-  }
 }
 
 async function preload(
