@@ -3,7 +3,8 @@
  * batches, on one connection by default, and sums the wall time of each statement of the flush
  * transaction. No NATS, no HTTP: this isolates the database side of the drain.
  *
- *   npm run bench:statements   (BENCH_EVENTS, BENCH_BATCH, BENCH_CONNECTIONS change the defaults)
+ *   npm run bench:statements   (BENCH_EVENTS, BENCH_BATCH, BENCH_CONNECTIONS change the defaults;
+ *   BENCH_TRAFFIC=grouped replays the grouped profile instead of the interleaved one)
  */
 import pg from 'pg';
 import { createEventWriter } from '../src/sinks/postgres/event-writer.js';
@@ -11,7 +12,7 @@ import { migrate } from '../src/db/migrate.js';
 import { createPool } from '../src/db/pool.js';
 import type { WriteRecord } from '../src/pipeline/records.js';
 import { silentLogger } from '../src/telemetry/logger.js';
-import { generateTraffic } from './traffic.js';
+import { generateInterleavedTraffic, generateTraffic } from './traffic.js';
 
 const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const events = Number(process.env.BENCH_EVENTS ?? 500_000);
@@ -47,7 +48,8 @@ try {
     };
   });
 
-  const { messages } = generateTraffic(events);
+  const { messages } =
+    process.env.BENCH_TRAFFIC === 'grouped' ? generateTraffic(events) : generateInterleavedTraffic(events);
   const records: WriteRecord[] = messages.map((m) => ({
     kind: 'event',
     input: { origin: 'nats', subject: m.subject, key: null },

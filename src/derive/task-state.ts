@@ -86,6 +86,9 @@ ev AS (
   CROSS JOIN LATERAL (
     SELECT x.event_id, x.event_type, x."timestamp", x.metadata FROM swarm_events x
     WHERE (o.lifecycle OR o.was_task) AND x.trace_id = o.trace_id
+      -- Every event of the trace lies in its [first_event_at, last_event_at]: the bound prunes the day
+      -- partitions outside it at run time, so a probe touches the trace's days, not every day stored.
+      AND x."timestamp" BETWEEN o.first_event_at AND o.last_event_at
       -- An expression the (event_type, …) index cannot serve, so the plan stays a trace-index probe.
       AND chronicle_lifecycle_rank(x.event_type) IS NOT NULL
     OFFSET 0

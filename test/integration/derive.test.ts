@@ -164,6 +164,35 @@ describeWithPostgres('task state and agent metrics', () => {
     });
   }
 
+  it('with the events spread over day partitions, shuffled batches give the reference rows', async () => {
+    // The recompute reads a trace's events only in the partitions of its [first, last] event days.
+    const rnd = createRandom(4242);
+    const events = generateTraffic(SEEDS[1]!).map((e, i) => ({
+      ...e,
+      // Spread over five UTC days: the events of a trace land in different partitions, out of order.
+      timestamp: new Date(Date.parse(e.timestamp) + (i % 5) * 86_400_000).toISOString(),
+    }));
+    const days = [...new Set(events.map((e) => e.timestamp.slice(0, 10)))].sort();
+    const partitions = days.map((day) => `swarm_events_p${day.replaceAll('-', '')}`);
+    for (const [i, day] of days.entries()) {
+      const next = new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString();
+      await db.pool.query(
+        `CREATE TABLE ${partitions[i]} PARTITION OF swarm_events FOR VALUES FROM ('${day}T00:00:00Z') TO ('${next}')`,
+      );
+    }
+    try {
+      expect(days.length).toBeGreaterThanOrEqual(5);
+      for (const batch of randomBatches(rnd, toRecords(rnd.shuffle(events)), 40)) await writer.write(batch);
+      await expectReference(events);
+      const { rows } = await db.pool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM swarm_events_default',
+      );
+      expect(rows[0]!.n).toBe(0);
+    } finally {
+      for (const name of partitions) await db.pool.query(`DROP TABLE ${name}`);
+    }
+  });
+
   it('a reassignment arriving later moves the task to the new agent and deletes the emptied row', async () => {
     const first = [
       ...['r1', 'r2'].flatMap((id) => [
