@@ -88,7 +88,10 @@ ev AS (
     WHERE (o.lifecycle OR o.was_task) AND x.trace_id = o.trace_id
       -- Every event of the trace lies in its [first_event_at, last_event_at]: the bound prunes the day
       -- partitions outside it at run time, so a probe touches the trace's days, not every day stored.
-      AND x."timestamp" BETWEEN o.first_event_at AND o.last_event_at
+      -- (Widened by a millisecond: the bounds pass through JavaScript Dates, exact to the millisecond
+      -- only; stored timestamps are, as normalized, but the bound must not depend on it.)
+      AND x."timestamp" >= o.first_event_at - interval '1 millisecond'
+      AND x."timestamp" < o.last_event_at + interval '1 millisecond'
       -- An expression the (event_type, …) index cannot serve, so the plan stays a trace-index probe.
       AND chronicle_lifecycle_rank(x.event_type) IS NOT NULL
     OFFSET 0
