@@ -23,6 +23,7 @@ import { createOtlpNatsSource } from './sources/otlp-nats/otlp-nats-source.js';
 import { createSpanBuilder } from './spans/span-builder.js';
 import { createRetentionRoutes } from './api/retention.js';
 import { createMaintenanceLoop } from './sinks/postgres/maintenance-loop.js';
+import { createVacuumLoop } from './sinks/postgres/vacuum-loop.js';
 import { DEFAULT_MAINTENANCE_OPTIONS } from './sinks/postgres/partition-maintenance.js';
 import { DEFAULT_RETENTION } from './sinks/postgres/retention-policy.js';
 import { readRetentionStatus } from './sinks/postgres/retention-status.js';
@@ -213,6 +214,17 @@ export function createChronicle(
   );
 
   add(startWhen(migrated, maintenance, { logger }));
+  // The churn tables kept vacuumed when the server's autovacuum is off, off the ingest connections.
+  add(
+    startWhen(
+      migrated,
+      createVacuumLoop(
+        { intervalMillis: retention.vacuumIntervalMillis ?? 0 },
+        { pool: database.spanPool, logger, metrics },
+      ),
+      { logger },
+    ),
+  );
   add(batcher);
   // The sources last: they start once everything they feed runs, and stop first, all at once.
   const sources: Component[] = [ingest, otlp];

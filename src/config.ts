@@ -116,6 +116,7 @@ const envSchema = z
     REJECTS_RETENTION_DAYS: int(0, 36_500).default(30),
     DLQ_RETENTION_DAYS: int(0, 36_500).default(90),
     CHRONICLE_MAINTENANCE_INTERVAL_MS: int(0, 604_800_000).default(3_600_000),
+    CHRONICLE_VACUUM_INTERVAL_MS: int(0, 86_400_000).default(30_000),
   })
   .superRefine((e, ctx) => {
     for (const { variable, message } of natsConnectionProblems(e, natsUrlOf(e.NATS_URL))) {
@@ -193,6 +194,8 @@ export interface RetentionConfig {
   policy: { eventsDays: number; tracesDays: number; spansDays: number; rejectsDays: number; dlqDays: number };
   /** CHRONICLE_MAINTENANCE_INTERVAL_MS; 0: no scheduled pass. */
   maintenanceIntervalMillis: number;
+  /** CHRONICLE_VACUUM_INTERVAL_MS: how often the churn tables are checked while autovacuum is off; 0: never. */
+  vacuumIntervalMillis?: number;
 }
 
 /** The live stream's tunables (CHRONICLE_STREAM_*). */
@@ -344,6 +347,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         dlqDays: e.DLQ_RETENTION_DAYS,
       },
       maintenanceIntervalMillis: e.CHRONICLE_MAINTENANCE_INTERVAL_MS,
+      vacuumIntervalMillis: e.CHRONICLE_VACUUM_INTERVAL_MS,
     },
     otlpNats: otlpNatsOptions(e, {
       natsUrl: natsUrlOf(e.NATS_URL),

@@ -87,6 +87,8 @@ export interface Metrics {
   /** When a maintenance pass last finished on this replica, in seconds since the epoch. */
   readonly maintenanceLastSuccess: Gauge;
   readonly maintenanceSeconds: Histogram;
+  /** VACUUM and ANALYZE Chronicle ran on its churn tables (src/sinks/postgres/vacuum-loop.ts). */
+  readonly vacuumRuns: Counter<'table' | 'action'>;
   /** Sets the check behind chronicle_ready (the health check /ready uses). */
   observeReadiness(probe: () => Promise<boolean>): void;
   /** The `reason` label of a DLQ entry's reason: bounded to DLQ_REASON_LIMIT identifiers, else `other`. */
@@ -399,6 +401,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'chronicle_maintenance_duration_seconds',
       help: 'Duration of maintenance passes that ran (not those skipped).',
       buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 1800],
+      registers,
+    }),
+    vacuumRuns: new Counter({
+      name: 'chronicle_vacuum_runs_total',
+      help: "VACUUM and ANALYZE Chronicle ran on its churn tables while the server's autovacuum is off, by table and action.",
+      labelNames: ['table', 'action'],
       registers,
     }),
     observeReadiness(probe) {

@@ -48,6 +48,7 @@ const DEFAULTS = {
   retention: {
     policy: { eventsDays: 30, tracesDays: 90, spansDays: 30, rejectsDays: 30, dlqDays: 90 },
     maintenanceIntervalMillis: 3_600_000,
+    vacuumIntervalMillis: 30_000,
   },
 };
 
@@ -106,6 +107,7 @@ const EVERY_VARIABLE = {
   REJECTS_RETENTION_DAYS: '60',
   DLQ_RETENTION_DAYS: '365',
   CHRONICLE_MAINTENANCE_INTERVAL_MS: '600000',
+  CHRONICLE_VACUUM_INTERVAL_MS: '45000',
 };
 
 describe('loadConfig - defaults', () => {
@@ -180,6 +182,7 @@ describe('loadConfig - every variable is read', () => {
       retention: {
         policy: { eventsDays: 14, tracesDays: 0, spansDays: 7, rejectsDays: 60, dlqDays: 365 },
         maintenanceIntervalMillis: 600_000,
+        vacuumIntervalMillis: 45_000,
       },
     });
   });
