@@ -88,3 +88,189 @@ export async function waitReady(): Promise<void> {
     await sleep(50);
   }
 }
+
+/** Clock ticks per second in /proc/<pid>/stat and /proc/uptime's unit once scaled (USER_HZ). */
+const TICKS_PER_SECOND = 100;
+
+/** A process's CPU so far (user + system) and when it started, in clock ticks since boot. */
+export function procTimes(pid: number): { cpuTicks: number; startTicks: number } | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined; // gone
+  }
+  // Fields after the command name (which may hold spaces), numbered from 3 (state).
+  const fields = stat.replace(/^.*\) /, '').split(' ');
+  return { cpuTicks: Number(fields[11]) + Number(fields[12]), startTicks: Number(fields[19]) };
+}
+
+function uptimeTicks(): number {
+  return Math.floor(Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * TICKS_PER_SECOND);
+}
+
+/** CPU seconds of the processes a CpuMeter watched, from its start (or theirs) to its last sample. */
+export interface CpuBreakdown {
+  /** Named processes given to the meter (Chronicle, nats-server). */
+  processes: Record<string, number>;
+  /** Chronicle's backends on the bench's database (application_name chronicle%), by application_name. */
+  backends: Record<string, number>;
+  /**
+   * The cluster's background processes that write and flush for every database, ours included:
+   * walwriter, checkpointer, background writer; autovacuum workers only while on the bench's database.
+   */
+  background: Record<string, number>;
+  wallSeconds: number;
+}
+
+/** Sums of a CpuBreakdown: Postgres's backends, its background processes, and the whole. */
+export function cpuTotals(cpu: CpuBreakdown): {
+  backends: number;
+  background: number;
+  postgres: number;
+  total: number;
+} {
+  const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+  const backends = sum(cpu.backends);
+  const background = sum(cpu.background);
+  return {
+    backends,
+    background,
+    postgres: backends + background,
+    total: sum(cpu.processes) + backends + background,
+  };
+}
+
+export interface CpuMeter {
+  /** Watch one more process under a name; CPU it used before the meter started is not counted. */
+  addProcess(name: string, pid: number): void;
+  /** Samples now and returns the totals so far (the meter keeps running). */
+  read(): Promise<CpuBreakdown>;
+  /** Samples a last time, stops and returns the totals (idempotent). */
+  stop(): Promise<CpuBreakdown>;
+}
+
+const BACKGROUND_TYPES = new Set(['walwriter', 'checkpointer', 'background writer']);
+
+/**
+ * Per-process CPU from /proc, sampled every `intervalMillis` (and on read/stop), summing each
+ * process's deltas: Postgres's processes come and go (a pool's connections, autovacuum workers), so
+ * totals read only at the end would miss the ones that left. A process first seen after the meter
+ * started is counted from its own start when it started later, else from that first sample. A process
+ * that exits loses its last interval (at most `intervalMillis` of CPU).
+ * Which Postgres processes count comes from pg_stat_activity, read over the meter's own connection to
+ * `databaseUrl` (application_name bench-cpu-meter, not counted): client backends on that database whose
+ * application_name starts with `applicationPrefix`, and the background types above.
+ * States: sampling (a sample every interval) → stopped.
+ */
+export async function startCpuMeter(options: {
+  databaseUrl: string;
+  processes?: Record<string, number | undefined>;
+  applicationPrefix?: string;
+  intervalMillis?: number;
+}): Promise<CpuMeter> {
+  const prefix = options.applicationPrefix ?? 'chronicle';
+  const interval = options.intervalMillis ?? 250;
+  const client = new pg.Client({
+    connectionString: options.databaseUrl,
+    application_name: 'bench-cpu-meter',
+  });
+  await client.connect();
+  const startedAt = performance.now();
+  const startTicks = uptimeTicks();
+  type Watched = {
+    group: 'processes' | 'backends' | 'background';
+    key: string;
+    startTicks: number;
+    last: number;
+  };
+  const watched = new Map<number, Watched>();
+  const totals: Pick<CpuBreakdown, 'processes' | 'backends' | 'background'> = {
+    processes: {},
+    backends: {},
+    background: {},
+  };
+  const watch = (pid: number, group: Watched['group'], key: string): void => {
+    if (watched.has(pid)) return;
+    const times = procTimes(pid);
+    if (!times) return;
+    // Started after the meter: all its CPU is ours. Before: only what it uses from now on.
+    const last = times.startTicks >= startTicks ? 0 : times.cpuTicks;
+    watched.set(pid, { group, key, startTicks: times.startTicks, last });
+    totals[group][key] ??= 0;
+  };
+  const sample = async (): Promise<void> => {
+    const { rows } = await client.query<{
+      pid: number;
+      backend_type: string;
+      ours: boolean;
+      application_name: string;
+    }>(
+      `SELECT pid, backend_type, datname IS NOT DISTINCT FROM current_database() AS ours, application_name
+       FROM pg_stat_activity`,
+    );
+    for (const r of rows) {
+      if (r.backend_type === 'client backend' && r.ours && r.application_name.startsWith(prefix)) {
+        watch(r.pid, 'backends', r.application_name);
+      } else if (BACKGROUND_TYPES.has(r.backend_type)) watch(r.pid, 'background', r.backend_type);
+      else if (r.backend_type === 'autovacuum worker' && r.ours) watch(r.pid, 'background', r.backend_type);
+    }
+    for (const [pid, w] of watched) {
+      const times = procTimes(pid);
+      if (!times || times.startTicks !== w.startTicks) {
+        watched.delete(pid); // exited (its pid perhaps reused): its last interval is lost
+        continue;
+      }
+      totals[w.group][w.key]! += (times.cpuTicks - w.last) / TICKS_PER_SECOND;
+      w.last = times.cpuTicks;
+    }
+  };
+  for (const [name, pid] of Object.entries(options.processes ?? {})) {
+    if (pid !== undefined) watch(pid, 'processes', name);
+  }
+  await sample();
+  let stopped = false;
+  let stopping: Promise<CpuBreakdown> | undefined;
+  let wake: (() => void) | undefined;
+  let pending = Promise.resolve();
+  const serial = (): Promise<void> => (pending = pending.then(sample));
+  const loop = (async () => {
+    while (!stopped) {
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, interval);
+      });
+      if (!stopped) await serial();
+    }
+  })();
+  loop.catch(() => undefined); // rethrown by stop()
+  const snapshot = (): CpuBreakdown => ({
+    processes: { ...totals.processes },
+    backends: { ...totals.backends },
+    background: { ...totals.background },
+    wallSeconds: (performance.now() - startedAt) / 1000,
+  });
+  return {
+    addProcess(name, pid) {
+      watch(pid, 'processes', name);
+    },
+    async read() {
+      await serial();
+      return snapshot();
+    },
+    stop() {
+      stopping ??= (async () => {
+        stopped = true;
+        wake?.();
+        try {
+          await loop;
+          await serial();
+        } finally {
+          await client.end();
+        }
+        return snapshot();
+      })();
+      return stopping;
+    },
+  };
+}
