@@ -140,7 +140,7 @@ interface NatsFloor {
 }
 
 const NATS_VARIANTS: { variant: ConsumeVariant; ackPolicy: AckPolicy; what: string }[] = [
-  { variant: 'ack', ackPolicy: AckPolicy.Explicit, what: 'fetch 1,000, ack each at once' },
+  { variant: 'ack', ackPolicy: AckPolicy.Explicit, what: 'fetch 1,000, ack each as it arrives' },
   {
     variant: 'ack-held',
     ackPolicy: AckPolicy.Explicit,
@@ -149,9 +149,13 @@ const NATS_VARIANTS: { variant: ConsumeVariant; ackPolicy: AckPolicy; what: stri
   {
     variant: 'parse-ack',
     ackPolicy: AckPolicy.Explicit,
-    what: 'fetch 1,000, decode + JSON.parse + ack each',
+    what: 'fetch 1,000, decode + JSON.parse + ack each as it arrives',
   },
-  { variant: 'consume-ack', ackPolicy: AckPolicy.Explicit, what: 'consume() (standing pull), ack each' },
+  {
+    variant: 'consume-ack',
+    ackPolicy: AckPolicy.Explicit,
+    what: 'consume() (one standing pull), ack each as it arrives',
+  },
   { variant: 'ack-all', ackPolicy: AckPolicy.All, what: 'AckPolicy.All: fetch 1,000, ack the last' },
   { variant: 'no-ack', ackPolicy: AckPolicy.None, what: 'AckPolicy.None: fetch 1,000, no ack' },
 ];
