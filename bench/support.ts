@@ -274,3 +274,44 @@ export async function startCpuMeter(options: {
     },
   };
 }
+
+/** The pid of the nats-server process (its executable, not a command that mentions it), if local. */
+export function natsServerPid(): number | undefined {
+  return pidOf(/^[^\0]*nats-server\0/);
+}
+
+/**
+ * The Postgres processes that serve no client: the postmaster, checkpointer, background writer, WAL
+ * writer, autovacuum, archiver. They work for every database of the cluster (other users' too).
+ */
+export function postgresServerPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      const postmaster = /^[^\0]*\/postgres\0-D\0/.test(cmdline);
+      const auxiliary =
+        /^postgres: (\S+: )?(checkpointer|background writer|walwriter|autovacuum|logical replication launcher|archiver|stats)/.test(
+          cmdline,
+        );
+      if (postmaster || auxiliary) pids.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+/** CPU seconds the given processes have used so far (a process that has exited counts as 0). */
+export function totalCpuSeconds(pids: readonly number[]): number {
+  let sum = 0;
+  for (const pid of pids) {
+    try {
+      sum += cpuSeconds(pid);
+    } catch {
+      // gone
+    }
+  }
+  return sum;
+}
