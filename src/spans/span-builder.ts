@@ -50,12 +50,13 @@ export interface SpanBuilder extends Component {
   buildOnce(limit?: number): Promise<number>;
 }
 
-// Claim the pending rows of traces that have settled: no flush touched them for settleMillis (events
+// Lock up to $1 traces whose pending rows have settled: no flush touched them for settleMillis (events
 // of one trace arriving out of order in a burst give one set of spans, not spans and then updates), or
-// that have waited maxDelayMillis (a trace that never goes quiet, like an agent's heartbeats). SKIP
-// LOCKED only skips rows, so a trace may be claimed by two replicas: the per-trace lock below
-// serializes the two builds.
-const CLAIM_SQL = `
+// that have waited maxDelayMillis (a trace that never goes quiet, like an agent's heartbeats). Traces
+// another round (here or on a replica) is building are skipped, not waited for: the lock taken here is
+// the per-trace build lock (class 3, which the flush never takes), held until this round commits.
+// $4: traces this round already tried (locked and found consumed), left out of a second look.
+const LOCK_SQL = `
 WITH oldest AS (
   SELECT DISTINCT trace_id FROM (SELECT trace_id FROM otel_pending ORDER BY queued_at LIMIT $1 * 4) o
 ),
@@ -64,17 +65,23 @@ settled AS (
   CROSS JOIN LATERAL (
     SELECT max(p.queued_at) AS latest, min(p.queued_at) AS earliest FROM otel_pending p WHERE p.trace_id = o.trace_id
   ) w
-  WHERE w.latest <= now() - $2 * interval '1 millisecond' OR w.earliest <= now() - $3 * interval '1 millisecond'
+  WHERE (w.latest <= now() - $2 * interval '1 millisecond' OR w.earliest <= now() - $3 * interval '1 millisecond')
+    AND o.trace_id <> ALL($4::text[])
   OFFSET 0
-),
--- Traces another round (here or on a replica) is building are skipped, not waited for: the lock taken
--- here is the per-trace build lock, held until this round commits.
-due AS (
-  SELECT trace_id FROM settled WHERE pg_try_advisory_xact_lock(3, hashtext(trace_id)) LIMIT $1
 )
-DELETE FROM otel_pending
-WHERE ctid IN (SELECT ctid FROM otel_pending WHERE trace_id IN (SELECT trace_id FROM due) FOR UPDATE SKIP LOCKED)
+SELECT trace_id FROM settled WHERE pg_try_advisory_xact_lock(3, hashtext(trace_id)) LIMIT $1`;
+
+// Take the pending rows of the locked traces. A statement of its own, so its snapshot is taken after
+// the locks were granted: a round that built one of these traces and released its lock by committing
+// is seen, and its consumed rows are not claimed again. (In one statement, a snapshot taken before
+// that commit still showed the consumed rows: the round locked traces with nothing left to build and
+// returned 0 while other traces waited.)
+const TAKE_SQL = `
+DELETE FROM otel_pending WHERE trace_id = ANY($1::text[])
 RETURNING trace_id, first_at, last_at`;
+
+/** Looks taken per round for traces with rows left: the second one only follows a stale first. */
+const CLAIM_ATTEMPTS = 3;
 
 const TRACES_SQL = `
 SELECT trace_id, is_task, task_title, owner, status, assigned_agent, created_at, completed_at, duration_ms,
@@ -158,21 +165,35 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
 
   async function buildOnce(limit = options.batchTraces): Promise<number> {
     return withTransaction(pool, async (client) => {
-      const claimed = await client.query<{ trace_id: string; first_at: Date; last_at: Date }>(CLAIM_SQL, [
-        limit,
-        options.settleMillis,
-        options.maxDelayMillis,
-      ]);
-      if (claimed.rows.length === 0) return 0;
       const windows = new Map<string, { first: Date; last: Date }>();
-      for (const row of claimed.rows) {
-        const w = windows.get(row.trace_id);
-        if (!w) windows.set(row.trace_id, { first: row.first_at, last: row.last_at });
-        else {
-          if (row.first_at < w.first) w.first = row.first_at;
-          if (row.last_at > w.last) w.last = row.last_at;
+      const tried: string[] = [];
+      for (let attempt = 0; attempt < CLAIM_ATTEMPTS && windows.size < limit; attempt++) {
+        const locked = (
+          await client.query<{ trace_id: string }>(LOCK_SQL, [
+            limit - windows.size,
+            options.settleMillis,
+            options.maxDelayMillis,
+            tried,
+          ])
+        ).rows.map((r) => r.trace_id);
+        if (locked.length === 0) break;
+        tried.push(...locked);
+        const before = windows.size;
+        const taken = await client.query<{ trace_id: string; first_at: Date; last_at: Date }>(TAKE_SQL, [
+          locked,
+        ]);
+        for (const row of taken.rows) {
+          const w = windows.get(row.trace_id);
+          if (!w) windows.set(row.trace_id, { first: row.first_at, last: row.last_at });
+          else {
+            if (row.first_at < w.first) w.first = row.first_at;
+            if (row.last_at > w.last) w.last = row.last_at;
+          }
         }
+        // Every locked trace still had rows: the snapshot was current, there is nothing to look again for.
+        if (windows.size - before === locked.length) break;
       }
+      if (windows.size === 0) return 0;
       const ids = [...windows.keys()].sort();
       claimedIds = ids;
 
