@@ -29,6 +29,8 @@ export interface SpanBuilderOptions extends TraceSpansOptions {
   concurrency: number;
   /** Pause between rounds when there is nothing to build. */
   idleMillis: number;
+  /** How often the age of the oldest pending change is sampled (default 1 s). */
+  lagSampleMillis?: number;
 }
 
 export interface SpanBuilderDeps {
@@ -109,6 +111,12 @@ CROSS JOIN LATERAL (
   OFFSET 0
 ) s`;
 
+// The age of the oldest pending change: one probe of otel_pending_queued_idx. A parked trace's rows
+// are queued in the future and count from then.
+const LAG_SQL = `
+SELECT greatest(0, coalesce(extract(epoch FROM now() - min(queued_at)), 0))::float8 AS seconds
+FROM otel_pending`;
+
 const INSERT_SQL = `
 INSERT INTO otel_spans (otel_trace_id, span_id, trace_id, role, position, span, event_ids, reported)
 SELECT s.otel_trace_id, s.span_id, s.trace_id, s.role, s.position, s.span, s.event_ids, s.reported
@@ -138,7 +146,8 @@ function fromOtlp(event: TraceEvent): boolean {
  * flush only appends a row per touched trace.
  *
  * States: idle → running (a loop of rounds; a round that found work is followed at once by the next,
- * otherwise the loop waits idleMillis) → stopped.
+ * otherwise the loop waits idleMillis; beside them a timer samples the age of the oldest pending change
+ * every lagSampleMillis) → stopped (the timer is cleared, the rounds in progress finish).
  */
 export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilderDeps): SpanBuilder {
   const { pool, logger, metrics } = deps;
@@ -147,6 +156,24 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
   // The traces of the round in progress, and how many rounds still build one trace at a time.
   let claimedIds: string[] = [];
   let singleRounds = 0;
+  let lagTimer: NodeJS.Timeout | undefined;
+  let sampling: Promise<void> | undefined;
+
+  async function readLag(): Promise<void> {
+    try {
+      const { rows } = await pool.query<{ seconds: number }>(LAG_SQL);
+      metrics.spanBuildLagSeconds.set(rows[0]!.seconds);
+    } catch (err) {
+      // The gauge keeps its last value; rounds report an unreachable database.
+      logger.debug({ err }, 'cannot sample the span build lag');
+    }
+  }
+
+  /** One sample at a time: a slow one is not overlapped by the next tick. */
+  function sampleLag(): Promise<void> {
+    sampling ??= readLag().finally(() => (sampling = undefined));
+    return sampling;
+  }
 
   /** A trace whose build fails on its own waits parkMillis before it is tried again. */
   async function park(traceId: string, err: unknown): Promise<void> {
@@ -272,13 +299,13 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
   async function run(): Promise<void> {
     while (!stop.signal.aborted) {
       let built = 0;
-      const busy = deps.ingestBusy?.() ?? false;
+      const yieldToIngest = deps.ingestBusy?.() ?? false;
       try {
         claimedIds = [];
         built = await buildOnce(
           singleRounds > 0
             ? 1
-            : busy
+            : yieldToIngest
               ? Math.min(BUSY_BATCH_TRACES, options.batchTraces)
               : options.batchTraces,
         );
@@ -290,7 +317,7 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
         else if (claimedIds.length > 1) singleRounds = claimedIds.length;
         else logger.warn({ err }, 'span build failed; retrying');
       }
-      if ((built > 0 && !busy) || stop.signal.aborted) continue;
+      if ((built > 0 && !yieldToIngest) || stop.signal.aborted) continue;
       await sleep(options.idleMillis, stop.signal);
     }
   }
@@ -300,12 +327,16 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
     buildOnce,
     start() {
       // Two loops, so one builds in Node while the other's statements run in Postgres.
-      loop ??= Promise.all(Array.from({ length: options.concurrency }, () => run())).then(() => undefined);
+      if (loop || stop.signal.aborted) return Promise.resolve();
+      loop = Promise.all(Array.from({ length: options.concurrency }, () => run())).then(() => undefined);
+      lagTimer = setInterval(() => void sampleLag(), options.lagSampleMillis ?? 1_000);
+      void sampleLag();
       return Promise.resolve();
     },
     async shutdown() {
       stop.abort();
-      await loop;
+      if (lagTimer) clearInterval(lagTimer);
+      await Promise.all([loop, sampling]);
     },
   };
 }

@@ -120,6 +120,39 @@ describeWithPostgres('span builder', () => {
     expect(a + b).toBeGreaterThan(20);
   });
 
+  it('span builder - reports the age of the oldest change not yet turned into spans, 0 once built', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    const lag = async () => (await metrics.spanBuildLagSeconds.get()).values[0]!.value;
+    const running = createSpanBuilder(
+      {
+        resource: {},
+        serviceName: 'chronicle',
+        batchTraces: 50,
+        concurrency: 1,
+        parkMillis: 60_000,
+        // Nothing is due for a minute: the change waits, and its age grows.
+        settleMillis: 60_000,
+        maxDelayMillis: 60_000,
+        idleMillis: 20,
+        lagSampleMillis: 50,
+      },
+      { pool: db.pool, logger: silentLogger(), metrics },
+    );
+    await running.start();
+    try {
+      await writer.write(records(generateTraffic(12, { tasks: 3 })));
+      await waitFor(async () => (await lag()) >= 1);
+      const { rows } = await db.pool.query<{ age: number }>(
+        `SELECT extract(epoch FROM now() - min(queued_at))::float8 AS age FROM otel_pending`,
+      );
+      expect(await lag()).toBeLessThanOrEqual(rows[0]!.age);
+      await buildAll();
+      await waitFor(async () => (await lag()) === 0);
+    } finally {
+      await running.shutdown(AbortSignal.timeout(2_000));
+    }
+  });
+
   it('span builder - a trace whose build fails is parked; the others are still built', async () => {
     await writer.write(records(generateTraffic(8, { tasks: 12 })));
     const { rows: tasks } = await db.pool.query<{ trace_id: string }>(
