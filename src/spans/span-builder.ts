@@ -29,6 +29,12 @@ export interface SpanBuilderOptions extends TraceSpansOptions {
   concurrency: number;
   /** Pause between rounds when there is nothing to build. */
   idleMillis: number;
+  /**
+   * While the oldest change not yet turned into spans is older than this, the builder takes full rounds
+   * without pauses even while ingest is busy, so that spans stay current under sustained load. Default:
+   * 5 s, and at least settleMillis + 1 s (a change that old is due unless its trace is still busy).
+   */
+  catchUpLagMillis?: number;
   /** How often the age of the oldest pending change is sampled (default 1 s). */
   lagSampleMillis?: number;
 }
@@ -39,7 +45,7 @@ export interface SpanBuilderDeps {
   metrics: Metrics;
   /**
    * True while ingest is saturated (a backlog is draining): the builder then takes small rounds with
-   * pauses between them, leaving the CPU to ingest, and catches up when ingest is idle again.
+   * pauses between them, leaving the CPU to ingest, as long as it is not behind (catchUpLagMillis).
    */
   ingestBusy?: () => boolean;
 }
@@ -146,7 +152,8 @@ function fromOtlp(event: TraceEvent): boolean {
  * flush only appends a row per touched trace.
  *
  * States: idle → running (a loop of rounds; a round that found work is followed at once by the next,
- * otherwise the loop waits idleMillis; beside them a timer samples the age of the oldest pending change
+ * otherwise the loop waits idleMillis; while ingest is busy and the builder is not behind, rounds are
+ * small with a pause after each; beside them a timer samples the age of the oldest pending change
  * every lagSampleMillis) → stopped (the timer is cleared, the rounds in progress finish).
  */
 export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilderDeps): SpanBuilder {
@@ -156,12 +163,16 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
   // The traces of the round in progress, and how many rounds still build one trace at a time.
   let claimedIds: string[] = [];
   let singleRounds = 0;
+  // The last sampled age of the oldest pending change, in milliseconds.
+  let lagMillis = 0;
   let lagTimer: NodeJS.Timeout | undefined;
   let sampling: Promise<void> | undefined;
+  const catchUpLagMillis = options.catchUpLagMillis ?? Math.max(5_000, options.settleMillis + 1_000);
 
   async function readLag(): Promise<void> {
     try {
       const { rows } = await pool.query<{ seconds: number }>(LAG_SQL);
+      lagMillis = rows[0]!.seconds * 1000;
       metrics.spanBuildLagSeconds.set(rows[0]!.seconds);
     } catch (err) {
       // The gauge keeps its last value; rounds report an unreachable database.
@@ -299,7 +310,8 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
   async function run(): Promise<void> {
     while (!stop.signal.aborted) {
       let built = 0;
-      const yieldToIngest = deps.ingestBusy?.() ?? false;
+      // Ingest first while a backlog drains, but never so long that spans fall behind without bound.
+      const yieldToIngest = (deps.ingestBusy?.() ?? false) && lagMillis <= catchUpLagMillis;
       try {
         claimedIds = [];
         built = await buildOnce(
@@ -328,9 +340,11 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
     start() {
       // Two loops, so one builds in Node while the other's statements run in Postgres.
       if (loop || stop.signal.aborted) return Promise.resolve();
-      loop = Promise.all(Array.from({ length: options.concurrency }, () => run())).then(() => undefined);
+      // The first rounds know whether the builder is behind.
+      loop = sampleLag()
+        .then(() => Promise.all(Array.from({ length: options.concurrency }, () => run())))
+        .then(() => undefined);
       lagTimer = setInterval(() => void sampleLag(), options.lagSampleMillis ?? 1_000);
-      void sampleLag();
       return Promise.resolve();
     },
     async shutdown() {
