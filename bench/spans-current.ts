@@ -10,7 +10,8 @@
  *    min(queued_at) of otel_pending, read from the store) and Chronicle's own gauge
  *    `chronicle_span_build_lag_seconds`, the rows pending, the spans not exported and the age of the
  *    oldest of them.
- * 3. After the load: how long until every change is built and every span exported; the bytes on disk
+ * 3. After the load: how long until every change is built and every span exported (waiting at most
+ *    BENCH_CATCH_UP_SECONDS, 120); the bytes on disk
  *    per stored event of swarm_events and otel_spans.
  *
  * The traffic's simulated clock runs at the wall clock's pace (tasks per simulated second = rate / 4.6),
@@ -40,6 +41,8 @@ const SUSTAIN_SECONDS = Number(process.env.BENCH_SUSTAIN_SECONDS ?? 600);
 const MAX_SECONDS = Number(process.env.BENCH_MAX_SECONDS ?? 45);
 const LOAD = Number(process.env.BENCH_LOAD ?? 0.8);
 const SLICE = Number(process.env.BENCH_SLICE_EVENTS ?? 200_000);
+/** How long the run waits after the load for every change to be built and exported. */
+const CATCH_UP_SECONDS = Number(process.env.BENCH_CATCH_UP_SECONDS ?? 120);
 const TARGET_LAG_SECONDS = 10;
 /** Task events per task plus heartbeats and duplicates, about (bench/traffic.ts). */
 const EVENTS_PER_TASK = 4.6;
@@ -277,11 +280,11 @@ async function sustained(sinkUrl: string, rate: number, sinkRequests: () => numb
     let pgCpu = 0;
     for (const [p, s] of pg1) pgCpu += s - (pg0.get(p) ?? 0);
     const stored = await storedEvents(pool);
-    // Catch-up: until every change is built and every span exported (at most 10 minutes).
+    // Catch-up: until every change is built and every span exported (at most CATCH_UP_SECONDS).
     const stoppedAt = Date.now();
     let builtAfter: number | null = null;
     let exportedAfter: number | null = null;
-    while (Date.now() - stoppedAt < 600_000 && exportedAfter === null) {
+    while (Date.now() - stoppedAt < CATCH_UP_SECONDS * 1000 && exportedAfter === null) {
       const { rows } = await pool.query<{ pending: number; unexported: number }>(LAG_SQL);
       if (builtAfter === null && rows[0]!.pending === 0) builtAfter = (Date.now() - stoppedAt) / 1000;
       if (builtAfter !== null && rows[0]!.unexported === 0) exportedAfter = (Date.now() - stoppedAt) / 1000;
@@ -290,6 +293,17 @@ async function sustained(sinkUrl: string, rate: number, sinkRequests: () => numb
     const { rows: sizes } = await pool.query<{ events: string; spans: string; span_rows: string }>(
       `SELECT pg_total_relation_size('swarm_events') AS events, pg_total_relation_size('otel_spans') AS spans,
          (SELECT count(*) FROM otel_spans) AS span_rows`,
+    );
+    // What the stored spans are made of: span JSON bytes by role, and the part that is span events.
+    const { rows: parts } = await pool.query<{ role: string; n: string; bytes: string; event_bytes: string }>(
+      `SELECT role, count(*) AS n, sum(octet_length(span::text)) AS bytes,
+         sum(octet_length((span->'events')::text)) AS event_bytes
+       FROM otel_spans GROUP BY role ORDER BY 3 DESC`,
+    );
+    const composition = parts.map(
+      (r) =>
+        `${r.role}: ${r.n} spans, ${(Number(r.bytes) / stored).toFixed(0)} B/event of span JSON ` +
+        `(span events ${(Number(r.event_bytes) / stored).toFixed(0)})`,
     );
     const lags = samples.map((s) => s.lag);
     const gauges = samples.flatMap((s) => (s.gauge === null ? [] : [s.gauge]));
@@ -318,6 +332,7 @@ async function sustained(sinkUrl: string, rate: number, sinkRequests: () => numb
         spans: Number(sizes[0]!.spans) / stored,
       },
       spanRows: Number(sizes[0]!.span_rows),
+      composition,
     };
   });
 }
@@ -351,6 +366,7 @@ async function main() {
         `| export requests | ${r.sinkRequests} |`,
       ].join('\n'),
     );
+    console.log(`otel_spans by role: ${r.composition.join('; ')}`);
   } finally {
     await sink.close();
   }
