@@ -156,6 +156,10 @@ function Export({ report }) {
               </dd>`
           : null
       }
+      <dt>Oldest unbuilt change</dt>
+      <dd class=${report.build_lag_seconds > 10 ? 'warn-text' : undefined}>
+        ${report.build_lag_seconds === undefined ? '—' : formatDuration(report.build_lag_seconds * 1000)}
+      </dd>
       <dt>Spans built</dt>
       <dd>${formatNumber(report.spans_built_total)}</dd>
       <dt>Build failures</dt>

@@ -38,6 +38,12 @@ export interface PipelineReport {
     oldest_waiting_seconds: number | null;
     /** Why the backlog is null while export is enabled; null otherwise. */
     backlog_error: string | null;
+    /**
+     * chronicle_span_build_lag_seconds: age of the oldest change not yet turned into spans (0 when none
+     * waits), as this replica's span builder last sampled it (every second; read from the store, so the
+     * same on every replica); 0 before the first sample.
+     */
+    build_lag_seconds: number;
     /** chronicle_spans_built_total. */
     spans_built_total: number;
     /** chronicle_span_build_failures_total: traces whose build failed (parked and retried). */
@@ -216,6 +222,7 @@ export function createPipelineRoutes(deps: PipelineDeps): express.Router {
       flushEvents,
       spansBuilt,
       spanBuildFailures,
+      buildLag,
       spansExported,
       exportFailures,
       received,
@@ -236,6 +243,7 @@ export function createPipelineRoutes(deps: PipelineDeps): express.Router {
       valuesOf(metrics.flushEvents),
       valuesOf(metrics.spansBuilt),
       valuesOf(metrics.spanBuildFailures),
+      valuesOf(metrics.spanBuildLagSeconds),
       valuesOf(metrics.spansExported),
       valuesOf(metrics.exportFailures),
       valuesOf(metrics.received),
@@ -284,6 +292,7 @@ export function createPipelineRoutes(deps: PipelineDeps): express.Router {
         backlog_spans: backlogRead?.spans ?? null,
         oldest_waiting_seconds: backlogRead?.oldest_seconds ?? null,
         backlog_error: typeof backlog === 'string' ? backlog : null,
+        build_lag_seconds: sum(buildLag),
         spans_built_total: sum(spansBuilt),
         span_build_failures_total: sum(spanBuildFailures),
         spans_exported_total: sum(spansExported),

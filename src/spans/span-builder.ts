@@ -29,6 +29,14 @@ export interface SpanBuilderOptions extends TraceSpansOptions {
   concurrency: number;
   /** Pause between rounds when there is nothing to build. */
   idleMillis: number;
+  /**
+   * While the oldest change not yet turned into spans is older than this, the builder takes full rounds
+   * without pauses even while ingest is busy, so that spans stay current under sustained load. Default:
+   * 5 s, and at least settleMillis + 1 s (a change that old is due unless its trace is still busy).
+   */
+  catchUpLagMillis?: number;
+  /** How often the age of the oldest pending change is sampled (default 1 s). */
+  lagSampleMillis?: number;
 }
 
 export interface SpanBuilderDeps {
@@ -37,7 +45,7 @@ export interface SpanBuilderDeps {
   metrics: Metrics;
   /**
    * True while ingest is saturated (a backlog is draining): the builder then takes small rounds with
-   * pauses between them, leaving the CPU to ingest, and catches up when ingest is idle again.
+   * pauses between them, leaving the CPU to ingest, as long as it is not behind (catchUpLagMillis).
    */
   ingestBusy?: () => boolean;
 }
@@ -50,12 +58,13 @@ export interface SpanBuilder extends Component {
   buildOnce(limit?: number): Promise<number>;
 }
 
-// Claim the pending rows of traces that have settled: no flush touched them for settleMillis (events
+// Lock up to $1 traces whose pending rows have settled: no flush touched them for settleMillis (events
 // of one trace arriving out of order in a burst give one set of spans, not spans and then updates), or
-// that have waited maxDelayMillis (a trace that never goes quiet, like an agent's heartbeats). SKIP
-// LOCKED only skips rows, so a trace may be claimed by two replicas: the per-trace lock below
-// serializes the two builds.
-const CLAIM_SQL = `
+// that have waited maxDelayMillis (a trace that never goes quiet, like an agent's heartbeats). Traces
+// another round (here or on a replica) is building are skipped, not waited for: the lock taken here is
+// the per-trace build lock (class 3, which the flush never takes), held until this round commits.
+// $4: traces this round already tried (locked and found consumed), left out of a second look.
+const LOCK_SQL = `
 WITH oldest AS (
   SELECT DISTINCT trace_id FROM (SELECT trace_id FROM otel_pending ORDER BY queued_at LIMIT $1 * 4) o
 ),
@@ -64,17 +73,23 @@ settled AS (
   CROSS JOIN LATERAL (
     SELECT max(p.queued_at) AS latest, min(p.queued_at) AS earliest FROM otel_pending p WHERE p.trace_id = o.trace_id
   ) w
-  WHERE w.latest <= now() - $2 * interval '1 millisecond' OR w.earliest <= now() - $3 * interval '1 millisecond'
+  WHERE (w.latest <= now() - $2 * interval '1 millisecond' OR w.earliest <= now() - $3 * interval '1 millisecond')
+    AND o.trace_id <> ALL($4::text[])
   OFFSET 0
-),
--- Traces another round (here or on a replica) is building are skipped, not waited for: the lock taken
--- here is the per-trace build lock, held until this round commits.
-due AS (
-  SELECT trace_id FROM settled WHERE pg_try_advisory_xact_lock(3, hashtext(trace_id)) LIMIT $1
 )
-DELETE FROM otel_pending
-WHERE ctid IN (SELECT ctid FROM otel_pending WHERE trace_id IN (SELECT trace_id FROM due) FOR UPDATE SKIP LOCKED)
+SELECT trace_id FROM settled WHERE pg_try_advisory_xact_lock(3, hashtext(trace_id)) LIMIT $1`;
+
+// Take the pending rows of the locked traces. A statement of its own, so its snapshot is taken after
+// the locks were granted: a round that built one of these traces and released its lock by committing
+// is seen, and its consumed rows are not claimed again. (In one statement, a snapshot taken before
+// that commit still showed the consumed rows: the round locked traces with nothing left to build and
+// returned 0 while other traces waited.)
+const TAKE_SQL = `
+DELETE FROM otel_pending WHERE trace_id = ANY($1::text[])
 RETURNING trace_id, first_at, last_at`;
+
+/** Looks taken per round for traces with rows left: the second one only follows a stale first. */
+const CLAIM_ATTEMPTS = 3;
 
 const TRACES_SQL = `
 SELECT trace_id, is_task, task_title, owner, status, assigned_agent, created_at, completed_at, duration_ms,
@@ -101,6 +116,12 @@ CROSS JOIN LATERAL (
   WHERE x.trace_id = t.trace_id AND x.role NOT IN ('received', 'event')
   OFFSET 0
 ) s`;
+
+// The age of the oldest pending change: one probe of otel_pending_queued_idx. A parked trace's rows
+// are queued in the future and count from then.
+const LAG_SQL = `
+SELECT greatest(0, coalesce(extract(epoch FROM now() - min(queued_at)), 0))::float8 AS seconds
+FROM otel_pending`;
 
 const INSERT_SQL = `
 INSERT INTO otel_spans (otel_trace_id, span_id, trace_id, role, position, span, event_ids, reported)
@@ -131,7 +152,9 @@ function fromOtlp(event: TraceEvent): boolean {
  * flush only appends a row per touched trace.
  *
  * States: idle → running (a loop of rounds; a round that found work is followed at once by the next,
- * otherwise the loop waits idleMillis) → stopped.
+ * otherwise the loop waits idleMillis; while ingest is busy and the builder is not behind, rounds are
+ * small with a pause after each; beside them a timer samples the age of the oldest pending change
+ * every lagSampleMillis) → stopped (the timer is cleared, the rounds in progress finish).
  */
 export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilderDeps): SpanBuilder {
   const { pool, logger, metrics } = deps;
@@ -140,6 +163,28 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
   // The traces of the round in progress, and how many rounds still build one trace at a time.
   let claimedIds: string[] = [];
   let singleRounds = 0;
+  // The last sampled age of the oldest pending change, in milliseconds.
+  let lagMillis = 0;
+  let lagTimer: NodeJS.Timeout | undefined;
+  let sampling: Promise<void> | undefined;
+  const catchUpLagMillis = options.catchUpLagMillis ?? Math.max(5_000, options.settleMillis + 1_000);
+
+  async function readLag(): Promise<void> {
+    try {
+      const { rows } = await pool.query<{ seconds: number }>(LAG_SQL);
+      lagMillis = rows[0]!.seconds * 1000;
+      metrics.spanBuildLagSeconds.set(rows[0]!.seconds);
+    } catch (err) {
+      // The gauge keeps its last value; rounds report an unreachable database.
+      logger.debug({ err }, 'cannot sample the span build lag');
+    }
+  }
+
+  /** One sample at a time: a slow one is not overlapped by the next tick. */
+  function sampleLag(): Promise<void> {
+    sampling ??= readLag().finally(() => (sampling = undefined));
+    return sampling;
+  }
 
   /** A trace whose build fails on its own waits parkMillis before it is tried again. */
   async function park(traceId: string, err: unknown): Promise<void> {
@@ -158,21 +203,35 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
 
   async function buildOnce(limit = options.batchTraces): Promise<number> {
     return withTransaction(pool, async (client) => {
-      const claimed = await client.query<{ trace_id: string; first_at: Date; last_at: Date }>(CLAIM_SQL, [
-        limit,
-        options.settleMillis,
-        options.maxDelayMillis,
-      ]);
-      if (claimed.rows.length === 0) return 0;
       const windows = new Map<string, { first: Date; last: Date }>();
-      for (const row of claimed.rows) {
-        const w = windows.get(row.trace_id);
-        if (!w) windows.set(row.trace_id, { first: row.first_at, last: row.last_at });
-        else {
-          if (row.first_at < w.first) w.first = row.first_at;
-          if (row.last_at > w.last) w.last = row.last_at;
+      const tried: string[] = [];
+      for (let attempt = 0; attempt < CLAIM_ATTEMPTS && windows.size < limit; attempt++) {
+        const locked = (
+          await client.query<{ trace_id: string }>(LOCK_SQL, [
+            limit - windows.size,
+            options.settleMillis,
+            options.maxDelayMillis,
+            tried,
+          ])
+        ).rows.map((r) => r.trace_id);
+        if (locked.length === 0) break;
+        tried.push(...locked);
+        const before = windows.size;
+        const taken = await client.query<{ trace_id: string; first_at: Date; last_at: Date }>(TAKE_SQL, [
+          locked,
+        ]);
+        for (const row of taken.rows) {
+          const w = windows.get(row.trace_id);
+          if (!w) windows.set(row.trace_id, { first: row.first_at, last: row.last_at });
+          else {
+            if (row.first_at < w.first) w.first = row.first_at;
+            if (row.last_at > w.last) w.last = row.last_at;
+          }
         }
+        // Every locked trace still had rows: the snapshot was current, there is nothing to look again for.
+        if (windows.size - before === locked.length) break;
       }
+      if (windows.size === 0) return 0;
       const ids = [...windows.keys()].sort();
       claimedIds = ids;
 
@@ -251,13 +310,14 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
   async function run(): Promise<void> {
     while (!stop.signal.aborted) {
       let built = 0;
-      const busy = deps.ingestBusy?.() ?? false;
+      // Ingest first while a backlog drains, but never so long that spans fall behind without bound.
+      const yieldToIngest = (deps.ingestBusy?.() ?? false) && lagMillis <= catchUpLagMillis;
       try {
         claimedIds = [];
         built = await buildOnce(
           singleRounds > 0
             ? 1
-            : busy
+            : yieldToIngest
               ? Math.min(BUSY_BATCH_TRACES, options.batchTraces)
               : options.batchTraces,
         );
@@ -269,7 +329,7 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
         else if (claimedIds.length > 1) singleRounds = claimedIds.length;
         else logger.warn({ err }, 'span build failed; retrying');
       }
-      if ((built > 0 && !busy) || stop.signal.aborted) continue;
+      if ((built > 0 && !yieldToIngest) || stop.signal.aborted) continue;
       await sleep(options.idleMillis, stop.signal);
     }
   }
@@ -279,12 +339,18 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
     buildOnce,
     start() {
       // Two loops, so one builds in Node while the other's statements run in Postgres.
-      loop ??= Promise.all(Array.from({ length: options.concurrency }, () => run())).then(() => undefined);
+      if (loop || stop.signal.aborted) return Promise.resolve();
+      // The first rounds know whether the builder is behind.
+      loop = sampleLag()
+        .then(() => Promise.all(Array.from({ length: options.concurrency }, () => run())))
+        .then(() => undefined);
+      lagTimer = setInterval(() => void sampleLag(), options.lagSampleMillis ?? 1_000);
       return Promise.resolve();
     },
     async shutdown() {
       stop.abort();
-      await loop;
+      if (lagTimer) clearInterval(lagTimer);
+      await Promise.all([loop, sampling]);
     },
   };
 }

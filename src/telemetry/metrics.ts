@@ -47,6 +47,11 @@ export interface Metrics {
   readonly spansBuilt: Counter;
   /** Traces whose span build failed on its own (parked and retried later). */
   readonly spanBuildFailures: Counter;
+  /**
+   * Age in seconds of the oldest change not yet turned into spans (now − the oldest queued_at of
+   * otel_pending), sampled by the span builder; 0 when nothing waits.
+   */
+  readonly spanBuildLagSeconds: Gauge;
   /** Spans the OTLP backend accepted. */
   readonly spansExported: Counter;
   /** Export requests that failed (each is retried with backoff). */
@@ -285,6 +290,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     spanBuildFailures: new Counter({
       name: 'chronicle_span_build_failures_total',
       help: 'Traces whose span build failed on its own; they are parked and retried later.',
+      registers,
+    }),
+    spanBuildLagSeconds: new Gauge({
+      name: 'chronicle_span_build_lag_seconds',
+      help: 'Age of the oldest change committed and not yet turned into spans (0 when none waits).',
       registers,
     }),
     spansExported: new Counter({

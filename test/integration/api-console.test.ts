@@ -511,6 +511,12 @@ describeWithPostgres('console API', () => {
     const settled = await ok<PipelineReport>('/api/v1/pipeline');
     expect(countersOf(settled)).toEqual(countersFromMetrics(await scrape()));
     expect(settled.export).toMatchObject({ backlog_spans: 0, oldest_waiting_seconds: 0 });
+    // Nothing waits to be built: the builder's next sample (every second) says so.
+    await waitFor(
+      async () => (await ok<PipelineReport>('/api/v1/pipeline')).export.build_lag_seconds === 0,
+      5_000,
+      'a build lag of 0',
+    );
     expect(settled.export.spans_exported_total).toBe(await countRows(env.db.pool, 'otel_spans'));
     expect(settled.health.dependencies.otlp_export?.state).toBe('up');
   });
@@ -525,6 +531,8 @@ describeWithPostgres('console API', () => {
         backlog_spans: null,
         oldest_waiting_seconds: null,
         backlog_error: null,
+        // The store's, sampled by this replica's own span builder.
+        build_lag_seconds: report.export.build_lag_seconds,
         spans_built_total: report.export.spans_built_total,
         span_build_failures_total: 0,
         spans_exported_total: 0,

@@ -120,6 +120,89 @@ describeWithPostgres('span builder', () => {
     expect(a + b).toBeGreaterThan(20);
   });
 
+  it('span builder - reports the age of the oldest change not yet turned into spans, 0 once built', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    const lag = async () => (await metrics.spanBuildLagSeconds.get()).values[0]!.value;
+    const running = createSpanBuilder(
+      {
+        resource: {},
+        serviceName: 'chronicle',
+        batchTraces: 50,
+        concurrency: 1,
+        parkMillis: 60_000,
+        // Nothing is due for a minute: the change waits, and its age grows.
+        settleMillis: 60_000,
+        maxDelayMillis: 60_000,
+        idleMillis: 20,
+        lagSampleMillis: 50,
+      },
+      { pool: db.pool, logger: silentLogger(), metrics },
+    );
+    await running.start();
+    try {
+      await writer.write(records(generateTraffic(12, { tasks: 3 })));
+      await waitFor(async () => (await lag()) >= 1);
+      const { rows } = await db.pool.query<{ age: number }>(
+        `SELECT extract(epoch FROM now() - min(queued_at))::float8 AS age FROM otel_pending`,
+      );
+      expect(await lag()).toBeLessThanOrEqual(rows[0]!.age);
+      await buildAll();
+      await waitFor(async () => (await lag()) === 0);
+    } finally {
+      await running.shutdown(AbortSignal.timeout(2_000));
+    }
+  });
+
+  it('span builder - gives way to busy ingest with small rounds, unless the oldest change waits too long', async () => {
+    await writer.write(records(generateTraffic(13, { tasks: 150 })));
+    const { rows: total } = await db.pool.query<{ n: number }>(
+      'SELECT count(DISTINCT trace_id)::int AS n FROM otel_pending',
+    );
+    expect(total[0]!.n).toBeGreaterThan(100);
+    const left = async () =>
+      (await db.pool.query<{ n: number }>('SELECT count(DISTINCT trace_id)::int AS n FROM otel_pending'))
+        .rows[0]!.n;
+    const busyBuilder = (catchUpLagMillis: number) =>
+      createSpanBuilder(
+        {
+          resource: {},
+          serviceName: 'chronicle',
+          batchTraces: 50,
+          concurrency: 1,
+          parkMillis: 60_000,
+          settleMillis: 0,
+          maxDelayMillis: 0,
+          // A pause after each small round longer than the test looks.
+          idleMillis: 60_000,
+          catchUpLagMillis,
+          lagSampleMillis: 20,
+        },
+        {
+          pool: db.pool,
+          logger: silentLogger(),
+          metrics: createMetrics({ defaultMetrics: false }),
+          ingestBusy: () => true,
+        },
+      );
+
+    // Not behind (the oldest change is younger than a minute): one round of 20 traces, then a pause.
+    const yielding = busyBuilder(60_000);
+    await yielding.start();
+    await waitFor(async () => (await left()) < total[0]!.n);
+    await new Promise((r) => setTimeout(r, 300));
+    await yielding.shutdown(AbortSignal.timeout(100));
+    expect(await left()).toBe(total[0]!.n - 20);
+
+    // Behind (every change is older than 1 ms): full rounds, one after the other, whatever ingest does.
+    const catchingUp = busyBuilder(1);
+    await catchingUp.start();
+    try {
+      await waitFor(async () => (await left()) === 0, 5_000);
+    } finally {
+      await catchingUp.shutdown(AbortSignal.timeout(2_000));
+    }
+  });
+
   it('span builder - a trace whose build fails is parked; the others are still built', async () => {
     await writer.write(records(generateTraffic(8, { tasks: 12 })));
     const { rows: tasks } = await db.pool.query<{ trace_id: string }>(

@@ -96,6 +96,7 @@ describe('otel/alerts.yml', () => {
         'ChronicleDown',
         'ChronicleNotReady',
         'ChronicleRejectRateHigh',
+        'ChronicleSpanBuildBehind',
         'ChronicleSpanExportBacklogOld',
         'ChronicleWritesFailing',
         'SwarmTaskFailureRateHigh',

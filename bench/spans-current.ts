@@ -1,0 +1,378 @@
+/**
+ * `npm run bench:spans`: do spans stay current under sustained load (issue 14)? A benchmark, not a test.
+ *
+ * 1. The maximum sustained HTTP ingest rate (unless BENCH_RATE gives it): interleaved traffic posted as
+ *    fast as Chronicle takes it (1,000 events a request, 4 in flight) for BENCH_MAX_SECONDS (45), on a
+ *    fresh database, with span building and export on as in production.
+ * 2. On another fresh database: interleaved traffic posted at BENCH_LOAD (0.8) × that rate for
+ *    BENCH_SUSTAIN_SECONDS (600), paced every 100 ms, spans exported to a sink in this process that
+ *    answers 200. Every second: the age of the oldest change not yet turned into spans (now −
+ *    min(queued_at) of otel_pending, read from the store) and Chronicle's own gauge
+ *    `chronicle_span_build_lag_seconds`, the rows pending, the spans not exported and the age of the
+ *    oldest of them.
+ * 3. After the load: how long until every change is built and every span exported (waiting at most
+ *    BENCH_CATCH_UP_SECONDS, 120); the bytes on disk
+ *    per stored event of swarm_events and otel_spans.
+ *
+ * The traffic's simulated clock runs at the wall clock's pace (tasks per simulated second = rate / 4.6),
+ * so each task's events arrive seconds to minutes apart as a live swarm sends them, and a trace settles
+ * (SPAN_SETTLE_MS) between them. It is generated in slices of BENCH_SLICE_EVENTS (200,000), each from
+ * where the previous one's tasks started, so memory stays flat however long the run.
+ *
+ * Needs Postgres and NATS (DATABASE_URL, NATS_URL as in the tests) and `npm run build`.
+ */
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pg from 'pg';
+import {
+  PORT,
+  cpuSeconds,
+  createDatabase,
+  dropDatabase,
+  peakRssMiB,
+  sleep,
+  startChronicle,
+  waitReady,
+} from './support.js';
+import { generateInterleavedTraffic } from './traffic.js';
+
+const SUSTAIN_SECONDS = Number(process.env.BENCH_SUSTAIN_SECONDS ?? 600);
+const MAX_SECONDS = Number(process.env.BENCH_MAX_SECONDS ?? 45);
+const LOAD = Number(process.env.BENCH_LOAD ?? 0.8);
+const SLICE = Number(process.env.BENCH_SLICE_EVENTS ?? 200_000);
+/** How long the run waits after the load for every change to be built and exported. */
+const CATCH_UP_SECONDS = Number(process.env.BENCH_CATCH_UP_SECONDS ?? 120);
+const TARGET_LAG_SECONDS = 10;
+/** Task events per task plus heartbeats and duplicates, about (bench/traffic.ts). */
+const EVENTS_PER_TASK = 4.6;
+
+/** Request bodies of 1,000 events, generated a slice at a time; simulated time runs at `rate`'s pace. */
+function bodies(rate: number): () => string {
+  let slice = 0;
+  let queue: string[] = [];
+  let at = 0;
+  const tasksPerSecond = rate / EVENTS_PER_TASK;
+  let start = Date.parse('2026-11-01T00:00:00Z');
+  return () => {
+    if (at >= queue.length) {
+      const t = generateInterleavedTraffic(SLICE, 1000 + slice++, {
+        tasksPerSecond,
+        start: new Date(start).toISOString(),
+      });
+      // The next slice's tasks start where this slice's tasks stopped starting.
+      start += Math.round((SLICE / (1.05 * 4.4) / tasksPerSecond) * 1000);
+      queue = [];
+      for (let i = 0; i < t.messages.length; i += 1000) {
+        queue.push(
+          `[${t.messages
+            .slice(i, i + 1000)
+            .map((m) => m.payload)
+            .join(',')}]`,
+        );
+      }
+      at = 0;
+    }
+    return queue[at++]!;
+  };
+}
+
+/** The answer's status; 0 when the request failed (sent again, like a 429). */
+async function post(body: string): Promise<number> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${PORT}/api/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    await res.arrayBuffer();
+    return res.status;
+  } catch (err) {
+    console.error(`a request failed: ${(err as Error).message}`);
+    return 0;
+  }
+}
+
+/** An OTLP/HTTP traces endpoint that accepts everything (the exporter's requests are only counted). */
+async function startSink(): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      requests += 1;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/v1/traces`,
+    requests: () => requests,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+async function withChronicle<T>(
+  sinkUrl: string,
+  run: (pool: pg.Pool, pid: number) => Promise<T>,
+): Promise<T> {
+  const databaseUrl = await createDatabase();
+  process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = sinkUrl;
+  const child = startChronicle(databaseUrl, `BENCH${randomBytes(3).toString('hex').toUpperCase()}_`);
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2, application_name: 'bench' });
+  try {
+    await waitReady();
+    return await run(pool, child.pid!);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    await pool.end();
+    await dropDatabase(databaseUrl);
+  }
+}
+
+/** CPU seconds of Chronicle's own Postgres backends (those alive now). */
+async function postgresCpu(pool: pg.Pool): Promise<Map<number, number>> {
+  const { rows } = await pool.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'chronicle%'`,
+  );
+  const out = new Map<number, number>();
+  for (const { pid } of rows) {
+    try {
+      out.set(pid, cpuSeconds(pid));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** Events stored so far (the ledger counts each distinct event once). */
+async function storedEvents(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM swarm_event_ids');
+  return Number(rows[0]!.n);
+}
+
+/** Phase 1: events/s Chronicle takes with 4 requests in flight (429s are retried after 50 ms). */
+async function maximumRate(sinkUrl: string): Promise<number> {
+  return withChronicle(sinkUrl, async (pool) => {
+    const next = bodies(8000);
+    let posted = 0;
+    const started = Date.now();
+    const worker = async () => {
+      while (Date.now() - started < MAX_SECONDS * 1000) {
+        const body = next();
+        while ((await post(body)) !== 200) await sleep(50);
+        posted += 1000;
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+    const seconds = (Date.now() - started) / 1000;
+    const stored = await storedEvents(pool);
+    console.log(
+      `maximum: ${posted} events posted in ${seconds.toFixed(1)} s (${stored} stored): ${(posted / seconds).toFixed(0)} events/s`,
+    );
+    return posted / seconds;
+  });
+}
+
+interface Sample {
+  second: number;
+  lag: number;
+  gauge: number | null;
+  pending: number;
+  unexported: number;
+  exportLag: number;
+}
+
+const LAG_SQL = `
+SELECT greatest(0, coalesce(extract(epoch FROM now() - min(queued_at)), 0))::float8 AS lag,
+  (SELECT count(*) FROM otel_pending)::int AS pending,
+  (SELECT count(*) FROM otel_spans WHERE exported_at IS NULL)::int AS unexported,
+  (SELECT greatest(0, coalesce(extract(epoch FROM now() - min(created_at)), 0))
+     FROM otel_spans WHERE exported_at IS NULL)::float8 AS export_lag
+FROM otel_pending`;
+
+async function gauge(): Promise<number | null> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${PORT}/metrics`);
+    const text = await res.text();
+    const m = /^chronicle_span_build_lag_seconds (\S+)$/m.exec(text);
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+const pct = (values: readonly number[], p: number): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+};
+
+/** Phase 2 and 3. */
+async function sustained(sinkUrl: string, rate: number, sinkRequests: () => number) {
+  return withChronicle(sinkUrl, async (pool, pid) => {
+    const next = bodies(rate);
+    const samples: Sample[] = [];
+    let posted = 0;
+    let refused = 0;
+    let inFlight = 0;
+    const cpu0 = cpuSeconds(pid);
+    const pg0 = await postgresCpu(pool);
+    const sinkRequests0 = sinkRequests();
+    const started = Date.now();
+    const end = started + SUSTAIN_SECONDS * 1000;
+    const sampler = (async () => {
+      for (let second = 1; Date.now() < end; second++) {
+        await sleep(started + second * 1000 - Date.now());
+        let rows: { lag: number; pending: number; unexported: number; export_lag: number }[];
+        let g: number | null;
+        try {
+          [{ rows }, g] = await Promise.all([pool.query<(typeof rows)[0]>(LAG_SQL), gauge()]);
+        } catch (err) {
+          console.error(`sample ${second} failed: ${(err as Error).message}`);
+          continue;
+        }
+        const r = rows[0]!;
+        samples.push({
+          second,
+          lag: r.lag,
+          gauge: g,
+          pending: r.pending,
+          unexported: r.unexported,
+          exportLag: r.export_lag,
+        });
+        if (second % 60 === 0) {
+          const minute = samples.slice(-60);
+          console.log(
+            `  ${second / 60} min: lag max ${Math.max(...minute.map((s) => s.lag)).toFixed(1)} s, pending ${r.pending}, ` +
+              `not exported ${r.unexported} (oldest ${r.export_lag.toFixed(1)} s), posted ${(posted / ((Date.now() - started) / 1000)).toFixed(0)} events/s`,
+          );
+        }
+      }
+    })();
+    // Paced: every 100 ms the requests due by then, at most 8 in flight (a refused one is sent again).
+    const sends: Promise<void>[] = [];
+    while (Date.now() < end) {
+      const due = Math.floor((((Date.now() - started) / 1000) * rate) / 1000);
+      while (posted / 1000 + inFlight < due && inFlight < 8) {
+        const body = next();
+        inFlight += 1;
+        sends.push(
+          (async () => {
+            while ((await post(body)) !== 200) {
+              refused += 1;
+              await sleep(50);
+            }
+            inFlight -= 1;
+            posted += 1000;
+          })(),
+        );
+      }
+      await sleep(100);
+    }
+    await Promise.all(sends);
+    await sampler;
+    const loadSeconds = (Date.now() - started) / 1000;
+    const cpu1 = cpuSeconds(pid);
+    const pg1 = await postgresCpu(pool);
+    let pgCpu = 0;
+    for (const [p, s] of pg1) pgCpu += s - (pg0.get(p) ?? 0);
+    const stored = await storedEvents(pool);
+    // Catch-up: until every change is built and every span exported (at most CATCH_UP_SECONDS).
+    const stoppedAt = Date.now();
+    let builtAfter: number | null = null;
+    let exportedAfter: number | null = null;
+    while (Date.now() - stoppedAt < CATCH_UP_SECONDS * 1000 && exportedAfter === null) {
+      const { rows } = await pool.query<{ pending: number; unexported: number }>(LAG_SQL);
+      if (builtAfter === null && rows[0]!.pending === 0) builtAfter = (Date.now() - stoppedAt) / 1000;
+      if (builtAfter !== null && rows[0]!.unexported === 0) exportedAfter = (Date.now() - stoppedAt) / 1000;
+      await sleep(250);
+    }
+    const { rows: sizes } = await pool.query<{ events: string; spans: string; span_rows: string }>(
+      `SELECT pg_total_relation_size('swarm_events') AS events, pg_total_relation_size('otel_spans') AS spans,
+         (SELECT count(*) FROM otel_spans) AS span_rows`,
+    );
+    // What the stored spans are made of: span JSON bytes by role, and the part that is span events.
+    const { rows: parts } = await pool.query<{ role: string; n: string; bytes: string; event_bytes: string }>(
+      `SELECT role, count(*) AS n, sum(octet_length(span::text)) AS bytes,
+         sum(octet_length((span->'events')::text)) AS event_bytes
+       FROM otel_spans GROUP BY role ORDER BY 3 DESC`,
+    );
+    const composition = parts.map(
+      (r) =>
+        `${r.role}: ${r.n} spans, ${(Number(r.bytes) / stored).toFixed(0)} B/event of span JSON ` +
+        `(span events ${(Number(r.event_bytes) / stored).toFixed(0)})`,
+    );
+    const lags = samples.map((s) => s.lag);
+    const gauges = samples.flatMap((s) => (s.gauge === null ? [] : [s.gauge]));
+    const exportLags = samples.map((s) => s.exportLag);
+    return {
+      rate,
+      postedPerSecond: posted / loadSeconds,
+      refused,
+      stored,
+      lagMax: Math.max(...lags),
+      lagP99: pct(lags, 0.99),
+      lagP50: pct(lags, 0.5),
+      gaugeMax: gauges.length > 0 ? Math.max(...gauges) : null,
+      exportLagMax: Math.max(...exportLags),
+      exportLagP99: pct(exportLags, 0.99),
+      pendingMax: Math.max(...samples.map((s) => s.pending)),
+      unexportedMax: Math.max(...samples.map((s) => s.unexported)),
+      lastMinuteLagMax: Math.max(...lags.slice(-60)),
+      builtAfter,
+      exportedAfter,
+      sinkRequests: sinkRequests() - sinkRequests0,
+      cpu: { chronicle: ((cpu1 - cpu0) / stored) * 1e6, postgres: (pgCpu / stored) * 1e6 },
+      rssMiB: peakRssMiB(pid),
+      bytesPerEvent: {
+        events: Number(sizes[0]!.events) / stored,
+        spans: Number(sizes[0]!.spans) / stored,
+      },
+      spanRows: Number(sizes[0]!.span_rows),
+      composition,
+    };
+  });
+}
+
+async function main() {
+  const sink = await startSink();
+  try {
+    const rate = process.env.BENCH_RATE
+      ? Number(process.env.BENCH_RATE)
+      : (await maximumRate(sink.url)) * LOAD;
+    console.log(`sustained: ${rate.toFixed(0)} events/s for ${SUSTAIN_SECONDS} s`);
+    const r = await sustained(sink.url, rate, sink.requests);
+    const f = (n: number | null, d = 1) => (n === null ? '—' : n.toFixed(d));
+    console.log(
+      [
+        '',
+        `| spans under sustained load (${SUSTAIN_SECONDS} s) | |`,
+        '|---|---|',
+        `| target rate / posted | ${f(r.rate, 0)} / ${f(r.postedPerSecond, 0)} events/s (${r.refused} requests refused with 429 and sent again) |`,
+        `| events stored | ${r.stored} |`,
+        `| oldest unbuilt change (store, sampled each second): max / p99 / p50 | ${f(r.lagMax)} / ${f(r.lagP99)} / ${f(r.lagP50)} s |`,
+        `| chronicle_span_build_lag_seconds max | ${f(r.gaugeMax)} s |`,
+        `| oldest unbuilt change in the last minute, max | ${f(r.lastMinuteLagMax)} s |`,
+        `| stayed < ${TARGET_LAG_SECONDS} s | ${r.lagMax < TARGET_LAG_SECONDS ? 'yes' : 'no'} |`,
+        `| otel_pending rows, max | ${r.pendingMax} |`,
+        `| oldest span not exported: max / p99 | ${f(r.exportLagMax)} / ${f(r.exportLagP99)} s (spans waiting, max ${r.unexportedMax}) |`,
+        `| after the load: all built / all exported | ${f(r.builtAfter)} / ${f(r.exportedAfter)} s |`,
+        `| CPU µs/event: Chronicle / its Postgres backends | ${f(r.cpu.chronicle, 0)} / ${f(r.cpu.postgres, 0)} |`,
+        `| peak RSS | ${f(r.rssMiB, 0)} MiB |`,
+        `| bytes on disk per event: swarm_events / otel_spans (${r.spanRows} spans) | ${f(r.bytesPerEvent.events, 0)} / ${f(r.bytesPerEvent.spans, 0)} |`,
+        `| export requests | ${r.sinkRequests} |`,
+      ].join('\n'),
+    );
+    console.log(`otel_spans by role: ${r.composition.join('; ')}`);
+  } finally {
+    await sink.close();
+  }
+}
+
+await main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
