@@ -93,18 +93,20 @@ const CLAIM_ATTEMPTS = 3;
 
 const TRACES_SQL = `
 SELECT trace_id, is_task, task_title, owner, status, assigned_agent, created_at, completed_at, duration_ms,
-  time_to_pickup_ms, attempts, error
+  time_to_pickup_ms, attempts, error, first_event_at, last_event_at
 FROM swarm_traces WHERE trace_id = ANY($1::text[])`;
 
 // A task's spans depend on all its events; a trace that is not a task only gets spans for its new
 // events (a heartbeat trace can hold a very long history), read in the window the flushes queued.
+// Either way the read is bounded in time ($3, $4: the window, or the trace row's first and last event,
+// widened by a millisecond), so it probes only the day partitions of swarm_events in the bound.
 const EVENTS_SQL = `
 SELECT w.trace_id, e.event_id, e.source, e.event_type, e."timestamp", e.metadata
-FROM unnest($1::text[], $2::boolean[], $3::timestamptz[], $4::timestamptz[]) AS w(trace_id, whole, first_at, last_at)
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS w(trace_id, first_at, last_at)
 -- LATERAL with OFFSET 0: one index probe per trace, whatever stale statistics of a growing table suggest.
 CROSS JOIN LATERAL (
   SELECT x.event_id, x.source, x.event_type, x."timestamp", x.metadata FROM swarm_events x
-  WHERE x.trace_id = w.trace_id AND (w.whole OR x."timestamp" BETWEEN w.first_at AND w.last_at)
+  WHERE x.trace_id = w.trace_id AND x."timestamp" BETWEEN w.first_at AND w.last_at
   OFFSET 0
 ) e`;
 
@@ -236,14 +238,26 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
       claimedIds = ids;
 
       const traces = new Map(
-        (await client.query<TraceState>(TRACES_SQL, [ids])).rows.map((t) => [t.trace_id, t]),
+        (
+          await client.query<TraceState & { first_event_at: Date; last_event_at: Date }>(TRACES_SQL, [ids])
+        ).rows.map((t) => [t.trace_id, t]),
       );
       const present = ids.filter((id) => traces.has(id));
+      // A task: all its events, between its row's first and last event (the row is read after the claim,
+      // so it covers every event whose change this round claimed). Else the claimed window.
+      const bounds = present.map((id) => {
+        const trace = traces.get(id)!;
+        return trace.is_task
+          ? {
+              first: new Date(trace.first_event_at.getTime() - 1),
+              last: new Date(trace.last_event_at.getTime() + 1),
+            }
+          : windows.get(id)!;
+      });
       const events = await client.query<EventRow>(EVENTS_SQL, [
         present,
-        present.map((id) => traces.get(id)!.is_task),
-        present.map((id) => windows.get(id)!.first),
-        present.map((id) => windows.get(id)!.last),
+        bounds.map((b) => b.first),
+        bounds.map((b) => b.last),
       ]);
       const eventsOf = new Map<string, TraceEvent[]>();
       for (const e of events.rows) {
