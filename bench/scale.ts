@@ -19,7 +19,8 @@
  *
  * Needs Postgres and NATS (DATABASE_URL, NATS_URL as in the tests). The traffic is generated once into
  * BENCH_SCALE_CACHE (default /tmp/chronicle-bench-scale) and reused while its options and day match.
- * BENCH_SCALE_KEEP=1 keeps the database (its name is printed) for a look afterwards.
+ * BENCH_SCALE_GENERATE_ONLY=1 only generates it. BENCH_SCALE_KEEP=1 keeps the database (its name is
+ * printed) for a look afterwards.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import {
@@ -752,6 +753,8 @@ async function main(): Promise<void> {
     `machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
   );
   const { file, meta } = await prepareTraffic();
+  // Generating the traffic is not measured: it can be done ahead, outside the benchmark lock's run.
+  if (process.env.BENCH_SCALE_GENERATE_ONLY === '1') return;
   console.log(
     `traffic: interleaved, ${f(meta.distinct)} distinct events (${f(meta.messages)} messages, ${f(meta.messages - meta.distinct)} duplicates) in ${f(meta.bodies)} requests of ${BATCH}, ${f(meta.tasks)} tasks over ${meta.days.length} days ${meta.days[0]!.day} … ${meta.days.at(-1)!.day} (${f(TASKS_PER_DAY)} a day, 20 a second from 09:00 UTC, ~${Math.round((meta.days[0]!.to - meta.days[0]!.from) / 60_000)} min of traffic a day), ${(meta.distinctJsonBytes / meta.distinct).toFixed(0)} bytes of JSON per event`,
   );
