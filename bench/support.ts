@@ -315,3 +315,55 @@ export function totalCpuSeconds(pids: readonly number[]): number {
   }
   return sum;
 }
+
+/** Resident memory of a process now (VmRSS), MiB. */
+export function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return kb / 1024;
+}
+
+/** The parent of a process (a Postgres backend's parent is the cluster's postmaster). */
+export function parentPid(pid: number): number {
+  return Number(
+    readFileSync(`/proc/${pid}/stat`, 'utf8')
+      .replace(/^.*\) /, '')
+      .split(' ')[1],
+  );
+}
+
+/**
+ * CPU seconds used by a process and all its children (a Postgres cluster: the postmaster and every
+ * backend and background process it started) since the first call of `sample`, read from /proc. A
+ * process first seen after that counts from its start; one that exits between two samples loses what
+ * it used since the last one, so sample often (every second or so).
+ */
+export function processTreeCpu(rootPid: number): { sample(): number } {
+  const last = new Map<number, number>();
+  let first = true;
+  let total = 0;
+  return {
+    sample() {
+      for (const entry of readdirSync('/proc')) {
+        if (!/^\d+$/.test(entry)) continue;
+        const pid = Number(entry);
+        let fields: number[];
+        try {
+          fields = readFileSync(`/proc/${entry}/stat`, 'utf8')
+            .replace(/^.*\) /, '')
+            .split(' ')
+            .map(Number);
+        } catch {
+          continue; // gone
+        }
+        if (pid !== rootPid && fields[1] !== rootPid) continue;
+        const cpu = (fields[11]! + fields[12]!) / 100;
+        const before = last.get(pid) ?? (first ? cpu : 0);
+        total += Math.max(0, cpu - before);
+        last.set(pid, cpu);
+      }
+      first = false;
+      return total;
+    },
+  };
+}

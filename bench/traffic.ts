@@ -160,6 +160,8 @@ export interface InterleavedOptions {
   reorderRate: number;
   /** Simulated time of the first event. */
   start: string;
+  /** Tasks to generate; absent: as many as make about `count` messages. */
+  tasks?: number;
 }
 
 export const INTERLEAVED_DEFAULTS: InterleavedOptions = {
@@ -198,7 +200,7 @@ export function generateInterleavedTraffic(
   const between = (min: number, max: number) => min + Math.floor(random() * (max - min));
   const events: TimedEvent[] = [];
   // About 4.2 task events per task, and the heartbeats (~5 %); the duplicates come on top.
-  const tasks = Math.ceil(count / (1 + o.duplicateRate) / 4.4);
+  const tasks = o.tasks ?? Math.ceil(count / (1 + o.duplicateRate) / 4.4);
   let lifetimes = 0;
   for (let n = 0; n < tasks; n++) {
     const traceId = `task-${uuidFrom(random)}`;
@@ -284,4 +286,56 @@ export function generateInterleavedTraffic(
     inFlight: Math.round(o.tasksPerSecond * (lifetimes / tasks / 1000)),
     simulatedSeconds,
   };
+}
+
+/** What spreads interleaved traffic over days (generateDailyTraffic). */
+export interface DailyOptions {
+  /** Tasks created each simulated day. */
+  tasksPerDay: number;
+  /** The first simulated day, YYYY-MM-DD (UTC). */
+  firstDay: string;
+  /** Days of traffic. */
+  days: number;
+  /** When each day's traffic starts (UTC), HH:MM:SS. */
+  startOfTraffic: string;
+  /** The rest of the interleaved profile: agents, arrival rate, heartbeats, duplicates, reordering. */
+  interleaved: Partial<Omit<InterleavedOptions, 'start' | 'tasks'>>;
+}
+
+/** One simulated day of generateDailyTraffic. */
+export interface TrafficDay {
+  /** YYYY-MM-DD (UTC). */
+  day: string;
+  messages: BenchEvent[];
+  distinct: number;
+  /** The simulated time its events span, epoch milliseconds. */
+  from: number;
+  to: number;
+}
+
+/**
+ * Interleaved traffic over many days, one day at a time so that only a day is ever in memory: each day
+ * `tasksPerDay` tasks arrive at the interleaved profile's rate from `startOfTraffic` (at 20 a second,
+ * 20,000 tasks come in ~17 minutes, ~3,700 of them in flight), with the heartbeats of every agent while
+ * they run. Each day has its own seed; every run with the same options yields the same messages.
+ */
+export function* generateDailyTraffic(seed: number, options: DailyOptions): Generator<TrafficDay> {
+  for (let d = 0; d < options.days; d++) {
+    const day = new Date(Date.parse(`${options.firstDay}T00:00:00Z`) + d * 86_400_000)
+      .toISOString()
+      .slice(0, 10);
+    const start = `${day}T${options.startOfTraffic}Z`;
+    const traffic = generateInterleavedTraffic(0, seed * 1_000 + d, {
+      ...options.interleaved,
+      start,
+      tasks: options.tasksPerDay,
+    });
+    yield {
+      day,
+      messages: traffic.messages,
+      distinct: traffic.distinct,
+      from: Date.parse(start),
+      to: Date.parse(start) + traffic.simulatedSeconds * 1000,
+    };
+  }
 }
