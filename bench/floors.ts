@@ -22,6 +22,7 @@
  * 300,000 messages; the Postgres floors take the distinct events among them); BENCH_FLOORS picks parts
  * (`nats,json,postgres`, the default: all).
  */
+import { INSERT_EVENTS_SQL } from '../src/sinks/postgres/event-writer.js';
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -322,7 +323,7 @@ const COLUMNS = `event_id, trace_id, source, event_type, "timestamp", metadata`;
 
 /**
  * The ledger and the events, as INSERT_EVENTS_SQL in src/sinks/postgres/event-writer.ts writes them,
- * without the summaries it returns: a copy of its first three CTEs (the constant is not exported).
+ * without the summaries it returns: a copy of its first three CTEs.
  */
 const LEDGER_AND_EVENTS_SQL = `
 WITH batch AS (SELECT * FROM ${RECORDSET}),
@@ -335,37 +336,6 @@ fresh AS (
 INSERT INTO swarm_events (${COLUMNS})
 SELECT b.event_id, b.trace_id, b.source, b.event_type, b."timestamp", b.metadata
 FROM batch b JOIN fresh USING (event_id)`;
-
-/**
- * A copy of INSERT_EVENTS_SQL in src/sinks/postgres/event-writer.ts (not exported) as of the commit
- * this benchmark was written against: the ledger, the events and the per-trace summaries the writer
- * reads back. The whole writer (variant `writer`) runs the real one.
- */
-const INSERT_EVENTS_SQL = `
-WITH batch AS (SELECT * FROM ${RECORDSET}),
-fresh AS (
-  INSERT INTO swarm_event_ids (event_id, "timestamp")
-  SELECT event_id, "timestamp" FROM batch ORDER BY event_id
-  ON CONFLICT (event_id) DO NOTHING
-  RETURNING event_id
-),
-stored AS (
-  INSERT INTO swarm_events (event_id, trace_id, source, event_type, "timestamp", metadata)
-  SELECT b.event_id, b.trace_id, b.source, b.event_type, b."timestamp", b.metadata
-  FROM batch b JOIN fresh USING (event_id)
-  RETURNING trace_id, "timestamp", chronicle_lifecycle_rank(event_type) IS NOT NULL AS lifecycle,
-    CASE WHEN event_type = 'agent.heartbeat' THEN chronicle_heartbeat_agent(metadata, source) END AS heartbeat_agent
-)
-SELECT 'trace' AS kind, trace_id AS key, NULL AS day, count(*)::int AS n, min("timestamp") AS first_at,
-  max("timestamp") AS last_at, bool_or(lifecycle) AS lifecycle
-FROM stored GROUP BY trace_id
-UNION ALL
-SELECT DISTINCT 'heartbeat', heartbeat_agent, ("timestamp" AT TIME ZONE 'UTC')::date::text, NULL::int, NULL::timestamptz,
-  NULL::timestamptz, NULL::boolean
-FROM stored WHERE heartbeat_agent IS NOT NULL
-UNION ALL
-SELECT 'duplicate', b.event_id::text, NULL, NULL, NULL, NULL, NULL
-FROM batch b WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.event_id = b.event_id)`;
 
 interface Event {
   event_id: string;

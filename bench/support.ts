@@ -367,3 +367,34 @@ export function processTreeCpu(rootPid: number): { sample(): number } {
     },
   };
 }
+
+/**
+ * The correctness checks every benchmark run ends with: trace rows whose span_count is not their events in
+ * the log (stale), the agent_metrics rows, and the metric rows unlike a full aggregation of the traces.
+ */
+export const CHECK_SQL = `
+  WITH aggregated AS (
+    SELECT assigned_agent AS agent_id, (completed_at AT TIME ZONE 'UTC')::date AS metric_date,
+      count(*) FILTER (WHERE status = 'completed')::int AS tasks_completed,
+      count(*) FILTER (WHERE status = 'failed')::int AS tasks_failed,
+      count(*) FILTER (WHERE status = 'timed_out')::int AS tasks_timed_out,
+      round(avg(duration_ms) FILTER (WHERE status = 'completed'))::bigint AS avg_duration_ms,
+      round((percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
+        FILTER (WHERE status = 'completed'))::numeric)::bigint AS p95_duration_ms,
+      min(duration_ms) FILTER (WHERE status = 'completed') AS min_duration_ms,
+      max(duration_ms) FILTER (WHERE status = 'completed') AS max_duration_ms,
+      round(avg(time_to_pickup_ms))::bigint AS time_to_pickup_avg_ms
+    FROM swarm_traces
+    WHERE is_task AND status IN ('completed', 'failed', 'timed_out') AND assigned_agent IS NOT NULL
+    GROUP BY 1, 2
+  ),
+  stored AS (
+    SELECT agent_id, metric_date, tasks_completed, tasks_failed, tasks_timed_out, avg_duration_ms,
+      p95_duration_ms, min_duration_ms, max_duration_ms, time_to_pickup_avg_ms
+    FROM agent_metrics WHERE tasks_completed + tasks_failed + tasks_timed_out > 0
+  )
+  SELECT (SELECT count(*) FROM swarm_traces t WHERE t.span_count <>
+           (SELECT count(*) FROM swarm_events e WHERE e.trace_id = t.trace_id)) AS stale,
+         (SELECT count(*) FROM agent_metrics) AS metrics,
+         (SELECT count(*) FROM ((TABLE aggregated EXCEPT TABLE stored)
+           UNION ALL (TABLE stored EXCEPT TABLE aggregated)) d) AS wrong_metrics`;

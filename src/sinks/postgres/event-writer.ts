@@ -67,7 +67,7 @@ type RecomputeRow = { kind: 'metric' | 'terminal'; agent_id: string; metric_date
   number
 >;
 
-const INSERT_EVENTS_SQL = `
+export const INSERT_EVENTS_SQL = `
 WITH batch AS (
   SELECT * FROM json_to_recordset($1::json)
     AS b(event_id uuid, trace_id text, source text, event_type text, "timestamp" timestamptz, metadata jsonb)
