@@ -148,7 +148,7 @@ function Export({ report }) {
         report.enabled
           ? html`<dt>Backlog</dt>
               <dd class=${report.backlog_spans > 0 ? 'warn-text' : undefined}>
-                ${report.backlog_spans === null ? (report.backlog_error ?? 'unknown') : `${formatNumber(report.backlog_spans)} spans`}
+                ${report.backlog_spans === null ? (report.backlog_error ?? 'unknown') : `${report.backlog_capped ? 'at least ' : ''}${formatNumber(report.backlog_spans)} spans`}
               </dd>
               <dt>Oldest waiting</dt>
               <dd>

@@ -1,6 +1,6 @@
 import express from 'express';
 import { classify } from '../pipeline/errors.js';
-import type { ExportBacklog, QueryStore } from '../sinks/postgres/queries.js';
+import { EXPORT_BACKLOG_COUNT_CAP, type ExportBacklog, type QueryStore } from '../sinks/postgres/queries.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { HealthCheck, HealthReport } from './health.js';
@@ -32,8 +32,13 @@ export interface PipelineReport {
   export: {
     /** Whether an OTLP endpoint is configured; without one spans are built and served, never exported. */
     enabled: boolean;
-    /** Spans stored and not exported yet, from the store (every replica's); null when disabled or unreadable. */
+    /**
+     * Spans stored and not exported yet, from the store (every replica's), counted up to
+     * EXPORT_BACKLOG_COUNT_CAP (100,000); null when disabled or unreadable.
+     */
     backlog_spans: number | null;
+    /** Whether backlog_spans stopped at the cap (at least that many wait); null like backlog_spans. */
+    backlog_capped: boolean | null;
     /** Age in seconds of the oldest of them, 0 when none waits; null like backlog_spans. */
     oldest_waiting_seconds: number | null;
     /** Why the backlog is null while export is enabled; null otherwise. */
@@ -290,6 +295,7 @@ export function createPipelineRoutes(deps: PipelineDeps): express.Router {
       export: {
         enabled,
         backlog_spans: backlogRead?.spans ?? null,
+        backlog_capped: backlogRead === null ? null : backlogRead.spans >= EXPORT_BACKLOG_COUNT_CAP,
         oldest_waiting_seconds: backlogRead?.oldest_seconds ?? null,
         backlog_error: typeof backlog === 'string' ? backlog : null,
         build_lag_seconds: sum(buildLag),

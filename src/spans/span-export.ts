@@ -13,6 +13,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { redactUrl } from '../telemetry/redact.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { SpanRecord } from '../events/span-record.js';
+import { readExportBacklog } from '../sinks/postgres/queries.js';
 
 /** Where and how spans are exported (the standard OTEL_EXPORTER_OTLP_* settings, parsed by config). */
 export interface OtlpExportOptions {
@@ -186,12 +187,6 @@ interface ClaimedRow {
   span: SpanRecord;
 }
 
-// Spans waiting, and the age of the oldest (by created_at) in seconds, 0 when none waits: one scan of
-// the queue's partial index.
-const BACKLOG_SQL = `
-SELECT count(*)::int AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_seconds
-FROM otel_spans WHERE exported_at IS NULL`;
-
 /**
  * The outbox's export loop: leases due spans from otel_spans, hands them to the official exporter, and
  * marks them exported only when the backend accepted them; a failure puts them back with a backoff.
@@ -216,10 +211,9 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
 
   async function readBacklog(): Promise<void> {
     try {
-      const { rows } = await pool.query<{ n: number; oldest_seconds: number }>(BACKLOG_SQL);
-      metrics.exportBacklog.set(rows[0]!.n);
-      // now() is the statement's transaction time: a span created after it is not older than 0.
-      metrics.exportOldestAgeSeconds.set(Math.max(0, rows[0]!.oldest_seconds));
+      const backlog = await readExportBacklog(pool);
+      metrics.exportBacklog.set(backlog.spans);
+      metrics.exportOldestAgeSeconds.set(backlog.oldest_seconds);
     } catch (err) {
       // The gauges keep their last value; the loop reports an unreachable database.
       logger.debug({ err }, 'cannot sample the span export backlog');

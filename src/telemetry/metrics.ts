@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { EXPORT_BACKLOG_COUNT_CAP } from '../sinks/postgres/queries.js';
 
 /**
  * Prometheus metrics about Chronicle itself, served on GET /metrics. Every label has a bounded set of
@@ -309,7 +310,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     exportBacklog: new Gauge({
       name: 'chronicle_span_export_backlog',
-      help: 'Spans stored and not yet exported.',
+      help: `Spans stored and not yet exported, counted up to ${EXPORT_BACKLOG_COUNT_CAP} (the cap: at least that many).`,
       registers,
     }),
     exportOldestAgeSeconds: new Gauge({

@@ -442,6 +442,7 @@ describeWithPostgres('console API', () => {
     expect(before.export).toMatchObject({
       enabled: true,
       backlog_spans: 0,
+      backlog_capped: false,
       oldest_waiting_seconds: 0,
       backlog_error: null,
     });
@@ -529,6 +530,7 @@ describeWithPostgres('console API', () => {
       expect(report.export).toEqual({
         enabled: false,
         backlog_spans: null,
+        backlog_capped: null,
         oldest_waiting_seconds: null,
         backlog_error: null,
         // The store's, sampled by this replica's own span builder.

@@ -1,6 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import {
+  EXPORT_BACKLOG_COUNT_CAP,
+  EXPORT_BACKLOG_SQL,
+  readExportBacklog,
+} from '../../src/sinks/postgres/queries.js';
 import { createExportLoop, createOtlpExporter, type ExportLoop } from '../../src/spans/span-export.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
@@ -172,5 +177,45 @@ describeWithPostgres('span export', () => {
     expect(otlp.requests).toBeGreaterThan(3);
     expect(otlp.largestBody).toBeLessThan(64 * 1024);
     await small.shutdown(AbortSignal.timeout(1_000));
+  });
+
+  it('span export - the backlog sample reads the index, not the table: counted up to the cap, the oldest exact', async () => {
+    await db.pool.query('TRUNCATE otel_spans');
+    // The cap and one more waiting, behind three times as many exported, the oldest an hour old.
+    const waiting = EXPORT_BACKLOG_COUNT_CAP + 1;
+    await db.pool.query(
+      `INSERT INTO otel_spans (otel_trace_id, span_id, trace_id, role, span, created_at, exported_at)
+       SELECT md5(i::text), lpad(to_hex(i), 16, '0'), 't' || i, 'event', '{}',
+         now() - interval '1 hour' + i * interval '1 ms', CASE WHEN i > $1 THEN now() END
+       FROM generate_series(1, $1 * 4) i`,
+      [waiting],
+    );
+    await db.pool.query('ANALYZE otel_spans');
+    const backlog = await readExportBacklog(db.pool);
+    expect(backlog.spans).toBe(EXPORT_BACKLOG_COUNT_CAP);
+    expect(backlog.oldest_seconds).toBeGreaterThan(3599);
+    expect(backlog.oldest_seconds).toBeLessThan(3700);
+
+    // Its plan reads otel_spans only through partial indexes (the oldest: migration 0012's on created_at).
+    const client = await db.pool.connect();
+    try {
+      await client.query('SET max_parallel_workers_per_gather = 0');
+      const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${EXPORT_BACKLOG_SQL}`);
+      const plan = rows.map((r) => r['QUERY PLAN']).join('\n');
+      // Two index-only scans, each of a partial index of the waiting spans: no scan of the table.
+      expect(plan.match(/Index Only Scan using otel_spans_\w+ on otel_spans/g)).toHaveLength(2);
+      expect(plan).toMatch(/Index Only Scan using otel_spans_unexported_idx/);
+      expect(plan).not.toMatch(/Seq Scan|Bitmap Heap Scan/);
+    } finally {
+      client.release();
+    }
+
+    // Below the cap the count is exact.
+    await db.pool.query(
+      `UPDATE otel_spans SET exported_at = now() WHERE span_id <> lpad(to_hex(1), 16, '0')`,
+    );
+    expect(await readExportBacklog(db.pool)).toMatchObject({ spans: 1 });
+    await db.pool.query('UPDATE otel_spans SET exported_at = now()');
+    expect(await readExportBacklog(db.pool)).toEqual({ spans: 0, oldest_seconds: 0 });
   });
 });

@@ -56,7 +56,12 @@ it('runs the health check and the backlog read side by side, each bounded', asyn
   const get = await serve({ health, backlog });
 
   const first = await get();
-  expect(first.report.export).toMatchObject({ enabled: true, backlog_spans: 2, backlog_error: null });
+  expect(first.report.export).toMatchObject({
+    enabled: true,
+    backlog_spans: 2,
+    backlog_capped: false,
+    backlog_error: null,
+  });
   expect(first.report.health).toEqual(healthy);
 
   // The database stops answering: both hang; the answer comes once, not after the sum of, the bounds.
@@ -66,6 +71,7 @@ it('runs the health check and the backlog read side by side, each bounded', asyn
   expect(during.report.export).toMatchObject({
     enabled: true,
     backlog_spans: null,
+    backlog_capped: null,
     backlog_error: 'the database did not answer in time',
   });
   expect(during.report.health).toMatchObject({
