@@ -76,7 +76,9 @@ export function createChronicle(
       {
         url: config.databaseUrl,
         maxConnections: config.pgPoolMax,
-        spanConnections: 3,
+        // Off the ingest connections: the span builder, the export loop (one held for the whole of a
+        // round, the backend's answer included), the pin refresher, maintenance and the vacuum loop.
+        spanConnections: 4,
         migrateRetryInitialMillis: 500,
         migrateRetryMaxMillis: 10_000,
       },
@@ -194,7 +196,7 @@ export function createChronicle(
         idleMillis: 250,
         minBackoffMillis: 1_000,
         maxBackoffMillis: 60_000,
-        leaseMillis: config.export.timeoutMillis * 3 + 5_000,
+        claimMillis: config.export.timeoutMillis * 3 + 5_000,
         shutdownGraceMillis: 1_000,
         maxBatchBytes: 4 * 1024 * 1024,
         endpoint: config.export.url,
