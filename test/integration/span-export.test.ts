@@ -284,7 +284,7 @@ describeWithPostgres('span export', () => {
       // 1. Replica A's round waits on the backend with 10 spans claimed; replica B exports the rest.
       const a = loopOn(slowPort, 10, 30_000);
       const roundA = a.exportOnce();
-      await waitFor(async () => hung.length === 10, 5_000, 'replica A to send its 10 spans');
+      await waitFor(() => hung.length === 10, 5_000, 'replica A to send its 10 spans');
       otlp.received = [];
       const b = loopOn(fastPort, 7, 30_000);
       while ((await b.exportOnce()) > 0);
@@ -302,7 +302,7 @@ describeWithPostgres('span export', () => {
       hung.length = 0;
       const c = loopOn(slowPort, 10, 30_000);
       await c.start();
-      await waitFor(async () => hung.length === 10, 5_000, 'replica C to send its 10 spans');
+      await waitFor(() => hung.length === 10, 5_000, 'replica C to send its 10 spans');
       await c.shutdown(AbortSignal.timeout(1_000));
       otlp.received = [];
       while ((await b.exportOnce()) > 0);
@@ -314,7 +314,7 @@ describeWithPostgres('span export', () => {
       hung.length = 0;
       const d = loopOn(slowPort, 10, 500);
       const roundD = d.exportOnce().catch((err: unknown) => err);
-      await waitFor(async () => hung.length === 10, 5_000, 'replica D to send its 10 spans');
+      await waitFor(() => hung.length === 10, 5_000, 'replica D to send its 10 spans');
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       otlp.received = [];
       while ((await b.exportOnce()) > 0);
