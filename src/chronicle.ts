@@ -98,7 +98,7 @@ export function createChronicle(
   const batcher = createBatcher(
     { ...config.batch, retryInitialMillis: 100, retryMaxMillis: 10_000, alertAfterFailures: 3 },
     {
-      writer: createEventWriter({ pool: database.pool, logger }),
+      writer: createEventWriter({ pool: database.pool, logger, metrics }),
       logger,
       metrics,
       onWriteFailure: (failure) => publishWriteFailure(link, config.natsNamespace, logger, failure, batcher),

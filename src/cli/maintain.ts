@@ -25,6 +25,9 @@ export function formatReport(report: MaintenanceReport): string {
     `  partitions dropped: ${report.partitionsDropped.length}${list(report.partitionsDropped)}` +
       (report.rowsDropped > 0 ? ` (${report.rowsDropped} events)` : ''),
   );
+  if (report.flushesHeldMillis > 0) {
+    lines.push(`  flushes held back at most ${report.flushesHeldMillis} ms (write gate, all replicas)`);
+  }
   if (report.pinsRefreshed > 0) lines.push(`  pinned tasks copied again first: ${report.pinsRefreshed}`);
   lines.push(`  rows trimmed: ${TRIMMED_TABLES.map((t) => `${t} ${report.trimmed[t]}`).join(', ')}`);
   for (const error of report.errors) lines.push(`  not done (retried next pass): ${error}`);

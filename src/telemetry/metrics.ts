@@ -21,6 +21,11 @@ export interface Metrics {
   readonly flushes: Counter<'result'>;
   readonly flushSeconds: Histogram;
   readonly flushEvents: Histogram;
+  /**
+   * How long a flush that writes swarm_events waited for the write gate: about a round trip, unless a
+   * maintenance pass was attaching or dropping a day partition (src/sinks/postgres/write-gate.ts).
+   */
+  readonly writeGateWaitSeconds: Histogram;
   readonly bufferEvents: Gauge;
   readonly bufferBytes: Gauge;
   /** The buffer's bounds (BUFFER_MAX_SIZE, BUFFER_MAX_BYTES), set once. */
@@ -215,6 +220,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'chronicle_flush_events',
       help: 'Inputs per flush.',
       buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000],
+      registers,
+    }),
+    writeGateWaitSeconds: new Histogram({
+      name: 'chronicle_write_gate_wait_seconds',
+      help: 'Time a flush writing swarm_events waited for the write gate (a maintenance pass attaching or dropping a day partition holds it).',
+      buckets: [0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
     bufferEvents: new Gauge({

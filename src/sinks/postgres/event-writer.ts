@@ -13,7 +13,9 @@ import {
   type WriteRecord,
 } from '../../pipeline/records.js';
 import type { Logger } from '../../telemetry/logger.js';
+import type { Metrics } from '../../telemetry/metrics.js';
 import { withTransaction } from '../../db/transaction.js';
+import { ENTER_WRITE_GATE_SQL } from './write-gate.js';
 
 /** The Postgres sink, by the name of what it does (createEventWriter returns it). */
 export type EventWriter = Sink;
@@ -42,6 +44,8 @@ function widen(err: RetryableError, known: WriteResult | undefined, offset: numb
 export interface EventWriterDeps {
   pool: pg.Pool;
   logger: Logger;
+  /** Where each flush's wait for the write gate is observed (none: not measured). */
+  metrics?: Pick<Metrics, 'writeGateWaitSeconds'>;
 }
 
 /** The change of one agent_metrics key's totals, in METRIC_DELTA_COLUMNS order. */
@@ -134,7 +138,7 @@ ON CONFLICT (dlq_id) DO UPDATE SET recovered = true, recovered_at = now()
 RETURNING dlq_id`;
 
 export function createEventWriter(deps: EventWriterDeps): Sink {
-  const { pool, logger } = deps;
+  const { pool, logger, metrics } = deps;
 
   async function apply(client: pg.PoolClient, records: readonly WriteRecord[]): Promise<WriteResult> {
     const results: RecordResult[] = new Array<RecordResult>(records.length);
@@ -165,6 +169,14 @@ export function createEventWriter(deps: EventWriterDeps): Sink {
         events.push(event);
       }
     });
+
+    if (events.length > 0) {
+      // First, before any lock: a partition change waits for this flush to commit, and holds the next
+      // ones back here until it has attached or dropped its partition (src/sinks/postgres/write-gate.ts).
+      const started = process.hrtime.bigint();
+      await client.query(ENTER_WRITE_GATE_SQL);
+      metrics?.writeGateWaitSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    }
 
     // Sorted by key, like events, so concurrent writers sharing keys wait on each other in one order.
     const byKey = (a: string | null, b: string | null): number =>

@@ -51,6 +51,7 @@ export function recordPass(report: MaintenanceReport, deps: { logger: Logger; me
     partitionsDropped: report.partitionsDropped,
     rowsDropped: report.rowsDropped,
     trimmed: report.trimmed,
+    flushesHeldMillis: report.flushesHeldMillis,
     durationMillis: report.durationMillis,
   };
   if (report.errors.length > 0)

@@ -7,6 +7,7 @@ import {
   startOfUtcDay,
   trimHorizon,
 } from './retention-policy.js';
+import { CLOSE_WRITE_GATE_SQL } from './write-gate.js';
 
 /**
  * One maintenance pass over the store (docs/adr/0011-events-partitioned-by-day.md): day partitions of
@@ -15,7 +16,8 @@ import {
  * small batches. Every step is its own short transaction; ingest is never held up by more than one.
  */
 
-// Any constant works; it only has to be the same for every Chronicle process (migrate.ts uses "chro").
+// Any constant works; it only has to be the same for every Chronicle process (migrate.ts uses "chro",
+// write-gate.ts "gate").
 export const MAINTENANCE_LOCK_KEY = 0x6d61696e; // "main"
 
 export const DEFAULT_PARTITION = 'swarm_events_default';
@@ -33,8 +35,18 @@ export interface MaintenanceOptions {
   /** Pause between two trimming statements, so ingest is never starved. */
   batchPauseMillis: number;
   /**
-   * How long one try of a partition change waits for its locks (lock_timeout). While it waits, every
-   * insert into swarm_events queues behind it, so this bounds how long ingest can stall.
+   * How long one try of a partition change waits for the write gate (src/sinks/postgres/write-gate.ts):
+   * for Chronicle's flushes in flight, on every replica, to commit. New flushes queue behind it while
+   * it waits, so this bounds how long a flush can stall besides lockTimeoutMillis and the change itself.
+   * It must exceed the longest flush (up to about a second under saturating ingest), or the change
+   * never gets the gate; a try that gets it waits only as long as those flushes take.
+   */
+  gateTimeoutMillis: number;
+  /**
+   * How long one try of a partition change waits for each of its table locks (lock_timeout), once it
+   * holds the write gate: for sessions other than Chronicle's flushes (a reader, an outside writer).
+   * While it waits, every insert into swarm_events queues behind it, so this bounds how long an open
+   * reader can stall ingest.
    */
   lockTimeoutMillis: number;
   /** Tries of one partition change whose lock was not obtained in time, before the pass moves on. */
@@ -53,6 +65,7 @@ export const DEFAULT_MAINTENANCE_OPTIONS: Omit<MaintenanceOptions, 'policy' | 's
   daysAhead: 7,
   batchRows: 2_000,
   batchPauseMillis: 20,
+  gateTimeoutMillis: 3_000,
   lockTimeoutMillis: 250,
   lockAttempts: 10,
   lockRetryPauseMillis: 1_500,
@@ -88,6 +101,11 @@ export interface MaintenanceReport {
   pinsRefreshed: number;
   /** Rows deleted in batches, by table (swarm_events: old rows of the default partition). */
   trimmed: Record<TrimmedTable, number>;
+  /**
+   * The longest time one try of a partition change held Chronicle's flushes back, on every replica:
+   * from asking for the write gate to its commit or rollback. No flush waited longer for the gate.
+   */
+  flushesHeldMillis: number;
   /** Steps that failed (a lock not obtained in time, …): retried by the next pass. */
   errors: string[];
   durationMillis: number;
@@ -130,30 +148,57 @@ function isLockTimeout(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === LOCK_NOT_AVAILABLE;
 }
 
+const millis = (value: number): number => Math.max(1, Math.floor(value));
+
 /**
- * Runs `work` in a transaction whose locks wait at most lockTimeoutMillis each; when one is not
- * obtained in time, the transaction is rolled back (nothing held) and tried again after a pause, up to
- * lockAttempts tries. An insert queued behind a waiting lock thus waits about lockTimeoutMillis at most.
+ * Runs a partition change: a transaction that first closes the write gate, waiting at most
+ * gateTimeoutMillis for Chronicle's flushes in flight (new ones queue behind it), then runs `work`,
+ * whose locks wait at most lockTimeoutMillis each (for other sessions). When the gate or a lock is not
+ * obtained in time, the transaction is rolled back (nothing held, the gate open) and tried again after
+ * a pause, up to lockAttempts tries. A flush thus waits at most about gateTimeoutMillis +
+ * lockTimeoutMillis + the change itself; an insert of another session, about lockTimeoutMillis. While
+ * the gate is held, the server ends the session if this process stops answering for gateTimeoutMillis,
+ * so a hung process cannot hold ingest. Records how long each try held the flushes in `held`.
  */
 async function withLockRetries<T>(
   client: pg.ClientBase,
   options: MaintenanceOptions,
+  held: Pick<MaintenanceReport, 'flushesHeldMillis'>,
   work: () => Promise<T>,
 ): Promise<T> {
   const attempts = Math.max(1, Math.floor(options.lockAttempts));
+  const timedOut = { gate: 0, table: 0 };
   for (let attempt = 1; ; attempt++) {
+    let waitingFor: keyof typeof timedOut = 'gate';
+    const started = Date.now();
     try {
-      return await inTransaction(client, options.lockTimeoutMillis, work);
+      return await inTransaction(
+        client,
+        options.gateTimeoutMillis,
+        async () => {
+          await client.query(CLOSE_WRITE_GATE_SQL);
+          waitingFor = 'table';
+          await client.query(`SET LOCAL lock_timeout = ${millis(options.lockTimeoutMillis)}`);
+          return work();
+        },
+        'BEGIN',
+        [`SET LOCAL idle_in_transaction_session_timeout = ${millis(options.gateTimeoutMillis)}`],
+      );
     } catch (err) {
       if (!isLockTimeout(err)) throw err;
+      timedOut[waitingFor]++;
       if (attempt >= attempts) {
         throw new Error(
-          `${describe(err)} (${attempt} tries of ${options.lockTimeoutMillis} ms; retried next pass)`,
+          `${describe(err)} (${attempt} tries: ${timedOut.table} timed out on a table lock after ` +
+            `${options.lockTimeoutMillis} ms, ${timedOut.gate} on the write gate after ` +
+            `${options.gateTimeoutMillis} ms; retried next pass)`,
           { cause: err },
         );
       }
-      await sleep(options.lockRetryPauseMillis);
+    } finally {
+      held.flushesHeldMillis = Math.max(held.flushesHeldMillis, Date.now() - started);
     }
+    await sleep(options.lockRetryPauseMillis);
   }
 }
 
@@ -162,10 +207,11 @@ async function inTransaction<T>(
   lockTimeoutMillis: number,
   work: () => Promise<T>,
   begin = 'BEGIN',
+  settings: string[] = [],
 ): Promise<T> {
   await client.query(begin);
   try {
-    await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMillis))}`);
+    await client.query([`SET LOCAL lock_timeout = ${millis(lockTimeoutMillis)}`, ...settings].join('; '));
     const result = await work();
     await client.query('COMMIT');
     return result;
@@ -199,6 +245,7 @@ async function createDayPartition(
   client: pg.ClientBase,
   day: Date,
   options: MaintenanceOptions,
+  held: Pick<MaintenanceReport, 'flushesHeldMillis'>,
 ): Promise<number> {
   const name = partitionName(day);
   const from = day.toISOString();
@@ -229,9 +276,9 @@ async function createDayPartition(
     },
     'BEGIN ISOLATION LEVEL REPEATABLE READ',
   );
-  return withLockRetries(client, options, async () => {
+  return withLockRetries(client, options, held, async () => {
     // Writers wait until the commit, before their rows are routed (a row routed to the default before
-    // the attach would fail its partition check after it).
+    // the attach would fail its partition check after it): Chronicle's at the write gate, others here.
     await client.query(`LOCK TABLE swarm_events IN SHARE ROW EXCLUSIVE MODE`);
     await client.query(
       `INSERT INTO ${name} (${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS} FROM ${DEFAULT_PARTITION} d
@@ -257,6 +304,7 @@ async function dropDayPartition(
   client: pg.ClientBase,
   part: DayPartition,
   options: MaintenanceOptions,
+  held: Pick<MaintenanceReport, 'flushesHeldMillis'>,
 ): Promise<{ rows: number; ledger: number }> {
   let ledger = 0;
   let after: [string, string] = ['-infinity', '00000000-0000-0000-0000-000000000000'];
@@ -277,9 +325,10 @@ async function dropDayPartition(
     after = [row.ts, row.event_id];
     await sleep(options.batchPauseMillis);
   }
-  // DROP TABLE takes ACCESS EXCLUSIVE on swarm_events: behind any open reader, it waits (and inserts
-  // queue behind it) at most lockTimeoutMillis per try.
-  return withLockRetries(client, options, async () => {
+  // DROP TABLE takes ACCESS EXCLUSIVE on swarm_events, which every flush's insert and recompute also
+  // need: behind the write gate, it waits for outside readers (and their inserts queue behind it) at
+  // most lockTimeoutMillis per try.
+  return withLockRetries(client, options, held, async () => {
     // No new row (a replay of an id whose entry is gone) can reach the partition from here on.
     await client.query(`LOCK TABLE ${part.name} IN SHARE MODE`);
     const late = await client.query(
@@ -400,6 +449,7 @@ function emptyReport(): MaintenanceReport {
     partitionsDropped: [],
     rowsDropped: 0,
     pinsRefreshed: 0,
+    flushesHeldMillis: 0,
     trimmed: {
       swarm_events: 0,
       swarm_event_ids: 0,
@@ -487,7 +537,7 @@ async function pass(
     const name = partitionName(day);
     if (existing.has(name)) return;
     try {
-      report.rowsMoved += await createDayPartition(client, day, options);
+      report.rowsMoved += await createDayPartition(client, day, options, report);
       report.partitionsCreated.push(name);
       existing.add(name);
     } catch (err) {
@@ -503,7 +553,7 @@ async function pass(
     for (const part of await listDayPartitions(client)) {
       if (part.to > horizon) continue;
       try {
-        const { rows, ledger } = await dropDayPartition(client, part, options);
+        const { rows, ledger } = await dropDayPartition(client, part, options, report);
         report.partitionsDropped.push(part.name);
         report.rowsDropped += rows;
         report.trimmed.swarm_event_ids += ledger;
