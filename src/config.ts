@@ -84,7 +84,7 @@ const envSchema = z
     // The OTLP/HTTP receiver (sources/otlp-http/config.ts).
     ...OTLP_HTTP_ENV,
     SPAN_SETTLE_MS: int(0, 600_000).default(2_000),
-    SPAN_MAX_DELAY_MS: int(0, 3_600_000).default(30_000),
+    SPAN_MAX_DELAY_MS: int(0, 3_600_000).default(8_000),
     // Span export, with the standard OpenTelemetry variables (the traces-specific ones win).
     OTEL_EXPORTER_OTLP_ENDPOINT: url(['http:', 'https:']).optional(),
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url(['http:', 'https:']).optional(),

@@ -39,7 +39,7 @@ const DEFAULTS = {
   shutdownTimeoutMillis: 30_000,
   logLevel: 'info',
   otlpReceiver: { dedicatedPort: undefined, maxBodyBytes: 5 * 1024 * 1024 },
-  spans: { settleMillis: 2000, maxDelayMillis: 30_000 },
+  spans: { settleMillis: 2000, maxDelayMillis: 8_000 },
   export: undefined,
   resource: { serviceName: 'chronicle', attributes: {} },
   links: { jaegerUiUrl: undefined, grafanaUrl: undefined, tempoDatasourceUid: 'tempo' },
