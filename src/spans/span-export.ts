@@ -312,6 +312,8 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
       try {
         exported = await exportOnce();
       } catch (err) {
+        // A round cut off by shutdown is not a failure worth a warning: it rolled back, nothing is lost.
+        if (stop.signal.aborted) break;
         logger.warn({ err }, 'span export round failed; retrying');
         lastError = (err as Error).message;
         exported = -1;
