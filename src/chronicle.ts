@@ -12,7 +12,7 @@ import { createDatabase } from './db/database.js';
 import type { Component, DependencyState } from './pipeline/contracts.js';
 import { createRunner, startWhen, together } from './pipeline/runner.js';
 import { createEventWriter } from './sinks/postgres/event-writer.js';
-import { createQueryStore } from './sinks/postgres/queries.js';
+import { createQueryStore, readExportBacklog } from './sinks/postgres/queries.js';
 import { countPinned, createPinStore } from './sinks/postgres/archive.js';
 import { createPinRefresher } from './sinks/postgres/pin-refresher.js';
 import { createHttpIngest } from './sources/http-ingest/http-ingest.js';
@@ -201,7 +201,13 @@ export function createChronicle(
         maxBatchBytes: 4 * 1024 * 1024,
         endpoint: config.export.url,
       },
-      { pool: database.spanPool, exporter: createOtlpExporter(config.export), logger, metrics },
+      {
+        pool: database.spanPool,
+        backlog: () => readExportBacklog(database.spanPool),
+        exporter: createOtlpExporter(config.export),
+        logger,
+        metrics,
+      },
     );
     add(startWhen(migrated, exportLoop, { logger }));
   }

@@ -13,7 +13,6 @@ import type { Logger } from '../telemetry/logger.js';
 import { redactUrl } from '../telemetry/redact.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { SpanRecord } from '../events/span-record.js';
-import { readExportBacklog } from '../sinks/postgres/queries.js';
 import { withTransaction } from '../db/transaction.js';
 
 /** Where and how spans are exported (the standard OTEL_EXPORTER_OTLP_* settings, parsed by config). */
@@ -143,6 +142,11 @@ export interface ExportLoopOptions {
 
 export interface ExportLoopDeps {
   pool: pg.Pool;
+  /**
+   * Reads the spans waiting and the age of the oldest, for the gauges (the store's reader,
+   * readExportBacklog of src/sinks/postgres/queries.ts, which /api/v1/pipeline serves too).
+   */
+  backlog: () => Promise<{ spans: number; oldest_seconds: number }>;
   exporter: SpanExporter;
   logger: Logger;
   metrics: Metrics;
@@ -217,7 +221,7 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
 
   async function readBacklog(): Promise<void> {
     try {
-      const backlog = await readExportBacklog(pool);
+      const backlog = await deps.backlog();
       metrics.exportBacklog.set(backlog.spans);
       metrics.exportOldestAgeSeconds.set(backlog.oldest_seconds);
     } catch (err) {

@@ -1,5 +1,4 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { EXPORT_BACKLOG_COUNT_CAP } from '../sinks/postgres/queries.js';
 
 /**
  * Prometheus metrics about Chronicle itself, served on GET /metrics. Every label has a bounded set of
@@ -321,7 +320,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     exportBacklog: new Gauge({
       name: 'chronicle_span_export_backlog',
-      help: `Spans stored and not yet exported, counted up to ${EXPORT_BACKLOG_COUNT_CAP} (the cap: at least that many).`,
+      help: 'Spans stored and not yet exported, counted up to a cap (at the cap: at least that many; docs/metrics.md).',
       registers,
     }),
     exportOldestAgeSeconds: new Gauge({

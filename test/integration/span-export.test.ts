@@ -93,7 +93,13 @@ describeWithPostgres('span export', () => {
         shutdownGraceMillis: 1_000,
         maxBatchBytes: 4 * 1024 * 1024,
       },
-      { pool: db.pool, exporter, logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }) },
+      {
+        pool: db.pool,
+        backlog: () => readExportBacklog(db.pool),
+        exporter,
+        logger: silentLogger(),
+        metrics: createMetrics({ defaultMetrics: false }),
+      },
     );
   });
 
@@ -153,6 +159,7 @@ describeWithPostgres('span export', () => {
       },
       {
         pool: db.pool,
+        backlog: () => readExportBacklog(db.pool),
         exporter: createOtlpExporter({
           url: `http://127.0.0.1:${(otlp.server.address() as AddressInfo).port}/v1/traces`,
           protocol: 'http/json',
@@ -261,6 +268,7 @@ describeWithPostgres('span export', () => {
         },
         {
           pool: db.pool,
+          backlog: () => readExportBacklog(db.pool),
           exporter: createOtlpExporter({
             url: `http://127.0.0.1:${port}/v1/traces`,
             protocol: 'http/json',
