@@ -76,9 +76,7 @@ export function createChronicle(
       {
         url: config.databaseUrl,
         maxConnections: config.pgPoolMax,
-        // Off the ingest connections: the span builder, the export loop (one held for the whole of a
-        // round, the backend's answer included), the pin refresher, maintenance and the vacuum loop.
-        spanConnections: 4,
+        spanConnections: 3,
         migrateRetryInitialMillis: 500,
         migrateRetryMaxMillis: 10_000,
       },
@@ -196,7 +194,7 @@ export function createChronicle(
         idleMillis: 250,
         minBackoffMillis: 1_000,
         maxBackoffMillis: 60_000,
-        claimMillis: config.export.timeoutMillis * 3 + 5_000,
+        leaseMillis: config.export.timeoutMillis * 3 + 5_000,
         shutdownGraceMillis: 1_000,
         maxBatchBytes: 4 * 1024 * 1024,
         endpoint: config.export.url,

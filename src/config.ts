@@ -84,7 +84,8 @@ const envSchema = z
     // The OTLP/HTTP receiver (sources/otlp-http/config.ts).
     ...OTLP_HTTP_ENV,
     SPAN_SETTLE_MS: int(0, 600_000).default(2_000),
-    SPAN_MAX_DELAY_MS: int(0, 3_600_000).default(8_000),
+    // Unset: 8 s, or SPAN_SETTLE_MS when that is longer (the delay never cuts a settle short by default).
+    SPAN_MAX_DELAY_MS: int(0, 3_600_000).optional(),
     // Span export, with the standard OpenTelemetry variables (the traces-specific ones win).
     OTEL_EXPORTER_OTLP_ENDPOINT: url(['http:', 'https:']).optional(),
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url(['http:', 'https:']).optional(),
@@ -318,7 +319,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMillis: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     otlpReceiver: otlpHttpOptions(e),
-    spans: { settleMillis: e.SPAN_SETTLE_MS, maxDelayMillis: e.SPAN_MAX_DELAY_MS },
+    spans: {
+      settleMillis: e.SPAN_SETTLE_MS,
+      maxDelayMillis: e.SPAN_MAX_DELAY_MS ?? Math.max(8_000, e.SPAN_SETTLE_MS),
+    },
     export: exportOptions(e),
     // OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES (SDK environment spec).
     resource: {

@@ -13,7 +13,6 @@ import type { Logger } from '../telemetry/logger.js';
 import { redactUrl } from '../telemetry/redact.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { SpanRecord } from '../events/span-record.js';
-import { withTransaction } from '../db/transaction.js';
 
 /** Where and how spans are exported (the standard OTEL_EXPORTER_OTLP_* settings, parsed by config). */
 export interface OtlpExportOptions {
@@ -124,12 +123,8 @@ export interface ExportLoopOptions {
   /** Backoff after a failed export: doubles from min to max, with jitter. */
   minBackoffMillis: number;
   maxBackoffMillis: number;
-  /**
-   * How long a round's claim (its open transaction) may wait on the backend between two statements
-   * before the server ends the session and frees the spans (idle_in_transaction_session_timeout):
-   * longer than the export timeout.
-   */
-  claimMillis: number;
+  /** How long a claimed batch is reserved for this exporter (longer than the export timeout). */
+  leaseMillis: number;
   /** Serialized spans per request, about (a backend refuses requests past its limit). */
   maxBatchBytes: number;
   /** How long shutdown waits for an export in flight. */
@@ -159,25 +154,26 @@ export interface ExportLoop extends Component {
   exportOnce(): Promise<number>;
 }
 
-// Lock a batch of due spans for this round's transaction; SKIP LOCKED so replicas (and rounds) share the
-// queue without waiting on each other. The row lock is the claim: no row version is written until the
-// export's answer (a lease written up front cost as much backend CPU as the rest of the export:
-// ADR 0015), and a crash or a lost connection ends the transaction and frees the rows at once.
-// lease_until: honoured for a replica of an earlier version, which leased by writing it.
+// Lease a batch of due spans; SKIP LOCKED so replicas share the queue without waiting on each other.
 const CLAIM_SQL = `
-SELECT r.otel_trace_id, r.span_id, r.span FROM (
-  SELECT c.otel_trace_id, c.span_id, c.span,
-    sum(c.bytes) OVER (ORDER BY c.next_attempt_at, c.otel_trace_id, c.span_id) - c.bytes AS before
-  FROM (
-    SELECT otel_trace_id, span_id, span, next_attempt_at, octet_length(span::text) AS bytes FROM otel_spans
-    WHERE exported_at IS NULL AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
-    ORDER BY next_attempt_at
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
-  ) c
-) r
--- At most $1 spans and about $2 bytes (a backend refuses requests past its size limit); always one.
-WHERE r.before = 0 OR r.before < $2`;
+UPDATE otel_spans s SET lease_until = now() + $2 * interval '1 millisecond'
+FROM (
+  -- At most $1 spans and about $3 bytes (a backend refuses requests past its size limit); always one.
+  SELECT otel_trace_id, span_id FROM (
+    SELECT c.otel_trace_id, c.span_id,
+      sum(c.bytes) OVER (ORDER BY c.next_attempt_at, c.otel_trace_id, c.span_id) - c.bytes AS before
+    FROM (
+      SELECT otel_trace_id, span_id, next_attempt_at, octet_length(span::text) AS bytes FROM otel_spans
+      WHERE exported_at IS NULL AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
+      ORDER BY next_attempt_at
+      LIMIT $1
+      FOR UPDATE SKIP LOCKED
+    ) c
+  ) r
+  WHERE r.before = 0 OR r.before < $3
+) due
+WHERE s.otel_trace_id = due.otel_trace_id AND s.span_id = due.span_id
+RETURNING s.otel_trace_id, s.span_id, s.span`;
 
 const DONE_SQL = `
 UPDATE otel_spans SET exported_at = now(), lease_until = NULL, last_error = NULL
@@ -196,7 +192,7 @@ interface ClaimedRow {
 }
 
 /**
- * The outbox's export loop: claims due spans from otel_spans (row locks, SKIP LOCKED), hands them to the official exporter, and
+ * The outbox's export loop: leases due spans from otel_spans, hands them to the official exporter, and
  * marks them exported only when the backend accepted them; a failure puts them back with a backoff.
  * An outage of any length loses nothing and never touches ingest: the queue is in Postgres.
  * At least once: a crash between the backend's answer and the mark re-sends the same spans (same ids,
@@ -204,8 +200,8 @@ interface ClaimedRow {
  *
  * States: idle → running (rounds; waits idleMillis when the queue is empty, the backoff after a
  * failure; beside them a timer samples the backlog and its oldest span's age every
- * backlogSampleMillis) → stopped (the timer is cleared; the round in progress finishes, or past the
- * grace its connection is ended and the round rolled back).
+ * backlogSampleMillis) → stopped (the timer is cleared; the round in progress finishes; a lease it
+ * holds expires on its own).
  */
 export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDeps): ExportLoop {
   const { pool, exporter, logger, metrics } = deps;
@@ -216,8 +212,6 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
   let sampling: Promise<void> | undefined;
   let failures = 0;
   let lastError: string | undefined;
-  // Ends the connection of the round in progress (its transaction rolls back); shutdown's last resort.
-  let inFlight: (() => void) | undefined;
 
   async function readBacklog(): Promise<void> {
     try {
@@ -253,14 +247,11 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
    * too large, or a span it will not take), the rows are split in halves so that the others still go
    * out and only the refused ones wait, each with its own backoff.
    */
-  async function exportRows(
-    client: pg.ClientBase,
-    rows: readonly ClaimedRow[],
-  ): Promise<{ sent: number; failed: number }> {
+  async function exportRows(rows: readonly ClaimedRow[]): Promise<{ sent: number; failed: number }> {
     const result = await send(rows.map((r) => toReadableSpan(r.span, resources)));
     const ids = [rows.map((r) => r.otel_trace_id), rows.map((r) => r.span_id)];
     if (result.code === ExportResultCode.SUCCESS) {
-      await client.query(DONE_SQL, ids);
+      await pool.query(DONE_SQL, ids);
       metrics.spansExported.inc(rows.length);
       return { sent: rows.length, failed: 0 };
     }
@@ -268,43 +259,28 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
     const refused = refusedByBackend(result.error);
     if (refused && rows.length > 1) {
       const mid = Math.ceil(rows.length / 2);
-      const left = await exportRows(client, rows.slice(0, mid));
-      const right = await exportRows(client, rows.slice(mid));
+      const left = await exportRows(rows.slice(0, mid));
+      const right = await exportRows(rows.slice(mid));
       return { sent: left.sent + right.sent, failed: left.failed + right.failed };
     }
     metrics.exportFailures.inc();
     const message = result.error?.message ?? 'export failed';
     lastError = message;
     // A span refused on its own backs off by its own count of attempts; an outage by the loop's.
-    await client.query(FAILED_SQL, [...ids, message.slice(0, 1000), backoffMillis(), refused]);
+    await pool.query(FAILED_SQL, [...ids, message.slice(0, 1000), backoffMillis(), refused]);
     logger.warn({ err: result.error, spans: rows.length, status }, 'span export failed; will retry');
     return { sent: 0, failed: rows.length };
   }
 
-  /**
-   * One round in one transaction: the claim (row locks), the export, and the mark (exported, or backed
-   * off), committed together. The connection is this round's until then; shutdown may cut it (the
-   * server rolls the round back, and its spans go out again: at least once).
-   */
   async function exportOnce(): Promise<number> {
-    const { sent, failed } = await withTransaction(pool, async (client) => {
-      inFlight = () => void client.end().catch(() => undefined);
-      try {
-        await client.query(
-          `SET LOCAL idle_in_transaction_session_timeout = ${Math.max(1, Math.floor(options.claimMillis))}`,
-        );
-        const { rows } = await client.query<ClaimedRow>(CLAIM_SQL, [
-          options.batchSpans,
-          options.maxBatchBytes,
-        ]);
-        if (rows.length === 0) return { sent: 0, failed: 0 };
-        if (resources.size > 1000) resources.clear();
-        return await exportRows(client, rows);
-      } finally {
-        inFlight = undefined;
-      }
-    });
-    if (sent === 0 && failed === 0) return 0;
+    const { rows } = await pool.query<ClaimedRow>(CLAIM_SQL, [
+      options.batchSpans,
+      options.leaseMillis,
+      options.maxBatchBytes,
+    ]);
+    if (rows.length === 0) return 0;
+    if (resources.size > 1000) resources.clear();
+    const { sent, failed } = await exportRows(rows);
     if (failed === 0) failures = 0;
     else failures += 1;
     return sent > 0 ? sent : -1;
@@ -316,8 +292,6 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
       try {
         exported = await exportOnce();
       } catch (err) {
-        // A round cut off by shutdown is not a failure worth a warning: it rolled back, nothing is lost.
-        if (stop.signal.aborted) break;
         logger.warn({ err }, 'span export round failed; retrying');
         lastError = (err as Error).message;
         exported = -1;
@@ -355,10 +329,9 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
       stop.abort();
       if (backlogTimer) clearInterval(backlogTimer);
       // An export in flight may wait on a dead backend for its whole timeout: do not hold shutdown for
-      // it. Its connection is ended: the round rolls back, and its spans go out again (at least once).
+      // it. Its spans stay leased until the lease ends, then go out again (at least once).
       const grace = AbortSignal.any([deadline, AbortSignal.timeout(options.shutdownGraceMillis)]);
       await untilAborted(grace, Promise.all([loop, sampling]));
-      inFlight?.();
       await untilAborted(grace, exporter.shutdown());
     },
   };

@@ -123,6 +123,21 @@ describe('loadConfig - defaults', () => {
   it('ignores variables it does not know', () => {
     expect(loadConfig({ PATH: '/usr/bin', CHRONICLE_UNKNOWN: 'x', PORT: 'not a number' })).toEqual(DEFAULTS);
   });
+
+  it('SPAN_MAX_DELAY_MS unset is 8 s, or SPAN_SETTLE_MS when longer; set, it is taken as it is', () => {
+    expect(loadConfig({ SPAN_SETTLE_MS: '5000' }).spans).toEqual({
+      settleMillis: 5000,
+      maxDelayMillis: 8000,
+    });
+    expect(loadConfig({ SPAN_SETTLE_MS: '20000' }).spans).toEqual({
+      settleMillis: 20_000,
+      maxDelayMillis: 20_000,
+    });
+    expect(loadConfig({ SPAN_SETTLE_MS: '20000', SPAN_MAX_DELAY_MS: '3000' }).spans).toEqual({
+      settleMillis: 20_000,
+      maxDelayMillis: 3000,
+    });
+  });
 });
 
 describe('loadConfig - every variable is read', () => {
