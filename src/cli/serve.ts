@@ -4,6 +4,7 @@ import { TOKEN_VARIABLES } from '../api/auth/config.js';
 import { createLogger } from '../telemetry/logger.js';
 import { redactUrl, secretScrubber } from '../telemetry/redact.js';
 import { openDatabase } from './database.js';
+import { limitHeapGrowth } from './heap-growth.js';
 import { describeFailure } from './failure.js';
 import { exitOnSignals } from './signals.js';
 
@@ -14,6 +15,7 @@ import { exitOnSignals } from './signals.js';
  * supervisor to restart it; the next start recovers the server. Never resolves on its own.
  */
 export async function serve(baseConfig: Config): Promise<number> {
+  limitHeapGrowth(baseConfig.heapGrowthPercent);
   // The configuration keeps only the tokens' hashes: out of the environment too, so that no child
   // process (the embedded PostgreSQL) inherits them.
   for (const variable of TOKEN_VARIABLES) delete process.env[variable];

@@ -94,6 +94,7 @@ async function waitFor(check: () => Promise<boolean>, timeoutMillis = 15_000): P
         jetstream: { maxDeliver: 3, ackWaitMillis: 30_000, fetchBatch: 100 },
         pgPoolMax: 4,
         shutdownTimeoutMillis: 5_000,
+        heapGrowthPercent: 100,
         logLevel: 'silent',
         otlpReceiver: { dedicatedPort: undefined, maxBodyBytes: 1024 * 1024 },
         spans: { settleMillis: 0, maxDelayMillis: 0 },

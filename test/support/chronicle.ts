@@ -235,6 +235,7 @@ export async function createChronicleTestEnv(options: { nats?: boolean } = {}): 
         jetstream: { maxDeliver: 3, ackWaitMillis: 30_000, fetchBatch: 1000, ...overrides.jetstream },
         pgPoolMax: overrides.pgPoolMax ?? 4,
         shutdownTimeoutMillis: 10_000,
+        heapGrowthPercent: 100,
         logLevel: 'silent',
         otlpReceiver: {
           dedicatedPort: overrides.otlpPort,

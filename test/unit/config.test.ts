@@ -37,6 +37,7 @@ const DEFAULTS = {
   jetstream: { maxDeliver: 3, ackWaitMillis: 5_000, fetchBatch: 1000 },
   pgPoolMax: 8,
   shutdownTimeoutMillis: 30_000,
+  heapGrowthPercent: 100,
   logLevel: 'info',
   otlpReceiver: { dedicatedPort: undefined, maxBodyBytes: 5 * 1024 * 1024 },
   spans: { settleMillis: 2000, maxDelayMillis: 8_000 },
@@ -73,6 +74,7 @@ const EVERY_VARIABLE = {
   JETSTREAM_FETCH_BATCH: '300',
   PG_POOL_MAX: '12',
   SHUTDOWN_TIMEOUT_MS: '5000',
+  CHRONICLE_HEAP_GROWTH_PERCENT: '0',
   LOG_LEVEL: 'debug',
   CHRONICLE_OTLP_ENABLED: 'true',
   CHRONICLE_OTLP_PORT: '14318',
@@ -161,6 +163,7 @@ describe('loadConfig - every variable is read', () => {
       jetstream: { maxDeliver: 7, ackWaitMillis: 45_000, fetchBatch: 300 },
       pgPoolMax: 12,
       shutdownTimeoutMillis: 5000,
+      heapGrowthPercent: 0,
       logLevel: 'debug',
       // The values the logger masks: the database password and the Authorization header's value.
       secrets: ['pw', 'Bearer abc'],
