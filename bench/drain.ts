@@ -486,6 +486,8 @@ interface LatencyRun {
   max: number;
   sentPerSecond: number;
   retries: number;
+  /** API requests per second the probes' polling added to the load. */
+  pollsPerSecond: number;
 }
 interface Latency {
   nats: LatencyRun;
@@ -515,6 +517,34 @@ async function steadyLatency(
   let retries = 0;
   const inFlight: Promise<void>[] = [];
   let probeNo = 0;
+  // One poller for every probe not yet seen: a list request every 10 ms for the newest traces of this
+  // run's probe prefix. (A poll per probe every 5 ms, as before, added hundreds of requests a second to
+  // the load it measured; docs/benchmarks.md.) BENCH_PROBE_POLL=each polls each probe's trace alone.
+  const prefix = `probe${seed}-`;
+  const waiting = new Map<string, number>();
+  const pollEach = process.env.BENCH_PROBE_POLL === 'each';
+  let sending = true;
+  let stoppedAt = 0;
+  let polls = 0;
+  const poller = (async () => {
+    while (sending || waiting.size > 0) {
+      if (!sending && performance.now() - stoppedAt > 60_000)
+        throw new Error(`${waiting.size} probes not queryable 60 s after the load ended`);
+      if (!pollEach && waiting.size > 0) {
+        const res = await fetch(`http://127.0.0.1:${PORT}/api/v1/traces?trace_prefix=${prefix}&limit=200`);
+        polls += 1;
+        const body = (await res.json()) as { items: { trace_id: string }[] };
+        const now = performance.now();
+        for (const t of body.items) {
+          const sentAt = waiting.get(t.trace_id);
+          if (sentAt === undefined) continue;
+          latencies.push(now - sentAt);
+          waiting.delete(t.trace_id);
+        }
+      }
+      await sleep(10);
+    }
+  })();
   while (Date.now() - t0 < durationMs) {
     const due = Math.min(load.length, Math.floor(((Date.now() - t0) / 1000) * rate));
     while (due - sent >= (via.batch ?? 1)) {
@@ -523,13 +553,16 @@ async function steadyLatency(
       inFlight.push(via.load(batch).then((r) => void (retries += r)));
     }
     if (Date.now() - t0 >= probeNo * 100) {
-      const traceId = `probe-${probeNo++}-${randomBytes(4).toString('hex')}`;
+      const traceId = `${prefix}${probeNo++}-${randomBytes(4).toString('hex')}`;
       const sentAt = performance.now();
       inFlight.push(
         (async () => {
+          if (!pollEach) waiting.set(traceId, sentAt);
           await via.probe(traceId);
+          if (!pollEach) return;
           for (;;) {
             const res = await fetch(`http://127.0.0.1:${PORT}/api/v1/traces/${traceId}`);
+            polls += 1;
             await res.arrayBuffer();
             if (res.status === 200) {
               latencies.push(performance.now() - sentAt);
@@ -543,6 +576,9 @@ async function steadyLatency(
     await sleep(2);
   }
   await Promise.all(inFlight);
+  sending = false;
+  stoppedAt = performance.now();
+  await poller;
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
   return {
@@ -552,6 +588,7 @@ async function steadyLatency(
     max: latencies.at(-1)!,
     sentPerSecond: sent / (durationMs / 1000),
     retries,
+    pollsPerSecond: polls / (durationMs / 1000),
   };
 }
 
@@ -608,7 +645,9 @@ function printReport(runs: IngestRun[]): void {
   );
   row('**ingest-to-queryable** at 5,000 events/s: p50 / p99 / max', (r) => {
     const l = r.path === 'NATS drain' ? r.latency?.nats : r.latency?.http;
-    return l ? `${l.p50.toFixed(0)} / ${l.p99.toFixed(0)} / ${l.max.toFixed(0)} ms (${l.probes} probes)` : '';
+    return l
+      ? `${l.p50.toFixed(0)} / ${l.p99.toFixed(0)} / ${l.max.toFixed(0)} ms (${l.probes} probes, ${Math.round(l.pollsPerSecond)} polls/s)`
+      : '';
   });
   row(
     'stale trace rows / metric rows unlike a full aggregation (must be 0)',

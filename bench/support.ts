@@ -32,9 +32,11 @@ export async function dropDatabase(url: string): Promise<void> {
 }
 
 export function startChronicle(databaseUrl: string, namespace: string): ChildProcess {
-  const profile = process.env.BENCH_CPU_PROFILE
-    ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROFILE]
-    : [];
+  const profile = process.env.BENCH_NODE_FLAGS
+    ? process.env.BENCH_NODE_FLAGS.split(' ')
+    : process.env.BENCH_CPU_PROFILE
+      ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROFILE]
+      : [];
   const child = spawn(process.execPath, [...profile, 'dist/main.js'], {
     env: {
       ...process.env,
