@@ -703,6 +703,63 @@ async function dashboardLatency(pool: pg.Pool, fx: Fixtures) {
   return { ranked, timings, total: queries.length };
 }
 
+/**
+ * The bare reads the slowest queries cannot avoid, straight on Postgres: what bounds them. Counting
+ * traces reads every row it counts (an index-only scan at best); a finished-task panel aggregates every
+ * task finished in its window; a trace_prefix list sorts every trace matching the prefix by time.
+ */
+async function floorLatency(pool: pg.Pool, fx: Fixtures): Promise<Timing[]> {
+  const random = rng(SEED + 4);
+  const pick = <T>(xs: T[]) => xs[Math.floor(random() * xs.length)]!;
+  const windowEnd = () => pick(fx.days).to + Math.floor(random() * DAY_MS * 0.5);
+  const floors: [string, () => [string, unknown[]]][] = [
+    ['count(*) of every trace (floor of trace-counts)', () => ['SELECT count(*) FROM swarm_traces', []]],
+    [
+      "count(*) of an agent's traces (floor of trace-counts?agent)",
+      () => ['SELECT count(*) FROM swarm_traces WHERE assigned_agent = $1', [pick(fx.agents)]],
+    ],
+    ...(
+      [
+        ['24 h', DAY_MS],
+        ['7 d', 7 * DAY_MS],
+      ] as const
+    ).map(([label, spanMs]): [string, () => [string, unknown[]]] => [
+      `count(*) of the tasks finished in ${label} (floor of the finished-task panels)`,
+      () => {
+        const to = windowEnd();
+        return [
+          'SELECT count(*) FROM swarm_traces WHERE is_task AND completed_at >= $1 AND completed_at < $2',
+          [new Date(to - spanMs), new Date(to)],
+        ];
+      },
+    ]),
+    [
+      'count(*) of the traces matching a trace_prefix (floor of traces?trace_prefix)',
+      () => [
+        'SELECT count(*) FROM swarm_traces WHERE starts_with(trace_id, $1)',
+        [
+          `task-${Math.floor(random() * 256)
+            .toString(16)
+            .padStart(2, '0')}`,
+        ],
+      ],
+    ],
+  ];
+  const timings: Timing[] = [];
+  for (const [name, query] of floors) {
+    const ms: number[] = [];
+    const started = performance.now();
+    for (let i = 0; i < RUNS && performance.now() - started < QUERY_BUDGET_S * 1000; i++) {
+      const [sql, params] = query();
+      const t = performance.now();
+      await pool.query(sql, params);
+      ms.push(performance.now() - t);
+    }
+    timings.push(timingOf(name, ms));
+  }
+  return timings;
+}
+
 // ---------------------------------------------------------------------------------------------------
 
 async function deleteStreams(nc: NatsConnection, namespace: string): Promise<void> {
@@ -844,6 +901,10 @@ async function main(): Promise<void> {
         .map((r) => r.ms.toFixed(0))
         .join(', ')} ms), straight on Postgres, window end varied per run`,
       dash.timings,
+    );
+    printTimings(
+      'what bounds the slowest: the bare reads they cannot avoid, straight on Postgres, filters varied per run',
+      await floorLatency(pool, fx),
     );
     const all = [...api, ...dash.timings];
     const missed = all.filter((t) => t.p99 >= TARGET_P99_MS);
