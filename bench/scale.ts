@@ -29,7 +29,6 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
-  readdirSync,
   renameSync,
   writeFileSync,
 } from 'node:fs';
@@ -56,6 +55,7 @@ import {
   waitReady,
   CHECK_SQL,
 } from './support.js';
+import { type DashboardQuery, dashboardQueries, expandMacros } from './dashboard-sql.js';
 import { INTERLEAVED_DEFAULTS, generateDailyTraffic, rng } from './traffic.js';
 
 const EVENTS = Number(process.env.BENCH_SCALE_EVENTS ?? 5_000_000);
@@ -594,72 +594,6 @@ async function apiLatency(fx: Fixtures): Promise<Timing[]> {
   }
   timings.push(timingOf('traces, page 41 (40 cursors deep; no filter, status, agent)', deep));
   return timings;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// The Grafana dashboards' SQL, macros replaced as Grafana's Postgres data source does.
-
-interface DashboardQuery {
-  name: string;
-  sql: string;
-}
-
-function dashboardQueries(): DashboardQuery[] {
-  const out: DashboardQuery[] = [];
-  for (const file of readdirSync('grafana/dashboards').sort()) {
-    const dashboard = JSON.parse(readFileSync(join('grafana/dashboards', file), 'utf8')) as {
-      panels?: Panel[];
-      templating?: { list?: { name: string; type: string; query?: unknown }[] };
-    };
-    interface Panel {
-      title?: string;
-      panels?: Panel[];
-      targets?: { rawSql?: string; refId?: string }[];
-    }
-    const walk = (panels: Panel[]) => {
-      for (const p of panels) {
-        if (p.panels) walk(p.panels);
-        for (const t of p.targets ?? []) {
-          if (t.rawSql)
-            out.push({
-              name: `${file.replace('.json', '')}: ${p.title}${t.refId !== 'A' ? ` (${t.refId})` : ''}`,
-              sql: t.rawSql,
-            });
-        }
-      }
-    };
-    walk(dashboard.panels ?? []);
-    for (const v of dashboard.templating?.list ?? []) {
-      if (v.type === 'query' && typeof v.query === 'string' && /\bSELECT\b/i.test(v.query)) {
-        out.push({ name: `${file.replace('.json', '')}: variable $${v.name}`, sql: v.query });
-      }
-    }
-  }
-  return out;
-}
-
-function expandMacros(
-  sql: string,
-  w: { from: number; to: number; intervalSeconds: number },
-  vars: { agents: string[]; traceId: string },
-): string {
-  const from = `'${new Date(w.from).toISOString()}'`;
-  const to = `'${new Date(w.to).toISOString()}'`;
-  const s = w.intervalSeconds;
-  const out = sql
-    .replace(/\$__timeFilter\(([^)]+)\)/g, (_, col: string) => `${col.trim()} BETWEEN ${from} AND ${to}`)
-    .replace(/\$__timeFrom\(\)/g, from)
-    .replace(/\$__timeTo\(\)/g, to)
-    .replace(
-      /\$__timeGroupAlias\(([^,]+),[^)]*\)/g,
-      (_, col: string) => `floor(extract(epoch from ${col.trim()})/${s})*${s} AS "time"`,
-    )
-    .replace(/\$__interval_ms/g, String(s * 1000))
-    .replace(/\$agent\b/g, vars.agents.map((a) => `'${a}'`).join(','))
-    .replace(/\$stuck_after\b/g, '30')
-    .replace(/\$\{trace_id\}/g, vars.traceId.replaceAll("'", "''"));
-  if (/\$/.test(out.replace(/'[^']*'/g, ''))) throw new Error(`a macro is left in:\n${out}`);
-  return out;
 }
 
 async function dashboardLatency(pool: pg.Pool, fx: Fixtures) {

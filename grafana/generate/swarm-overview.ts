@@ -5,10 +5,9 @@
  * with task failures and Chronicle's write-failure alerts as annotations.
  *
  * Index use: tasks are found by created_at (swarm_traces_created_idx) or by status and created_at
- * (swarm_traces_status_idx: tasks in flight, stuck tasks); tasks that finished in the range by their
- * terminal events (swarm_events_type_idx: event type and time) joined on swarm_traces' key, since a
- * finished task's completed_at is the timestamp of one of its terminal events. Dead letters and rejects
- * by their received_at / rejected_at indexes.
+ * (swarm_traces_status_idx: tasks in flight, stuck tasks); tasks that finished in the range by status and
+ * completed_at (swarm_traces_finished_idx, migration 0014), tasks started in it by started_at
+ * (swarm_traces_started_idx). Dead letters and rejects by their received_at / rejected_at indexes.
  */
 import {
   barchart,
@@ -44,20 +43,20 @@ const STATUS_COLORS: Record<string, string> = {
 };
 
 /**
- * Swarm traces whose terminal event of one of `types` lies in the range (alias t): the tasks that
- * finished in it. The event-type index finds the events; each task is one primary-key probe.
+ * Swarm traces of the tasks that finished in the range with one of `statuses` (alias t). A task's
+ * completed_at is set exactly when its status is terminal, to the timestamp of its last lifecycle event,
+ * a terminal one (src/derive/task-state.ts), so these are the tasks whose terminal event in the range is
+ * their last. The partial index swarm_traces_finished_idx (status, completed_at) finds them; until
+ * migration 0014 these panels found them through their terminal events in swarm_events, which also left
+ * out, once retention had dropped those events, tasks whose rows are still kept.
  */
-function finishedTasks(types: readonly string[] = ['task.completed', 'task.failed', 'task.timeout']): string {
+function finishedTasks(statuses: readonly string[] = ['completed', 'failed', 'timed_out']): string {
   return `swarm_traces t
-WHERE t.trace_id IN (
-    SELECT e.trace_id FROM swarm_events e
-    WHERE e.event_type IN (${types.map((x) => `'${x}'`).join(', ')}) AND $__timeFilter(e."timestamp"))
-  AND t.is_task AND $__timeFilter(t.completed_at)`;
+WHERE t.is_task AND t.status IN (${statuses.map((x) => `'${x}'`).join(', ')}) AND $__timeFilter(t.completed_at)`;
 }
 
 /** Tasks (alias t) that failed or timed out in the range and are still failed or timed out. */
-const FAILED_TASKS = `${finishedTasks(['task.failed', 'task.timeout'])}
-  AND t.status IN ('failed', 'timed_out')`;
+const FAILED_TASKS = finishedTasks(['failed', 'timed_out']);
 
 /**
  * The columns a task row's links need (alias t): its OpenTelemetry trace id and the window the API's
@@ -173,7 +172,7 @@ WHERE s >= extract(epoch FROM $__timeTo()::timestamptz - $__timeFrom()::timestam
 /**
  * The "Task failures" annotation: one marker per bucket (FAILURE_BUCKET) in which tasks failed or timed
  * out, at the bucket's start, saying how many and the most frequent error; not one per failed task,
- * which floods the graphs. The failed tasks are found as FAILED_TASKS finds them (event-type index).
+ * which floods the graphs. The failed tasks are found as FAILED_TASKS finds them (swarm_traces_finished_idx).
  */
 const FAILURE_ANNOTATION_SQL = sql`
   WITH bucket AS (
@@ -385,8 +384,7 @@ export function swarmOverview(): DashboardFile {
           SELECT $__timeGroupAlias(t.completed_at, $__interval, NULL),
             percentile_cont(0.5) WITHIN GROUP (ORDER BY t.duration_ms) AS p50,
             percentile_cont(0.95) WITHIN GROUP (ORDER BY t.duration_ms) AS p95
-          FROM ${finishedTasks(['task.completed'])}
-            AND t.status = 'completed' AND t.duration_ms IS NOT NULL
+          FROM ${finishedTasks(['completed'])} AND t.duration_ms IS NOT NULL
           GROUP BY 1
           ORDER BY 1`,
           'time_series',
@@ -409,10 +407,7 @@ export function swarmOverview(): DashboardFile {
             percentile_cont(0.5) WITHIN GROUP (ORDER BY t.time_to_pickup_ms) AS p50,
             percentile_cont(0.95) WITHIN GROUP (ORDER BY t.time_to_pickup_ms) AS p95
           FROM swarm_traces t
-          WHERE t.trace_id IN (
-              SELECT e.trace_id FROM swarm_events e
-              WHERE e.event_type = 'task.started' AND $__timeFilter(e."timestamp"))
-            AND t.is_task AND $__timeFilter(t.started_at) AND t.time_to_pickup_ms IS NOT NULL
+          WHERE t.is_task AND $__timeFilter(t.started_at) AND t.time_to_pickup_ms IS NOT NULL
           GROUP BY 1
           ORDER BY 1`,
           'time_series',

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DATASOURCES } from '../../grafana/generate/model.js';
 import { traceLinks } from '../../src/api/trace-detail.js';
 import { WRITE_FAILURE_SUBJECT } from '../../src/chronicle.js';
+import { LIFECYCLE } from '../../src/events/lifecycle.js';
 import { type SimulationResult, runSimulation } from '../../src/simulate/simulate.js';
 import { otelTraceId } from '../../src/spans/ids.js';
 import {
@@ -1008,6 +1009,109 @@ describeWithServices('dashboard sql - every dashboard query on traffic Chronicle
       arc__in_flight: 0.75,
       secondarystat: 100,
     });
+  });
+
+  it('dashboard sql - finished tasks: those whose last lifecycle event is a terminal one in the range, as the events say (a late event that does not change it kept, a task retried after it failed left out)', async () => {
+    // Two tasks end 60 and 58 minutes ago. One then gets a late note (not a lifecycle event) and a
+    // task.started older than its end, delivered late: still completed, at its end. The other failed and
+    // is assigned again 5 minutes ago: no longer finished. The panels read swarm_traces by completed_at;
+    // the reference reads the stored events only, as the panels' earlier form did.
+    const at = (minutesAgo: number) => new Date(now - minutesAgo * MINUTE).toISOString();
+    const events: [string, string, number, Json][] = [
+      ['finished-late-note', 'task.created', 70, { title: 'Finished, then a late note' }],
+      ['finished-late-note', 'task.assigned', 69, { agent: 'dash-agent' }],
+      ['finished-late-note', 'task.started', 68, { agent: 'dash-agent' }],
+      ['finished-late-note', 'task.completed', 60, { agent: 'dash-agent' }],
+      ['finished-late-note', 'task.progress', 4, { agent: 'dash-agent', note: 'late' }],
+      ['finished-late-note', 'task.started', 65, { agent: 'dash-agent', note: 'delivered late' }],
+      ['finished-retried', 'task.created', 66, { title: 'Failed, then retried' }],
+      ['finished-retried', 'task.assigned', 65, { agent: 'dash-agent' }],
+      ['finished-retried', 'task.started', 64, { agent: 'dash-agent' }],
+      ['finished-retried', 'task.failed', 58, { agent: 'dash-agent', error: 'flaky' }],
+      ['finished-retried', 'task.assigned', 5, { agent: 'dash-agent' }],
+    ];
+    for (const [i, [traceId, type, minutesAgo, metadata]] of events.entries())
+      await env.publish(`swarm.${type}`, {
+        event_id: `finished-${i}`,
+        trace_id: traceId,
+        source: 'dashboard-test',
+        event_type: type,
+        timestamp: at(minutesAgo),
+        metadata,
+      });
+    await waitFor(
+      async () => {
+        const { rows } = await pool.query<{ n: string }>(
+          `SELECT count(*) AS n FROM swarm_events WHERE trace_id LIKE 'finished-%'`,
+        );
+        return Number(rows[0]!.n) === events.length;
+      },
+      15_000,
+      'the finished tasks to be stored',
+    );
+    const { rows: stored } = await pool.query<{
+      trace_id: string;
+      status: string;
+      completed_at: Date | null;
+    }>(`SELECT trace_id, status, completed_at FROM swarm_traces WHERE trace_id LIKE 'finished-%' ORDER BY 1`);
+    expect(stored.map((r) => [r.trace_id, r.status, r.completed_at?.toISOString() ?? null])).toEqual([
+      ['finished-late-note', 'completed', at(60)],
+      ['finished-retried', 'assigned', null],
+    ]);
+
+    // The reference: each task's last lifecycle event by (timestamp, rank, event_id), from swarm_events.
+    const { rows: last } = await pool.query<{ event_type: string; timestamp: Date }>(
+      `SELECT DISTINCT ON (trace_id) event_type, "timestamp"
+       FROM swarm_events WHERE chronicle_lifecycle_rank(event_type) IS NOT NULL
+       ORDER BY trace_id, "timestamp" DESC, chronicle_lifecycle_rank(event_type) DESC, event_id DESC`,
+    );
+    const statusOf = new Map<string, string>(
+      LIFECYCLE.filter((s) => s.terminal).map((s) => [s.eventType, s.status]),
+    );
+    const OUTCOMES = ['completed', 'failed', 'timed_out'];
+    const variables = await variablesOf(overview());
+    const seeded = { from: new Date(now - 61 * MINUTE), to: new Date(now - 57 * MINUTE) };
+    for (const window of [range, recent, seeded]) {
+      const where = `${window.from.toISOString()} to ${window.to.toISOString()}`;
+      const finished = last.filter(
+        (r) =>
+          statusOf.has(r.event_type) &&
+          r.timestamp.getTime() >= window.from.getTime() &&
+          r.timestamp.getTime() <= window.to.getTime(),
+      );
+      const n = (status: string) => finished.filter((r) => statusOf.get(r.event_type) === status).length;
+      const throughput = await run(panelSql(overview(), 'Throughput'), variables, window);
+      expect(Number(throughput.rows[0]!.Finished), where).toBe(finished.length);
+      const outcomes = await run(panelSql(overview(), 'Outcome rates'), variables, window);
+      const share = (k: number) => (finished.length ? k / finished.length : null);
+      expect(outcomes.rows[0], where).toEqual({
+        Success: share(n('completed')),
+        Failure: share(n('failed')),
+        Timeout: share(n('timed_out')),
+      });
+      // Per interval, by outcome: the throughput graph's rates times the interval's minutes.
+      const graph = await run(
+        panelSql(overview(), 'Throughput: tasks finished per minute, by outcome'),
+        variables,
+        window,
+        'time_series',
+      );
+      const minutes = INTERVAL_MILLIS / MINUTE;
+      const got = graph.queried.map((r) => [
+        rowTime(r),
+        ...OUTCOMES.map((c) => Math.round(Number(r[c]) * minutes)),
+      ]);
+      const want = new Map<number, number[]>();
+      for (const r of finished) {
+        const start = Math.floor(r.timestamp.getTime() / INTERVAL_MILLIS) * INTERVAL_MILLIS;
+        const counts = want.get(start) ?? [0, 0, 0];
+        counts[OUTCOMES.indexOf(statusOf.get(r.event_type)!)]! += 1;
+        want.set(start, counts);
+      }
+      expect(got, where).toEqual([...want].sort(([a], [b]) => a - b).map(([t, c]) => [t, ...c]));
+    }
+    const failures = await run(panelSql(overview(), 'Recent failures'), variables, seeded);
+    expect(failures.rows.map((r) => r.trace_id)).not.toContain('finished-retried');
   });
 });
 
