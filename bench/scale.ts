@@ -662,7 +662,8 @@ async function floorLatency(pool: pg.Pool, fx: Fixtures): Promise<Timing[]> {
       () => {
         const to = windowEnd();
         return [
-          'SELECT count(*) FROM swarm_traces WHERE is_task AND completed_at >= $1 AND completed_at < $2',
+          `SELECT count(*) FROM swarm_traces WHERE is_task AND status IN ('completed', 'failed', 'timed_out')
+              AND completed_at >= $1 AND completed_at < $2`,
           [new Date(to - spanMs), new Date(to)],
         ];
       },
