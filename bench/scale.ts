@@ -54,6 +54,7 @@ import {
   startChronicle,
   waitReady,
   CHECK_SQL,
+  EVENTS_ON_DISK_SQL,
 } from './support.js';
 import { type DashboardQuery, dashboardQueries, expandMacros } from './dashboard-sql.js';
 import { INTERLEAVED_DEFAULTS, generateDailyTraffic, rng } from './traffic.js';
@@ -851,8 +852,7 @@ async function main(): Promise<void> {
     // 5. Bytes on disk.
     const { rows: sizes } = await pool.query<Record<string, string>>(`
       SELECT
-        (SELECT sum(pg_total_relation_size(i.inhrelid)) FROM pg_inherits i
-          WHERE i.inhparent = 'swarm_events'::regclass) + pg_total_relation_size('swarm_events') AS swarm_events,
+        ${EVENTS_ON_DISK_SQL} AS swarm_events,
         pg_total_relation_size('swarm_events_default') AS swarm_events_default,
         pg_total_relation_size('swarm_event_ids') AS swarm_event_ids,
         pg_total_relation_size('swarm_traces') AS swarm_traces,

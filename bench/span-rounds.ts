@@ -15,7 +15,7 @@ import type { WriteRecord } from '../src/pipeline/records.js';
 import { createSpanBuilder } from '../src/spans/span-builder.js';
 import { silentLogger } from '../src/telemetry/logger.js';
 import { createMetrics } from '../src/telemetry/metrics.js';
-import { createDatabase, dropDatabase } from './support.js';
+import { EVENTS_ON_DISK_SQL, createDatabase, dropDatabase } from './support.js';
 import { generateInterleavedTraffic } from './traffic.js';
 
 const events = Number(process.env.BENCH_EVENTS ?? 200_000);
@@ -84,7 +84,7 @@ try {
   const spans = (await metrics.spansBuilt.get()).values[0]!.value;
   const statementMillis = [...millis.values()].reduce((a, b) => a + b, 0);
   const { rows: sizes } = await pool.query<{ events: string; spans: string; stored: string }>(
-    `SELECT pg_total_relation_size('swarm_events') AS events, pg_total_relation_size('otel_spans') AS spans,
+    `SELECT ${EVENTS_ON_DISK_SQL} AS events, pg_total_relation_size('otel_spans') AS spans,
        (SELECT count(*) FROM swarm_event_ids) AS stored`,
   );
   const stored = Number(sizes[0]!.stored);

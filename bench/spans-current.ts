@@ -26,6 +26,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import {
+  EVENTS_ON_DISK_SQL,
   PORT,
   cpuSeconds,
   createDatabase,
@@ -291,7 +292,7 @@ async function sustained(sinkUrl: string, rate: number, sinkRequests: () => numb
       await sleep(250);
     }
     const { rows: sizes } = await pool.query<{ events: string; spans: string; span_rows: string }>(
-      `SELECT pg_total_relation_size('swarm_events') AS events, pg_total_relation_size('otel_spans') AS spans,
+      `SELECT ${EVENTS_ON_DISK_SQL} AS events, pg_total_relation_size('otel_spans') AS spans,
          (SELECT count(*) FROM otel_spans) AS span_rows`,
     );
     // What the stored spans are made of: span JSON bytes by role, and the part that is span events.

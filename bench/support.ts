@@ -400,3 +400,7 @@ export const CHECK_SQL = `
          (SELECT count(*) FROM agent_metrics) AS metrics,
          (SELECT count(*) FROM ((TABLE aggregated EXCEPT TABLE stored)
            UNION ALL (TABLE stored EXCEPT TABLE aggregated)) d) AS wrong_metrics`;
+
+/** Bytes on disk of swarm_events: its partitions (and the default) with their indexes; the parent holds none. */
+export const EVENTS_ON_DISK_SQL = `((SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0) FROM pg_inherits i
+  WHERE i.inhparent = 'swarm_events'::regclass) + pg_total_relation_size('swarm_events'))`;
