@@ -76,7 +76,8 @@ export function createChronicle(
       {
         url: config.databaseUrl,
         maxConnections: config.pgPoolMax,
-        spanConnections: 3,
+        // A connection for each build round in flight, and one for export.
+        spanConnections: config.spans.concurrency + 1,
         migrateRetryInitialMillis: 500,
         migrateRetryMaxMillis: 10_000,
       },
@@ -171,8 +172,6 @@ export function createChronicle(
         {
           resource: config.resource.attributes,
           serviceName: config.resource.serviceName,
-          batchTraces: 100,
-          concurrency: 2,
           parkMillis: 60_000,
           ...config.spans,
           idleMillis: 250,

@@ -88,6 +88,9 @@ const envSchema = z
     SPAN_SETTLE_MS: int(0, 600_000).default(2_000),
     // Unset: 8 s, or SPAN_SETTLE_MS when that is longer (the delay never cuts a settle short by default).
     SPAN_MAX_DELAY_MS: int(0, 3_600_000).optional(),
+    // The span builder's rounds: how many run at once (each on a connection of its own) and their size.
+    SPAN_BUILD_CONCURRENCY: int(1, 16).default(2),
+    SPAN_BUILD_BATCH_TRACES: int(1, 10_000).default(100),
     // Span export, with the standard OpenTelemetry variables (the traces-specific ones win).
     OTEL_EXPORTER_OTLP_ENDPOINT: url(['http:', 'https:']).optional(),
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url(['http:', 'https:']).optional(),
@@ -178,7 +181,14 @@ export interface Config {
   /** The OTLP/HTTP receiver: its body limit, and its own port when enabled (sources/otlp-http/config.ts). */
   otlpReceiver: OtlpHttpConfig;
   /** When a touched trace's spans are built: after it settles, or at the latest after maxDelayMillis. */
-  spans: { settleMillis: number; maxDelayMillis: number };
+  spans: {
+    settleMillis: number;
+    maxDelayMillis: number;
+    /** Build rounds run at once, each on a connection of the span pool. */
+    concurrency: number;
+    /** Pending traces claimed per round. */
+    batchTraces: number;
+  };
   /** undefined: no export (spans are still built and served by the API). */
   export: OtlpExportOptions | undefined;
   /** Chronicle's own resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES). */
@@ -330,6 +340,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     spans: {
       settleMillis: e.SPAN_SETTLE_MS,
       maxDelayMillis: e.SPAN_MAX_DELAY_MS ?? Math.max(8_000, e.SPAN_SETTLE_MS),
+      concurrency: e.SPAN_BUILD_CONCURRENCY,
+      batchTraces: e.SPAN_BUILD_BATCH_TRACES,
     },
     export: exportOptions(e),
     // OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES (SDK environment spec).

@@ -97,7 +97,7 @@ async function waitFor(check: () => Promise<boolean>, timeoutMillis = 15_000): P
         heapGrowthPercent: 100,
         logLevel: 'silent',
         otlpReceiver: { dedicatedPort: undefined, maxBodyBytes: 1024 * 1024 },
-        spans: { settleMillis: 0, maxDelayMillis: 0 },
+        spans: { settleMillis: 0, maxDelayMillis: 0, concurrency: 2, batchTraces: 100 },
         export: undefined,
         resource: { serviceName: 'chronicle', attributes: {} },
         links: { jaegerUiUrl: undefined, grafanaUrl: undefined, tempoDatasourceUid: 'tempo' },

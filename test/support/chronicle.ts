@@ -241,7 +241,7 @@ export async function createChronicleTestEnv(options: { nats?: boolean } = {}): 
           dedicatedPort: overrides.otlpPort,
           maxBodyBytes: overrides.ingestMaxBodyBytes ?? 5 * 1024 * 1024,
         },
-        spans: { settleMillis: 0, maxDelayMillis: 0, ...overrides.spans },
+        spans: { settleMillis: 0, maxDelayMillis: 0, concurrency: 2, batchTraces: 100, ...overrides.spans },
         export: overrides.export,
         resource: { serviceName: 'chronicle', attributes: {} },
         links: {

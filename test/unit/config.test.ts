@@ -40,7 +40,7 @@ const DEFAULTS = {
   heapGrowthPercent: 100,
   logLevel: 'info',
   otlpReceiver: { dedicatedPort: undefined, maxBodyBytes: 5 * 1024 * 1024 },
-  spans: { settleMillis: 2000, maxDelayMillis: 8_000 },
+  spans: { settleMillis: 2000, maxDelayMillis: 8_000, concurrency: 2, batchTraces: 100 },
   export: undefined,
   resource: { serviceName: 'chronicle', attributes: {} },
   links: { jaegerUiUrl: undefined, grafanaUrl: undefined, tempoDatasourceUid: 'tempo' },
@@ -81,6 +81,8 @@ const EVERY_VARIABLE = {
   OTLP_MAX_BODY_BYTES: '2048',
   SPAN_SETTLE_MS: '500',
   SPAN_MAX_DELAY_MS: '9000',
+  SPAN_BUILD_CONCURRENCY: '3',
+  SPAN_BUILD_BATCH_TRACES: '250',
   OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/',
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://tempo.internal/otlp/v1/traces',
   OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20abc,x-scope-orgid=base',
@@ -130,14 +132,20 @@ describe('loadConfig - defaults', () => {
     expect(loadConfig({ SPAN_SETTLE_MS: '5000' }).spans).toEqual({
       settleMillis: 5000,
       maxDelayMillis: 8000,
+      concurrency: 2,
+      batchTraces: 100,
     });
     expect(loadConfig({ SPAN_SETTLE_MS: '20000' }).spans).toEqual({
       settleMillis: 20_000,
       maxDelayMillis: 20_000,
+      concurrency: 2,
+      batchTraces: 100,
     });
     expect(loadConfig({ SPAN_SETTLE_MS: '20000', SPAN_MAX_DELAY_MS: '3000' }).spans).toEqual({
       settleMillis: 20_000,
       maxDelayMillis: 3000,
+      concurrency: 2,
+      batchTraces: 100,
     });
   });
 });
@@ -168,7 +176,7 @@ describe('loadConfig - every variable is read', () => {
       // The values the logger masks: the database password and the Authorization header's value.
       secrets: ['pw', 'Bearer abc'],
       otlpReceiver: { dedicatedPort: 14318, maxBodyBytes: 2048 },
-      spans: { settleMillis: 500, maxDelayMillis: 9000 },
+      spans: { settleMillis: 500, maxDelayMillis: 9000, concurrency: 3, batchTraces: 250 },
       // The traces-specific variables win over the general ones.
       export: {
         url: 'https://tempo.internal/otlp/v1/traces',
