@@ -19,10 +19,9 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { migrate, MIGRATIONS_DIR } from '../src/db/migrate.js';
-import { silentLogger } from '../src/telemetry/logger.js';
+import { MIGRATIONS_DIR } from '../src/db/migrate.js';
 import { type DashboardQuery, dashboardQueries, expandMacros, readDashboards } from './dashboard-sql.js';
-import { ADMIN_URL } from './support.js';
+import { ADMIN_URL, migratedDatabase, percentile } from './support.js';
 import { rng } from './traffic.js';
 
 const NAME = process.env.BENCH_PANELS_DB ?? 'chronicle_dash_scratch';
@@ -138,10 +137,6 @@ async function fill(client: pg.Client): Promise<void> {
   console.log(`filled in ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]!;
-}
-
 interface Timing {
   name: string;
   p50: number;
@@ -188,17 +183,8 @@ async function time(
 }
 
 async function main(): Promise<void> {
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  const exists = (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [NAME])).rowCount! > 0;
-  if (!exists) await admin.query(`CREATE DATABASE ${NAME}`);
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${NAME}`;
-  const pool = new pg.Pool({ connectionString: url.toString(), max: 1 });
-  await migrate(pool, silentLogger());
-  await pool.end();
-  const client = new pg.Client({ connectionString: url.toString() });
+  const url = await migratedDatabase(NAME, { fresh: false });
+  const client = new pg.Client({ connectionString: url });
   await client.connect();
   const migration = newestMigration();
   try {

@@ -55,6 +55,7 @@ import {
   waitReady,
   CHECK_SQL,
   EVENTS_ON_DISK_SQL,
+  percentile,
 } from './support.js';
 import { type DashboardQuery, dashboardQueries, expandMacros } from './dashboard-sql.js';
 import { INTERLEAVED_DEFAULTS, generateDailyTraffic, rng } from './traffic.js';
@@ -248,11 +249,6 @@ function cpuMeter(chroniclePid: number, postmasterPid: number, natsPid: number |
 }
 
 type Cpu = ReturnType<ReturnType<typeof cpuMeter>['read']>;
-
-/** Nearest rank: the p99 of 100 runs is the 99th fastest. */
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]!;
-}
 
 interface Timing {
   name: string;

@@ -13,9 +13,8 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { migrate, MIGRATIONS_DIR } from '../src/db/migrate.js';
-import { silentLogger } from '../src/telemetry/logger.js';
-import { ADMIN_URL } from './support.js';
+import { MIGRATIONS_DIR } from '../src/db/migrate.js';
+import { dropDatabase, migratedDatabase } from './support.js';
 
 const NAME = process.env.BENCH_UPSERTS_DB ?? 'chronicle_dash_writes';
 const ROWS = Number(process.env.BENCH_UPSERTS_ROWS ?? 200_000);
@@ -108,18 +107,10 @@ async function run(
 }
 
 async function main(): Promise<void> {
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${NAME} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${NAME}`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${NAME}`;
-  const pool = new pg.Pool({ connectionString: url.toString(), max: 1 });
-  await migrate(pool, silentLogger());
-  await pool.end();
-  const client = new pg.Client({ connectionString: url.toString() });
+  const url = await migratedDatabase(NAME, { fresh: true });
+  const client = new pg.Client({ connectionString: url });
   await client.connect();
-  const stats = new pg.Client({ connectionString: url.toString() });
+  const stats = new pg.Client({ connectionString: url });
   await stats.connect();
   try {
     const { indexes } = newestMigration();
@@ -148,8 +139,7 @@ async function main(): Promise<void> {
   } finally {
     await client.end();
     await stats.end();
-    await admin.query(`DROP DATABASE IF EXISTS ${NAME} WITH (FORCE)`);
-    await admin.end();
+    await dropDatabase(url);
   }
 }
 
