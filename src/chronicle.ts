@@ -193,7 +193,6 @@ export function createChronicle(
         idleMillis: 250,
         minBackoffMillis: 1_000,
         maxBackoffMillis: 60_000,
-        leaseMillis: config.export.timeoutMillis * 3 + 5_000,
         shutdownGraceMillis: 1_000,
         maxBatchBytes: 4 * 1024 * 1024,
         endpoint: config.export.url,

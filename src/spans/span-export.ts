@@ -9,6 +9,7 @@ import type pg from 'pg';
 import type { Component } from '../pipeline/contracts.js';
 import { sleep, untilAborted } from '../pipeline/timing.js';
 import { classify } from '../pipeline/errors.js';
+import { withTransaction } from '../db/transaction.js';
 import type { Logger } from '../telemetry/logger.js';
 import { redactUrl } from '../telemetry/redact.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -123,8 +124,6 @@ export interface ExportLoopOptions {
   /** Backoff after a failed export: doubles from min to max, with jitter. */
   minBackoffMillis: number;
   maxBackoffMillis: number;
-  /** How long a claimed batch is reserved for this exporter (longer than the export timeout). */
-  leaseMillis: number;
   /** Serialized spans per request, about (a backend refuses requests past its limit). */
   maxBatchBytes: number;
   /** How long shutdown waits for an export in flight. */
@@ -154,26 +153,36 @@ export interface ExportLoop extends Component {
   exportOnce(): Promise<number>;
 }
 
-// Lease a batch of due spans; SKIP LOCKED so replicas share the queue without waiting on each other.
-const CLAIM_SQL = `
-UPDATE otel_spans s SET lease_until = now() + $2 * interval '1 millisecond'
-FROM (
-  -- At most $1 spans and about $3 bytes (a backend refuses requests past its size limit); always one.
-  SELECT otel_trace_id, span_id FROM (
-    SELECT c.otel_trace_id, c.span_id,
-      sum(c.bytes) OVER (ORDER BY c.next_attempt_at, c.otel_trace_id, c.span_id) - c.bytes AS before
-    FROM (
-      SELECT otel_trace_id, span_id, next_attempt_at, octet_length(span::text) AS bytes FROM otel_spans
-      WHERE exported_at IS NULL AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
-      ORDER BY next_attempt_at
-      LIMIT $1
-      FOR UPDATE SKIP LOCKED
-    ) c
-  ) r
-  WHERE r.before = 0 OR r.before < $3
-) due
-WHERE s.otel_trace_id = due.otel_trace_id AND s.span_id = due.span_id
-RETURNING s.otel_trace_id, s.span_id, s.span`;
+// A round's claim (ADR 0015): due spans in queue order, each try-locked with a transaction advisory
+// lock (class 4; the builder's trace locks are class 3) until $1 are held. Replicas' rounds skip each
+// other's spans without waiting. An advisory lock takes no transaction id and writes nothing, so the
+// round holds no id across the export (the live stream releases events only below the oldest one,
+// ADR 0007) and no span row is rewritten to claim it: the only write is the mark after the export.
+// A span exported since the candidates were read is dropped by the second statement (CLAIMED_SQL).
+const CANDIDATES_SQL = `
+SELECT otel_trace_id, span_id FROM (
+  SELECT otel_trace_id, span_id FROM otel_spans
+  WHERE exported_at IS NULL AND next_attempt_at <= now()
+  ORDER BY next_attempt_at
+  LIMIT $1 * 2
+) c
+WHERE pg_try_advisory_xact_lock(4, hashtext(otel_trace_id || ':' || span_id))
+LIMIT $1`;
+
+// The locked spans still waiting, read after the locks were granted (a statement of its own, so a round
+// that exported one of them and committed is seen), in queue order: at most about $3 bytes (a backend
+// refuses requests past its size limit), always one.
+const CLAIMED_SQL = `
+SELECT otel_trace_id, span_id, span FROM (
+  SELECT s.otel_trace_id, s.span_id, s.span,
+    sum(octet_length(s.span::text)) OVER w - octet_length(s.span::text) AS before
+  FROM otel_spans s
+  WHERE (s.otel_trace_id, s.span_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+    AND s.exported_at IS NULL AND s.next_attempt_at <= now()
+  WINDOW w AS (ORDER BY s.next_attempt_at, s.otel_trace_id, s.span_id)
+) r
+WHERE r.before = 0 OR r.before < $3
+ORDER BY r.before`;
 
 const DONE_SQL = `
 UPDATE otel_spans SET exported_at = now(), lease_until = NULL, last_error = NULL
@@ -192,16 +201,17 @@ interface ClaimedRow {
 }
 
 /**
- * The outbox's export loop: leases due spans from otel_spans, hands them to the official exporter, and
- * marks them exported only when the backend accepted them; a failure puts them back with a backoff.
+ * The outbox's export loop: claims due spans of otel_spans (advisory locks held by the round's
+ * transaction), hands them to the official exporter, and marks them exported only when the backend
+ * accepted them, in that transaction just before it commits; a failure puts them back with a backoff.
  * An outage of any length loses nothing and never touches ingest: the queue is in Postgres.
  * At least once: a crash between the backend's answer and the mark re-sends the same spans (same ids,
  * same content).
  *
  * States: idle → running (rounds; waits idleMillis when the queue is empty, the backoff after a
  * failure; beside them a timer samples the backlog and its oldest span's age every
- * backlogSampleMillis) → stopped (the timer is cleared; the round in progress finishes; a lease it
- * holds expires on its own).
+ * backlogSampleMillis) → stopped (the timer is cleared; the round in progress finishes; one that
+ * outlasts the grace ends with its connection, its spans unmarked, to go out again).
  */
 export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDeps): ExportLoop {
   const { pool, exporter, logger, metrics } = deps;
@@ -242,48 +252,72 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
     return new Promise((resolve) => exporter.export(spans, resolve));
   }
 
+  /** What a round's export came to: the marks its transaction writes before it commits. */
+  interface Outcome {
+    done: ClaimedRow[];
+    failed: { rows: readonly ClaimedRow[]; message: string; backoff: number; refused: boolean }[];
+  }
+
+  const idsOf = (rows: readonly ClaimedRow[]) => [
+    rows.map((r) => r.otel_trace_id),
+    rows.map((r) => r.span_id),
+  ];
+
   /**
    * Exports the rows; when the backend refuses a request for what it holds (a 4xx other than 408/429:
    * too large, or a span it will not take), the rows are split in halves so that the others still go
    * out and only the refused ones wait, each with its own backoff.
    */
-  async function exportRows(rows: readonly ClaimedRow[]): Promise<{ sent: number; failed: number }> {
+  async function exportRows(rows: readonly ClaimedRow[], outcome: Outcome): Promise<void> {
     const result = await send(rows.map((r) => toReadableSpan(r.span, resources)));
-    const ids = [rows.map((r) => r.otel_trace_id), rows.map((r) => r.span_id)];
     if (result.code === ExportResultCode.SUCCESS) {
-      await pool.query(DONE_SQL, ids);
-      metrics.spansExported.inc(rows.length);
-      return { sent: rows.length, failed: 0 };
+      outcome.done.push(...rows);
+      return;
     }
     const status = (result.error as { code?: unknown } | undefined)?.code;
     const refused = refusedByBackend(result.error);
     if (refused && rows.length > 1) {
       const mid = Math.ceil(rows.length / 2);
-      const left = await exportRows(rows.slice(0, mid));
-      const right = await exportRows(rows.slice(mid));
-      return { sent: left.sent + right.sent, failed: left.failed + right.failed };
+      await exportRows(rows.slice(0, mid), outcome);
+      await exportRows(rows.slice(mid), outcome);
+      return;
     }
     metrics.exportFailures.inc();
     const message = result.error?.message ?? 'export failed';
     lastError = message;
     // A span refused on its own backs off by its own count of attempts; an outage by the loop's.
-    await pool.query(FAILED_SQL, [...ids, message.slice(0, 1000), backoffMillis(), refused]);
+    outcome.failed.push({ rows, message: message.slice(0, 1000), backoff: backoffMillis(), refused });
     logger.warn({ err: result.error, spans: rows.length, status }, 'span export failed; will retry');
-    return { sent: 0, failed: rows.length };
   }
 
   async function exportOnce(): Promise<number> {
-    const { rows } = await pool.query<ClaimedRow>(CLAIM_SQL, [
-      options.batchSpans,
-      options.leaseMillis,
-      options.maxBatchBytes,
-    ]);
-    if (rows.length === 0) return 0;
-    if (resources.size > 1000) resources.clear();
-    const { sent, failed } = await exportRows(rows);
-    if (failed === 0) failures = 0;
+    const outcome: Outcome = { done: [], failed: [] };
+    const claimed = await withTransaction(pool, async (client) => {
+      const { rows: locked } = await client.query<{ otel_trace_id: string; span_id: string }>(
+        CANDIDATES_SQL,
+        [options.batchSpans],
+      );
+      if (locked.length === 0) return 0;
+      const { rows } = await client.query<ClaimedRow>(CLAIMED_SQL, [
+        locked.map((r) => r.otel_trace_id),
+        locked.map((r) => r.span_id),
+        options.maxBatchBytes,
+      ]);
+      if (rows.length === 0) return 0;
+      if (resources.size > 1000) resources.clear();
+      await exportRows(rows, outcome);
+      // Every mark in the last statements before the commit: the round's transaction takes an id only
+      // now, and a builder's insert of the same span never waits on a mark across an export.
+      if (outcome.done.length > 0) await client.query(DONE_SQL, idsOf(outcome.done));
+      for (const f of outcome.failed)
+        await client.query(FAILED_SQL, [...idsOf(f.rows), f.message, f.backoff, f.refused]);
+      return rows.length;
+    });
+    if (claimed === 0) return 0;
+    metrics.spansExported.inc(outcome.done.length);
+    if (outcome.failed.length === 0) failures = 0;
     else failures += 1;
-    return sent > 0 ? sent : -1;
+    return outcome.done.length > 0 ? outcome.done.length : -1;
   }
 
   async function run(): Promise<void> {
@@ -329,7 +363,7 @@ export function createExportLoop(options: ExportLoopOptions, deps: ExportLoopDep
       stop.abort();
       if (backlogTimer) clearInterval(backlogTimer);
       // An export in flight may wait on a dead backend for its whole timeout: do not hold shutdown for
-      // it. Its spans stay leased until the lease ends, then go out again (at least once).
+      // it. Its spans are marked only if it commits; unmarked, they go out again (at least once).
       const grace = AbortSignal.any([deadline, AbortSignal.timeout(options.shutdownGraceMillis)]);
       await untilAborted(grace, Promise.all([loop, sampling]));
       await untilAborted(grace, exporter.shutdown());

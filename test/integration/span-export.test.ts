@@ -36,6 +36,8 @@ function backend(): {
   /** Span ids the backend refuses (400 for any request holding one), as a collector does bad data. */
   refuse: Set<string>;
   largestBody: number;
+  /** Run before each answer (while the exporter waits for it). */
+  whileAnswering: (() => Promise<void>) | undefined;
 } {
   const state = {
     status: 200,
@@ -43,12 +45,15 @@ function backend(): {
     requests: 0,
     refuse: new Set<string>(),
     largestBody: 0,
+    whileAnswering: undefined as (() => Promise<void>) | undefined,
     server: undefined as unknown as Server,
   };
   state.server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
+    req.on('end', () => void answer());
+    const answer = async () => {
+      await state.whileAnswering?.();
       state.requests += 1;
       const raw = Buffer.concat(chunks);
       state.largestBody = Math.max(state.largestBody, raw.length);
@@ -60,7 +65,7 @@ function backend(): {
         else state.received.push(...spans);
       }
       res.writeHead(status, { 'content-type': 'application/json' }).end('{}');
-    });
+    };
   });
   return state;
 }
@@ -88,7 +93,6 @@ describeWithPostgres('span export', () => {
         idleMillis: 20,
         minBackoffMillis: 0,
         maxBackoffMillis: 0,
-        leaseMillis: 10_000,
         shutdownGraceMillis: 1_000,
         maxBatchBytes: 4 * 1024 * 1024,
       },
@@ -152,7 +156,6 @@ describeWithPostgres('span export', () => {
         idleMillis: 20,
         minBackoffMillis: 0,
         maxBackoffMillis: 0,
-        leaseMillis: 10_000,
         shutdownGraceMillis: 1_000,
         maxBatchBytes: 16 * 1024,
       },
@@ -224,5 +227,88 @@ describeWithPostgres('span export', () => {
     expect(await readExportBacklog(db.pool)).toMatchObject({ spans: 1 });
     await db.pool.query('UPDATE otel_spans SET exported_at = now()');
     expect(await readExportBacklog(db.pool)).toEqual({ spans: 0, oldest_seconds: 0 });
+  });
+});
+
+describeWithPostgres('span export, two replicas', () => {
+  let db: TestDatabase;
+  let otlp: ReturnType<typeof backend>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    otlp = backend();
+    await new Promise<void>((resolve) => otlp.server.listen(0, '127.0.0.1', resolve));
+  });
+
+  afterAll(async () => {
+    otlp?.server.close();
+    await db?.drop();
+  });
+
+  it('span export - two replicas share the queue: every span goes out exactly once, and no round holds a transaction id while its request is out', async () => {
+    await storeWithSpans(db.pool, generateTraffic(30));
+    const { rows } = await db.pool.query<{ otel_trace_id: string; span_id: string }>(
+      'SELECT otel_trace_id, span_id FROM otel_spans',
+    );
+    expect(rows.length).toBeGreaterThan(300);
+    // While each request is out: the test database's sessions that hold a transaction id (the live
+    // stream waits for every one of them, ADR 0007), and the rounds in a transaction.
+    let idsHeld = 0;
+    let roundsOpen = 0;
+    otlp.whileAnswering = async () => {
+      const { rows: r } = await db.pool.query<{ ids: number; open: number }>(
+        `SELECT count(*) FILTER (WHERE backend_xid IS NOT NULL)::int AS ids,
+           count(*) FILTER (WHERE state = 'idle in transaction')::int AS open
+         FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+      );
+      idsHeld = Math.max(idsHeld, r[0]!.ids);
+      roundsOpen = Math.max(roundsOpen, r[0]!.open);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    };
+    const { port } = otlp.server.address() as AddressInfo;
+    const replica = () =>
+      createExportLoop(
+        {
+          batchSpans: 25,
+          idleMillis: 10,
+          minBackoffMillis: 0,
+          maxBackoffMillis: 0,
+          shutdownGraceMillis: 1_000,
+          maxBatchBytes: 4 * 1024 * 1024,
+        },
+        {
+          pool: db.pool,
+          backlog: () => readExportBacklog(db.pool),
+          exporter: createOtlpExporter({
+            url: `http://127.0.0.1:${port}/v1/traces`,
+            protocol: 'http/json',
+            headers: {},
+            timeoutMillis: 5_000,
+            compression: 'none',
+          }),
+          logger: silentLogger(),
+          metrics: createMetrics({ defaultMetrics: false }),
+        },
+      );
+    const replicas = [replica(), replica()];
+    for (const r of replicas) await r.start();
+    try {
+      for (let waited = 0; ; waited += 50) {
+        const { rows: left } = await db.pool.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM otel_spans WHERE exported_at IS NULL',
+        );
+        if (left[0]!.n === 0) break;
+        if (waited > 30_000) throw new Error(`${left[0]!.n} spans still waiting after 30 s`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      for (const r of replicas) await r.shutdown(AbortSignal.timeout(2_000));
+    }
+    const sent = otlp.received.map((s) => `${s.traceId}/${s.spanId}`).sort();
+    expect(sent).toEqual(rows.map((r) => `${r.otel_trace_id}/${r.span_id}`).sort());
+    expect(new Set(sent).size).toBe(sent.length);
+    // Both rounds were out at once at some point (they shared the queue), and neither held an id.
+    expect(roundsOpen).toBe(2);
+    expect(idsHeld).toBe(0);
   });
 });
