@@ -44,6 +44,10 @@ function Summary({ trace, spanCount }) {
       <dd>${trace.owner ?? muted}</dd>
     </div>
     <div>
+      <dt>Created by</dt>
+      <dd>${trace.created_by ?? muted}</dd>
+    </div>
+    <div>
       <dt>Attempts</dt>
       <dd>${trace.attempts}</dd>
     </div>

@@ -84,24 +84,31 @@ const OTHER_AGENTS = '(other agents)';
 
 /**
  * The tasks created in the range (CTE `tasks`: creator, agent, status, duration_ms). The creator is the
- * source of the task's first task.created event, the service.name of its root span (docs/spans.md); the
- * agent is the one it was last assigned to, null when never assigned, and OTHER_AGENTS for an agent
- * outside the GRAPH_AGENTS that handled the most of these tasks (ties by name, in code-point order), so
- * a swarm of hundreds of agents stays a readable graph (CTE `folded`: how many agents that node holds).
- * The event-type index (event_type, timestamp) finds the range's task.created events; each task is one
- * primary-key probe. A task's created_at is its earliest task.created, so requiring it in the range too
- * leaves out a task created before the range whose duplicate task.created (another event id) falls in it.
+ * source of the task's first task.created event (the trace row's created_by), the service.name of its
+ * root span (docs/spans.md); the agent is the one it was last assigned to, null when never assigned, and
+ * OTHER_AGENTS for an agent outside the GRAPH_AGENTS that handled the most of these tasks (ties by name,
+ * in code-point order), so a swarm of hundreds of agents stays a readable graph (CTE `folded`: how many
+ * agents that node holds). A task's created_at is its earliest task.created, so a task created before
+ * the range whose duplicate task.created (another event id) falls in it is left out; a trace with no
+ * task.created is not drawn. A row whose created_by is unset (stored before migration 0016, which does
+ * not rewrite them) has its creator read from that event, as the graph did before.
  */
-const CREATED_TASKS = `WITH created AS (
-  SELECT DISTINCT ON (e.trace_id) e.trace_id, e.source
-  FROM swarm_events e
-  WHERE e.event_type = 'task.created' AND $__timeFilter(e."timestamp")
-  ORDER BY e.trace_id, e."timestamp", e.event_id
-), created_tasks AS (
-  SELECT c.source AS creator, t.assigned_agent AS agent, t.status, t.duration_ms
-  FROM created c
-  JOIN swarm_traces t ON t.trace_id = c.trace_id
-  WHERE t.is_task AND $__timeFilter(t.created_at)
+const CREATED_TASKS = `WITH created_tasks AS (
+  SELECT t.created_by AS creator, t.assigned_agent AS agent, t.status, t.duration_ms
+  FROM swarm_traces t
+  WHERE t.is_task AND t.created_by IS NOT NULL AND $__timeFilter(t.created_at)
+  UNION ALL
+  -- A row stored before migration 0016 (or whose task.created has not arrived): the creator from its
+  -- earliest task.created, whose timestamp is the row's created_at (one probe of that day's partition).
+  SELECT c.source, t.assigned_agent, t.status, t.duration_ms
+  FROM swarm_traces t
+  CROSS JOIN LATERAL (
+    SELECT e.source FROM swarm_events e
+    WHERE e.trace_id = t.trace_id AND e.event_type = 'task.created' AND e."timestamp" = t.created_at
+    ORDER BY e.event_id
+    LIMIT 1
+  ) c
+  WHERE t.is_task AND t.created_by IS NULL AND $__timeFilter(t.created_at)
 ), ranked AS (
   SELECT agent, row_number() OVER (ORDER BY count(*) DESC, agent COLLATE "C") <= ${GRAPH_AGENTS} AS shown
   FROM created_tasks

@@ -29,6 +29,7 @@ export const TERMINAL_STATUSES_SQL = sqlTextList(TERMINAL_STATUSES);
  * - status: the status of last's event type.
  * - created_at: earliest task.created timestamp, else the earliest event of the trace.
  * - task_title, owner, scoring_breakdown: from the earliest task.created carrying each (non-null).
+ * - created_by: the source of the earliest task.created (the service that created the task).
  * - assigned_agent: metadata agent (or agent_id) of the latest task.assigned carrying one; if none
  *   does, of the latest lifecycle event carrying one.
  * - assigned_at: latest task.assigned; attempts: number of task.assigned; started_at: latest task.started.
@@ -78,13 +79,13 @@ old AS (
   ) t ON true
 ),
 ev AS (
-  SELECT o.trace_id, e.event_id, e.event_type, e."timestamp" AS ts, e.metadata,
+  SELECT o.trace_id, e.event_id, e.event_type, e."timestamp" AS ts, e.metadata, e.source,
          chronicle_lifecycle_rank(e.event_type) AS rank,
          chronicle_agent(e.metadata) AS agent,
          max(e."timestamp") FILTER (WHERE e.event_type = 'task.started') OVER (PARTITION BY o.trace_id) AS started_at
   FROM old o
   CROSS JOIN LATERAL (
-    SELECT x.event_id, x.event_type, x."timestamp", x.metadata FROM swarm_events x
+    SELECT x.event_id, x.event_type, x."timestamp", x.metadata, x.source FROM swarm_events x
     WHERE (o.lifecycle OR o.was_task) AND x.trace_id = o.trace_id
       -- Every event of the trace lies in its [first_event_at, last_event_at]: the bound prunes the day
       -- partitions outside it at run time, so a probe touches the trace's days, not every day stored.
@@ -112,6 +113,7 @@ agg AS (
       FILTER (WHERE event_type = 'task.created' AND metadata ->> 'title' IS NOT NULL))[1] AS task_title,
     (array_agg(metadata ->> 'owner' ORDER BY ts, event_id)
       FILTER (WHERE event_type = 'task.created' AND metadata ->> 'owner' IS NOT NULL))[1] AS owner,
+    (array_agg(source ORDER BY ts, event_id) FILTER (WHERE event_type = 'task.created'))[1] AS created_by,
     (array_agg(metadata -> 'scoring_breakdown' ORDER BY ts, event_id)
       FILTER (WHERE event_type = 'task.created' AND metadata ->> 'scoring_breakdown' IS NOT NULL))[1] AS scoring_breakdown,
     coalesce(
@@ -123,7 +125,8 @@ agg AS (
 ),
 computed AS (
   SELECT o.trace_id, o.first_event_at, o.last_event_at, o.span_count, a.created_min, a.assigned_at, a.attempts,
-    a.started_at, a.picked_from, a.last_error, a.task_title, a.owner, a.scoring_breakdown, a.assigned_agent,
+    a.started_at, a.picked_from, a.last_error, a.task_title, a.owner, a.created_by, a.scoring_breakdown,
+    a.assigned_agent,
     a.trace_id IS NOT NULL AS is_task, o.first_terminal_at IS NOT NULL AS had_terminal,
     CASE a.last_type
       ${STATUS_CASE_ARMS_SQL}
@@ -132,10 +135,10 @@ computed AS (
   FROM old o LEFT JOIN agg a USING (trace_id)
 ),
 upserted AS (
-  INSERT INTO swarm_traces AS t (trace_id, is_task, task_title, owner, status, assigned_agent, created_at,
-    assigned_at, started_at, completed_at, duration_ms, time_to_pickup_ms, attempts, span_count, error,
+  INSERT INTO swarm_traces AS t (trace_id, is_task, task_title, owner, created_by, status, assigned_agent,
+    created_at, assigned_at, started_at, completed_at, duration_ms, time_to_pickup_ms, attempts, span_count, error,
     scoring_breakdown, first_event_at, last_event_at, first_terminal_at, updated_at)
-  SELECT c.trace_id, c.is_task, c.task_title, c.owner, c.status, c.assigned_agent,
+  SELECT c.trace_id, c.is_task, c.task_title, c.owner, c.created_by, c.status, c.assigned_agent,
     coalesce(c.created_min, c.first_event_at),
     c.assigned_at, c.started_at, c.completed_at,
     CASE WHEN c.completed_at >= c.started_at
@@ -149,7 +152,8 @@ upserted AS (
     CASE WHEN c.status IN (${TERMINAL_STATUSES_SQL}) THEN now() END, now()
   FROM computed c
   ON CONFLICT (trace_id) DO UPDATE SET
-    is_task = excluded.is_task, task_title = excluded.task_title, owner = excluded.owner, status = excluded.status,
+    is_task = excluded.is_task, task_title = excluded.task_title, owner = excluded.owner,
+    created_by = excluded.created_by, status = excluded.status,
     assigned_agent = excluded.assigned_agent, created_at = excluded.created_at, assigned_at = excluded.assigned_at,
     started_at = excluded.started_at, completed_at = excluded.completed_at, duration_ms = excluded.duration_ms,
     time_to_pickup_ms = excluded.time_to_pickup_ms, attempts = excluded.attempts, span_count = excluded.span_count,

@@ -911,7 +911,13 @@ describeWithPostgres('stream - migration 0007', () => {
             },
           },
         ]);
-      await write('old');
+      // A row stored before 0007, as the writer of that schema stored it (today's writer needs today's
+      // schema: its trace recompute sets columns added since).
+      await db.pool.query(
+        `INSERT INTO swarm_events (event_id, trace_id, source, event_type, "timestamp", metadata)
+         VALUES ($1, 'old', 'test', 'task.created', now(), '{}')`,
+        [randomUUID()],
+      );
       const fileNode = async () =>
         (await db.pool.query<{ n: string }>(`SELECT pg_relation_filenode('swarm_events')::text AS n`))
           .rows[0]!.n;
@@ -921,6 +927,8 @@ describeWithPostgres('stream - migration 0007', () => {
       await copyFile(join(MIGRATIONS_DIR, '0007_event_stream.sql'), join(before, '0007_event_stream.sql'));
       expect(await migrate(db.pool, silentLogger(), `${before}/`)).toEqual([7]);
       expect(await fileNode()).toBe(node);
+      // Then the migrations since, and today's writer.
+      await migrate(db.pool, silentLogger());
       await write('new-1');
       await write('new-2');
       const { rows } = await db.pool.query<{ trace_id: string; txid: string; seq: string }>(

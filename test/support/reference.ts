@@ -24,6 +24,8 @@ export interface TraceRow {
   is_task: boolean;
   task_title: string | null;
   owner: string | null;
+  /** The source of the earliest task.created. */
+  created_by: string | null;
   status: TaskStatus | null;
   assigned_agent: string | null;
   created_at: string;
@@ -181,6 +183,7 @@ function traceRow(traceId: string, evs: Ev[]): TraceRow {
     is_task: isTask,
     task_title: isTask && title ? text(title.metadata, 'title') : null,
     owner: isTask && owner ? text(owner.metadata, 'owner') : null,
+    created_by: created[0]?.source ?? null,
     status,
     assigned_agent: isTask && agentEvent ? agentOf(agentEvent.metadata) : null,
     created_at: iso(createdMs),

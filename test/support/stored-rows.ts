@@ -12,6 +12,7 @@ const TRACE_COLUMNS = [
   'is_task',
   'task_title',
   'owner',
+  'created_by',
   'status',
   'assigned_agent',
   'created_at',

@@ -48,6 +48,8 @@ export interface TraceRow {
   is_task: boolean;
   task_title: string | null;
   owner: string | null;
+  /** The source of the task's earliest task.created event: the service that created it. */
+  created_by: string | null;
   status: TraceStatus | null;
   assigned_agent: string | null;
   created_at: Date;
@@ -444,8 +446,8 @@ FROM snapshot LEFT JOIN LATERAL (
   LIMIT $5
 ) e ON true`;
 
-export const TRACE_COLUMNS = `trace_id, is_task, task_title, owner, status, assigned_agent, created_at, assigned_at,
-  started_at, completed_at, duration_ms, time_to_pickup_ms, attempts, span_count, error, scoring_breakdown,
+export const TRACE_COLUMNS = `trace_id, is_task, task_title, owner, created_by, status, assigned_agent, created_at,
+  assigned_at, started_at, completed_at, duration_ms, time_to_pickup_ms, attempts, span_count, error, scoring_breakdown,
   first_event_at, last_event_at, updated_at, first_terminal_at`;
 
 // The list and counts of traces read swarm_traces, or with pinned=true the archive's copies
