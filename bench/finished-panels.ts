@@ -8,20 +8,18 @@
  *
  * 1. A scratch database (BENCH_PANELS_DB, default chronicle_dash_scratch) through Chronicle's
  *    migrations, filled, VACUUM ANALYZE.
- * 2. Without the indexes of the newest migration (dropped): the old SQL.
- * 3. With them (the migration's SQL run again), VACUUM ANALYZE: the new SQL (and the old, with
+ * 2. Without the indexes of the newest migration (dropped; the rest of it, a column and its backfill,
+ *    stays): the old SQL (and the new, with BENCH_PANELS_NEW_WITHOUT_INDEX=1).
+ * 3. With them (its CREATE INDEX statements run again), VACUUM ANALYZE: the new SQL (and the old, with
  *    BENCH_PANELS_OLD_WITH_INDEX=1).
  * Each over a 24 h and a 7 d window, BENCH_PANELS_RUNS runs (default 20) after one to warm up, window ends varied per run as
  * bench:scale varies them (a random moment of a random day, up to 12 h past its end); p50 / p99 / max.
  * The database is dropped at the end unless BENCH_PANELS_KEEP=1 (a kept one is reused, not refilled);
  * BENCH_PANELS_FILL_ONLY=1 stops after the fill (and keeps it).
  */
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import pg from 'pg';
-import { MIGRATIONS_DIR } from '../src/db/migrate.js';
 import { type DashboardQuery, dashboardQueries, expandMacros, readDashboards } from './dashboard-sql.js';
-import { ADMIN_URL, migratedDatabase, percentile } from './support.js';
+import { ADMIN_URL, migratedDatabase, newestMigrationIndexes, percentile } from './support.js';
 import { rng } from './traffic.js';
 
 const NAME = process.env.BENCH_PANELS_DB ?? 'chronicle_dash_scratch';
@@ -29,6 +27,7 @@ const BEFORE = process.env.BENCH_PANELS_BEFORE ?? 'main';
 const RUNS = Number(process.env.BENCH_PANELS_RUNS ?? 20);
 const FILL_ONLY = process.env.BENCH_PANELS_FILL_ONLY === '1';
 const KEEP = process.env.BENCH_PANELS_KEEP === '1';
+const NEW_WITHOUT_INDEX = process.env.BENCH_PANELS_NEW_WITHOUT_INDEX === '1';
 const DAYS = 54;
 const TASKS_PER_DAY = 20_000;
 const AGENTS = 40;
@@ -57,10 +56,10 @@ CROSS JOIN LATERAL (SELECT CASE WHEN g.r < 0.90 THEN 'completed' WHEN g.r < 0.96
   WHEN g.r < 0.99 THEN 'timed_out' WHEN g.r < 0.995 THEN 'in_progress' WHEN g.r < 0.998 THEN 'assigned'
   ELSE 'pending' END AS status) s;
 
-INSERT INTO swarm_traces (trace_id, is_task, task_title, owner, status, assigned_agent, created_at, assigned_at,
-  started_at, completed_at, duration_ms, time_to_pickup_ms, attempts, span_count, error, first_event_at,
-  last_event_at, first_terminal_at, updated_at)
-SELECT trace_id, true, 'Task ' || i, 'owner-' || (i % 12), status,
+INSERT INTO swarm_traces (trace_id, is_task, task_title, owner, created_by, status, assigned_agent, created_at,
+  assigned_at, started_at, completed_at, duration_ms, time_to_pickup_ms, attempts, span_count, error,
+  first_event_at, last_event_at, first_terminal_at, updated_at)
+SELECT trace_id, true, 'Task ' || i, 'owner-' || (i % 12), creator, status,
   CASE WHEN status <> 'pending' THEN agent END, created_at, assigned_at, started_at, completed_at,
   CASE WHEN completed_at IS NOT NULL THEN run_ms END, CASE WHEN started_at IS NOT NULL THEN pickup_ms END,
   (assigned_at IS NOT NULL)::int,
@@ -101,17 +100,6 @@ SELECT trace_id, false, min("timestamp"), count(*), min("timestamp"), max("times
 FROM swarm_events WHERE event_type IN ('agent.heartbeat', 'log.line') GROUP BY trace_id;
 `;
 
-/** The indexes the newest migration creates, and its SQL. */
-function newestMigration(): { file: string; sql: string; indexes: string[] } {
-  const file = readdirSync(MIGRATIONS_DIR)
-    .filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f))
-    .sort()
-    .at(-1)!;
-  const sql = readFileSync(join(MIGRATIONS_DIR, file), 'utf8');
-  const indexes = [...sql.matchAll(/CREATE INDEX (\w+)/g)].map((m) => m[1]!);
-  return { file, sql, indexes };
-}
-
 /** The secondary indexes of a table (not constraints), by name with their definition. */
 async function plainIndexes(client: pg.Client, table: string): Promise<{ name: string; def: string }[]> {
   const { rows } = await client.query<{ name: string; def: string }>(
@@ -133,7 +121,9 @@ async function fill(client: pg.Client): Promise<void> {
   ];
   for (const i of dropped) await client.query(`DROP INDEX ${i.name}`);
   await client.query(FILL_SQL);
-  for (const i of dropped) await client.query(i.def);
+  // Rebuilt on the partitions too: pg_get_indexdef gives a partitioned table's index as ON ONLY (the
+  // parent's alone, left invalid), which had swarm_events' partitions without any index.
+  for (const i of dropped) await client.query(i.def.replace(' ON ONLY ', ' ON '));
   console.log(`filled in ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
 
@@ -186,7 +176,7 @@ async function main(): Promise<void> {
   const url = await migratedDatabase(NAME, { fresh: false });
   const client = new pg.Client({ connectionString: url });
   await client.connect();
-  const migration = newestMigration();
+  const migration = newestMigrationIndexes();
   try {
     const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM swarm_traces');
     if (rows[0]!.n === '0') {
@@ -220,14 +210,16 @@ async function main(): Promise<void> {
         }
       }
     };
-    for (const name of migration.indexes) await client.query(`DROP INDEX IF EXISTS ${name}`);
+    for (const { name } of migration.indexes) await client.query(`DROP INDEX IF EXISTS ${name}`);
     await client.query('ANALYZE swarm_traces');
-    await round(`old SQL, without ${migration.file}`, 'old');
-    await client.query(migration.sql);
+    const without = migration.indexes.length > 0 ? `without ${migration.file}'s indexes` : 'as migrated';
+    await round(`old SQL, ${without}`, 'old');
+    if (NEW_WITHOUT_INDEX) await round(`new SQL, ${without}`, 'new');
+    for (const { sql } of migration.indexes) await client.query(sql);
     await client.query('VACUUM ANALYZE swarm_traces');
     const size = await client.query<{ name: string; size: string }>(
       `SELECT relname AS name, pg_size_pretty(pg_relation_size(oid)) AS size FROM pg_class WHERE relname = ANY($1)`,
-      [migration.indexes],
+      [migration.indexes.map((i) => i.name)],
     );
     for (const s of size.rows) console.log(`index ${s.name}: ${s.size}`);
     if (process.env.BENCH_PANELS_OLD_WITH_INDEX === '1')

@@ -5,8 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
-import { migrate } from '../src/db/migrate.js';
+import { MIGRATIONS_DIR, migrate } from '../src/db/migrate.js';
 import { silentLogger } from '../src/telemetry/logger.js';
 
 export const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -430,3 +431,17 @@ export const CHECK_SQL = `
 /** Bytes on disk of swarm_events: its partitions (and the default) with their indexes; the parent holds none. */
 export const EVENTS_ON_DISK_SQL = `((SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0) FROM pg_inherits i
   WHERE i.inhparent = 'swarm_events'::regclass) + pg_total_relation_size('swarm_events'))`;
+
+/** The newest migration's file and the indexes it creates (name, statement), comments left out. */
+export function newestMigrationIndexes(): { file: string; indexes: { name: string; sql: string }[] } {
+  const file = readdirSync(MIGRATIONS_DIR)
+    .filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f))
+    .sort()
+    .at(-1)!;
+  const statements = readFileSync(join(MIGRATIONS_DIR, file), 'utf8')
+    .replace(/--[^\n]*\n/g, '')
+    .split(';')
+    .map((s) => s.trim())
+    .filter((s) => s.startsWith('CREATE INDEX'));
+  return { file, indexes: statements.map((s) => ({ name: /CREATE INDEX (\w+)/.exec(s)![1]!, sql: s })) };
+}

@@ -10,11 +10,8 @@
  * alone, and with all of them, in the order A B C … C B A (twice each); the table is emptied and
  * refilled before each run. Reports the median run's time per row version and the HOT share.
  */
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import pg from 'pg';
-import { MIGRATIONS_DIR } from '../src/db/migrate.js';
-import { dropDatabase, migratedDatabase } from './support.js';
+import { dropDatabase, migratedDatabase, newestMigrationIndexes } from './support.js';
 
 const NAME = process.env.BENCH_UPSERTS_DB ?? 'chronicle_dash_writes';
 const ROWS = Number(process.env.BENCH_UPSERTS_ROWS ?? 200_000);
@@ -23,10 +20,10 @@ const BATCH = 1000;
 
 /** One flush: rows (task number, stage 0-3) upserted as the recompute upserts them. */
 const UPSERT_SQL = `
-INSERT INTO swarm_traces AS t (trace_id, is_task, task_title, owner, status, assigned_agent, created_at,
-  assigned_at, started_at, completed_at, duration_ms, time_to_pickup_ms, attempts, span_count, error,
-  first_event_at, last_event_at, first_terminal_at, updated_at)
-SELECT 'task-' || md5(b.n::text), true, 'Task ' || b.n, 'owner-' || (b.n % 12),
+INSERT INTO swarm_traces AS t (trace_id, is_task, task_title, owner, created_by, status, assigned_agent,
+  created_at, assigned_at, started_at, completed_at, duration_ms, time_to_pickup_ms, attempts, span_count,
+  error, first_event_at, last_event_at, first_terminal_at, updated_at)
+SELECT 'task-' || md5(b.n::text), true, 'Task ' || b.n, 'owner-' || (b.n % 12), 'service-' || (b.n % 7),
   s.status, CASE WHEN b.stage > 0 THEN 'agent-' || (b.n % 40) END, c.created_at,
   CASE WHEN b.stage > 0 THEN c.created_at + interval '5 s' END,
   CASE WHEN b.stage > 1 THEN c.created_at + interval '7 s' END,
@@ -40,26 +37,12 @@ CROSS JOIN LATERAL (SELECT timestamptz '2026-12-01' + b.n * interval '4 s' AS cr
 CROSS JOIN LATERAL (SELECT CASE b.stage WHEN 0 THEN 'pending' WHEN 1 THEN 'assigned' WHEN 2 THEN 'in_progress'
   ELSE CASE WHEN b.n % 10 = 0 THEN 'failed' ELSE 'completed' END END AS status) s
 ON CONFLICT (trace_id) DO UPDATE SET
-  is_task = excluded.is_task, task_title = excluded.task_title, owner = excluded.owner, status = excluded.status,
-  assigned_agent = excluded.assigned_agent, created_at = excluded.created_at, assigned_at = excluded.assigned_at,
+  is_task = excluded.is_task, task_title = excluded.task_title, owner = excluded.owner,
+  created_by = excluded.created_by, status = excluded.status, assigned_agent = excluded.assigned_agent, created_at = excluded.created_at, assigned_at = excluded.assigned_at,
   started_at = excluded.started_at, completed_at = excluded.completed_at, duration_ms = excluded.duration_ms,
   time_to_pickup_ms = excluded.time_to_pickup_ms, attempts = excluded.attempts, span_count = excluded.span_count,
   error = excluded.error, first_event_at = excluded.first_event_at, last_event_at = excluded.last_event_at,
   updated_at = excluded.updated_at, first_terminal_at = coalesce(t.first_terminal_at, excluded.first_terminal_at)`;
-
-function newestMigration(): { sql: string; indexes: { name: string; sql: string }[] } {
-  const file = readdirSync(MIGRATIONS_DIR)
-    .filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f))
-    .sort()
-    .at(-1)!;
-  const sql = readFileSync(join(MIGRATIONS_DIR, file), 'utf8');
-  const statements = sql
-    .replace(/--[^\n]*\n/g, '')
-    .split(';')
-    .map((s) => s.trim())
-    .filter((s) => s.startsWith('CREATE INDEX'));
-  return { sql, indexes: statements.map((s) => ({ name: /CREATE INDEX (\w+)/.exec(s)![1]!, sql: s })) };
-}
 
 async function run(
   client: pg.Client,
@@ -113,7 +96,7 @@ async function main(): Promise<void> {
   const stats = new pg.Client({ connectionString: url });
   await stats.connect();
   try {
-    const { indexes } = newestMigration();
+    const { indexes } = newestMigrationIndexes();
     const all = indexes.map((i) => i.name);
     const variants: [string, typeof indexes][] = [
       ['without', []],
