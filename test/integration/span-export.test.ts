@@ -70,6 +70,38 @@ function backend(): {
   return state;
 }
 
+/** An export loop over the test database to the stand-in backend, without backoff. */
+function exportLoop(
+  db: TestDatabase,
+  server: Server,
+  o: { batchSpans: number; idleMillis: number; timeoutMillis: number },
+): ExportLoop {
+  const { port } = server.address() as AddressInfo;
+  return createExportLoop(
+    {
+      batchSpans: o.batchSpans,
+      idleMillis: o.idleMillis,
+      minBackoffMillis: 0,
+      maxBackoffMillis: 0,
+      shutdownGraceMillis: 1_000,
+      maxBatchBytes: 4 * 1024 * 1024,
+    },
+    {
+      pool: db.pool,
+      backlog: () => readExportBacklog(db.pool),
+      exporter: createOtlpExporter({
+        url: `http://127.0.0.1:${port}/v1/traces`,
+        protocol: 'http/json',
+        headers: {},
+        timeoutMillis: o.timeoutMillis,
+        compression: 'none',
+      }),
+      logger: silentLogger(),
+      metrics: createMetrics({ defaultMetrics: false }),
+    },
+  );
+}
+
 describeWithPostgres('span export', () => {
   let db: TestDatabase;
   let otlp: ReturnType<typeof backend>;
@@ -79,31 +111,7 @@ describeWithPostgres('span export', () => {
     db = await createTestDatabase();
     otlp = backend();
     await new Promise<void>((resolve) => otlp.server.listen(0, '127.0.0.1', resolve));
-    const { port } = otlp.server.address() as AddressInfo;
-    const exporter = createOtlpExporter({
-      url: `http://127.0.0.1:${port}/v1/traces`,
-      protocol: 'http/json',
-      headers: {},
-      timeoutMillis: 2_000,
-      compression: 'none',
-    });
-    loop = createExportLoop(
-      {
-        batchSpans: 100,
-        idleMillis: 20,
-        minBackoffMillis: 0,
-        maxBackoffMillis: 0,
-        shutdownGraceMillis: 1_000,
-        maxBatchBytes: 4 * 1024 * 1024,
-      },
-      {
-        pool: db.pool,
-        backlog: () => readExportBacklog(db.pool),
-        exporter,
-        logger: silentLogger(),
-        metrics: createMetrics({ defaultMetrics: false }),
-      },
-    );
+    loop = exportLoop(db, otlp.server, { batchSpans: 100, idleMillis: 20, timeoutMillis: 2_000 });
   });
 
   afterAll(async () => {
@@ -228,24 +236,12 @@ describeWithPostgres('span export', () => {
     await db.pool.query('UPDATE otel_spans SET exported_at = now()');
     expect(await readExportBacklog(db.pool)).toEqual({ spans: 0, oldest_seconds: 0 });
   });
-});
-
-describeWithPostgres('span export, two replicas', () => {
-  let db: TestDatabase;
-  let otlp: ReturnType<typeof backend>;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    otlp = backend();
-    await new Promise<void>((resolve) => otlp.server.listen(0, '127.0.0.1', resolve));
-  });
-
-  afterAll(async () => {
-    otlp?.server.close();
-    await db?.drop();
-  });
 
   it('span export - two replicas share the queue: every span goes out exactly once, and no round holds a transaction id while its request is out', async () => {
+    await db.pool.query('TRUNCATE otel_spans');
+    otlp.received.length = 0;
+    otlp.refuse.clear();
+    otlp.status = 200;
     await storeWithSpans(db.pool, generateTraffic(30));
     const { rows } = await db.pool.query<{ otel_trace_id: string; span_id: string }>(
       'SELECT otel_trace_id, span_id FROM otel_spans',
@@ -265,31 +261,8 @@ describeWithPostgres('span export, two replicas', () => {
       roundsOpen = Math.max(roundsOpen, r[0]!.open);
       await new Promise((resolve) => setTimeout(resolve, 30));
     };
-    const { port } = otlp.server.address() as AddressInfo;
     const replica = () =>
-      createExportLoop(
-        {
-          batchSpans: 25,
-          idleMillis: 10,
-          minBackoffMillis: 0,
-          maxBackoffMillis: 0,
-          shutdownGraceMillis: 1_000,
-          maxBatchBytes: 4 * 1024 * 1024,
-        },
-        {
-          pool: db.pool,
-          backlog: () => readExportBacklog(db.pool),
-          exporter: createOtlpExporter({
-            url: `http://127.0.0.1:${port}/v1/traces`,
-            protocol: 'http/json',
-            headers: {},
-            timeoutMillis: 5_000,
-            compression: 'none',
-          }),
-          logger: silentLogger(),
-          metrics: createMetrics({ defaultMetrics: false }),
-        },
-      );
+      exportLoop(db, otlp.server, { batchSpans: 25, idleMillis: 10, timeoutMillis: 5_000 });
     const replicas = [replica(), replica()];
     for (const r of replicas) await r.start();
     try {
@@ -303,6 +276,7 @@ describeWithPostgres('span export, two replicas', () => {
       }
     } finally {
       for (const r of replicas) await r.shutdown(AbortSignal.timeout(2_000));
+      otlp.whileAnswering = undefined;
     }
     const sent = otlp.received.map((s) => `${s.traceId}/${s.spanId}`).sort();
     expect(sent).toEqual(rows.map((r) => `${r.otel_trace_id}/${r.span_id}`).sort());
