@@ -10,7 +10,7 @@
 -- 1,080,000 task rows (every row version rewritten with its eleven index entries), a start-up that long
 -- for an upgrade. Their created_by stays unset until their next event, and the graph reads the creator
 -- of an unset row from its task.created event, as before (swarm_traces_creator_unset_idx finds them).
-ALTER TABLE swarm_traces ADD COLUMN created_by text;
+ALTER TABLE swarm_traces ADD COLUMN IF NOT EXISTS created_by text;
 
 -- The pinned copies (0009) carry every column the API serves of a trace; the copy of a task pinned
 -- before shows it unset until the task is pinned again.
