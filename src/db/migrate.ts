@@ -42,6 +42,9 @@ export async function migrate(pool: pg.Pool, logger: Logger, dir?: string): Prom
   const migrations = await loadMigrations(dir);
   // Each migration commits on its own, so the locks one takes (0008 locks swarm_events) are held for
   // that migration only, not while the next ones run; a failing one leaves those before it applied.
+  // Other replicas may be writing meanwhile (a rolling upgrade): a migration that needs ACCESS EXCLUSIVE
+  // on a table they write takes it with its first statement on that table, never after a weaker lock
+  // on it (0015: a writer that had read the table deadlocked with the upgrade of a SHARE lock).
   const applied = await withTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
     await client.query(`CREATE TABLE IF NOT EXISTS chronicle_migrations (
