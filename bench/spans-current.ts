@@ -169,6 +169,47 @@ interface Sample {
   pending: number;
   unexported: number;
   exportLag: number;
+  /** What Chronicle's Postgres sessions, autovacuum and the checkpointer were doing at the sample. */
+  activity: string;
+  /** Chronicle's event loop delay, max since the previous sample (prom-client's histogram), ms. */
+  loopMaxMillis: number | null;
+  /** Chronicle's GC pause time since the previous sample, ms. */
+  gcMillis: number | null;
+  /** Checkpoints the server has started so far. */
+  checkpoints: number | null;
+}
+
+// The sessions not idle: Chronicle's (by the statement's first words and what it waits on), autovacuum
+// workers (by their table) and the checkpointer when it writes. One line per sample, counted by kind.
+const ACTIVITY_SQL = `
+SELECT coalesce(string_agg(what || (CASE WHEN n > 1 THEN ' ×' || n ELSE '' END), ', ' ORDER BY n DESC, what), '') AS activity
+FROM (
+  SELECT what, count(*) AS n FROM (
+    SELECT CASE
+      WHEN backend_type = 'autovacuum worker' THEN 'autovacuum: ' || left(query, 60)
+      WHEN backend_type = 'checkpointer' THEN 'checkpointer ' || coalesce(wait_event, 'running')
+      ELSE left(regexp_replace(regexp_replace(query, '--[^\\n]*', '', 'g'), '\\s+', ' ', 'g'), 40)
+        || coalesce(' [' || wait_event_type || ':' || wait_event || ']', '')
+    END AS what
+    FROM pg_stat_activity
+    WHERE pid <> pg_backend_pid() AND state IS DISTINCT FROM 'idle'
+      AND (datname = current_database() OR backend_type IN ('autovacuum worker', 'checkpointer'))
+      AND NOT (backend_type = 'checkpointer' AND wait_event = 'CheckpointerMain')
+  ) a GROUP BY what
+) b`;
+
+async function checkpoints(pool: pg.Pool): Promise<number | null> {
+  for (const sql of [
+    'SELECT (num_timed + num_requested)::int AS n FROM pg_stat_checkpointer',
+    'SELECT (checkpoints_timed + checkpoints_req)::int AS n FROM pg_stat_bgwriter',
+  ]) {
+    try {
+      return (await pool.query<{ n: number }>(sql)).rows[0]!.n;
+    } catch {
+      // the other server version's view
+    }
+  }
+  return null;
 }
 
 const LAG_SQL = `
@@ -179,14 +220,25 @@ SELECT greatest(0, coalesce(extract(epoch FROM now() - min(queued_at)), 0))::flo
      FROM otel_spans WHERE exported_at IS NULL)::float8 AS export_lag
 FROM otel_pending`;
 
-async function gauge(): Promise<number | null> {
+/** Chronicle's /metrics: the build lag gauge, the event loop's max delay, the GC pause total. */
+async function chronicleGauges(): Promise<{ lag: number | null; loopMax: number | null; gc: number | null }> {
   try {
     const res = await fetch(`http://127.0.0.1:${PORT}/metrics`);
     const text = await res.text();
-    const m = /^chronicle_span_build_lag_seconds (\S+)$/m.exec(text);
-    return m ? Number(m[1]) : null;
+    const value = (re: RegExp) => {
+      const m = re.exec(text);
+      return m ? Number(m[1]) : null;
+    };
+    let gc: number | null = null;
+    for (const m of text.matchAll(/^nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm))
+      gc = (gc ?? 0) + Number(m[1]);
+    return {
+      lag: value(/^chronicle_span_build_lag_seconds (\S+)$/m),
+      loopMax: value(/^nodejs_eventloop_lag_max_seconds (\S+)$/m),
+      gc,
+    };
   } catch {
-    return null;
+    return { lag: null, loopMax: null, gc: null };
   }
 }
 
@@ -206,12 +258,22 @@ async function sampleEachSecond(
   rate: () => number,
 ): Promise<Sample[]> {
   const samples: Sample[] = [];
+  let gcBefore: number | null = null;
   for (let second = 1; Date.now() < end; second++) {
     await sleep(started + second * 1000 - Date.now());
     let rows: { lag: number; pending: number; unexported: number; export_lag: number }[];
-    let g: number | null;
+    let g: Awaited<ReturnType<typeof chronicleGauges>>;
+    let activity: string;
+    let checkpointCount: number | null;
     try {
-      [{ rows }, g] = await Promise.all([pool.query<(typeof rows)[0]>(LAG_SQL), gauge()]);
+      let act: { activity: string }[];
+      [{ rows }, g, { rows: act }, checkpointCount] = await Promise.all([
+        pool.query<(typeof rows)[0]>(LAG_SQL),
+        chronicleGauges(),
+        pool.query<{ activity: string }>(ACTIVITY_SQL),
+        checkpoints(pool),
+      ]);
+      activity = act[0]!.activity;
     } catch (err) {
       console.error(`sample ${second} failed: ${(err as Error).message}`);
       continue;
@@ -220,11 +282,16 @@ async function sampleEachSecond(
     samples.push({
       second,
       lag: r.lag,
-      gauge: g,
+      gauge: g.lag,
       pending: r.pending,
       unexported: r.unexported,
       exportLag: r.export_lag,
+      activity,
+      loopMaxMillis: g.loopMax === null ? null : g.loopMax * 1000,
+      gcMillis: g.gc === null || gcBefore === null ? null : (g.gc - gcBefore) * 1000,
+      checkpoints: checkpointCount,
     });
+    gcBefore = g.gc;
     if (second % 60 === 0) {
       const minute = samples.slice(-60);
       console.log(
@@ -234,6 +301,29 @@ async function sampleEachSecond(
     }
   }
   return samples;
+}
+
+/**
+ * For each time the oldest unbuilt change passed the target: the 20 seconds before it and the seconds
+ * it stayed over, each with what Postgres and Chronicle were doing (the cause of a stall, if it is one).
+ */
+function printExcursions(samples: readonly Sample[]): void {
+  let shownUntil = 0;
+  for (const [i, s] of samples.entries()) {
+    if (s.lag < TARGET_LAG_SECONDS || s.second <= shownUntil) continue;
+    let last = i;
+    while (last + 1 < samples.length && samples[last + 1]!.lag >= TARGET_LAG_SECONDS) last++;
+    console.log(
+      `excursion at ${s.second} s (over ${TARGET_LAG_SECONDS} s until ${samples[last]!.second} s):`,
+    );
+    for (const x of samples.slice(Math.max(0, i - 20), last + 2)) {
+      console.log(
+        `  ${x.second} s: lag ${x.lag.toFixed(1)} s, pending ${x.pending}, loop max ${x.loopMaxMillis?.toFixed(0) ?? '—'} ms, ` +
+          `gc ${x.gcMillis?.toFixed(0) ?? '—'} ms, checkpoints ${x.checkpoints ?? '—'} | ${x.activity || 'idle'}`,
+      );
+    }
+    shownUntil = samples[last]!.second;
+  }
 }
 
 /**
@@ -352,6 +442,7 @@ async function sustained(sinkUrl: string, rate: number, sinkRequests: () => numb
         `${r.role}: ${r.n} spans, ${(Number(r.bytes) / stored).toFixed(0)} B/event of span JSON ` +
         `(span events ${(Number(r.event_bytes) / stored).toFixed(0)})`,
     );
+    printExcursions(samples);
     const lags = samples.map((s) => s.lag);
     const gauges = samples.flatMap((s) => (s.gauge === null ? [] : [s.gauge]));
     const exportLags = samples.map((s) => s.exportLag);
