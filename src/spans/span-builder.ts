@@ -13,9 +13,7 @@ import {
   type TraceEvent,
   type TraceSpansOptions,
   type TraceState,
-  spanFingerprint,
   spansToEmit,
-  storedSpan,
 } from './trace-spans.js';
 
 export interface SpanBuilderOptions extends TraceSpansOptions {
@@ -112,17 +110,11 @@ CROSS JOIN LATERAL (
   OFFSET 0
 ) e`;
 
-// What a build compares is each stored span's fingerprint (migration 0017), not its content: the span
-// itself (a root carries every event of its task) is read only for a row stored before the fingerprint
-// was, to compute it. Re-reading and re-hashing every sent span at each build cost a seventh of
-// Chronicle's CPU under live traffic (docs/benchmarks.md).
 const STORED_SQL = `
-SELECT t.trace_id, s.role, s.position, s.span_id, s.name, s.fingerprint, s.span, s.event_ids, s.reported
+SELECT t.trace_id, s.role, s.position, s.span, s.event_ids, s.reported
 FROM unnest($1::text[]) AS t(trace_id)
 CROSS JOIN LATERAL (
-  SELECT x.role, x.position, x.span_id, x.name, x.fingerprint,
-    CASE WHEN x.fingerprint IS NULL THEN x.span END AS span, x.event_ids, x.reported
-  FROM otel_spans x
+  SELECT x.role, x.position, x.span, x.event_ids, x.reported FROM otel_spans x
   WHERE x.trace_id = t.trace_id AND x.role NOT IN ('received', 'event')
   OFFSET 0
 ) s`;
@@ -134,12 +126,10 @@ SELECT greatest(0, coalesce(extract(epoch FROM now() - min(queued_at)), 0))::flo
 FROM otel_pending`;
 
 const INSERT_SQL = `
-INSERT INTO otel_spans (otel_trace_id, span_id, trace_id, role, position, name, fingerprint, span, event_ids,
-  reported)
-SELECT s.otel_trace_id, s.span_id, s.trace_id, s.role, s.position, s.name, s.fingerprint, s.span, s.event_ids,
-  s.reported
+INSERT INTO otel_spans (otel_trace_id, span_id, trace_id, role, position, span, event_ids, reported)
+SELECT s.otel_trace_id, s.span_id, s.trace_id, s.role, s.position, s.span, s.event_ids, s.reported
 FROM json_to_recordset($1::json) AS s(otel_trace_id text, span_id text, trace_id text, role text,
-  position int, name text, fingerprint text, span json, event_ids uuid[], reported jsonb)
+  position int, span json, event_ids uuid[], reported jsonb)
 ORDER BY 1, 2
 ON CONFLICT (otel_trace_id, span_id) DO NOTHING
 RETURNING 1`;
@@ -285,26 +275,19 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
         trace_id: string;
         role: SpanRole;
         position: number;
-        span_id: string;
-        name: string | null;
-        fingerprint: string | null;
-        span: SpanRecord | null;
+        span: SpanRecord;
         event_ids: string[];
         reported: Record<string, string> | null;
       }>(STORED_SQL, [present.filter((id) => traces.get(id)!.is_task)]);
       const storedOf = new Map<string, StoredSpan[]>();
       for (const s of stored) {
-        const common = {
+        const span: StoredSpan = {
           role: s.role,
           attempt: s.position,
+          span: s.span,
           eventIds: s.event_ids,
           ...(s.reported ? { reported: s.reported } : {}),
         };
-        // A span stored before 0017 has no fingerprint yet: computed here from its content.
-        const span: StoredSpan =
-          s.fingerprint !== null && s.name !== null
-            ? { ...common, spanId: s.span_id, name: s.name, print: s.fingerprint }
-            : storedSpan({ ...common, span: s.span! });
         const list = storedOf.get(s.trace_id);
         if (list) list.push(span);
         else storedOf.set(s.trace_id, [span]);
@@ -329,9 +312,6 @@ export function createSpanBuilder(options: SpanBuilderOptions, deps: SpanBuilder
               trace_id: p.traceId,
               role: p.role,
               position: p.attempt,
-              name: p.span.name,
-              // Update spans are never compared: only what they reported is.
-              fingerprint: p.role === 'update' ? null : spanFingerprint(p),
               span: p.span,
               event_ids: p.eventIds,
               reported: p.reported ?? null,

@@ -444,33 +444,8 @@ export function planTraceSpans(
   return planned;
 }
 
-/**
- * What a build needs of a span already stored for the trace (and exported, or queued for export): not
- * its content, only the fingerprint of it (otel_spans.fingerprint, computed once when it was built).
- */
-export interface StoredSpan {
-  role: SpanRole;
-  attempt: number;
-  spanId: string;
-  name: string;
-  eventIds: string[];
-  reported?: Record<string, string>;
-  /** spanFingerprint() of the span as it was stored. */
-  print: string;
-}
-
-/** A planned span as it will be stored: what a later build reads back of it. */
-export function storedSpan(planned: PlannedSpan): StoredSpan {
-  return {
-    role: planned.role,
-    attempt: planned.attempt,
-    spanId: planned.span.spanId,
-    name: planned.span.name,
-    eventIds: planned.eventIds,
-    ...(planned.reported ? { reported: planned.reported } : {}),
-    print: spanFingerprint(planned),
-  };
-}
+/** A span already stored for the trace (and exported, or queued for export). */
+export type StoredSpan = PlannedSpan;
 
 /** Events shown before their task ends (on an update span), so a stuck task still shows why. */
 function urgent(eventType: string): boolean {
@@ -489,11 +464,8 @@ function canonicalJson(value: unknown): string {
   );
 }
 
-/**
- * Content that must not change once a span went out; a root's events are covered separately. Of the
- * span as planned or as read back from the store (canonicalJson: the same print either way).
- */
-export function spanFingerprint(planned: { role: SpanRole; span: SpanRecord }): string {
+/** Content that must not change once a span went out; a root's events are covered separately. */
+function fingerprint(planned: { role: SpanRole; span: SpanRecord }): string {
   // Only the actor of the resource counts: Chronicle's own resource attributes (OTEL_RESOURCE_ATTRIBUTES)
   // may differ between replicas or deployments without the span having changed.
   const span = {
@@ -513,33 +485,27 @@ export function spanFingerprint(planned: { role: SpanRole; span: SpanRecord }): 
 export function spansToEmit(
   trace: TraceState,
   events: readonly TraceEvent[],
-  storedSpans: readonly (StoredSpan | PlannedSpan)[],
+  stored: readonly StoredSpan[],
   options: TraceSpansOptions,
 ): PlannedSpan[] {
-  const stored = storedSpans.map((s) => ('span' in s ? storedSpan(s) : s));
   const plan = planTraceSpans(trace, events, options);
-  const storedById = new Map(stored.map((s) => [s.spanId, s]));
+  const storedById = new Map(stored.map((s) => [s.span.spanId, s]));
   const fresh = plan.filter((p) => !storedById.has(p.span.spanId));
   if (!trace.is_task) return fresh;
 
   // What each sent span last said: its own content, or what the latest update span reported for it.
-  const said = new Map(stored.filter((s) => s.role !== 'update').map((s) => [s.spanId, s.print]));
+  const said = new Map(stored.filter((s) => s.role !== 'update').map((s) => [s.span.spanId, fingerprint(s)]));
   const updateSpans = stored.filter((s) => s.role === 'update').sort((a, b) => a.attempt - b.attempt);
   for (const u of updateSpans)
     for (const [id, print] of Object.entries(u.reported ?? {})) said.set(id, print);
-  const changed: { name: string; attempt: number; spanId: string; print: string }[] = [];
-  for (const p of plan) {
-    const before = said.get(p.span.spanId);
-    if (before === undefined) continue;
-    const print = spanFingerprint(p);
-    if (print !== before)
-      changed.push({ name: p.span.name, attempt: p.attempt, spanId: p.span.spanId, print });
-  }
+  const changed: { span: PlannedSpan; print: string }[] = plan
+    .filter((p) => said.has(p.span.spanId) && said.get(p.span.spanId) !== fingerprint(p))
+    .map((p) => ({ span: p, print: fingerprint(p) }));
   // A sent span the plan no longer has (a retry reopened the task; attempts were renumbered) is stale too.
   const planned = new Set(plan.map((p) => p.span.spanId));
   for (const s of stored) {
-    if (s.role === 'update' || planned.has(s.spanId) || said.get(s.spanId) === GONE) continue;
-    changed.push({ name: s.name, attempt: s.attempt, spanId: s.spanId, print: GONE });
+    if (s.role === 'update' || planned.has(s.span.spanId) || said.get(s.span.spanId) === GONE) continue;
+    changed.push({ span: s, print: GONE });
   }
   const rootSent = stored.some((s) => s.role === 'root');
   const rootPlanned = plan.some((p) => p.role === 'root');
@@ -566,7 +532,9 @@ export function spansToEmit(
   const attributes: Attributes = {
     'swarm.trace_id': trace.trace_id,
     'swarm.task.attempts': trace.attempts,
-    'swarm.update.changed_spans': changed.map((c) => (c.attempt > 0 ? `${c.name}#${c.attempt}` : c.name)),
+    'swarm.update.changed_spans': changed.map(({ span: p }) =>
+      p.attempt > 0 ? `${p.span.name}#${p.attempt}` : p.span.name,
+    ),
     'swarm.update.events': evs.length,
   };
   if (trace.status !== null) attributes['swarm.task.status'] = trace.status;
@@ -575,7 +543,7 @@ export function spansToEmit(
     role: 'update',
     attempt: updates + 1,
     eventIds: evs.map((e) => e.id),
-    reported: Object.fromEntries(changed.map((c) => [c.spanId, c.print])),
+    reported: Object.fromEntries(changed.map((c) => [c.span.span.spanId, c.print])),
     span: {
       traceId,
       spanId: otelSpanId(trace.trace_id, 'update', updates + 1),

@@ -8,11 +8,11 @@ import {
   SCOPE,
   type PlannedSpan,
   type SpanRole,
+  type StoredSpan,
   type TraceSpansOptions,
   type TraceState,
   planTraceSpans,
   spansToEmit,
-  storedSpan,
 } from '../../../src/spans/trace-spans.js';
 import { type Random, createRandom, generateTraffic } from '../../support/generate.js';
 import { referenceRows } from '../../support/reference.js';
@@ -74,7 +74,7 @@ function stateOf(events: readonly CanonicalEvent[], traceId = TRACE): TraceState
 const plan = (events: readonly CanonicalEvent[]): PlannedSpan[] =>
   planTraceSpans(stateOf(events), events, OPTIONS);
 
-const emit = (events: readonly CanonicalEvent[], stored: readonly PlannedSpan[]): PlannedSpan[] =>
+const emit = (events: readonly CanonicalEvent[], stored: readonly StoredSpan[]): PlannedSpan[] =>
   spansToEmit(stateOf(events), events, stored, OPTIONS);
 
 function only(planned: readonly PlannedSpan[], role: SpanRole, attempt = 0): PlannedSpan {
@@ -1016,7 +1016,7 @@ describe('spansToEmit', () => {
   });
 
   it('spansToEmit - a retry after a terminal failure: the new attempt, and an update for the root, numbered in sequence', () => {
-    const stored: PlannedSpan[] = emit(FIRST_ATTEMPT_FAILED, []);
+    const stored: StoredSpan[] = emit(FIRST_ATTEMPT_FAILED, []);
     expect(spanOf(stored, 'root').status).toEqual({ code: 2, message: 'OOM' });
 
     const step1 = [...FIRST_ATTEMPT_FAILED, retry.assignedB];
@@ -1083,7 +1083,7 @@ describe('spansToEmit', () => {
 
   it('spansToEmit - a changed span is named by one update only, until it changes again', () => {
     const early = [created, assigned, completed];
-    const stored: PlannedSpan[] = emit(early, []);
+    const stored: StoredSpan[] = emit(early, []);
     const withStart = [created, assigned, started, completed];
     stored.push(...emit(withStart, stored));
 
@@ -1185,7 +1185,7 @@ describe('spansToEmit', () => {
       ev(3, 'task.started', 20, { agent: 'agent-a' }, 'agent-a'),
       ev(5, 'task.completed', 30, { agent: 'agent-a' }, 'agent-a'),
     ];
-    const stored: PlannedSpan[] = emit(events, []);
+    const stored: StoredSpan[] = emit(events, []);
     const all = [...events, ev(6, 'task.assigned', 4, { agent: 'agent-x' })];
     const out = emit(all, stored);
     expect(
@@ -1206,7 +1206,7 @@ describe('spansToEmit', () => {
   // root went out as failed; the retry's assignment makes the task non-terminal, so the root leaves the
   // plan: it is stale at once, and named again when it comes back with new content.
   it('spansToEmit - a retry after a terminal failure names the sent root as stale at once, and again when it ends', () => {
-    const stored: PlannedSpan[] = emit(FIRST_ATTEMPT_FAILED, []);
+    const stored: StoredSpan[] = emit(FIRST_ATTEMPT_FAILED, []);
     const step = [...FIRST_ATTEMPT_FAILED, retry.assignedB];
     const out = emit(step, stored);
     expect(only(out, 'update', 1).span.attributes['swarm.update.changed_spans']).toEqual(['swarm.task']);
@@ -1223,7 +1223,7 @@ describe('spansToEmit', () => {
   it('spansToEmit - event spans sent while the trace was not yet a task are named as stale once it is one', () => {
     // A system error of the task arrives before any lifecycle event: the trace is not a task yet.
     const early = ev(9, 'system.error', 1, { error: 'worker restarted' }, 'swarm');
-    const stored: PlannedSpan[] = emit([early], []);
+    const stored: StoredSpan[] = emit([early], []);
     expect(stored.map((p) => p.role)).toEqual(['event']);
     const events = [early, created, assigned];
     const out = emit(events, stored);
@@ -1271,16 +1271,15 @@ function sameContent(a: PlannedSpan, b: PlannedSpan): boolean {
  * Feeds the trace's events in one random order, in random prefixes, calling spansToEmit after each with
  * everything emitted so far as stored, and checks every call; returns what was stored.
  */
-function feedInRandomBatches(traceId: string, events: readonly CanonicalEvent[], rnd: Random): PlannedSpan[] {
+function feedInRandomBatches(traceId: string, events: readonly CanonicalEvent[], rnd: Random): StoredSpan[] {
   const order = rnd.shuffle(events);
-  const stored: PlannedSpan[] = [];
+  const stored: StoredSpan[] = [];
   const otelTrace = planTraceSpans(stateOf(events, traceId), events, OPTIONS)[0]?.span.traceId;
   for (let n = 0; n < order.length;) {
     n = Math.min(order.length, n + rnd.int(1, 3));
     const prefix = order.slice(0, n);
     const state = stateOf(prefix, traceId);
-    // As the builder reads them back: fingerprints, not content (checkConverged gives the content).
-    const out = spansToEmit(state, prefix, stored.map(storedSpan), OPTIONS);
+    const out = spansToEmit(state, prefix, stored, OPTIONS);
     const storedIds = new Set(stored.map((s) => s.span.spanId));
     const ids = out.map((p) => p.span.spanId);
     expect(new Set(ids).size, 'ids within one call are distinct').toBe(ids.length);
@@ -1296,7 +1295,7 @@ function feedInRandomBatches(traceId: string, events: readonly CanonicalEvent[],
 function checkConverged(
   traceId: string,
   events: readonly CanonicalEvent[],
-  stored: readonly PlannedSpan[],
+  stored: readonly StoredSpan[],
 ): void {
   const state = stateOf(events, traceId);
   // Nothing further: idempotent, no endless updates.
