@@ -665,6 +665,30 @@ async function floorLatency(pool: pg.Pool, fx: Fixtures): Promise<Timing[]> {
         ];
       },
     ]),
+    // The agent ranking's exact p95 reads every completed duration of every agent on the range's UTC
+    // days (two for most 24 h windows), one range of swarm_traces_agent_duration_idx per agent: the read
+    // alone, then with the percentile (the ranking without its agent_metrics part).
+    ...(
+      [
+        ['count', 'count(x.duration_ms)', 'the read'],
+        ['p95', 'percentile_cont(0.95) WITHIN GROUP (ORDER BY x.duration_ms)', 'with the percentile'],
+      ] as const
+    ).map(([label, aggregate, what]): [string, () => [string, unknown[]]] => [
+      `${label} of every agent's completed durations on a 24 h window's UTC days (floor of the agent ranking: ${what})`,
+      () => {
+        const to = windowEnd();
+        return [
+          `SELECT a.agent, d.v FROM unnest($1::text[]) a(agent)
+           CROSS JOIN LATERAL (
+             SELECT ${aggregate} AS v FROM swarm_traces x
+             WHERE x.is_task AND x.status = 'completed' AND x.duration_ms IS NOT NULL AND x.assigned_agent = a.agent
+               AND (x.completed_at AT TIME ZONE 'UTC')::date BETWEEN ($2::timestamptz AT TIME ZONE 'UTC')::date
+                 AND ($3::timestamptz AT TIME ZONE 'UTC')::date
+           ) d`,
+          [fx.agents, new Date(to - DAY_MS), new Date(to)],
+        ];
+      },
+    ]),
     [
       'count(*) of the traces matching a trace_prefix (floor of traces?trace_prefix)',
       () => [

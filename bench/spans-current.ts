@@ -171,7 +171,7 @@ interface Sample {
   exportLag: number;
   /** What Chronicle's Postgres sessions, autovacuum and the checkpointer were doing at the sample. */
   activity: string;
-  /** Chronicle's event loop delay, max since the previous sample (prom-client's histogram), ms. */
+  /** Chronicle's event loop delay, max since the previous sample (prom-client's `chronicle_nodejs_eventloop_lag_max_seconds`), ms. */
   loopMaxMillis: number | null;
   /** Chronicle's GC pause time since the previous sample, ms. */
   gcMillis: number | null;
@@ -230,11 +230,11 @@ async function chronicleGauges(): Promise<{ lag: number | null; loopMax: number 
       return m ? Number(m[1]) : null;
     };
     let gc: number | null = null;
-    for (const m of text.matchAll(/^nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm))
+    for (const m of text.matchAll(/^chronicle_nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm))
       gc = (gc ?? 0) + Number(m[1]);
     return {
       lag: value(/^chronicle_span_build_lag_seconds (\S+)$/m),
-      loopMax: value(/^nodejs_eventloop_lag_max_seconds (\S+)$/m),
+      loopMax: value(/^chronicle_nodejs_eventloop_lag_max_seconds (\S+)$/m),
       gc,
     };
   } catch {
