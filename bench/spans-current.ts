@@ -180,13 +180,13 @@ interface Sample {
 }
 
 // The sessions not idle: Chronicle's (by the statement's first words and what it waits on), autovacuum
-// workers (by their table) and the checkpointer when it writes. One line per sample, counted by kind.
+// workers (their query reads "autovacuum: VACUUM table") and the checkpointer when it writes. One line per sample, counted by kind.
 const ACTIVITY_SQL = `
 SELECT coalesce(string_agg(what || (CASE WHEN n > 1 THEN ' ×' || n ELSE '' END), ', ' ORDER BY n DESC, what), '') AS activity
 FROM (
   SELECT what, count(*) AS n FROM (
     SELECT CASE
-      WHEN backend_type = 'autovacuum worker' THEN 'autovacuum: ' || left(query, 60)
+      WHEN backend_type = 'autovacuum worker' THEN left(query, 60)
       WHEN backend_type = 'checkpointer' THEN 'checkpointer ' || coalesce(wait_event, 'running')
       ELSE left(regexp_replace(regexp_replace(query, '--[^\\n]*', '', 'g'), '\\s+', ' ', 'g'), 40)
         || coalesce(' [' || wait_event_type || ':' || wait_event || ']', '')
