@@ -64,9 +64,16 @@ export interface SpanBuilder extends Component {
 // another round (here or on a replica) is building are skipped, not waited for: the lock taken here is
 // the per-trace build lock (class 3, which the flush never takes), held until this round commits.
 // $4: traces this round already tried (locked and found consumed), left out of a second look.
+// Oldest change first: the traces are tried in the order of their oldest pending row, and the lock is
+// tried row by row in that order until $1 are held (the sorted subquery, kept apart by OFFSET 0, is
+// read in order and the LIMIT stops it). A DISTINCT here lost that order: of the 4 × $1 oldest rows'
+// traces, the rounds took the first $1 by id, and an old change of a trace with a late id waited round
+// after round while younger ones were built (bench:spans: its age grew a second a second, to 19 s).
 const LOCK_SQL = `
 WITH oldest AS (
-  SELECT DISTINCT trace_id FROM (SELECT trace_id FROM otel_pending ORDER BY queued_at LIMIT $1 * 4) o
+  SELECT trace_id, min(queued_at) AS oldest_at
+  FROM (SELECT trace_id, queued_at FROM otel_pending ORDER BY queued_at LIMIT $1 * 4) o
+  GROUP BY trace_id
 ),
 settled AS (
   SELECT o.trace_id FROM oldest o
@@ -75,6 +82,7 @@ settled AS (
   ) w
   WHERE (w.latest <= now() - $2 * interval '1 millisecond' OR w.earliest <= now() - $3 * interval '1 millisecond')
     AND o.trace_id <> ALL($4::text[])
+  ORDER BY o.oldest_at
   OFFSET 0
 )
 SELECT trace_id FROM settled WHERE pg_try_advisory_xact_lock(3, hashtext(trace_id)) LIMIT $1`;

@@ -111,6 +111,36 @@ describeWithPostgres('span builder', () => {
     expect(rows[0]!.n).toBe(1);
   });
 
+  it('span builder - builds the oldest changes first, whatever their trace ids', async () => {
+    // One flush per trace, oldest first: the oldest trace's id sorts last. A round that lost the order
+    // of the changes (DISTINCT over the oldest rows, then the first traces it returned) took the
+    // lowest ids and left the oldest waiting round after round: in bench:spans its age grew by a second
+    // a second, to 19 s, while the rounds built younger changes.
+    const ids = ['z-oldest', ...Array.from({ length: 12 }, (_, i) => `a-${String(i).padStart(2, '0')}`)];
+    for (const [n, id] of ids.entries()) {
+      await writer.write(
+        records([
+          {
+            event_id: `00000000-0000-4000-9000-${String(n + 1).padStart(12, '0')}`,
+            trace_id: id,
+            source: 'agent-1',
+            event_type: 'agent.heartbeat',
+            timestamp: new Date(Date.UTC(2026, 2, 1, 0, 0, n)).toISOString(),
+            metadata: { agent: 'agent-1' },
+          },
+        ]),
+      );
+    }
+    const built: string[] = [];
+    for (let round = 0; round < 4; round++) {
+      const before = new Set(built);
+      expect(await builder.buildOnce(1)).toBe(1);
+      const { rows } = await db.pool.query<{ trace_id: string }>('SELECT DISTINCT trace_id FROM otel_spans');
+      built.push(...rows.map((r) => r.trace_id).filter((id) => !before.has(id)));
+    }
+    expect(built).toEqual(ids.slice(0, 4));
+  });
+
   it('span builder - concurrent rounds build different traces instead of skipping each other', async () => {
     await writer.write(records(generateTraffic(5)));
     const [a, b] = await Promise.all([builder.buildOnce(20), builder.buildOnce(20)]);
