@@ -177,6 +177,8 @@ interface Sample {
   gcMillis: number | null;
   /** Checkpoints the server has started so far. */
   checkpoints: number | null;
+  /** The oldest pending change's trace, its rows, and the session holding its build lock (if any). */
+  oldest: string;
 }
 
 // The sessions not idle: Chronicle's (by the statement's first words and what it waits on), autovacuum
@@ -190,6 +192,8 @@ FROM (
       WHEN backend_type = 'checkpointer' THEN 'checkpointer ' || coalesce(wait_event, 'running')
       ELSE left(regexp_replace(regexp_replace(query, '--[^\\n]*', '', 'g'), '\\s+', ' ', 'g'), 40)
         || coalesce(' [' || wait_event_type || ':' || wait_event || ']', '')
+        || CASE WHEN now() - xact_start >= interval '1 second'
+             THEN ' (in a transaction for ' || round(extract(epoch FROM now() - xact_start))::text || ' s)' ELSE '' END
     END AS what
     FROM pg_stat_activity
     WHERE pid <> pg_backend_pid() AND state IS DISTINCT FROM 'idle'
@@ -197,6 +201,22 @@ FROM (
       AND NOT (backend_type = 'checkpointer' AND wait_event = 'CheckpointerMain')
   ) a GROUP BY what
 ) b`;
+
+// The oldest pending change: its trace, how many rows that trace has pending, and which session holds
+// its build lock (advisory class 3, key hashtext(trace_id): the lock's objid is that int4 as unsigned).
+const OLDEST_SQL = `
+SELECT coalesce((
+  SELECT o.trace_id || ' (' || (SELECT count(*) FROM otel_pending q WHERE q.trace_id = o.trace_id) || ' rows'
+    || coalesce((
+      SELECT ', build lock held by ' || string_agg(a.pid || ' ' || a.state || ' for '
+        || round(extract(epoch FROM now() - a.xact_start))::text || ' s: '
+        || left(regexp_replace(a.query, '\\s+', ' ', 'g'), 40), '; ')
+      FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 3
+        AND l.objid::text::bigint = (hashtext(o.trace_id)::bigint + 4294967296) % 4294967296
+    ), '') || ')'
+  FROM (SELECT trace_id FROM otel_pending ORDER BY queued_at LIMIT 1) o
+), '') AS oldest`;
 
 async function checkpoints(pool: pg.Pool): Promise<number | null> {
   for (const sql of [
@@ -265,15 +285,19 @@ async function sampleEachSecond(
     let g: Awaited<ReturnType<typeof chronicleGauges>>;
     let activity: string;
     let checkpointCount: number | null;
+    let oldest: string;
     try {
       let act: { activity: string }[];
-      [{ rows }, g, { rows: act }, checkpointCount] = await Promise.all([
+      let old: { oldest: string }[];
+      [{ rows }, g, { rows: act }, checkpointCount, { rows: old }] = await Promise.all([
         pool.query<(typeof rows)[0]>(LAG_SQL),
         chronicleGauges(),
         pool.query<{ activity: string }>(ACTIVITY_SQL),
         checkpoints(pool),
+        pool.query<{ oldest: string }>(OLDEST_SQL),
       ]);
       activity = act[0]!.activity;
+      oldest = old[0]!.oldest;
     } catch (err) {
       console.error(`sample ${second} failed: ${(err as Error).message}`);
       continue;
@@ -290,6 +314,7 @@ async function sampleEachSecond(
       loopMaxMillis: g.loopMax === null ? null : g.loopMax * 1000,
       gcMillis: g.gc === null || gcBefore === null ? null : (g.gc - gcBefore) * 1000,
       checkpoints: checkpointCount,
+      oldest,
     });
     gcBefore = g.gc;
     if (second % 60 === 0) {
@@ -319,7 +344,8 @@ function printExcursions(samples: readonly Sample[]): void {
     for (const x of samples.slice(Math.max(0, i - 20), last + 2)) {
       console.log(
         `  ${x.second} s: lag ${x.lag.toFixed(1)} s, pending ${x.pending}, loop max ${x.loopMaxMillis?.toFixed(0) ?? '—'} ms, ` +
-          `gc ${x.gcMillis?.toFixed(0) ?? '—'} ms, checkpoints ${x.checkpoints ?? '—'} | ${x.activity || 'idle'}`,
+          `gc ${x.gcMillis?.toFixed(0) ?? '—'} ms, checkpoints ${x.checkpoints ?? '—'} | ${x.activity || 'idle'}` +
+          ` | oldest: ${x.oldest || 'none'}`,
       );
     }
     shownUntil = samples[last]!.second;
