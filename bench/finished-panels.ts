@@ -4,18 +4,21 @@
  * straight with SQL (no ingest): 20,000 tasks a day over 54 days ending today (1,080,000 task rows,
  * 90 % completed, 6 % failed, 3 % timed out, 1 % not finished; 40 agents), 4,040 traces that are not
  * tasks, and their events (created, assigned, started, terminal; a heartbeat per agent every 5 minutes:
- * about 4,900,000), all in the default partition of swarm_events as in bench:scale.
+ * about 4,900,000), all in the default partition of swarm_events as in bench:scale, and the task totals
+ * of agent_metrics aggregated from the trace rows.
  *
  * 1. A scratch database (BENCH_PANELS_DB, default chronicle_dash_scratch) through Chronicle's
  *    migrations, filled, VACUUM ANALYZE.
  * 2. Without the indexes of the newest migration (dropped; the rest of it, a column and its backfill,
- *    stays): the old SQL (and the new, with BENCH_PANELS_NEW_WITHOUT_INDEX=1).
+ *    stays; an index it drops and creates again gets its old definition back): the old SQL (and the
+ *    new, with BENCH_PANELS_NEW_WITHOUT_INDEX=1).
  * 3. With them (its CREATE INDEX statements run again), VACUUM ANALYZE: the new SQL (and the old, with
  *    BENCH_PANELS_OLD_WITH_INDEX=1).
  * Each over a 24 h and a 7 d window, BENCH_PANELS_RUNS runs (default 20) after one to warm up, window ends varied per run as
  * bench:scale varies them (a random moment of a random day, up to 12 h past its end); p50 / p99 / max.
  * The database is dropped at the end unless BENCH_PANELS_KEEP=1 (a kept one is reused, not refilled);
- * BENCH_PANELS_FILL_ONLY=1 stops after the fill (and keeps it).
+ * BENCH_PANELS_FILL_ONLY=1 stops after the fill (and keeps it). BENCH_PANELS_QUERY (a regular expression)
+ * adds the queries whose name it matches, changed or not (the same SQL before and after a new index).
  */
 import pg from 'pg';
 import { type DashboardQuery, dashboardQueries, expandMacros, readDashboards } from './dashboard-sql.js';
@@ -98,6 +101,19 @@ ORDER BY x.ts;
 INSERT INTO swarm_traces (trace_id, is_task, created_at, span_count, first_event_at, last_event_at)
 SELECT trace_id, false, min("timestamp"), count(*), min("timestamp"), max("timestamp")
 FROM swarm_events WHERE event_type IN ('agent.heartbeat', 'log.line') GROUP BY trace_id;
+
+-- The task totals the writer keeps per agent and UTC day (the panels over agent_metrics, the ranking).
+INSERT INTO agent_metrics (agent_id, metric_date, tasks_completed, tasks_failed, tasks_timed_out,
+  duration_count, duration_sum, pickup_count, pickup_sum)
+SELECT assigned_agent, (completed_at AT TIME ZONE 'UTC')::date,
+  count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),
+  count(*) FILTER (WHERE status = 'timed_out'),
+  count(duration_ms) FILTER (WHERE status = 'completed'),
+  coalesce(sum(duration_ms) FILTER (WHERE status = 'completed'), 0),
+  count(time_to_pickup_ms), coalesce(sum(time_to_pickup_ms), 0)
+FROM swarm_traces
+WHERE is_task AND status IN ('completed', 'failed', 'timed_out') AND assigned_agent IS NOT NULL
+GROUP BY 1, 2;
 `;
 
 /** The secondary indexes of a table (not constraints), by name with their definition. */
@@ -191,8 +207,13 @@ async function main(): Promise<void> {
     const agents = Array.from({ length: AGENTS }, (_, a) => `agent-${String(a).padStart(2, '0')}`);
 
     const before = new Map(dashboardQueries(readDashboards(BEFORE)).map((q) => [q.name, q]));
-    const changed = dashboardQueries().filter((q) => before.has(q.name) && before.get(q.name)!.sql !== q.sql);
-    console.log(`queries changed since ${BEFORE}: ${changed.length}`);
+    const also = process.env.BENCH_PANELS_QUERY ? new RegExp(process.env.BENCH_PANELS_QUERY) : null;
+    const changed = dashboardQueries().filter(
+      (q) => before.has(q.name) && (before.get(q.name)!.sql !== q.sql || also?.test(q.name)),
+    );
+    console.log(
+      `queries changed since ${BEFORE}${also ? ` or matching ${also.source}` : ''}: ${changed.length}`,
+    );
 
     const results: { name: string; window: string; phase: string; t: Timing }[] = [];
     const windows = [
@@ -211,17 +232,26 @@ async function main(): Promise<void> {
       }
     };
     for (const { name } of migration.indexes) await client.query(`DROP INDEX IF EXISTS ${name}`);
-    await client.query('ANALYZE swarm_traces');
+    for (const { sql } of migration.replaced) await client.query(sql);
+    await client.query('VACUUM ANALYZE swarm_traces');
     const without = migration.indexes.length > 0 ? `without ${migration.file}'s indexes` : 'as migrated';
     await round(`old SQL, ${without}`, 'old');
     if (NEW_WITHOUT_INDEX) await round(`new SQL, ${without}`, 'new');
-    for (const { sql } of migration.indexes) await client.query(sql);
+    for (const { name } of migration.replaced) await client.query(`DROP INDEX ${name}`);
+    // Each build timed: what an upgrade's migration holds the table for (reads of it wait).
+    const built = new Map<string, number>();
+    for (const { name, sql } of migration.indexes) {
+      const t = performance.now();
+      await client.query(sql);
+      built.set(name, performance.now() - t);
+    }
     await client.query('VACUUM ANALYZE swarm_traces');
     const size = await client.query<{ name: string; size: string }>(
       `SELECT relname AS name, pg_size_pretty(pg_relation_size(oid)) AS size FROM pg_class WHERE relname = ANY($1)`,
       [migration.indexes.map((i) => i.name)],
     );
-    for (const s of size.rows) console.log(`index ${s.name}: ${s.size}`);
+    for (const s of size.rows)
+      console.log(`index ${s.name}: ${s.size}, built in ${((built.get(s.name) ?? 0) / 1000).toFixed(1)} s`);
     if (process.env.BENCH_PANELS_OLD_WITH_INDEX === '1')
       await round(`old SQL, with ${migration.file}`, 'old');
     await round(`new SQL, with ${migration.file}`, 'new');

@@ -432,16 +432,34 @@ export const CHECK_SQL = `
 export const EVENTS_ON_DISK_SQL = `((SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0) FROM pg_inherits i
   WHERE i.inhparent = 'swarm_events'::regclass) + pg_total_relation_size('swarm_events'))`;
 
-/** The newest migration's file and the indexes it creates (name, statement), comments left out. */
-export function newestMigrationIndexes(): { file: string; indexes: { name: string; sql: string }[] } {
-  const file = readdirSync(MIGRATIONS_DIR)
+/**
+ * The newest migration's file, the indexes it creates (name, statement) and, of those it drops and
+ * creates again under the same name, the definition they had before (the last earlier migration's
+ * CREATE INDEX of that name): comments left out.
+ */
+export function newestMigrationIndexes(): {
+  file: string;
+  indexes: { name: string; sql: string }[];
+  replaced: { name: string; sql: string }[];
+} {
+  const files = readdirSync(MIGRATIONS_DIR)
     .filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f))
-    .sort()
-    .at(-1)!;
-  const statements = readFileSync(join(MIGRATIONS_DIR, file), 'utf8')
-    .replace(/--[^\n]*\n/g, '')
-    .split(';')
-    .map((s) => s.trim())
-    .filter((s) => s.startsWith('CREATE INDEX'));
-  return { file, indexes: statements.map((s) => ({ name: /CREATE INDEX (\w+)/.exec(s)![1]!, sql: s })) };
+    .sort();
+  const creates = (f: string) =>
+    readFileSync(join(MIGRATIONS_DIR, f), 'utf8')
+      .replace(/--[^\n]*\n/g, '')
+      .split(';')
+      .map((s) => s.trim())
+      .filter((s) => s.startsWith('CREATE INDEX'))
+      .map((s) => ({ name: /CREATE INDEX (\w+)/.exec(s)![1]!, sql: s }));
+  const file = files.at(-1)!;
+  const indexes = creates(file);
+  const earlier = new Map(
+    files
+      .slice(0, -1)
+      .flatMap(creates)
+      .map((i) => [i.name, i]),
+  );
+  const replaced = indexes.flatMap((i) => earlier.get(i.name) ?? []);
+  return { file, indexes, replaced };
 }
