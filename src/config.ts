@@ -86,7 +86,7 @@ const envSchema = z
     // The OTLP/HTTP receiver (sources/otlp-http/config.ts).
     ...OTLP_HTTP_ENV,
     SPAN_SETTLE_MS: int(0, 600_000).default(2_000),
-    // Unset: 8 s, or SPAN_SETTLE_MS when that is longer (the delay never cuts a settle short by default).
+    // Unset: 5 s, or SPAN_SETTLE_MS when that is longer (the delay never cuts a settle short by default).
     SPAN_MAX_DELAY_MS: int(0, 3_600_000).optional(),
     // The span builder's rounds: how many run at once (each on a connection of its own) and their size.
     SPAN_BUILD_CONCURRENCY: int(1, 16).default(2),
@@ -339,7 +339,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     otlpReceiver: otlpHttpOptions(e),
     spans: {
       settleMillis: e.SPAN_SETTLE_MS,
-      maxDelayMillis: e.SPAN_MAX_DELAY_MS ?? Math.max(8_000, e.SPAN_SETTLE_MS),
+      maxDelayMillis: e.SPAN_MAX_DELAY_MS ?? Math.max(5_000, e.SPAN_SETTLE_MS),
       concurrency: e.SPAN_BUILD_CONCURRENCY,
       batchTraces: e.SPAN_BUILD_BATCH_TRACES,
     },

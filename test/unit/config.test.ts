@@ -40,7 +40,7 @@ const DEFAULTS = {
   heapGrowthPercent: 100,
   logLevel: 'info',
   otlpReceiver: { dedicatedPort: undefined, maxBodyBytes: 5 * 1024 * 1024 },
-  spans: { settleMillis: 2000, maxDelayMillis: 8_000, concurrency: 2, batchTraces: 100 },
+  spans: { settleMillis: 2000, maxDelayMillis: 5_000, concurrency: 2, batchTraces: 100 },
   export: undefined,
   resource: { serviceName: 'chronicle', attributes: {} },
   links: { jaegerUiUrl: undefined, grafanaUrl: undefined, tempoDatasourceUid: 'tempo' },
@@ -128,10 +128,10 @@ describe('loadConfig - defaults', () => {
     expect(loadConfig({ PATH: '/usr/bin', CHRONICLE_UNKNOWN: 'x', PORT: 'not a number' })).toEqual(DEFAULTS);
   });
 
-  it('SPAN_MAX_DELAY_MS unset is 8 s, or SPAN_SETTLE_MS when longer; set, it is taken as it is', () => {
-    expect(loadConfig({ SPAN_SETTLE_MS: '5000' }).spans).toEqual({
-      settleMillis: 5000,
-      maxDelayMillis: 8000,
+  it('SPAN_MAX_DELAY_MS unset is 5 s, or SPAN_SETTLE_MS when longer; set, it is taken as it is', () => {
+    expect(loadConfig({ SPAN_SETTLE_MS: '3000' }).spans).toEqual({
+      settleMillis: 3000,
+      maxDelayMillis: 5000,
       concurrency: 2,
       batchTraces: 100,
     });
