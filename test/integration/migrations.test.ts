@@ -143,3 +143,61 @@ describeWithPostgres('migrations - one transaction each', () => {
     }
   });
 });
+
+describeWithPostgres('migrations - 0017', () => {
+  it("an agent's completed durations on given UTC days are read from swarm_traces_agent_duration_idx alone", async () => {
+    const db = await createTestDatabase();
+    try {
+      // 4 agents × 3 days × 200 completed tasks, plus failed and unfinished ones the index leaves out.
+      await db.pool.query(`
+        INSERT INTO swarm_traces (trace_id, is_task, status, assigned_agent, created_at, completed_at,
+          duration_ms, span_count, first_event_at, last_event_at)
+        SELECT 'task-' || i, true, CASE WHEN i % 10 = 0 THEN 'failed' WHEN i % 10 = 1 THEN 'in_progress' ELSE 'completed' END,
+          'agent-' || (i % 4), c, CASE WHEN i % 10 <> 1 THEN c + (i % 97) * interval '1 s' END,
+          CASE WHEN i % 10 > 1 THEN (i % 97) * 1000 END, 4, c, c + interval '2 min'
+        FROM generate_series(1, 3000) i
+        CROSS JOIN LATERAL (SELECT timestamptz '2026-03-01' + i * interval '86 s' AS c) t`);
+      // All-visible pages, as the vacuum loop keeps them: an index-only scan then reads no heap page.
+      await db.pool.query('VACUUM ANALYZE swarm_traces');
+      const reads = {
+        // The writer's p95 (src/derive/agent-metrics.ts): one agent, one day, in order.
+        writer: `SELECT x.duration_ms FROM swarm_traces x
+          WHERE x.assigned_agent = 'agent-2' AND (x.completed_at AT TIME ZONE 'UTC')::date = date '2026-03-02'
+            AND x.is_task AND x.status = 'completed' AND x.duration_ms IS NOT NULL
+          ORDER BY x.duration_ms DESC OFFSET 10 LIMIT 2`,
+        // The dashboards' agent ranking (grafana/generate/agent-performance.ts): one agent, a range of days.
+        ranking: `SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FROM swarm_traces
+          WHERE is_task AND status = 'completed' AND duration_ms IS NOT NULL AND assigned_agent = 'agent-1'
+            AND (completed_at AT TIME ZONE 'UTC')::date BETWEEN date '2026-03-01' AND date '2026-03-02'`,
+      };
+      for (const [name, sql] of Object.entries(reads)) {
+        const client = await db.pool.connect();
+        try {
+          await client.query('BEGIN');
+          // The planner's choice between a bitmap scan and an index scan depends on statistics; what
+          // the index must allow is a read of the index alone.
+          await client.query('SET LOCAL enable_bitmapscan = off');
+          await client.query('SET LOCAL enable_seqscan = off');
+          const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: Record<string, unknown> }] }>(
+            `EXPLAIN (ANALYZE, FORMAT JSON) ${sql}`,
+          );
+          const scans: Record<string, unknown>[] = [];
+          const walk = (node: Record<string, unknown>): void => {
+            if (node['Relation Name'] === 'swarm_traces') scans.push(node);
+            for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) walk(child);
+          };
+          walk(rows[0]!['QUERY PLAN'][0].Plan);
+          expect(
+            scans.map((s) => [s['Node Type'], s['Index Name'], s['Heap Fetches']]),
+            name,
+          ).toEqual([['Index Only Scan', 'swarm_traces_agent_duration_idx', 0]]);
+          await client.query('ROLLBACK');
+        } finally {
+          client.release();
+        }
+      }
+    } finally {
+      await db.drop();
+    }
+  });
+});
