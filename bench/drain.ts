@@ -382,13 +382,19 @@ async function rawCeiling(messages: { payload: string }[]) {
 /** POSTs a JSON array of events until Chronicle answers 200 (after its commit); returns the retries. */
 async function post(body: string): Promise<number> {
   for (let retries = 0; ; retries++) {
-    const res = await fetch(`http://127.0.0.1:${PORT}/api/v1/events`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-    });
-    await res.arrayBuffer();
-    if (res.status === 200) return retries;
+    try {
+      const res = await fetch(`http://127.0.0.1:${PORT}/api/v1/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      await res.arrayBuffer();
+      if (res.status === 200) return retries;
+    } catch (err) {
+      // A kept-alive connection the server closed as the request went out ("other side closed"): sent
+      // again on a new one, like a 429 (the events carry their event_id, so nothing is stored twice).
+      console.error(`a request failed: ${(err as Error).message}; sent again`);
+    }
     await sleep(50);
   }
 }
@@ -719,7 +725,9 @@ function printReport(runs: IngestRun[]): void {
     'stale trace rows / metric rows unlike a full aggregation (must be 0)',
     (r) => `${r.staleTraces} / ${r.wrongMetrics}`,
   );
-  row('HTTP retries (429 or 503 answers)', (r) => (r.retries === undefined ? '' : String(r.retries)));
+  row('HTTP retries (429 or 503 answers, or a request failed)', (r) =>
+    r.retries === undefined ? '' : String(r.retries),
+  );
   // Where Postgres's background CPU went, per process type (µs per event).
   row('Postgres background by process, µs/event', (r) =>
     Object.entries(r.cpu.background)
