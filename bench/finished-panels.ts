@@ -234,7 +234,12 @@ async function main(): Promise<void> {
     for (const { name } of migration.indexes) await client.query(`DROP INDEX IF EXISTS ${name}`);
     for (const { sql } of migration.replaced) await client.query(sql);
     await client.query('VACUUM ANALYZE swarm_traces');
-    const without = migration.indexes.length > 0 ? `without ${migration.file}'s indexes` : 'as migrated';
+    const without =
+      migration.replaced.length > 0
+        ? `before ${migration.file} (${migration.replaced.map((i) => i.name).join(', ')} as it was)`
+        : migration.indexes.length > 0
+          ? `without ${migration.file}'s indexes`
+          : 'as migrated';
     await round(`old SQL, ${without}`, 'old');
     if (NEW_WITHOUT_INDEX) await round(`new SQL, ${without}`, 'new');
     for (const { name } of migration.replaced) await client.query(`DROP INDEX ${name}`);
