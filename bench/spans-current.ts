@@ -37,6 +37,7 @@ import {
   createDatabase,
   dropDatabase,
   peakRssMiB,
+  postEvents,
   sleep,
   startChronicle,
   waitReady,
@@ -83,22 +84,6 @@ function bodies(rate: number): () => string {
     }
     return queue[at++]!;
   };
-}
-
-/** The answer's status; 0 when the request failed (sent again, like a 429). */
-async function post(body: string): Promise<number> {
-  try {
-    const res = await fetch(`http://127.0.0.1:${PORT}/api/v1/events`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-    });
-    await res.arrayBuffer();
-    return res.status;
-  } catch (err) {
-    console.error(`a request failed: ${(err as Error).message}`);
-    return 0;
-  }
 }
 
 /** An OTLP/HTTP traces endpoint that accepts everything (the exporter's requests are only counted). */
@@ -376,7 +361,7 @@ async function maximumRate(sinkUrl: string): Promise<number> {
     const worker = async () => {
       while (Date.now() < end) {
         const body = next();
-        while ((await post(body)) !== 200) await sleep(50);
+        while ((await postEvents(body)) !== 200) await sleep(50);
         posted += 1000;
       }
     };
@@ -424,7 +409,7 @@ async function sustained(sinkUrl: string, rate: number, sinkRequests: () => numb
         inFlight += 1;
         sends.push(
           (async () => {
-            while ((await post(body)) !== 200) {
+            while ((await postEvents(body)) !== 200) {
               refused += 1;
               await sleep(50);
             }

@@ -79,6 +79,22 @@ export function startChronicle(databaseUrl: string, namespace: string): ChildPro
   return child;
 }
 
+/** POST /api/v1/events to the Chronicle started here: the answer's status, 0 when the request failed. */
+export async function postEvents(body: string): Promise<number> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${PORT}/api/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    await res.arrayBuffer();
+    return res.status;
+  } catch (err) {
+    console.error(`a request failed: ${(err as Error).message}`);
+    return 0;
+  }
+}
+
 /** CPU seconds (user + system) a process has used so far. */
 export function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
