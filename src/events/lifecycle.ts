@@ -73,3 +73,24 @@ export const TERMINAL_STATUS_OF: Readonly<Record<string, TerminalStatus>> = byEv
 export function isTerminalStatus(status: string | null): status is TerminalStatus {
   return (TERMINAL_STATUSES as readonly (string | null)[]).includes(status);
 }
+
+/**
+ * Events a task's spans show before the task ends (on an update span), so a stuck task still shows
+ * why: dead-letter entries and errors (src/spans/trace-spans.ts).
+ */
+export function shownAtOnce(eventType: string): boolean {
+  return eventType === 'dlq.entry' || eventType.startsWith('system.') || eventType.endsWith('.error');
+}
+
+/**
+ * An event that alone makes no span of a task that has no assignment, no start and never ended: not an
+ * assignment, a start or an end (the only events that end a span of a task), and not shown at once.
+ */
+export function inertForSpans(eventType: string): boolean {
+  return (
+    eventType !== 'task.assigned' &&
+    eventType !== 'task.started' &&
+    TERMINAL_STATUS_OF[eventType] === undefined &&
+    !shownAtOnce(eventType)
+  );
+}

@@ -4,6 +4,7 @@ import {
   TERMINAL_STATUS_OF,
   type TerminalStatus,
   isTerminalStatus,
+  shownAtOnce,
 } from '../events/lifecycle.js';
 import { otelSpanId, otelTraceId, unixNanos } from './ids.js';
 import type {
@@ -447,11 +448,6 @@ export function planTraceSpans(
 /** A span already stored for the trace (and exported, or queued for export). */
 export type StoredSpan = PlannedSpan;
 
-/** Events shown before their task ends (on an update span), so a stuck task still shows why. */
-function urgent(eventType: string): boolean {
-  return eventType === 'dlq.entry' || eventType.startsWith('system.') || eventType.endsWith('.error');
-}
-
 /** What an update span reports for a sent span that the mapping no longer produces. */
 const GONE = 'gone';
 
@@ -515,7 +511,7 @@ export function spansToEmit(
   // Once the root went out, every event no sent span shows goes out on an update. Before (a task still
   // running, or stuck), only events an operator must see at once do: dead-letter entries and errors.
   const uncovered = events.filter(
-    (e) => !covered.has(e.event_id) && (rootSent || (!rootPlanned && urgent(e.event_type))),
+    (e) => !covered.has(e.event_id) && (rootSent || (!rootPlanned && shownAtOnce(e.event_type))),
   );
   if (changed.length === 0 && uncovered.length === 0) return fresh;
 

@@ -327,6 +327,69 @@ describeWithPostgres('span builder', () => {
     expect(await spans()).toEqual(first);
   });
 
+  it('span builder - a change that can make no span is not queued, and the spans are those of building every change', async () => {
+    // Tasks of every scenario, their events one flush each in a shuffled order (a task.created may
+    // come after its task ended, a start before its assignment), plus errors that must be shown at once.
+    const rnd = createRandom(29);
+    const traffic = generateTraffic(29, { tasks: 40 });
+    const taskIds = [
+      ...new Set(traffic.filter((e) => e.event_type === 'task.created').map((e) => e.trace_id)),
+    ];
+    // Among them a task that is never assigned: only an error makes it due.
+    const neverAssigned = taskIds.filter((id) =>
+      traffic.every((e) => e.trace_id !== id || e.event_type === 'task.created'),
+    );
+    expect(neverAssigned.length).toBeGreaterThan(0);
+    const errors = [neverAssigned[0]!, ...taskIds.filter((id) => id !== neverAssigned[0]).slice(0, 5)].map(
+      (traceId, n) => ({
+        event_id: `00000000-0000-4000-9000-${String(900 + n).padStart(12, '0')}`,
+        trace_id: traceId,
+        source: 'agent-1',
+        event_type: n % 2 === 0 ? 'tool.error' : 'dlq.entry',
+        timestamp: new Date(
+          Date.parse(traffic.find((e) => e.trace_id === traceId)!.timestamp) + 1,
+        ).toISOString(),
+        metadata: { reason: 'tool crashed' },
+      }),
+    );
+    // Two errors come before any event of their task: their trace is not a task when they are built.
+    const events = [...errors.slice(0, 2), ...rnd.shuffle([...traffic, ...errors.slice(2)])];
+
+    // Each flush, then a round; `queueAll` queues every touched trace as the flushes did before.
+    const run = async (queueAll: boolean) => {
+      await db.pool.query(
+        'TRUNCATE swarm_event_ids, swarm_events, swarm_traces, agent_metrics, otel_spans, otel_pending',
+      );
+      const queued: string[] = [];
+      for (const e of events) {
+        await writer.write(records([e]));
+        if (queueAll)
+          await db.pool.query(
+            `INSERT INTO otel_pending (trace_id, first_at, last_at) SELECT $1, $2, $2
+             WHERE NOT EXISTS (SELECT 1 FROM otel_pending WHERE trace_id = $1)`,
+            [e.trace_id, e.timestamp],
+          );
+        const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM otel_pending');
+        if (rows[0]!.n > 0) queued.push(e.event_id);
+        await buildAll();
+      }
+      return { spans: await spans(), queued: new Set(queued) };
+    };
+    const everyChange = await run(true);
+    const asBuilt = await run(false);
+    expect(asBuilt.spans).toEqual(everyChange.spans);
+    expect(asBuilt.spans.filter((s) => s.role === 'update').length).toBeGreaterThan(0);
+
+    // What was not queued: task.created, or another event of a task not yet assigned, started or ended;
+    // never an assignment or a start, never an error.
+    const skipped = events.filter((e) => !asBuilt.queued.has(e.event_id));
+    expect(skipped.filter((e) => e.event_type === 'task.created').length).toBeGreaterThan(5);
+    expect(
+      skipped.map((e) => e.event_type).filter((t) => ['task.assigned', 'task.started'].includes(t)),
+    ).toEqual([]);
+    for (const e of errors) expect(asBuilt.queued.has(e.event_id)).toBe(true);
+  });
+
   it('span builder - an event arriving after its task was exported goes out as one update span; sent spans never change', async () => {
     const at = (s: number) => new Date(Date.parse('2026-03-01T10:00:00.000Z') + s * 1000).toISOString();
     let n = 0;
