@@ -442,6 +442,11 @@ async function sustained(sinkUrl: string, rate: number, sinkRequests: () => numb
       `SELECT ${EVENTS_ON_DISK_SQL} AS events, pg_total_relation_size('otel_spans') AS spans,
          (SELECT count(*) FROM otel_spans) AS span_rows`,
     );
+    // Changes queued for the span builder (one otel_pending row per flush and touched trace that can
+    // make a span): about the builds live traffic asks for.
+    const { rows: queued } = await pool.query<{ n: string }>(
+      `SELECT n_tup_ins AS n FROM pg_stat_user_tables WHERE relname = 'otel_pending'`,
+    );
     // What the stored spans are made of: span JSON bytes by role, and the part that is span events.
     const { rows: parts } = await pool.query<{ role: string; n: string; bytes: string; event_bytes: string }>(
       `SELECT role, count(*) AS n, sum(octet_length(span::text)) AS bytes,
@@ -469,6 +474,7 @@ async function sustained(sinkUrl: string, rate: number, sinkRequests: () => numb
       exportLagMax: Math.max(...exportLags),
       exportLagP99: pct(exportLags, 0.99),
       pendingMax: Math.max(...samples.map((s) => s.pending)),
+      queuedPerEvent: Number(queued[0]?.n ?? 0) / stored,
       unexportedMax: Math.max(...samples.map((s) => s.unexported)),
       lastMinuteLagMax: Math.max(...lags.slice(-60)),
       builtAfter,
@@ -507,6 +513,7 @@ async function main() {
         `| oldest unbuilt change in the last minute, max | ${f(r.lastMinuteLagMax)} s |`,
         `| stayed < ${TARGET_LAG_SECONDS} s | ${r.lagMax < TARGET_LAG_SECONDS ? 'yes' : 'no'} |`,
         `| otel_pending rows, max | ${r.pendingMax} |`,
+        `| changes queued for the builder, per event | ${f(r.queuedPerEvent, 3)} |`,
         `| oldest span not exported: max / p99 | ${f(r.exportLagMax)} / ${f(r.exportLagP99)} s (spans waiting, max ${r.unexportedMax}) |`,
         `| after the load: all built / all exported | ${f(r.builtAfter)} / ${f(r.exportedAfter)} s |`,
         `| CPU µs/event: Chronicle / its Postgres backends | ${f(r.cpu.chronicle, 0)} / ${f(r.cpu.postgres, 0)} |`,

@@ -159,12 +159,17 @@ export interface ExportLoop extends Component {
 // round holds no id across the export (the live stream releases events only below the oldest one,
 // ADR 0007) and no span row is rewritten to claim it: the only write is the mark after the export.
 // A span exported since the candidates were read is dropped by the second statement (CLAIMED_SQL).
+// The due spans are read in queue order (otel_spans_queue_idx) and the lock tried row by row until $1
+// are held (the subquery, kept apart by OFFSET 0, is read in order and the LIMIT stops it): the spans
+// other rounds hold are stepped over however many there are. (It read the first 2 × $1 only: with
+// three replicas, two rounds could hold all of them, and the third exported nothing while the rest of
+// the queue waited.)
 const CANDIDATES_SQL = `
 SELECT otel_trace_id, span_id FROM (
   SELECT otel_trace_id, span_id FROM otel_spans
   WHERE exported_at IS NULL AND next_attempt_at <= now()
   ORDER BY next_attempt_at
-  LIMIT $1 * 2
+  OFFSET 0
 ) c
 WHERE pg_try_advisory_xact_lock(4, hashtext(otel_trace_id || ':' || span_id))
 LIMIT $1`;

@@ -292,4 +292,44 @@ describeWithPostgres('span export', () => {
     expect(roundsOpen).toBe(2);
     expect(idsHeld).toBe(0);
   });
+
+  it('span export - a round claims due spans past the ones other replicas hold, however many they hold', async () => {
+    await db.pool.query('TRUNCATE otel_spans');
+    otlp.received.length = 0;
+    otlp.refuse.clear();
+    otlp.status = 200;
+    await storeWithSpans(db.pool, generateTraffic(31));
+    const { rows } = await db.pool.query<{ otel_trace_id: string; span_id: string }>(
+      'SELECT otel_trace_id, span_id FROM otel_spans ORDER BY next_attempt_at',
+    );
+    // Two other replicas' rounds hold the first spans of the queue (their claim locks), more than
+    // twice a round's batch: before, the round looked at the first 2 × batch due spans only, found them
+    // all held, and exported nothing while the rest of the queue waited.
+    const round = exportLoop(db, otlp.server, { batchSpans: 100, idleMillis: 20, timeoutMillis: 2_000 });
+    const held = rows.slice(0, 250);
+    expect(rows.length).toBeGreaterThan(held.length + 100);
+    const others = await Promise.all([db.pool.connect(), db.pool.connect()]);
+    try {
+      for (const [i, client] of others.entries()) {
+        await client.query('BEGIN');
+        const mine = held.filter((_, n) => n % 2 === i);
+        await client.query(
+          `SELECT count(*) FROM unnest($1::text[], $2::text[]) AS u(t, s)
+           WHERE pg_try_advisory_xact_lock(4, hashtext(u.t || ':' || u.s))`,
+          [mine.map((r) => r.otel_trace_id), mine.map((r) => r.span_id)],
+        );
+      }
+      expect(await round.exportOnce()).toBe(100);
+      // 100 spans, none of the held ones.
+      const sent = new Set(otlp.received.map((s) => `${s.traceId}/${s.spanId}`));
+      expect(sent.size).toBe(100);
+      expect(held.filter((r) => sent.has(`${r.otel_trace_id}/${r.span_id}`))).toEqual([]);
+    } finally {
+      for (const client of others) {
+        await client.query('ROLLBACK');
+        client.release();
+      }
+      await round.shutdown(AbortSignal.timeout(1_000));
+    }
+  });
 });
