@@ -665,6 +665,19 @@ async function floorLatency(pool: pg.Pool, fx: Fixtures): Promise<Timing[]> {
         ];
       },
     ]),
+    // The panels over the tasks created in a window (tasks created by status, the task graph) read
+    // each of the window's task rows from the heap: its status, agent and duration are in no index
+    // beside created_at. The read alone, one column of every row.
+    [
+      'count(status) of the tasks created in 24 h (floor of tasks created by status and the task graph)',
+      () => {
+        const to = windowEnd();
+        return [
+          'SELECT count(status) FROM swarm_traces WHERE is_task AND created_at >= $1 AND created_at < $2',
+          [new Date(to - DAY_MS), new Date(to)],
+        ];
+      },
+    ],
     // The agent ranking's exact p95 reads every completed duration of every agent on the range's UTC
     // days (two for most 24 h windows), one range of swarm_traces_agent_duration_idx per agent: the read
     // alone, then with the percentile (the ranking without its agent_metrics part).
