@@ -81,7 +81,7 @@ const envSchema = z
     PG_POOL_MAX: int(2, 100).default(8),
     SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(30_000),
     // V8 lets the heap grow to this much above what the last full collection kept (0: V8's own factor).
-    CHRONICLE_HEAP_GROWTH_PERCENT: int(0, 1_000).default(100),
+    CHRONICLE_HEAP_GROWTH_PERCENT: int(0, 1_000).default(75),
     LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     // The OTLP/HTTP receiver (sources/otlp-http/config.ts).
     ...OTLP_HTTP_ENV,

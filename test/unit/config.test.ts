@@ -37,7 +37,7 @@ const DEFAULTS = {
   jetstream: { maxDeliver: 3, ackWaitMillis: 5_000, fetchBatch: 1000 },
   pgPoolMax: 8,
   shutdownTimeoutMillis: 30_000,
-  heapGrowthPercent: 100,
+  heapGrowthPercent: 75,
   logLevel: 'info',
   otlpReceiver: { dedicatedPort: undefined, maxBodyBytes: 5 * 1024 * 1024 },
   spans: { settleMillis: 2000, maxDelayMillis: 5_000, concurrency: 2, batchTraces: 100 },
