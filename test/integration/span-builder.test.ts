@@ -390,6 +390,57 @@ describeWithPostgres('span builder', () => {
     for (const e of errors) expect(asBuilt.queued.has(e.event_id)).toBe(true);
   });
 
+  it('span builder - after retention trimmed a task, its next change is queued as a build would need it', async () => {
+    const at = (s: number) => new Date(Date.UTC(2026, 2, 1, 0, 0, s)).toISOString();
+    const ev = (n: number, traceId: string, type: string, s: number): CanonicalEvent => ({
+      event_id: `00000000-0000-4000-9000-${String(n).padStart(12, '0')}`,
+      trace_id: traceId,
+      source: 'agent-1',
+      event_type: type,
+      timestamp: at(s),
+      metadata: { agent: 'agent-1' },
+    });
+    const queued = async (traceId: string) =>
+      (
+        await db.pool.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM otel_pending WHERE trace_id = $1',
+          [traceId],
+        )
+      ).rows[0]!.n;
+
+    // A task that never got assigned; its task.created goes with its day's partition (events are kept
+    // a month, trace rows three). A progress event after that makes the trace one that is not a task:
+    // its event becomes an event span, so the change is queued although it held only inert events.
+    await writer.write(records([ev(1, 'stuck', 'task.created', 1)]));
+    expect(await queued('stuck')).toBe(0);
+    await db.pool.query(`DELETE FROM swarm_events WHERE trace_id = 'stuck'`);
+    await writer.write(records([ev(2, 'stuck', 'task.progress', 50)]));
+    expect(await queued('stuck')).toBe(1);
+    await buildAll();
+    expect((await spans()).filter((s) => s.trace_id === 'stuck').map((s) => s.role)).toEqual(['event']);
+
+    // A finished task whose row and events retention took while its spans stayed: a new task.created
+    // finds no row, but spans stored for the trace, so it is queued and the gone spans are reported.
+    await writer.write(
+      records([
+        ev(3, 'done', 'task.created', 1),
+        ev(4, 'done', 'task.assigned', 2),
+        ev(5, 'done', 'task.started', 3),
+        ev(6, 'done', 'task.completed', 4),
+      ]),
+    );
+    await buildAll();
+    await db.pool.query(`DELETE FROM swarm_events WHERE trace_id = 'done'`);
+    await db.pool.query(`DELETE FROM swarm_traces WHERE trace_id = 'done'`);
+    await writer.write(records([ev(7, 'done', 'task.created', 100)]));
+    expect(await queued('done')).toBe(1);
+    await buildAll();
+    const update = (await spans()).find((s) => s.trace_id === 'done' && s.role === 'update');
+    expect(update?.span.attributes['swarm.update.changed_spans']).toEqual(
+      expect.arrayContaining(['swarm.task', 'swarm.task.queue_wait#1']),
+    );
+  });
+
   it('span builder - an event arriving after its task was exported goes out as one update span; sent spans never change', async () => {
     const at = (s: number) => new Date(Date.parse('2026-03-01T10:00:00.000Z') + s * 1000).toISOString();
     let n = 0;

@@ -104,24 +104,31 @@ UNION ALL
 SELECT 'duplicate', b.event_id::text, NULL, NULL, NULL, NULL, NULL
 FROM batch b WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.event_id = b.event_id)`;
 
-// A change that can make no span is not queued: one of a task that has no assignment, no start and
-// never had a terminal status, holding nothing but inert events ($4: no assignment, start or end, and
-// no event shown at once, a dead-letter entry or an error: inertForSpans). Such a task has
-// no ended span to plan (its root ends with it, its attempts begin with an assignment or a start) and
-// nothing to report on an update. The row read is the one before this flush's recompute (the flush
-// holds the trace's key lock): a trace that was not a task is queued (its spans so far are event
-// spans, which a build as a task replaces by an update when it must), a new one only skipped when the
-// change makes it a task ($5: it holds a lifecycle event). On live traffic that is the lone
-// task.created of each task, a quarter of the builds (bench/build-count.ts). Its events are not lost to
-// the spans: a task's build reads all its events, so its next change's build shows them.
+// A change that can make no span is not queued (on live traffic, the lone task.created of each task: a
+// quarter of the builds, bench/build-count.ts). It holds nothing but inert events (no assignment, start
+// or end, no event shown at once such as a dead-letter entry or an error: inertForSpans), and its trace
+// was, before this flush (read before the recompute, under the flush's key lock), a task with no
+// assignment, no start and never a terminal status, or unknown with the change making it a task and no
+// span stored for it. Such a task has no ended span to plan (its root ends with it, its attempts begin
+// with an assignment or a start) and nothing to report on an update. A trace that was not a task is
+// queued: its error may have been built as a span of its own, which only a build as a task shows on an
+// update. Its events are not lost to the spans: a task's build reads all its events.
+const SPANLESS_SQL = `
+SELECT u.trace_id
+FROM unnest($1::text[], $2::boolean[]) AS u(trace_id, lifecycle)
+LEFT JOIN swarm_traces t ON t.trace_id = u.trace_id
+WHERE CASE WHEN t.trace_id IS NULL
+  THEN u.lifecycle AND NOT EXISTS (SELECT 1 FROM otel_spans s WHERE s.trace_id = u.trace_id)
+  ELSE t.is_task AND t.attempts = 0 AND t.started_at IS NULL AND t.first_terminal_at IS NULL END`;
+
+// After the recompute: every touched trace but those SPANLESS_SQL found ($4), unless the recompute made
+// one of them a trace that is not a task (its task events gone with their partitions under retention:
+// its new events then become event spans).
 const QUEUE_SPAN_BUILD_SQL = `
 INSERT INTO otel_pending (trace_id, first_at, last_at)
 SELECT u.trace_id, u.first_at, u.last_at
-FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::boolean[], $5::boolean[])
-  AS u(trace_id, first_at, last_at, inert, lifecycle)
-LEFT JOIN swarm_traces t ON t.trace_id = u.trace_id
-WHERE NOT (u.inert AND CASE WHEN t.trace_id IS NULL THEN u.lifecycle
-  ELSE t.is_task AND t.attempts = 0 AND t.started_at IS NULL AND t.first_terminal_at IS NULL END)`;
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::boolean[]) AS u(trace_id, first_at, last_at, spanless)
+WHERE NOT (u.spanless AND EXISTS (SELECT 1 FROM swarm_traces t WHERE t.trace_id = u.trace_id AND t.is_task))`;
 
 // A span received over OTLP is kept as it came and exported unchanged; a client's retry is a no-op.
 const INSERT_RECEIVED_SPANS_SQL = `
@@ -255,15 +262,18 @@ export function createEventWriter(deps: EventWriterDeps): Sink {
       const ids = [...touched.keys()].sort();
       const stats = ids.map((id) => touched.get(id)!);
       await client.query(LOCK_KEYS_SQL, [LOCK_CLASS.trace, ids]);
-      // The span builder rebuilds these traces' spans after the commit (src/spans/span-builder.ts).
       const active = new Set(events.filter((e) => !inertForSpans(e.event_type)).map((e) => e.trace_id));
-      await client.query(QUEUE_SPAN_BUILD_SQL, [
-        ids,
-        stats.map((t) => t.first),
-        stats.map((t) => t.last),
-        ids.map((id) => !active.has(id)),
-        stats.map((t) => t.lifecycle),
-      ]);
+      const inert = ids.filter((id) => !active.has(id));
+      const spanless = new Set(
+        inert.length === 0
+          ? []
+          : (
+              await client.query<{ trace_id: string }>(SPANLESS_SQL, [
+                inert,
+                inert.map((id) => touched.get(id)!.lifecycle),
+              ])
+            ).rows.map((r) => r.trace_id),
+      );
       const { rows } = await client.query<RecomputeRow>(RECOMPUTE_TRACES_SQL, [
         ids,
         stats.map((t) => t.n),
@@ -279,6 +289,13 @@ export function createEventWriter(deps: EventWriterDeps): Sink {
         const counts = deltaOf(row.agent_id, row.metric_date).counts;
         METRIC_DELTA_COLUMNS.forEach((column, i) => (counts[i]! += row[column]));
       }
+      // The span builder rebuilds these traces' spans after the commit (src/spans/span-builder.ts).
+      await client.query(QUEUE_SPAN_BUILD_SQL, [
+        ids,
+        stats.map((t) => t.first),
+        stats.map((t) => t.last),
+        ids.map((id) => spanless.has(id)),
+      ]);
     }
 
     if (metricDeltas.size > 0) {
