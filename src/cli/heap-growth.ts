@@ -8,8 +8,8 @@ import { setFlagsFromString } from 'node:v8';
  * Why: a batch's events live long enough to be promoted to the old generation and die there, so the
  * old generation fills with garbage between full collections; on a machine with plenty of memory V8's
  * own factor lets it reach ~4x the live heap (a drain: ~50 MiB live, a 220 MiB heap, 400 MiB RSS). At
- * 100 % the heap stays under ~2x, at the default 75 % under ~1.75x (docs/benchmarks.md). V8 reads the flag at every collection, so it
- * takes effect when set at start, before the heap has grown.
+ * 100 % the heap stays under ~2x, at the default 75 % under ~1.75x (docs/benchmarks.md). V8 reads the
+ * flag at every collection, so it takes effect when set at start, before the heap has grown.
  */
 export function limitHeapGrowth(percent: number, execArgv: readonly string[] = process.execArgv): boolean {
   if (percent <= 0 || execArgv.some((a) => a.startsWith('--heap-growing-percent'))) return false;
