@@ -114,6 +114,15 @@ describeWithPostgres('span export', () => {
     loop = exportLoop(db, otlp.server, { batchSpans: 100, idleMillis: 20, timeoutMillis: 2_000 });
   });
 
+  /** An empty queue and backend, then the spans of generateTraffic(seed) stored, waiting for export. */
+  async function freshQueue(seed: number): Promise<void> {
+    await db.pool.query('TRUNCATE otel_spans');
+    otlp.received.length = 0;
+    otlp.refuse.clear();
+    otlp.status = 200;
+    await storeWithSpans(db.pool, generateTraffic(seed));
+  }
+
   afterAll(async () => {
     await loop?.shutdown(AbortSignal.timeout(1_000));
     otlp?.server.close();
@@ -238,11 +247,7 @@ describeWithPostgres('span export', () => {
   });
 
   it('span export - two replicas share the queue: every span goes out exactly once, and no round holds a transaction id while its request is out', async () => {
-    await db.pool.query('TRUNCATE otel_spans');
-    otlp.received.length = 0;
-    otlp.refuse.clear();
-    otlp.status = 200;
-    await storeWithSpans(db.pool, generateTraffic(30));
+    await freshQueue(30);
     const { rows } = await db.pool.query<{ otel_trace_id: string; span_id: string }>(
       'SELECT otel_trace_id, span_id FROM otel_spans',
     );
@@ -294,11 +299,7 @@ describeWithPostgres('span export', () => {
   });
 
   it('span export - a round claims due spans past the ones other replicas hold, however many they hold', async () => {
-    await db.pool.query('TRUNCATE otel_spans');
-    otlp.received.length = 0;
-    otlp.refuse.clear();
-    otlp.status = 200;
-    await storeWithSpans(db.pool, generateTraffic(31));
+    await freshQueue(31);
     const { rows } = await db.pool.query<{ otel_trace_id: string; span_id: string }>(
       'SELECT otel_trace_id, span_id FROM otel_spans ORDER BY next_attempt_at',
     );
