@@ -592,15 +592,22 @@ describeWithServices('otlp over nats', () => {
     const options = { maxDeliver: 2, ackWaitMillis: 1_000 };
     const first = await startSource(options);
     await first.shutdown(AbortSignal.timeout(5_000));
+    // The stopped source's last pull request stays on the server until it expires (1 s) and would
+    // take a delivery nobody reads: published only once it is gone.
+    await waitFor(
+      async () => (await jsm.consumers.info(streamName(), durableName(streamName()))).num_waiting === 0,
+      5_000,
+      'the stopped source pull request to expire',
+    );
     const payload = new TextDecoder().decode(json(twoSpans(1)));
     const published = await publish(payload, JSON_TYPE);
     const durable = await nc.jetstream().consumers.get(streamName(), durableName(streamName()));
-    // Taken twice and never settled (a pull request the stopped source left open may take the first).
-    let deliveries = 0;
-    for (let pull = 0; pull < 5 && deliveries < 2; pull++) {
-      deliveries = (await durable.next({ expires: 3_000 }))?.info.deliveryCount ?? deliveries;
+    // Taken twice and never settled; a redelivery comes after ack_wait (1 s), well before a pull expires.
+    for (const delivery of [1, 2]) {
+      const msg = await durable.next({ expires: 5_000 });
+      expect(msg?.seq).toBe(published.seq);
+      expect(msg?.info.deliveryCount).toBe(delivery);
     }
-    expect(deliveries).toBe(2);
     await waitFor(
       async () => {
         await durable.next({ expires: 1_500 });
