@@ -426,7 +426,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     vacuumRuns: new Counter({
       name: 'chronicle_vacuum_runs_total',
-      help: "VACUUM and ANALYZE Chronicle ran on its churn tables while the server's autovacuum is off, by table and action.",
+      help: "VACUUM and ANALYZE Chronicle ran on its tables while the server's autovacuum is off, by table (a partition under its table) and action.",
       labelNames: ['table', 'action'],
       registers,
     }),
