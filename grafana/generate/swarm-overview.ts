@@ -55,6 +55,26 @@ function finishedTasks(statuses: readonly string[] = ['completed', 'failed', 'ti
 WHERE t.is_task AND t.status IN (${statuses.map((x) => `'${x}'`).join(', ')}) AND $__timeFilter(t.completed_at)`;
 }
 
+/**
+ * A per-interval series: `columns` (name → aggregate) over the rows of `from` grouped by Grafana's
+ * interval of `time`, with `fill` (0 or NULL) where an interval has none. Rows are bucketed by `date_bin`
+ * on $__interval_ms: a timestamp, hashed or sorted cheaply, where $__timeGroup's
+ * floor(extract(epoch …) / interval) * interval is numeric arithmetic per row and a numeric sort (3×
+ * the time over 7 days of finished tasks at 5,000,000 events). $__timeGroupAlias then maps each bucket's
+ * start to itself, so the times are those it would give, and Grafana still fills by it.
+ */
+function perInterval(time: string, fill: '0' | 'NULL', columns: Record<string, string>, from: string): string {
+  const names = Object.keys(columns);
+  return `SELECT $__timeGroupAlias(b.bucket, $__interval, ${fill}), ${names.map((n) => `b.${n}`).join(', ')}
+FROM (
+  SELECT date_bin($__interval_ms * interval '1 millisecond', ${time}, timestamptz 'epoch') AS bucket,
+    ${names.map((n) => `${columns[n]} AS ${n}`).join(',\n    ')}
+  FROM ${from.split('\n').join('\n  ')}
+  GROUP BY 1
+) b
+ORDER BY 1`;
+}
+
 /** Tasks (alias t) that failed or timed out in the range and are still failed or timed out. */
 const FAILED_TASKS = finishedTasks(['failed', 'timed_out']);
 
@@ -306,25 +326,22 @@ export function swarmOverview(): DashboardFile {
       targets: [
         postgresTarget(
           pg,
-          sql`
-          SELECT $__timeGroupAlias(created_at, $__interval, 0),
-            count(*) FILTER (WHERE status = 'completed') AS completed,
-            count(*) FILTER (WHERE status = 'failed') AS failed,
-            count(*) FILTER (WHERE status = 'timed_out') AS timed_out,
-            count(*) FILTER (WHERE status = 'in_progress') AS in_progress,
-            count(*) FILTER (WHERE status = 'assigned') AS assigned,
-            count(*) FILTER (WHERE status = 'pending') AS pending
-          FROM (
-            -- Read from swarm_traces_created_by_idx alone (migration 0016: it holds the status), and the
-            -- few rows it leaves out (creator not known) apart: 24 h p99 95 -> 28 ms at 5,000,000 events.
-            SELECT created_at, status FROM swarm_traces
-            WHERE is_task AND created_by IS NOT NULL AND $__timeFilter(created_at)
-            UNION ALL
-            SELECT created_at, status FROM swarm_traces
-            WHERE is_task AND created_by IS NULL AND $__timeFilter(created_at)
-          ) t
-          GROUP BY 1
-          ORDER BY 1`,
+          // Read from swarm_traces_created_by_idx alone (migration 0016: it holds the status), and the
+          // few rows it leaves out (creator not known) apart: 24 h p99 95 -> 28 ms at 5,000,000 events.
+          perInterval(
+            't.created_at',
+            '0',
+            Object.fromEntries(
+              Object.keys(STATUS_COLORS).map((status) => [status, `count(*) FILTER (WHERE t.status = '${status}')`]),
+            ),
+            `(
+  SELECT created_at, status FROM swarm_traces
+  WHERE is_task AND created_by IS NOT NULL AND $__timeFilter(created_at)
+  UNION ALL
+  SELECT created_at, status FROM swarm_traces
+  WHERE is_task AND created_by IS NULL AND $__timeFilter(created_at)
+) t`,
+          ),
           'time_series',
         ),
       ],
@@ -341,14 +358,17 @@ export function swarmOverview(): DashboardFile {
       targets: [
         postgresTarget(
           pg,
-          sql`
-          SELECT $__timeGroupAlias(t.completed_at, $__interval, 0),
-            count(*) FILTER (WHERE t.status = 'completed') * 60000.0 / $__interval_ms AS completed,
-            count(*) FILTER (WHERE t.status = 'failed') * 60000.0 / $__interval_ms AS failed,
-            count(*) FILTER (WHERE t.status = 'timed_out') * 60000.0 / $__interval_ms AS timed_out
-          FROM ${finishedTasks()}
-          GROUP BY 1
-          ORDER BY 1`,
+          perInterval(
+            't.completed_at',
+            '0',
+            Object.fromEntries(
+              ['completed', 'failed', 'timed_out'].map((status) => [
+                status,
+                `count(*) FILTER (WHERE t.status = '${status}') * 60000.0 / $__interval_ms`,
+              ]),
+            ),
+            finishedTasks(),
+          ),
           'time_series',
         ),
       ],
@@ -365,13 +385,15 @@ export function swarmOverview(): DashboardFile {
       targets: [
         postgresTarget(
           pg,
-          sql`
-          SELECT $__timeGroupAlias(t.completed_at, $__interval, NULL),
-            count(*) FILTER (WHERE t.status = 'failed')::float8 / count(*) AS failed,
-            count(*) FILTER (WHERE t.status = 'timed_out')::float8 / count(*) AS timed_out
-          FROM ${finishedTasks()}
-          GROUP BY 1
-          ORDER BY 1`,
+          perInterval(
+            't.completed_at',
+            'NULL',
+            {
+              failed: `count(*) FILTER (WHERE t.status = 'failed')::float8 / count(*)`,
+              timed_out: `count(*) FILTER (WHERE t.status = 'timed_out')::float8 / count(*)`,
+            },
+            finishedTasks(),
+          ),
           'time_series',
         ),
       ],
@@ -387,13 +409,15 @@ export function swarmOverview(): DashboardFile {
       targets: [
         postgresTarget(
           pg,
-          sql`
-          SELECT $__timeGroupAlias(t.completed_at, $__interval, NULL),
-            percentile_cont(0.5) WITHIN GROUP (ORDER BY t.duration_ms) AS p50,
-            percentile_cont(0.95) WITHIN GROUP (ORDER BY t.duration_ms) AS p95
-          FROM ${finishedTasks(['completed'])} AND t.duration_ms IS NOT NULL
-          GROUP BY 1
-          ORDER BY 1`,
+          perInterval(
+            't.completed_at',
+            'NULL',
+            {
+              p50: 'percentile_cont(0.5) WITHIN GROUP (ORDER BY t.duration_ms)',
+              p95: 'percentile_cont(0.95) WITHIN GROUP (ORDER BY t.duration_ms)',
+            },
+            `${finishedTasks(['completed'])} AND t.duration_ms IS NOT NULL`,
+          ),
           'time_series',
         ),
       ],
@@ -409,14 +433,15 @@ export function swarmOverview(): DashboardFile {
       targets: [
         postgresTarget(
           pg,
-          sql`
-          SELECT $__timeGroupAlias(t.started_at, $__interval, NULL),
-            percentile_cont(0.5) WITHIN GROUP (ORDER BY t.time_to_pickup_ms) AS p50,
-            percentile_cont(0.95) WITHIN GROUP (ORDER BY t.time_to_pickup_ms) AS p95
-          FROM swarm_traces t
-          WHERE t.is_task AND $__timeFilter(t.started_at) AND t.time_to_pickup_ms IS NOT NULL
-          GROUP BY 1
-          ORDER BY 1`,
+          perInterval(
+            't.started_at',
+            'NULL',
+            {
+              p50: 'percentile_cont(0.5) WITHIN GROUP (ORDER BY t.time_to_pickup_ms)',
+              p95: 'percentile_cont(0.95) WITHIN GROUP (ORDER BY t.time_to_pickup_ms)',
+            },
+            'swarm_traces t\nWHERE t.is_task AND $__timeFilter(t.started_at) AND t.time_to_pickup_ms IS NOT NULL',
+          ),
           'time_series',
         ),
       ],
