@@ -63,7 +63,12 @@ WHERE t.is_task AND t.status IN (${statuses.map((x) => `'${x}'`).join(', ')}) AN
  * the time over 7 days of finished tasks at 5,000,000 events). $__timeGroupAlias then maps each bucket's
  * start to itself, so the times are those it would give, and Grafana still fills by it.
  */
-function perInterval(time: string, fill: '0' | 'NULL', columns: Record<string, string>, from: string): string {
+function perInterval(
+  time: string,
+  fill: '0' | 'NULL',
+  columns: Record<string, string>,
+  from: string,
+): string {
   const names = Object.keys(columns);
   return `SELECT $__timeGroupAlias(b.bucket, $__interval, ${fill}), ${names.map((n) => `b.${n}`).join(', ')}
 FROM (
@@ -332,7 +337,10 @@ export function swarmOverview(): DashboardFile {
             't.created_at',
             '0',
             Object.fromEntries(
-              Object.keys(STATUS_COLORS).map((status) => [status, `count(*) FILTER (WHERE t.status = '${status}')`]),
+              Object.keys(STATUS_COLORS).map((status) => [
+                status,
+                `count(*) FILTER (WHERE t.status = '${status}')`,
+              ]),
             ),
             `(
   SELECT created_at, status FROM swarm_traces

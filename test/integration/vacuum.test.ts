@@ -97,7 +97,12 @@ describeWithPostgres('vacuuming the churn tables', () => {
 
   it("with the server's autovacuum off, a day partition maintenance filled is analyzed at the next check, and the rows it left in the default are vacuumed", async () => {
     const statistics = async (table: string) => {
-      const { rows } = await db.pool.query<{ reltuples: number; columns: number; dead: number; changed: number }>(
+      const { rows } = await db.pool.query<{
+        reltuples: number;
+        columns: number;
+        dead: number;
+        changed: number;
+      }>(
         `SELECT c.reltuples::int AS reltuples, s.n_dead_tup::int AS dead, s.n_mod_since_analyze::int AS changed,
            (SELECT count(*)::int FROM pg_stats p WHERE p.tablename = c.relname) AS columns
          FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.relname = $1`,
@@ -107,7 +112,11 @@ describeWithPostgres('vacuuming the churn tables', () => {
     };
     // The previous test's 6,000 events, all of DAY, move from the default into DAY's new partition.
     const day = partitionName(DAY);
-    const report = await runMaintenancePass(db.pool, testMaintenance({}), new Date(DAY.getTime() + 43_200_000));
+    const report = await runMaintenancePass(
+      db.pool,
+      testMaintenance({}),
+      new Date(DAY.getTime() + 43_200_000),
+    );
     expect(report.errors).toEqual([]);
     expect((await partitionCounts(db.pool)).get(day)).toBe(TASKS * STEPS.length);
     // Filled by an INSERT … SELECT, never analyzed: the planner would take its rows for a handful.

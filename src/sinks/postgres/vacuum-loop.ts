@@ -10,8 +10,8 @@ export const CHURN_TABLES = ['swarm_traces', 'otel_pending', 'otel_spans', 'agen
  * The tables that only grow between retention passes, checked beside the churn tables with the server's
  * thresholds: the ledger, and every partition of swarm_events (the default and each day's, found at each
  * check). Never analyzed, a day partition has no statistics, and the planner takes its matching rows for
- * a handful: the events list by type read all of a day's matching events and sorted them (7–57 ms at
- * 5,000,000 events) instead of stopping at a page (0.3 ms once analyzed).
+ * a handful: the events list by type read all of a day's matching events and sorted them (up to 153 ms
+ * at 5,000,000 events) instead of stopping at its page (0.3 ms once analyzed).
  */
 export const GROWING_TABLES = ['swarm_event_ids'] as const;
 const PARTITIONED = 'swarm_events';
@@ -46,8 +46,8 @@ export interface VacuumLoop extends Component {
 // since the last analyze do.
 const DUE_SQL = `
 WITH t AS (
-  SELECT c.oid AS table_oid, c.relname::text AS relname, greatest(c.reltuples, 0) AS reltuples, s.n_dead_tup, s.n_ins_since_vacuum,
-    s.n_mod_since_analyze,
+  SELECT c.oid AS table_oid, c.relname::text AS relname, greatest(c.reltuples, 0) AS reltuples,
+    s.n_dead_tup, s.n_ins_since_vacuum, s.n_mod_since_analyze,
     (SELECT jsonb_object_agg(split_part(o, '=', 1), split_part(o, '=', 2)) FROM unnest(c.reloptions) o) AS opt
   FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid
   WHERE c.oid = ANY (SELECT to_regclass(n) FROM unnest($1::text[]) n)
@@ -75,9 +75,9 @@ FROM setting
 -- The churn tables first, in the order given: a long vacuum of a big partition never holds them up.
 ORDER BY array_position($1::text[], relname) NULLS LAST, relname`;
 
-/** A table name of CHURN_TABLES, quoted for a VACUUM statement (no parameters there). */
 const UNDEFINED_TABLE = '42P01';
 
+/** A table's name, quoted for a VACUUM statement (no parameters there). */
 const quoted = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 
 /**
