@@ -87,9 +87,9 @@ const OTHER_AGENTS = '(other agents)';
  * is the source of the task's first task.created event (the trace row's created_by), the service.name of
  * its root span (docs/spans.md); the agent is the one it was last assigned to, null when never assigned.
  * The graph folds the agents outside the GRAPH_AGENTS that handled the most of these tasks (RANK) into
- * one node, OTHER_AGENTS, so a swarm of hundreds of agents stays a readable graph. A task's created_at is its earliest task.created, so a task created before
- * the range whose duplicate task.created (another event id) falls in it is left out; a trace with no
- * task.created is not drawn. A row whose created_by is unset (stored before migration 0016, which does
+ * one node, OTHER_AGENTS, so a swarm of hundreds of agents stays a readable graph. A task's created_at
+ * is its earliest task.created, so a task created before the range whose duplicate task.created (another
+ * event id) falls in it is left out; a trace with no task.created is not drawn. A row whose created_by is unset (stored before migration 0016, which does
  * not rewrite them) has its creator read from that event, as the graph did before.
  */
 const CREATED_TASKS = `WITH created_tasks AS (
@@ -110,7 +110,10 @@ const CREATED_TASKS = `WITH created_tasks AS (
   WHERE t.is_task AND t.created_by IS NULL AND $__timeFilter(t.created_at)
 )`;
 
-/** True for the GRAPH_AGENTS busiest agents: by tasks, ties by name in code-point order (null: never assigned, last). */
+/**
+ * True for the GRAPH_AGENTS busiest agents: by tasks, ties by name in code-point order (null, never
+ * assigned, last).
+ */
 const RANK = `row_number() OVER (ORDER BY agent IS NULL, tasks DESC, agent COLLATE "C") <= ${GRAPH_AGENTS}`;
 
 /** The outcome counts of a group of created_tasks, and the p95 duration of its completed tasks. */
