@@ -72,7 +72,7 @@ SELECT current_setting('autovacuum') = 'off' AS autovacuum_off, relname,
   n_dead_tup > vacuum_at OR n_ins_since_vacuum > insert_vacuum_at AS vacuum,
   n_mod_since_analyze > analyze_at AS analyze
 FROM setting
--- The churn tables first, in the order given: a long vacuum of a big partition never holds them up.
+-- The churn tables first, in the order given: within a round, a long vacuum of a big partition comes after them.
 ORDER BY array_position($1::text[], relname) NULLS LAST, relname`;
 
 const UNDEFINED_TABLE = '42P01';
